@@ -1,0 +1,698 @@
+//! `callpop` command line: run the engine headless (`serve`) and read the history.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Local, NaiveDate, SecondsFormat, TimeZone, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use callpop::config::{Config, Overrides};
+use callpop::engine::Engine;
+use callpop::model::{Call, CallDirection, CallResult};
+use callpop::receiver::{RINGCENTRAL_PATH, RINGOTEL_PATH};
+use callpop::replay::{self, QuarantineReplay};
+use callpop::secrets::TokenSource;
+use callpop::store::{CallFilter, CallRecord, EventFilter, Store, StoreOptions};
+
+#[derive(Parser)]
+#[command(name = "callpop", version, about = "Caller pop-ups and call history for dealership desks")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct GlobalArgs {
+    /// Where the call history and secrets live (default: the platform data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML config file (default: ~/.config/callpop/config.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the webhook receiver and keep the call history (headless).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8787).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// List and search the call history, newest first.
+    Calls(CallsArgs),
+    /// Show stored deliveries and quarantined bodies, or replay them.
+    Events(EventsArgs),
+    /// Show the webhook tokens senders must use (masked unless --reveal).
+    Tokens {
+        /// Print the full tokens.
+        #[arg(long)]
+        reveal: bool,
+    },
+}
+
+#[derive(Args)]
+struct CallsArgs {
+    /// A number fragment in any format, a name or an extension.
+    #[arg(long, short = 's', value_name = "TEXT")]
+    search: Option<String>,
+    /// Calls started at or after: RFC 3339, YYYY-MM-DD, today, yesterday, or 30m/2h/7d ago.
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Calls started before (same forms as --since).
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Only this outcome.
+    #[arg(long, value_enum, value_name = "R")]
+    result: Option<ResultArg>,
+    /// Only this direction.
+    #[arg(long, value_enum, value_name = "D")]
+    direction: Option<DirectionArg>,
+    /// Only calls this extension (number or id) took part in.
+    #[arg(long, value_name = "EXT")]
+    extension: Option<String>,
+    /// How many calls to show (0 = all).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    limit: usize,
+    /// One JSON object per line.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV with a header row.
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ResultArg {
+    Answered,
+    Missed,
+    Voicemail,
+    NoAnswer,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DirectionArg {
+    Inbound,
+    Outbound,
+    Internal,
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    #[command(subcommand)]
+    action: Option<EventsAction>,
+    /// Only deliveries that contributed to this call id.
+    #[arg(long, value_name = "ID")]
+    call: Option<i64>,
+    /// Show quarantined (unusable) bodies instead.
+    #[arg(long)]
+    quarantined: bool,
+    /// How many to show (0 = all).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    limit: usize,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum EventsAction {
+    /// Run stored deliveries through today's parsers again (idempotent).
+    Replay {
+        /// The delivery id to replay.
+        #[arg(required_unless_present_any = ["quarantined", "all"], conflicts_with_all = ["quarantined", "all"])]
+        id: Option<i64>,
+        /// Replay every open quarantine entry.
+        #[arg(long, conflicts_with = "all")]
+        quarantined: bool,
+        /// Replay every stored delivery.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("callpop: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let overrides = |listen: Option<String>| Overrides {
+        listen,
+        data_dir: cli.global.data_dir.clone(),
+        config_file: cli.global.config.clone(),
+    };
+    match cli.command {
+        Command::Serve { listen } => serve(Config::load(&overrides(listen))?),
+        Command::Calls(args) => calls(&Config::load(&overrides(None))?, args),
+        Command::Events(args) => events(&Config::load(&overrides(None))?, args),
+        Command::Tokens { reveal } => tokens(&Config::load(&overrides(None))?, reveal),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(config: Config) -> Result<()> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let engine = Engine::start(config.clone())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        print_banner(&engine, addr);
+        let shutdown = engine.shutdown_token();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            shutdown.cancel();
+        });
+        engine.run(listener).await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
+    let config = engine.config();
+    let tokens = engine.tokens();
+    let base = format!("http://{addr}");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "CallPop {} is receiving webhooks.", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "  Listening on {base}");
+    let _ = writeln!(out, "  RingCentral webhook: {base}{RINGCENTRAL_PATH}");
+    let _ = writeln!(out, "  Ringotel webhook:    {base}{RINGOTEL_PATH}");
+    let _ = writeln!(out, "  Health:              {base}/healthz");
+    let _ = writeln!(out, "  Call history:        {}", config.db_path().display());
+    if config.watch_extensions.is_empty() {
+        let _ = writeln!(out, "  Watching:            every extension of the account");
+    } else {
+        let _ = writeln!(out, "  Watching:            extensions {}", config.watch_extensions.join(", "));
+    }
+    let generated = [
+        (tokens.ringcentral_source, "RingCentral verification token", &tokens.ringcentral),
+        (tokens.ringotel_source, "Ringotel api_token", &tokens.ringotel),
+    ];
+    if generated.iter().any(|(s, _, _)| *s == TokenSource::Generated) {
+        let _ = writeln!(
+            out,
+            "New webhook tokens were generated for this installation (kept in {}, readable only by you):",
+            tokens.file.display()
+        );
+        for (source, label, token) in generated {
+            if let (TokenSource::Generated, Some(t)) = (source, token) {
+                let _ = writeln!(out, "  {label}: {}", t.expose());
+            }
+        }
+    } else {
+        let _ = writeln!(out, "  Webhook tokens:      set (`callpop tokens` shows them)");
+    }
+    for (label, token) in [("RingCentral", &tokens.ringcentral), ("Ringotel", &tokens.ringotel)] {
+        if token.is_none() {
+            let _ = writeln!(
+                out,
+                "  WARNING: {label} deliveries are accepted without a token (disabled by an empty environment variable)."
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  RingCentral subscription management is off (no RingCentral credentials configured)."
+    );
+    let _ = out.flush();
+}
+
+fn open_history(config: &Config) -> Result<Store> {
+    Ok(Store::open_existing(
+        &config.db_path(),
+        StoreOptions {
+            country: config.default_country,
+        },
+    )?)
+}
+
+/// Reads a time as people type it: RFC 3339, a local date, today/yesterday, or "2h" ago.
+fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Some(t) = callpop::wire::parse_timestamp(s) {
+        return Ok(t);
+    }
+    let local_midnight = |d: NaiveDate| -> Result<DateTime<Utc>> {
+        let naive = d.and_hms_opt(0, 0, 0).context("invalid date")?;
+        Local
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .context("that local time does not exist")
+    };
+    let today = now.with_timezone(&Local).date_naive();
+    match s.to_ascii_lowercase().as_str() {
+        "today" => return local_midnight(today),
+        "yesterday" => return local_midnight(today.pred_opt().context("date out of range")?),
+        _ => {}
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return local_midnight(d);
+    }
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&i| i > 0)
+        .with_context(|| format!("{s:?} is not a time (try 2026-11-23, today, 2h or an RFC 3339 time)"))?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().context("number too large")?;
+    let unit_seconds = match unit.trim() {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => bail!("unknown time unit {other:?} in {s:?} (use m, h, d or w)"),
+    };
+    n.checked_mul(unit_seconds)
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| now.checked_sub_signed(d))
+        .context("time out of range")
+}
+
+fn rfc3339(t: Option<DateTime<Utc>>) -> serde_json::Value {
+    t.map_or(serde_json::Value::Null, |t| {
+        serde_json::Value::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    })
+}
+
+/// The documented JSON shape of a call in `callpop calls --json`.
+fn call_json(r: &CallRecord) -> serde_json::Value {
+    let c = &r.call;
+    serde_json::json!({
+        "id": r.id,
+        "provider": c.provider.as_str(),
+        "call_key": c.call_key,
+        "direction": c.direction.as_str(),
+        "state": c.state.as_str(),
+        "result": c.result.map(|r| r.as_str()),
+        "from": c.from.raw,
+        "from_e164": c.from.e164,
+        "from_name": c.from.name,
+        "to": c.to.raw,
+        "to_e164": c.to.e164,
+        "to_name": c.to.name,
+        "extensions": c.extensions,
+        "started_at": rfc3339(Some(c.started_at)),
+        "answered_at": rfc3339(c.answered_at),
+        "ended_at": rfc3339(c.ended_at),
+        "ring_seconds": c.ring_seconds,
+        "talk_seconds": c.talk_seconds,
+        "recording_url": c.recording_url,
+        "voicemail_id": c.voicemail.as_ref().and_then(|v| v.message_id.clone()),
+        "voicemail_seconds": c.voicemail.as_ref().and_then(|v| v.seconds),
+        "voicemail_url": c.voicemail.as_ref().and_then(|v| v.url.clone()),
+        "event_count": c.event_count,
+        "last_event_at": rfc3339(Some(c.last_event_at)),
+        "updated_at": rfc3339(Some(r.updated_at)),
+    })
+}
+
+fn party_label(number: &Option<String>, e164: &Option<String>, name: &Option<String>) -> String {
+    let number = e164.clone().or_else(|| number.clone());
+    match (name, number) {
+        (Some(n), Some(num)) => format!("{n} {num}"),
+        (Some(n), None) => n.clone(),
+        (None, Some(num)) => num,
+        (None, None) => "Unknown caller".into(),
+    }
+}
+
+fn extensions_label(c: &Call) -> String {
+    c.extensions
+        .iter()
+        .filter_map(|p| p.label())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        format!("{s:<width$}")
+    } else {
+        let cut: String = s.chars().take(width.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    // Cells starting with these are formulas in spreadsheets; neutralise them.
+    let is_number = s.strip_prefix('+').is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()));
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn calls(config: &Config, args: CallsArgs) -> Result<()> {
+    let store = open_history(config)?;
+    let now = Utc::now();
+    let filter = CallFilter {
+        search: args.search,
+        since: args.since.as_deref().map(|s| parse_time(s, now)).transpose()?,
+        until: args.until.as_deref().map(|s| parse_time(s, now)).transpose()?,
+        result: args.result.map(|r| match r {
+            ResultArg::Answered => CallResult::Answered,
+            ResultArg::Missed => CallResult::Missed,
+            ResultArg::Voicemail => CallResult::Voicemail,
+            ResultArg::NoAnswer => CallResult::NoAnswer,
+        }),
+        direction: args.direction.map(|d| match d {
+            DirectionArg::Inbound => CallDirection::Inbound,
+            DirectionArg::Outbound => CallDirection::Outbound,
+            DirectionArg::Internal => CallDirection::Internal,
+        }),
+        extension: args.extension,
+        limit: args.limit,
+        ..Default::default()
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.csv {
+        writeln!(
+            out,
+            "id,started_at,direction,result,from,from_e164,from_name,to,to_e164,to_name,extensions,ring_seconds,talk_seconds,answered_at,ended_at,recording_url,voicemail_seconds,provider,call_key"
+        )?;
+        store.for_each_call(&filter, |r| {
+            let c = &r.call;
+            let cells = [
+                r.id.to_string(),
+                c.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                c.direction.as_str().into(),
+                c.result.map(|r| r.as_str()).unwrap_or("").into(),
+                c.from.raw.clone().unwrap_or_default(),
+                c.from.e164.clone().unwrap_or_default(),
+                c.from.name.clone().unwrap_or_default(),
+                c.to.raw.clone().unwrap_or_default(),
+                c.to.e164.clone().unwrap_or_default(),
+                c.to.name.clone().unwrap_or_default(),
+                extensions_label(c),
+                c.ring_seconds.to_string(),
+                c.talk_seconds.to_string(),
+                c.answered_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)).unwrap_or_default(),
+                c.ended_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)).unwrap_or_default(),
+                c.recording_url.clone().unwrap_or_default(),
+                c.voicemail.as_ref().and_then(|v| v.seconds).map(|s| s.to_string()).unwrap_or_default(),
+                c.provider.as_str().into(),
+                c.call_key.clone(),
+            ];
+            let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+            writeln!(out, "{}", line.join(","))
+                .map_err(|e| callpop::store::StoreError::Unwritable(e.to_string()))
+        })?;
+        out.flush()?;
+        return Ok(());
+    }
+    let records = store.calls(&filter)?;
+    if args.json {
+        for r in &records {
+            writeln!(out, "{}", call_json(r))?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    if records.is_empty() {
+        writeln!(out, "No calls match.")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>6}  {:<16}  {:<8}  {:<26}  {:<22}  {:<10}  {:<9}  {:>5}  {:>6}",
+        "ID", "STARTED", "DIR", "FROM", "TO", "EXT", "RESULT", "RING", "TALK"
+    )?;
+    for r in &records {
+        let c = &r.call;
+        let result = c
+            .result
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_else(|| c.state.as_str().to_string());
+        writeln!(
+            out,
+            "{:>6}  {:<16}  {:<8}  {}  {}  {}  {:<9}  {:>4}s  {:>5}s",
+            r.id,
+            c.started_at.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+            c.direction.as_str(),
+            truncate(&party_label(&c.from.raw, &c.from.e164, &c.from.name), 26),
+            truncate(&party_label(&c.to.raw, &c.to.e164, &c.to.name), 22),
+            truncate(&extensions_label(c), 10),
+            result,
+            c.ring_seconds,
+            c.talk_seconds,
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn body_json(body: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text)
+            .unwrap_or_else(|_| serde_json::Value::String(text.to_string())),
+        Err(_) => serde_json::json!({ "hex": hex::encode(body) }),
+    }
+}
+
+fn events(config: &Config, args: EventsArgs) -> Result<()> {
+    let mut store = open_history(config)?;
+    let country = config.default_country;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if let Some(EventsAction::Replay { id, quarantined, all }) = args.action {
+        if quarantined {
+            let results = replay::replay_quarantine(&mut store, &country)?;
+            if results.is_empty() {
+                writeln!(out, "No quarantined deliveries.")?;
+            }
+            for r in results {
+                match r {
+                    QuarantineReplay::Resolved { quarantine_id, outcome } => writeln!(
+                        out,
+                        "quarantine {quarantine_id}: stored ({})",
+                        match outcome {
+                            callpop::store::IngestOutcome::Stored { raw_event_id, .. } =>
+                                format!("delivery {raw_event_id}"),
+                            callpop::store::IngestOutcome::Duplicate { raw_event_id, .. } =>
+                                format!("already stored as delivery {raw_event_id}"),
+                        }
+                    )?,
+                    QuarantineReplay::StillInvalid { quarantine_id, reason } => {
+                        writeln!(out, "quarantine {quarantine_id}: still unusable: {reason}")?
+                    }
+                }
+            }
+            return Ok(out.flush()?);
+        }
+        let ids = if all {
+            store.raw_event_ids()?
+        } else {
+            vec![id.context("give a delivery id, --quarantined or --all")?]
+        };
+        let (mut changed, mut failed) = (0usize, 0usize);
+        for id in &ids {
+            match replay::replay_raw_event(&mut store, *id, &country)? {
+                Ok(changes) => {
+                    changed += changes.iter().filter(|c| c.before != c.after).count();
+                }
+                Err(e) => {
+                    failed += 1;
+                    writeln!(out, "delivery {id}: cannot be read by this version: {e}")?;
+                }
+            }
+        }
+        writeln!(
+            out,
+            "Replayed {} deliver{}: {changed} call{} changed, {failed} unreadable.",
+            ids.len(),
+            if ids.len() == 1 { "y" } else { "ies" },
+            if changed == 1 { "" } else { "s" },
+        )?;
+        return Ok(out.flush()?);
+    }
+    if args.quarantined {
+        let records = store.quarantined(false, args.limit)?;
+        for q in &records {
+            if args.json {
+                let line = serde_json::json!({
+                    "id": q.id,
+                    "provider": q.provider.as_str(),
+                    "received_at": rfc3339(Some(q.received_at)),
+                    "last_received_at": rfc3339(Some(q.last_received_at)),
+                    "occurrences": q.occurrences,
+                    "reason": q.reason,
+                    "resolved_at": rfc3339(q.resolved_at),
+                    "headers": q.headers,
+                    "body": body_json(&q.body),
+                });
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>6}  {}  {:<11}  x{:<3} {}{}",
+                    q.id,
+                    q.last_received_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+                    q.provider.as_str(),
+                    q.occurrences,
+                    q.reason,
+                    if q.resolved_at.is_some() { "  (resolved)" } else { "" }
+                )?;
+            }
+        }
+        if records.is_empty() && !args.json {
+            writeln!(out, "Nothing in quarantine.")?;
+        }
+        return Ok(out.flush()?);
+    }
+    let records = store.events(&EventFilter {
+        call_id: args.call,
+        limit: args.limit,
+    })?;
+    for e in &records {
+        if args.json {
+            let line = serde_json::json!({
+                "id": e.id,
+                "provider": e.provider.as_str(),
+                "dedup_key": e.dedup_key,
+                "kind": e.kind,
+                "received_at": rfc3339(Some(e.received_at)),
+                "event_time": rfc3339(e.event_time),
+                "redeliveries": e.redeliveries,
+                "call_ids": e.call_ids,
+                "headers": e.headers,
+                "body": body_json(&e.body),
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{:>6}  {}  {:<11}  {:<20}  calls {:?}{}",
+                e.id,
+                e.received_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+                e.provider.as_str(),
+                e.kind,
+                e.call_ids,
+                if e.redeliveries > 0 {
+                    format!("  (+{} re-deliveries)", e.redeliveries)
+                } else {
+                    String::new()
+                }
+            )?;
+        }
+    }
+    if records.is_empty() && !args.json {
+        writeln!(out, "No deliveries stored.")?;
+    }
+    Ok(out.flush()?)
+}
+
+fn tokens(config: &Config, reveal: bool) -> Result<()> {
+    let tokens = callpop::secrets::webhook_tokens(config)?;
+    let show = |t: &Option<callpop::config::Secret>| match t {
+        None => "(none: deliveries are not checked)".to_string(),
+        Some(t) if reveal => t.expose().to_string(),
+        Some(t) => {
+            let head: String = t.expose().chars().take(4).collect();
+            format!("{head}… (--reveal prints it)")
+        }
+    };
+    let source = |s: TokenSource| match s {
+        TokenSource::Environment => "environment".to_string(),
+        TokenSource::File | TokenSource::Generated => tokens.file.display().to_string(),
+    };
+    println!(
+        "RingCentral verification token: {}  [{}]",
+        show(&tokens.ringcentral),
+        source(tokens.ringcentral_source)
+    );
+    println!(
+        "Ringotel api_token:             {}  [{}]",
+        show(&tokens.ringotel),
+        source(tokens.ringotel_source)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_every_form_people_type() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("time");
+        assert_eq!(
+            parse_time("2h", now).expect("2h"),
+            now - chrono::Duration::hours(2)
+        );
+        assert_eq!(
+            parse_time("7d", now).expect("7d"),
+            now - chrono::Duration::days(7)
+        );
+        assert_eq!(
+            parse_time("2026-11-20T10:00:00Z", now).expect("rfc3339"),
+            Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).single().expect("time")
+        );
+        assert!(parse_time("2026-11-20", now).is_ok());
+        assert!(parse_time("today", now).is_ok());
+        assert!(parse_time("soon", now).is_err());
+        assert!(parse_time("5y", now).is_err());
+        assert!(parse_time("99999999999999999999h", now).is_err());
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("+61412345678"), "+61412345678");
+        assert_eq!(csv_field("+cmd|calc"), "'+cmd|calc");
+    }
+}

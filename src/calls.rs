@@ -1,0 +1,529 @@
+//! Call semantics: every event known for a call, in any arrival order → one history row.
+//!
+//! The row is a pure function of the *set* of events: events are put in a canonical order
+//! (per leg by `sequence`, then time, then content) before they are folded, so every
+//! permutation and every duplicate of a call's events yields the identical row. A late
+//! lower-sequence event therefore lands where it belongs and cannot resurrect an ended leg.
+//! `docs/CALLS.md` explains the rules with a diagram.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    Call, CallDirection, CallEvent, CallResult, CallState, CallVoicemail, Endpoint, EventSource,
+    ExtensionPart, Leg, LegDirection, LegState, LegStatus, PartySummary, VoicemailMessage,
+};
+use crate::numbers::NumberKind;
+
+/// Orders events canonically: by leg, then by provider sequence, phase, time and content.
+fn canonical_cmp(a: &CallEvent, b: &CallEvent) -> Ordering {
+    (leg_group(a), &a.leg.id)
+        .cmp(&(leg_group(b), &b.leg.id))
+        .then_with(|| timeline_cmp(a, b))
+}
+
+/// Orders two events of the same leg along its timeline.
+fn timeline_cmp(a: &CallEvent, b: &CallEvent) -> Ordering {
+    a.sequence
+        .cmp(&b.sequence)
+        .then_with(|| phase(a).cmp(&phase(b)))
+        .then_with(|| a.event_time.cmp(&b.event_time))
+        .then_with(|| content_key(a).cmp(&content_key(b)))
+}
+
+/// Legs are grouped by the kind of source that reported them.
+fn leg_group(e: &CallEvent) -> u8 {
+    match e.source {
+        EventSource::TelephonySession => 0,
+        EventSource::Presence => 1,
+        EventSource::CallLog => 2,
+        EventSource::RingotelStart | EventSource::RingotelStop | EventSource::RingotelRecording => 3,
+    }
+}
+
+/// Ringotel sends no sequence numbers: a start precedes a recording precedes a stop.
+fn phase(e: &CallEvent) -> u8 {
+    match e.source {
+        EventSource::RingotelStart => 0,
+        EventSource::RingotelRecording => 1,
+        EventSource::RingotelStop => 2,
+        _ => 0,
+    }
+}
+
+/// The last tie-breaker: the event's own content, so equal-looking events still order stably.
+fn content_key(e: &CallEvent) -> String {
+    serde_json::to_string(e).unwrap_or_default()
+}
+
+/// What one leg did over the call, folded from its events in timeline order.
+#[derive(Debug, Clone)]
+struct LegSummary<'a> {
+    leg: Leg,
+    source: EventSource,
+    events: Vec<&'a CallEvent>,
+    first_seen: DateTime<Utc>,
+    rang: bool,
+    first_connected: Option<DateTime<Utc>>,
+    reached_voicemail: bool,
+    /// The last event that carried a status.
+    last_status: Option<(&'a LegStatus, &'a CallEvent)>,
+    talk_seconds: i64,
+    missed_flag: bool,
+    /// Provider-stated talk time (Ringotel stop, call log).
+    stated_talk: Option<i64>,
+}
+
+impl<'a> LegSummary<'a> {
+    fn fold(mut events: Vec<&'a CallEvent>) -> Option<LegSummary<'a>> {
+        events.sort_by(|a, b| timeline_cmp(a, b));
+        let first = *events.first()?;
+        let mut leg = first.leg.clone();
+        for e in &events {
+            leg.extension_id = leg.extension_id.or_else(|| e.leg.extension_id.clone());
+            leg.extension_number = leg
+                .extension_number
+                .or_else(|| e.leg.extension_number.clone());
+            leg.name = leg.name.or_else(|| e.leg.name.clone());
+            leg.direction = leg.direction.or(e.leg.direction);
+        }
+        let mut s = LegSummary {
+            leg,
+            source: first.source,
+            first_seen: events.iter().map(|e| e.event_time).min().unwrap_or(first.event_time),
+            events: Vec::new(),
+            rang: false,
+            first_connected: None,
+            reached_voicemail: false,
+            last_status: None,
+            talk_seconds: 0,
+            missed_flag: false,
+            stated_talk: None,
+        };
+        let mut connected_since: Option<DateTime<Utc>> = None;
+        for e in &events {
+            s.missed_flag |= e.missed_call;
+            if let Some(t) = e.talk_seconds {
+                s.stated_talk = Some(s.stated_talk.map_or(t, |old: i64| old.max(t)));
+            }
+            let Some(status) = &e.status else { continue };
+            match status.state {
+                LegState::Ringing => s.rang = true,
+                LegState::Connected => {
+                    s.first_connected.get_or_insert(e.event_time);
+                    connected_since.get_or_insert(e.event_time);
+                }
+                LegState::Voicemail => s.reached_voicemail = true,
+                LegState::Held | LegState::Ended | LegState::Other => {}
+            }
+            if status.state != LegState::Connected {
+                if let Some(since) = connected_since.take() {
+                    s.talk_seconds += seconds_between(since, e.event_time);
+                }
+            }
+            s.last_status = Some((status, e));
+        }
+        if let Some(t) = s.stated_talk {
+            s.talk_seconds = t;
+        }
+        s.events = events;
+        Some(s)
+    }
+
+    fn final_state(&self) -> Option<LegState> {
+        self.last_status.map(|(s, _)| s.state)
+    }
+
+    fn is_terminal(&self) -> bool {
+        self.final_state().is_some_and(LegState::is_terminal)
+    }
+
+    fn answered(&self) -> bool {
+        self.first_connected.is_some() || self.stated_talk.is_some_and(|t| t > 0)
+    }
+
+    /// When this leg started talking; for stated talk times, counted back from the end.
+    fn answered_at(&self) -> Option<DateTime<Utc>> {
+        if let Some(t) = self.first_connected {
+            return Some(t);
+        }
+        let talk = self.stated_talk.filter(|t| *t > 0)?;
+        let end = self.events.iter().filter_map(|e| e.call_end).max()?;
+        Some(end - chrono::Duration::seconds(talk))
+    }
+
+    /// The sort key of this leg's final status event among all legs of the call.
+    fn final_key(&self) -> Option<(DateTime<Utc>, Option<i64>)> {
+        self.last_status.map(|(_, e)| (e.event_time, e.sequence))
+    }
+}
+
+fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
+    (b - a).num_seconds().max(0)
+}
+
+/// Picks which legs describe the call: telephony sessions win over presence for the same
+/// extension, and call-log records only fill in calls no live source reported.
+fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> Vec<LegSummary<'a>> {
+    let live = legs.iter().any(|l| l.source != EventSource::CallLog);
+    let telephony_extensions: Vec<String> = legs
+        .iter()
+        .filter(|l| l.source == EventSource::TelephonySession)
+        .filter_map(|l| l.leg.extension_id.clone())
+        .collect();
+    let any_telephony = legs
+        .iter()
+        .any(|l| l.source == EventSource::TelephonySession);
+    legs.into_iter()
+        .filter(|l| match l.source {
+            EventSource::CallLog => !live,
+            EventSource::Presence => {
+                !any_telephony
+                    || l
+                        .leg
+                        .extension_id
+                        .as_ref()
+                        .is_some_and(|e| !telephony_extensions.contains(e))
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+fn decide_direction(legs: &[LegSummary<'_>]) -> CallDirection {
+    let ext: Vec<&LegSummary> = legs.iter().filter(|l| l.leg.is_extension()).collect();
+    if ext.is_empty() {
+        // No desk has reported yet. A real RingCentral party without extension is the PSTN
+        // side, whose "technical" direction is the mirror image of the call's (PROTOCOL.md §0
+        // #13); a seed-style party without an id states the call's direction plainly.
+        let Some(first) = legs.iter().find(|l| l.leg.direction.is_some()) else {
+            return CallDirection::Unknown;
+        };
+        return match (first.leg.direction, first.leg.has_provider_id) {
+            (Some(LegDirection::Inbound), false) | (Some(LegDirection::Outbound), true) => {
+                CallDirection::Inbound
+            }
+            (Some(LegDirection::Outbound), false) | (Some(LegDirection::Inbound), true) => {
+                CallDirection::Outbound
+            }
+            (None, _) => CallDirection::Unknown,
+        };
+    }
+    let has_in = ext
+        .iter()
+        .any(|l| l.leg.direction == Some(LegDirection::Inbound));
+    let has_out = ext
+        .iter()
+        .any(|l| l.leg.direction == Some(LegDirection::Outbound));
+    let is_desk = |end: &Endpoint| {
+        end.extension_id.is_some()
+            || end
+                .number
+                .as_ref()
+                .is_some_and(|n| n.kind == NumberKind::Extension)
+    };
+    let caller_is_desk = ext
+        .iter()
+        .filter(|l| l.leg.direction == Some(LegDirection::Inbound))
+        .flat_map(|l| l.events.iter())
+        .any(|e| is_desk(&e.from));
+    let callee_is_desk = ext
+        .iter()
+        .filter(|l| l.leg.direction == Some(LegDirection::Outbound))
+        .flat_map(|l| l.events.iter())
+        .any(|e| is_desk(&e.to));
+    match (has_in, has_out) {
+        (true, true) => CallDirection::Internal,
+        (true, false) if caller_is_desk => CallDirection::Internal,
+        (true, false) => CallDirection::Inbound,
+        (false, true) if callee_is_desk => CallDirection::Internal,
+        (false, true) => CallDirection::Outbound,
+        (false, false) => CallDirection::Unknown,
+    }
+}
+
+/// Legs whose answer counts as "the call was answered" for this direction.
+fn answering_legs<'b, 'a>(
+    legs: &'b [LegSummary<'a>],
+    direction: CallDirection,
+) -> Vec<&'b LegSummary<'a>> {
+    let ext: Vec<&LegSummary> = legs.iter().filter(|l| l.leg.is_extension()).collect();
+    match direction {
+        CallDirection::Outbound => legs.iter().collect(),
+        _ if ext.is_empty() => legs.iter().filter(|l| !l.leg.has_provider_id).collect(),
+        CallDirection::Internal => {
+            let callees: Vec<&LegSummary> = ext
+                .iter()
+                .copied()
+                .filter(|l| l.leg.direction == Some(LegDirection::Inbound))
+                .collect();
+            if callees.is_empty() {
+                ext
+            } else {
+                callees
+            }
+        }
+        _ => ext
+            .into_iter()
+            .filter(|l| l.leg.direction != Some(LegDirection::Outbound))
+            .collect(),
+    }
+}
+
+/// Legs whose talk time adds up to the call's talk time (no side counted twice).
+fn talking_legs<'b, 'a>(
+    legs: &'b [LegSummary<'a>],
+    direction: CallDirection,
+) -> Vec<&'b LegSummary<'a>> {
+    match direction {
+        CallDirection::Outbound => {
+            let ext: Vec<&LegSummary> = legs.iter().filter(|l| l.leg.is_extension()).collect();
+            if ext.is_empty() {
+                legs.iter().collect()
+            } else {
+                ext
+            }
+        }
+        _ => answering_legs(legs, direction),
+    }
+}
+
+/// Chooses a side's number and name: the first non-empty value in priority order.
+fn summarize_side<'e>(ends: impl Iterator<Item = &'e Endpoint> + Clone) -> PartySummary {
+    let number = ends
+        .clone()
+        .filter_map(|e| e.number.as_ref())
+        .find(|n| !n.is_unknown())
+        .or_else(|| ends.clone().find_map(|e| e.number.as_ref()));
+    PartySummary {
+        raw: number.map(|n| n.raw.clone()),
+        e164: number.and_then(|n| n.e164.clone()),
+        name: ends.clone().find_map(|e| e.name.clone()),
+    }
+}
+
+fn extension_parts(legs: &[LegSummary<'_>]) -> Vec<ExtensionPart> {
+    let mut order: Vec<(DateTime<Utc>, String)> = Vec::new();
+    let mut parts: BTreeMap<String, ExtensionPart> = BTreeMap::new();
+    for l in legs.iter().filter(|l| l.leg.is_extension()) {
+        let key = l
+            .leg
+            .extension_id
+            .clone()
+            .or_else(|| l.leg.extension_number.clone())
+            .unwrap_or_default();
+        let entry = parts.entry(key.clone()).or_insert_with(|| {
+            order.push((l.first_seen, key.clone()));
+            ExtensionPart::default()
+        });
+        if let Some(pos) = order.iter().position(|(_, k)| *k == key) {
+            if l.first_seen < order[pos].0 {
+                order[pos].0 = l.first_seen;
+            }
+        }
+        entry.extension_id = entry.extension_id.take().or_else(|| l.leg.extension_id.clone());
+        entry.extension_number = entry
+            .extension_number
+            .take()
+            .or_else(|| l.leg.extension_number.clone());
+        entry.name = entry.name.take().or_else(|| l.leg.name.clone());
+        entry.direction = entry.direction.or(l.leg.direction);
+        entry.rang |= l.rang || l.answered() || l.leg.direction == Some(LegDirection::Outbound);
+        entry.answered |= l.answered();
+        entry.talk_seconds += l.talk_seconds;
+        // The latest state across this extension's legs.
+        let candidate = l.final_key().zip(l.final_state());
+        entry.state = match (entry.state, candidate) {
+            (None, Some((_, s))) => Some(s),
+            (Some(old), _) => Some(old),
+            (None, None) => None,
+        };
+    }
+    // Re-evaluate states with the latest leg per extension (the loop above keeps the first).
+    for (key, part) in parts.iter_mut() {
+        let latest = legs
+            .iter()
+            .filter(|l| {
+                l.leg.extension_id.as_deref().or(l.leg.extension_number.as_deref())
+                    == Some(key.as_str())
+            })
+            .filter_map(|l| l.final_key().zip(l.final_state()))
+            .max_by(|a, b| a.0.cmp(&b.0));
+        part.state = latest.map(|(_, s)| s);
+    }
+    order.sort();
+    order
+        .into_iter()
+        .filter_map(|(_, k)| parts.remove(&k))
+        .collect()
+}
+
+/// Derives the history row for one call from all of its events (any order, duplicates fine).
+///
+/// `deliveries` is how many stored deliveries contributed; `voicemail` is a voicemail message
+/// the store matched to this call. Returns `None` when there are no events.
+pub fn derive(
+    events: &[CallEvent],
+    deliveries: i64,
+    voicemail: Option<&VoicemailMessage>,
+) -> Option<Call> {
+    let first = events.first()?;
+    let mut sorted: Vec<&CallEvent> = events.iter().collect();
+    sorted.sort_by(|a, b| canonical_cmp(a, b));
+    sorted.dedup_by(|a, b| a == b);
+
+    let mut by_leg: BTreeMap<(u8, String), Vec<&CallEvent>> = BTreeMap::new();
+    for e in &sorted {
+        by_leg
+            .entry((leg_group(e), e.leg.id.clone()))
+            .or_default()
+            .push(e);
+    }
+    let legs = effective_legs(by_leg.into_values().filter_map(LegSummary::fold).collect());
+    let used: Vec<&CallEvent> = legs.iter().flat_map(|l| l.events.iter().copied()).collect();
+
+    let direction = decide_direction(&legs);
+    let answering = answering_legs(&legs, direction);
+    let answered_at = answering.iter().filter_map(|l| l.answered_at()).min();
+    let answered = answering.iter().any(|l| l.answered());
+
+    let with_status: Vec<&LegSummary> = legs.iter().filter(|l| l.last_status.is_some()).collect();
+    let all_terminal = !with_status.is_empty() && with_status.iter().all(|l| l.is_terminal());
+    let last_terminal = with_status
+        .iter()
+        .filter_map(|l| l.final_key().zip(l.last_status.map(|(s, _)| s)))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, s)| s);
+    let ended = all_terminal && last_terminal.is_some_and(|s| !s.is_handover());
+    let reached_voicemail =
+        legs.iter().any(|l| l.reached_voicemail) || voicemail.is_some();
+
+    let state = if ended {
+        CallState::Ended
+    } else if with_status.is_empty() {
+        CallState::Unknown
+    } else {
+        let live: Vec<LegState> = with_status
+            .iter()
+            .filter_map(|l| l.final_state())
+            .filter(|s| !s.is_terminal())
+            .collect();
+        if live.iter().any(|s| {
+            matches!(
+                s,
+                LegState::Connected | LegState::Held | LegState::Voicemail | LegState::Other
+            )
+        }) {
+            CallState::Connected
+        } else {
+            CallState::Ringing
+        }
+    };
+
+    let result = if answered {
+        Some(CallResult::Answered)
+    } else if reached_voicemail && direction != CallDirection::Outbound {
+        Some(CallResult::Voicemail)
+    } else if ended {
+        Some(match direction {
+            CallDirection::Outbound => CallResult::NoAnswer,
+            _ => CallResult::Missed,
+        })
+    } else {
+        None
+    };
+
+    let started_at = used
+        .iter()
+        .flat_map(|e| [Some(e.event_time), e.call_start])
+        .flatten()
+        .min()
+        .unwrap_or(first.event_time);
+    let last_event_at = used
+        .iter()
+        .flat_map(|e| [Some(e.event_time), e.call_end])
+        .flatten()
+        .max()
+        .unwrap_or(first.event_time);
+    let ended_at = ended.then(|| {
+        with_status
+            .iter()
+            .filter_map(|l| l.last_status.map(|(_, e)| e.event_time))
+            .chain(used.iter().filter_map(|e| e.call_end))
+            .max()
+            .unwrap_or(last_event_at)
+    });
+    let ring_until = answered_at.or(ended_at);
+    let ring_seconds = ring_until.map_or(0, |t| seconds_between(started_at, t));
+    let talk_seconds = talking_legs(&legs, direction)
+        .iter()
+        .map(|l| l.talk_seconds)
+        .sum();
+
+    // The calling side is the same on every party; the called side is best read from the PSTN
+    // party (the line the customer dialled) for inbound calls, from the desk otherwise.
+    let external_first: Vec<&CallEvent> = {
+        let (ext, other): (Vec<&CallEvent>, Vec<&CallEvent>) =
+            used.iter().partition(|e| e.leg.is_extension());
+        match direction {
+            CallDirection::Inbound | CallDirection::Unknown => other.into_iter().chain(ext).collect(),
+            _ => ext.into_iter().chain(other).collect(),
+        }
+    };
+    let from = summarize_side(external_first.iter().map(|e| &e.from));
+    let mut to = summarize_side(external_first.iter().map(|e| &e.to));
+    let extensions = extension_parts(&legs);
+    if to.name.is_none() {
+        to.name = extensions
+            .iter()
+            .find(|p| p.answered)
+            .or(extensions.first())
+            .and_then(|p| p.name.clone());
+    }
+
+    let recording_url = used
+        .iter()
+        .filter_map(|e| e.recording.as_ref())
+        .find_map(|r| r.url.clone());
+    let linked_message = used.iter().find_map(|e| e.voicemail_message_id.clone());
+    let voicemail = match voicemail {
+        Some(vm) => Some(CallVoicemail {
+            message_id: Some(vm.message_id.clone()),
+            seconds: vm.duration_seconds,
+            url: vm.audio_url.clone(),
+        }),
+        None => linked_message.map(|id| CallVoicemail {
+            message_id: Some(id),
+            seconds: None,
+            url: None,
+        }),
+    };
+
+    Some(Call {
+        provider: first.provider,
+        call_key: first.call_key.clone(),
+        direction,
+        state,
+        result,
+        from,
+        to,
+        extensions,
+        started_at,
+        answered_at,
+        ended_at,
+        ring_seconds,
+        talk_seconds,
+        recording_url,
+        voicemail,
+        event_count: deliveries,
+        last_event_at,
+    })
+}
+
+/// True when the call rang at (or was placed by) one of the watched extensions; an empty
+/// watch list watches the whole account.
+pub fn involves(call: &Call, watched: &[String]) -> bool {
+    watched.is_empty() || call.extensions.iter().any(|p| p.matches_extension(watched))
+}

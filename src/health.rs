@@ -1,0 +1,142 @@
+//! What the engine reports about itself: receiver counters, storage problems and the state of
+//! each background part. `/healthz`, the CLI and the UI read snapshots of it; it never holds
+//! a secret.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::model::Provider;
+
+/// Counters and states, shared by the parts of one engine.
+#[derive(Debug, Default)]
+pub struct Health {
+    inner: Mutex<Snapshot>,
+}
+
+/// Per-provider receiver counters.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ProviderCounters {
+    /// Deliveries stored for the first time.
+    pub accepted: u64,
+    /// Re-deliveries acknowledged without change.
+    pub duplicates: u64,
+    /// Rejected for a missing or wrong token.
+    pub unauthorized: u64,
+    /// Rejected as malformed (4xx other than 401).
+    pub rejected: u64,
+    /// Authenticated but unusable bodies kept in quarantine.
+    pub quarantined: u64,
+    /// RingCentral validation handshakes answered.
+    pub handshakes: u64,
+    /// When the last delivery was stored.
+    pub last_accepted_at: Option<DateTime<Utc>>,
+    /// Whether deliveries must carry the configured token.
+    pub token_required: bool,
+}
+
+/// A background part's state, with the reason people need to act on it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartStatus {
+    /// Short machine-readable state (`active`, `off`, `error`, …).
+    pub state: String,
+    /// One sentence for people.
+    pub detail: String,
+    /// When the state last changed.
+    pub since: DateTime<Utc>,
+}
+
+/// A point-in-time copy of the engine's health.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `ok`, `degraded` (a part needs attention) or `error` (deliveries cannot be stored).
+    pub status: String,
+    /// CallPop version.
+    pub version: String,
+    /// When the engine started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Where the local receiver listens.
+    pub listen: Option<SocketAddr>,
+    /// RingCentral receiver counters.
+    pub ringcentral: ProviderCounters,
+    /// Ringotel receiver counters.
+    pub ringotel: ProviderCounters,
+    /// The last storage failure, while it lasts.
+    pub storage_error: Option<String>,
+    /// Background parts by name (`subscription`, `tunnel`, `notifications`, …).
+    pub parts: std::collections::BTreeMap<String, PartStatus>,
+}
+
+impl Health {
+    /// A fresh board for an engine starting now.
+    pub fn new() -> Arc<Health> {
+        let health = Health::default();
+        {
+            let mut s = health.lock();
+            s.version = env!("CARGO_PKG_VERSION").to_string();
+            s.started_at = Some(Utc::now());
+        }
+        Arc::new(health)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Snapshot> {
+        // A panic while holding this lock cannot leave counters inconsistent in a harmful way.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a change to one provider's counters.
+    pub fn provider(&self, provider: Provider, f: impl FnOnce(&mut ProviderCounters)) {
+        let mut s = self.lock();
+        match provider {
+            Provider::RingCentral => f(&mut s.ringcentral),
+            Provider::Ringotel => f(&mut s.ringotel),
+        }
+    }
+
+    /// Records where the receiver listens.
+    pub fn set_listen(&self, addr: SocketAddr) {
+        self.lock().listen = Some(addr);
+    }
+
+    /// Records (or clears, with `None`) a storage failure.
+    pub fn set_storage_error(&self, error: Option<String>) {
+        self.lock().storage_error = error;
+    }
+
+    /// Sets a background part's state; the time only moves when the state changes.
+    pub fn set_part(&self, name: &str, state: &str, detail: impl Into<String>) {
+        let detail = detail.into();
+        let mut s = self.lock();
+        let since = match s.parts.get(name) {
+            Some(old) if old.state == state => old.since,
+            _ => Utc::now(),
+        };
+        s.parts.insert(
+            name.to_string(),
+            PartStatus {
+                state: state.to_string(),
+                detail,
+                since,
+            },
+        );
+    }
+
+    /// A copy of everything, with the overall status worked out.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.lock().clone();
+        s.status = if s.storage_error.is_some() {
+            "error".into()
+        } else if s
+            .parts
+            .values()
+            .any(|p| matches!(p.state.as_str(), "error" | "blacklisted" | "offline"))
+        {
+            "degraded".into()
+        } else {
+            "ok".into()
+        };
+        s
+    }
+}

@@ -1,0 +1,20 @@
+//! CallPop engine: webhook receiver, provider parsers, call semantics and the local call
+//! history. No GUI library is used here; the desktop shell embeds this crate.
+#![warn(missing_docs)]
+
+pub mod calls;
+pub mod config;
+pub mod engine;
+pub mod health;
+pub mod model;
+pub mod numbers;
+pub mod receiver;
+pub mod replay;
+pub mod ringcentral;
+pub mod ringotel;
+pub mod secrets;
+pub mod server;
+pub mod store;
+pub mod wire;
+
+pub use wire::ParseError;

@@ -1,0 +1,508 @@
+//! The HTTP receiver: webhook routes for RingCentral and Ringotel plus `/healthz`.
+//!
+//! Order of checks on a RingCentral delivery: size → handshake (empty body + validation
+//! header, answered before anything else) → token → content type → parse → store → 200.
+//! Ringotel carries its token inside the JSON body, so the body is read before the token is
+//! checked. A 200 is sent only after the store has committed the delivery.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::Utc;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
+
+use crate::config::Secret;
+use crate::health::Health;
+use crate::model::{Delivery, Origin, ParsedDelivery, Payload, Provider, RenewalReminder};
+use crate::numbers::Country;
+use crate::store::writer::StoreWriter;
+use crate::store::{IngestOutcome, QuarantineEntry};
+use crate::wire::ParseError;
+use crate::{ringcentral, ringotel};
+
+/// Path of the RingCentral webhook.
+pub const RINGCENTRAL_PATH: &str = "/api/v1/webhooks/phone_calls_webhooks/ringcentral";
+/// Path of the Ringotel webhook.
+pub const RINGOTEL_PATH: &str = "/api/v1/webhooks/phone_calls_webhooks/ringotel";
+
+/// The longest validation token echoed back; keeps the handshake reply far below 1024 bytes.
+const MAX_VALIDATION_TOKEN: usize = 512;
+
+/// Request headers kept with a stored delivery (never credentials).
+const KEPT_HEADERS: &[&str] = &[
+    "content-type",
+    "user-agent",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// The client's address, put on each request by the server loop.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Everything the handlers need; cheap to clone.
+#[derive(Clone)]
+pub struct Receiver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: StoreWriter,
+    health: Arc<Health>,
+    ringcentral_token: Option<Secret>,
+    ringotel_token: Option<Secret>,
+    country: Country,
+    max_body_bytes: usize,
+    reminders: Option<mpsc::Sender<RenewalReminder>>,
+}
+
+/// Settings for [`Receiver::new`].
+pub struct ReceiverSettings {
+    /// Expected RingCentral verification token (`None` disables the check).
+    pub ringcentral_token: Option<Secret>,
+    /// Expected Ringotel `api_token` (`None` disables the check).
+    pub ringotel_token: Option<Secret>,
+    /// Country for reading national numbers.
+    pub country: Country,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+    /// Where renewal reminders go (the subscription keeper).
+    pub reminders: Option<mpsc::Sender<RenewalReminder>>,
+}
+
+impl Receiver {
+    /// Builds the receiver on a store writer.
+    pub fn new(writer: StoreWriter, health: Arc<Health>, settings: ReceiverSettings) -> Receiver {
+        health.provider(Provider::RingCentral, |c| {
+            c.token_required = settings.ringcentral_token.is_some()
+        });
+        health.provider(Provider::Ringotel, |c| {
+            c.token_required = settings.ringotel_token.is_some()
+        });
+        Receiver {
+            inner: Arc::new(Inner {
+                writer,
+                health,
+                ringcentral_token: settings.ringcentral_token,
+                ringotel_token: settings.ringotel_token,
+                country: settings.country,
+                max_body_bytes: settings.max_body_bytes,
+                reminders: settings.reminders,
+            }),
+        }
+    }
+
+    /// The axum router serving the webhook routes and `/healthz`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(RINGCENTRAL_PATH, post(ringcentral_webhook))
+            .route(RINGOTEL_PATH, post(ringotel_webhook))
+            .route("/healthz", get(healthz))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(self.inner.max_body_bytes))
+            .with_state(self.clone())
+    }
+}
+
+/// A JSON error reply: `{"error": {"code": …, "message": …}}`.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({"error": {"code": code, "message": message.into()}});
+    (status, Json(body)).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint only accepts the documented method (webhooks: POST)",
+    )
+}
+
+async fn healthz(State(r): State<Receiver>) -> Response {
+    let snapshot = r.inner.health.snapshot();
+    let status = if snapshot.status == "error" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(snapshot)).into_response()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .filter_map(|n| headers.get(*n))
+        .find_map(|v| v.to_str().ok())
+}
+
+/// Compares secrets without revealing, by timing, how much of them matched (or their length).
+fn token_matches(expected: &Secret, presented: &str) -> bool {
+    let a = Sha256::digest(expected.expose().as_bytes());
+    let b = Sha256::digest(presented.as_bytes());
+    a.ct_eq(&b).into()
+}
+
+fn sha256_hex(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+fn kept_headers(headers: &HeaderMap, peer: Option<SocketAddr>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = KEPT_HEADERS
+        .iter()
+        .filter_map(|name| {
+            headers.get(*name).map(|v| {
+                let text: String = String::from_utf8_lossy(v.as_bytes()).chars().take(512).collect();
+                (name.to_string(), text)
+            })
+        })
+        .collect();
+    if let Some(peer) = peer {
+        out.push(("peer".into(), peer.to_string()));
+    }
+    out
+}
+
+fn body_or_reject(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Response> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(limit)
+        } else {
+            error(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                format!("the request body could not be read: {rejection}"),
+            )
+        }
+    })
+}
+
+fn too_large(limit: usize) -> Response {
+    let mut response = error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("bodies are limited to {limit} bytes"),
+    );
+    // Do not let the client keep streaming a body we will never read.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Rejects a declared body size over the cap before reading any of it.
+fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), Response> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => Err(too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+/// JSON bodies only; a missing content type is tolerated (some senders omit it).
+fn check_content_type(headers: &HeaderMap) -> Result<(), Response> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || essence == "text/json" || essence.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("expected Content-Type: application/json, got {essence:?}"),
+        ))
+    }
+}
+
+fn unauthorized(provider: Provider, peer: Option<SocketAddr>, headers: &HeaderMap, reason: &str) -> Response {
+    tracing::warn!(
+        target: "callpop::security",
+        provider = provider.as_str(),
+        peer = ?peer,
+        forwarded_for = header_str(headers, &["x-forwarded-for"]).unwrap_or("-"),
+        reason,
+        "webhook delivery rejected"
+    );
+    error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        match provider {
+            Provider::RingCentral => "missing or wrong verification token",
+            Provider::Ringotel => "missing or wrong api_token",
+        },
+    )
+}
+
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+async fn ringcentral_webhook(
+    State(r): State<Receiver>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let inner = &r.inner;
+    let peer = peer.map(|Extension(PeerAddr(a))| a);
+    let provider = Provider::RingCentral;
+    let received_at = Utc::now();
+    let reject = |response: Response| {
+        inner.health.provider(provider, |c| c.rejected += 1);
+        response
+    };
+    if let Err(response) = check_declared_length(&headers, inner.max_body_bytes) {
+        return reject(response);
+    }
+    let body = match body_or_reject(body, inner.max_body_bytes) {
+        Ok(b) => b,
+        Err(response) => return reject(response),
+    };
+
+    // The handshake: answered before auth, parsing or storage (PROTOCOL.md §0 #2).
+    if is_blank(&body) {
+        let token = header_str(
+            &headers,
+            &["validation-token", "x_validation_token", "x-validation-token"],
+        );
+        return match token {
+            Some(token) if !token.is_empty() && token.len() <= MAX_VALIDATION_TOKEN => {
+                inner.health.provider(provider, |c| c.handshakes += 1);
+                handshake_reply(token)
+            }
+            Some(_) => reject(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_validation_token",
+                format!("Validation-Token must be 1 to {MAX_VALIDATION_TOKEN} visible characters"),
+            )),
+            None => reject(error(
+                StatusCode::BAD_REQUEST,
+                "empty_body",
+                "empty body without a Validation-Token header",
+            )),
+        };
+    }
+
+    if let Some(expected) = &inner.ringcentral_token {
+        let presented = header_str(
+            &headers,
+            &["verification-token", "verification_token", "validation-token"],
+        );
+        let verdict = match presented {
+            None => Some("missing verification token"),
+            Some(p) if !token_matches(expected, p) => Some("wrong verification token"),
+            Some(_) => None,
+        };
+        if let Some(reason) = verdict {
+            inner.health.provider(provider, |c| c.unauthorized += 1);
+            return unauthorized(provider, peer, &headers, reason);
+        }
+    }
+    if let Err(response) = check_content_type(&headers) {
+        return reject(response);
+    }
+    let kept = kept_headers(&headers, peer);
+    let sha = sha256_hex(&body);
+    match ringcentral::webhook::parse_delivery(&body, &inner.country, received_at) {
+        Ok(parsed) => {
+            let delivery = Delivery {
+                parsed,
+                origin: Origin::Webhook,
+                received_at,
+                headers: kept,
+                body: body.to_vec(),
+                body_sha256: sha,
+            };
+            store(inner, delivery).await
+        }
+        Err(e) => quarantine(inner, provider, received_at, kept, body.to_vec(), sha, e).await,
+    }
+}
+
+fn handshake_reply(token: &str) -> Response {
+    let Ok(value) = HeaderValue::from_str(token) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_validation_token",
+            "Validation-Token is not a valid header value",
+        );
+    };
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    h.insert(HeaderName::from_static("validation-token"), value);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn ringotel_webhook(
+    State(r): State<Receiver>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let inner = &r.inner;
+    let peer = peer.map(|Extension(PeerAddr(a))| a);
+    let provider = Provider::Ringotel;
+    let received_at = Utc::now();
+    let reject = |response: Response| {
+        inner.health.provider(provider, |c| c.rejected += 1);
+        response
+    };
+    if let Err(response) = check_declared_length(&headers, inner.max_body_bytes) {
+        return reject(response);
+    }
+    let body = match body_or_reject(body, inner.max_body_bytes) {
+        Ok(b) => b,
+        Err(response) => return reject(response),
+    };
+    if let Err(response) = check_content_type(&headers) {
+        return reject(response);
+    }
+    let kept = kept_headers(&headers, peer);
+    let sha = sha256_hex(&body);
+    let request = match ringotel::read_request(&body) {
+        Ok(request) => request,
+        // Without a configured token every sender is trusted, so keep what it sent.
+        Err(e) if inner.ringotel_token.is_none() => {
+            return quarantine(inner, provider, received_at, kept, body.to_vec(), sha, e).await
+        }
+        Err(e) => return reject(error(StatusCode::BAD_REQUEST, "invalid_body", e.to_string())),
+    };
+    if let Some(expected) = &inner.ringotel_token {
+        let verdict = match request.api_token.as_deref() {
+            None => Some("missing api_token"),
+            Some(p) if !token_matches(expected, p) => Some("wrong api_token"),
+            Some(_) => None,
+        };
+        if let Some(reason) = verdict {
+            inner.health.provider(provider, |c| c.unauthorized += 1);
+            return unauthorized(provider, peer, &headers, reason);
+        }
+    }
+    let stored_body = ringotel::redact_token(&body, request.api_token.as_deref());
+    match ringotel::parse_delivery(request, &sha, &inner.country, received_at) {
+        Ok(parsed) => {
+            let delivery = Delivery {
+                parsed,
+                origin: Origin::Webhook,
+                received_at,
+                headers: kept,
+                body: stored_body,
+                body_sha256: sha,
+            };
+            store(inner, delivery).await
+        }
+        Err(e) => quarantine(inner, provider, received_at, kept, stored_body, sha, e).await,
+    }
+}
+
+fn storage_unavailable(inner: &Inner, e: &crate::store::StoreError) -> Response {
+    tracing::error!(error = %e, "delivery not stored");
+    inner.health.set_storage_error(Some(e.to_string()));
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the delivery could not be stored; retry later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    response
+}
+
+async fn store(inner: &Inner, delivery: Delivery) -> Response {
+    let provider = delivery.parsed.provider;
+    let reminder = match &delivery.parsed.payload {
+        Payload::Reminder(reminder) => Some(reminder.clone()),
+        _ => None,
+    };
+    let summary = summarize(&delivery.parsed);
+    match inner.writer.ingest(delivery).await {
+        Ok(IngestOutcome::Stored { .. }) => {
+            inner.health.set_storage_error(None);
+            inner.health.provider(provider, |c| {
+                c.accepted += 1;
+                c.last_accepted_at = Some(Utc::now());
+            });
+            tracing::debug!(provider = provider.as_str(), %summary, "delivery stored");
+            if let (Some(reminder), Some(tx)) = (reminder, &inner.reminders) {
+                if tx.try_send(reminder).is_err() {
+                    tracing::warn!("subscription keeper is busy; renewal reminder dropped (the renewal timer still runs)");
+                }
+            }
+            (StatusCode::OK, Json(json!({"status": "accepted"}))).into_response()
+        }
+        Ok(IngestOutcome::Duplicate { same_body, .. }) => {
+            inner.health.set_storage_error(None);
+            inner.health.provider(provider, |c| c.duplicates += 1);
+            if !same_body {
+                tracing::warn!(provider = provider.as_str(), %summary,
+                    "re-delivery with a known id but a different body; kept the first, ignored this one");
+            }
+            (StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response()
+        }
+        Err(e) => storage_unavailable(inner, &e),
+    }
+}
+
+fn summarize(p: &ParsedDelivery) -> String {
+    format!("{} {} ({})", p.provider.as_str(), p.kind, p.dedup_key)
+}
+
+async fn quarantine(
+    inner: &Inner,
+    provider: Provider,
+    received_at: chrono::DateTime<Utc>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    body_sha256: String,
+    reason: ParseError,
+) -> Response {
+    let entry = QuarantineEntry {
+        provider,
+        received_at,
+        reason: reason.to_string(),
+        headers,
+        body,
+        body_sha256,
+    };
+    match inner.writer.quarantine(entry).await {
+        Ok(id) => {
+            inner.health.provider(provider, |c| c.quarantined += 1);
+            tracing::warn!(provider = provider.as_str(), quarantine_id = id, %reason,
+                "unusable delivery quarantined");
+            error(StatusCode::BAD_REQUEST, "invalid_body", reason.to_string())
+        }
+        Err(e) => storage_unavailable(inner, &e),
+    }
+}

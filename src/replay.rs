@@ -1,0 +1,125 @@
+//! Running stored deliveries through today's parsers again, after an upgrade fixed one.
+//! Replaying is idempotent: a raw event's old reading is replaced, never added to.
+
+use crate::model::{Delivery, Origin, ParsedDelivery, Provider};
+use crate::numbers::Country;
+use crate::store::{CallChange, IngestOutcome, RawEventRecord, Store, StoreError};
+use crate::wire::ParseError;
+use crate::{ringcentral, ringotel};
+
+/// Why a replay did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// No raw event has this id.
+    #[error("no stored delivery with id {0}")]
+    NotFound(i64),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What replaying one quarantined body did.
+#[derive(Debug)]
+pub enum QuarantineReplay {
+    /// It parses now and was stored (or was already stored) as a delivery.
+    Resolved {
+        /// Quarantine row id.
+        quarantine_id: i64,
+        /// What storing it did.
+        outcome: IngestOutcome,
+    },
+    /// It still cannot be used.
+    StillInvalid {
+        /// Quarantine row id.
+        quarantine_id: i64,
+        /// Today's reason.
+        reason: String,
+    },
+}
+
+/// Reads a stored body again with today's parser.
+pub fn reparse(
+    provider: Provider,
+    body: &[u8],
+    body_sha256: &str,
+    received_at: chrono::DateTime<chrono::Utc>,
+    country: &Country,
+) -> Result<ParsedDelivery, ParseError> {
+    match provider {
+        Provider::RingCentral => ringcentral::webhook::parse_delivery(body, country, received_at),
+        Provider::Ringotel => {
+            let request = ringotel::read_request(body)?;
+            ringotel::parse_delivery(request, body_sha256, country, received_at)
+        }
+    }
+}
+
+/// Replays one stored delivery; returns the calls it changed.
+pub fn replay_raw_event(
+    store: &mut Store,
+    raw_event_id: i64,
+    country: &Country,
+) -> Result<Result<Vec<CallChange>, ParseError>, ReplayError> {
+    let raw: RawEventRecord = store
+        .raw_event(raw_event_id)?
+        .ok_or(ReplayError::NotFound(raw_event_id))?;
+    let parsed = match reparse(
+        raw.provider,
+        &raw.body,
+        &raw.body_sha256,
+        raw.received_at,
+        country,
+    ) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(store.replace_payload(
+        raw_event_id,
+        &parsed.kind,
+        &parsed.payload,
+    )?))
+}
+
+/// Replays every open quarantine entry.
+pub fn replay_quarantine(
+    store: &mut Store,
+    country: &Country,
+) -> Result<Vec<QuarantineReplay>, ReplayError> {
+    let mut out = Vec::new();
+    for q in store.quarantined(true, 0)? {
+        match reparse(q.provider, &q.body, &q.body_sha256, q.received_at, country) {
+            Ok(parsed) => {
+                let headers = q
+                    .headers
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let delivery = Delivery {
+                    parsed,
+                    origin: Origin::Replay,
+                    received_at: q.received_at,
+                    headers,
+                    body: q.body.clone(),
+                    body_sha256: q.body_sha256.clone(),
+                };
+                let outcome = store.resolve_quarantined(q.id, &delivery)?;
+                out.push(QuarantineReplay::Resolved {
+                    quarantine_id: q.id,
+                    outcome,
+                });
+            }
+            Err(e) => {
+                store.requarantine(q.id, &e.to_string())?;
+                out.push(QuarantineReplay::StillInvalid {
+                    quarantine_id: q.id,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

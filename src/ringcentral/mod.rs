@@ -1,0 +1,4 @@
+//! RingCentral: webhook wire formats and their parser. Nothing outside this module knows a
+//! RingCentral field name.
+
+pub mod webhook;

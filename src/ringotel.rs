@@ -1,0 +1,361 @@
+//! Ringotel webhook integration: `{method, api_token, params}` bodies → normalized events.
+//!
+//! PROTOCOL.md §5: the optional `api_token` travels in the JSON body; methods are
+//! `StartCallActivity`, `StopCallActivity` and `UpdateCallRecording`; times are epoch
+//! milliseconds; `call_duration` (seconds) is the talk time and may disagree with
+//! `call_end − call_start`; recording field names are undocumented, so they are found by shape.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::model::{
+    CallEvent, Endpoint, EventSource, Leg, LegDirection, LegState, LegStatus, ParsedDelivery,
+    Payload, Provider, Recording,
+};
+use crate::numbers::{Country, PhoneNumber};
+use crate::wire::{clean_text, from_epoch_millis, kind_of, Id, LenientInt, ParseError};
+
+/// The JSON body of a Ringotel request, read far enough to authenticate it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `method` as sent.
+    pub method: String,
+    /// `api_token` as sent, if any.
+    pub api_token: Option<String>,
+    /// `params`, if sent.
+    pub params: Option<serde_json::Value>,
+}
+
+/// The Ringotel methods CallPop understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A call reached a user (inbound) or a user dialled (outbound).
+    StartCallActivity,
+    /// A call ended, answered or not.
+    StopCallActivity,
+    /// A recording became available for a call.
+    UpdateCallRecording,
+}
+
+impl Method {
+    fn parse(s: &str) -> Option<Method> {
+        let s = s.trim();
+        [
+            ("StartCallActivity", Method::StartCallActivity),
+            ("StopCallActivity", Method::StopCallActivity),
+            ("UpdateCallRecording", Method::UpdateCallRecording),
+        ]
+        .into_iter()
+        .find(|(name, _)| s.eq_ignore_ascii_case(name))
+        .map(|(_, m)| m)
+    }
+}
+
+/// Reads the body's JSON object, `method` and `api_token`; everything else waits for auth.
+pub fn read_request(body: &[u8]) -> Result<Request, ParseError> {
+    let mut map = crate::wire::parse_json_object(body)?;
+    let method = match map.remove("method") {
+        Some(serde_json::Value::String(m)) if !m.trim().is_empty() => m,
+        Some(serde_json::Value::String(_)) | None => {
+            return Err(ParseError::new("missing `method`"))
+        }
+        Some(other) => {
+            return Err(ParseError::new(format!(
+                "`method` must be a string, found {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    let api_token = match map.remove("api_token") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(t)) => Some(t),
+        Some(other) => {
+            return Err(ParseError::new(format!(
+                "`api_token` must be a string, found {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    Ok(Request {
+        method,
+        api_token,
+        params: map.remove("params"),
+    })
+}
+
+/// Returns the body with the `api_token` value replaced, so stored deliveries hold no secret.
+pub fn redact_token(body: &[u8], token: Option<&str>) -> Vec<u8> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return body.to_vec();
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return body.to_vec();
+    };
+    let encoded = serde_json::Value::String(token.to_string()).to_string();
+    if text.contains(&encoded) {
+        return text.replace(&encoded, "\"[redacted]\"").into_bytes();
+    }
+    // The token was written with escapes we did not reproduce: rewrite the document instead.
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert(
+                "api_token".into(),
+                serde_json::Value::String("[redacted]".into()),
+            );
+            serde_json::Value::Object(map).to_string().into_bytes()
+        }
+        _ => body.to_vec(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Params {
+    call_id: Option<Id>,
+    extension: Option<Id>,
+    user_id: Option<Id>,
+    activity_type: Option<String>,
+    call_start: Option<LenientInt>,
+    call_end: Option<LenientInt>,
+    call_duration: Option<LenientInt>,
+    called_number: Option<serde_json::Value>,
+    caller_number: Option<serde_json::Value>,
+    caller_name: Option<String>,
+    called_name: Option<String>,
+    call_cause: Option<serde_json::Value>,
+}
+
+/// Parses an authenticated request into a delivery; `body_sha256` makes the dedup key.
+pub fn parse_delivery(
+    request: Request,
+    body_sha256: &str,
+    country: &Country,
+    received_at: DateTime<Utc>,
+) -> Result<ParsedDelivery, ParseError> {
+    let hash = &body_sha256[..body_sha256.len().min(16)];
+    let Some(method) = Method::parse(&request.method) else {
+        let label: String = request
+            .method
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        let label = if label.is_empty() { "unknown".into() } else { label };
+        return Ok(ParsedDelivery {
+            provider: Provider::Ringotel,
+            dedup_key: format!("{label}:{hash}"),
+            kind: label,
+            event_time: None,
+            payload: Payload::Other,
+        });
+    };
+    let raw_params = match request.params {
+        Some(serde_json::Value::Object(map)) => map,
+        None | Some(serde_json::Value::Null) => {
+            return Err(ParseError::new("missing `params`"));
+        }
+        Some(other) => {
+            return Err(ParseError::new(format!(
+                "`params` must be an object, found {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    let params: Params = serde_path_to_error::deserialize(serde_json::Value::Object(
+        raw_params.clone(),
+    ))
+    .map_err(|e| {
+        let path = e.path().to_string();
+        ParseError::new(format!("params.{path}: {}", e.into_inner()))
+    })?;
+    let call_key = params
+        .call_id
+        .and_then(Id::into_non_empty)
+        .ok_or_else(|| ParseError::new("params: missing `call_id`"))?;
+    let millis = |field: &str, v: Option<LenientInt>| -> Result<Option<DateTime<Utc>>, ParseError> {
+        match v {
+            None => Ok(None),
+            Some(LenientInt(ms)) => from_epoch_millis(ms).map(Some).ok_or_else(|| {
+                ParseError::new(format!(
+                    "params.{field}: {ms} is not a time in epoch milliseconds"
+                ))
+            }),
+        }
+    };
+    let call_start = millis("call_start", params.call_start)?;
+    let call_end = millis("call_end", params.call_end)?;
+    let talk_seconds = match params.call_duration.map(|d| d.0) {
+        Some(d) if !(0..=7 * 24 * 3600).contains(&d) => {
+            return Err(ParseError::new(format!(
+                "params.call_duration: {d} is not a call length in seconds"
+            )))
+        }
+        other => other,
+    };
+    let number = |v: Option<serde_json::Value>| {
+        v.as_ref()
+            .and_then(|v| PhoneNumber::parse_json(v, country))
+            .filter(|n| !n.raw.trim().is_empty())
+    };
+    let extension = params.extension.and_then(Id::into_non_empty);
+    let direction = params.activity_type.as_deref().and_then(LegDirection::parse);
+    let leg = Leg {
+        id: match (&extension, params.user_id.and_then(Id::into_non_empty)) {
+            (Some(ext), _) => format!("ext:{ext}"),
+            (None, Some(user)) => format!("user:{user}"),
+            (None, None) => "user".to_string(),
+        },
+        has_provider_id: true,
+        extension_id: None,
+        extension_number: extension.clone(),
+        name: None,
+        direction,
+    };
+    let (source, status, event_time) = match method {
+        Method::StartCallActivity => (
+            EventSource::RingotelStart,
+            Some(LegStatus {
+                state: LegState::Ringing,
+                code: "StartCallActivity".into(),
+                reason: None,
+            }),
+            call_start.unwrap_or(received_at),
+        ),
+        Method::StopCallActivity => (
+            EventSource::RingotelStop,
+            Some(LegStatus {
+                state: LegState::Ended,
+                code: "StopCallActivity".into(),
+                reason: params.call_cause.as_ref().and_then(|c| match c {
+                    serde_json::Value::String(s) => clean_text(Some(s.clone())),
+                    serde_json::Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                }),
+            }),
+            call_end.or(call_start).unwrap_or(received_at),
+        ),
+        Method::UpdateCallRecording => (EventSource::RingotelRecording, None, received_at),
+    };
+    let recording = (method == Method::UpdateCallRecording).then(|| Recording {
+        id: find_string(&raw_params, &["recording_id", "record_id"]),
+        url: find_recording_url(&raw_params),
+    });
+    let event = CallEvent {
+        provider: Provider::Ringotel,
+        call_key,
+        source,
+        leg,
+        sequence: None,
+        event_time,
+        from: Endpoint {
+            number: number(params.caller_number),
+            name: clean_text(params.caller_name),
+            extension_id: None,
+        },
+        to: Endpoint {
+            number: number(params.called_number),
+            name: clean_text(params.called_name),
+            extension_id: None,
+        },
+        status,
+        missed_call: false,
+        queue_call: false,
+        recording,
+        call_start,
+        call_end,
+        talk_seconds: if method == Method::StopCallActivity {
+            talk_seconds
+        } else {
+            None
+        },
+        outcome: None,
+        voicemail_message_id: None,
+    };
+    let kind = match method {
+        Method::StartCallActivity => "StartCallActivity",
+        Method::StopCallActivity => "StopCallActivity",
+        Method::UpdateCallRecording => "UpdateCallRecording",
+    };
+    Ok(ParsedDelivery {
+        provider: Provider::Ringotel,
+        dedup_key: format!("{}:{kind}:{hash}", event.call_key),
+        kind: kind.to_string(),
+        event_time: Some(event_time),
+        payload: Payload::Calls(vec![event]),
+    })
+}
+
+fn find_string(params: &serde_json::Map<String, serde_json::Value>, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| match params.get(*k) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// Finds the recording link whatever Ringotel names it: an http(s) string under a key that
+/// mentions a recording, a url, a link or a file (searched one level deep as well).
+fn find_recording_url(params: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let looks_like_link = |s: &str| {
+        let l = s.trim().to_ascii_lowercase();
+        l.starts_with("https://") || l.starts_with("http://")
+    };
+    let key_hints = ["record", "url", "link", "file", "uri"];
+    let mut candidates: Vec<(&str, &str)> = Vec::new();
+    for (k, v) in params {
+        match v {
+            serde_json::Value::String(s) => candidates.push((k, s)),
+            serde_json::Value::Object(inner) => {
+                for (ik, iv) in inner {
+                    if let serde_json::Value::String(s) = iv {
+                        candidates.push((ik, s));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    candidates.sort_by_key(|(k, _)| k.to_ascii_lowercase());
+    candidates
+        .iter()
+        .find(|(k, s)| {
+            let k = k.to_ascii_lowercase();
+            looks_like_link(s) && key_hints.iter().any(|h| k.contains(h))
+        })
+        .or_else(|| candidates.iter().find(|(_, s)| looks_like_link(s)))
+        .map(|(_, s)| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_removes_the_token_from_the_stored_body() {
+        let body = br#"{"method":"StartCallActivity","api_token":"s3cr\"et","params":{}}"#;
+        let out = redact_token(body, Some("s3cr\"et"));
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(!text.contains("s3cr"), "{text}");
+        assert!(text.contains("[redacted]"));
+        let body = br#"{"method":"x","api_token":"\u0061bc"}"#;
+        let text = String::from_utf8(redact_token(body, Some("abc"))).expect("utf-8");
+        assert!(!text.contains("0061bc"), "{text}");
+    }
+
+    #[test]
+    fn recording_links_are_found_under_any_reasonable_name() {
+        let params = serde_json::json!({
+            "call_id": "1",
+            "domain": "example",
+            "recording": {"link": "https://rec.example/1.mp3"}
+        });
+        let map = params.as_object().expect("object").clone();
+        assert_eq!(
+            find_recording_url(&map).as_deref(),
+            Some("https://rec.example/1.mp3")
+        );
+        let params = serde_json::json!({"call_id": "1", "recording_url": "https://r/2.wav"});
+        let map = params.as_object().expect("object").clone();
+        assert_eq!(find_recording_url(&map).as_deref(), Some("https://r/2.wav"));
+    }
+}

@@ -1,0 +1,231 @@
+//! Webhook tokens: taken from the environment when set, otherwise generated on first run and
+//! kept in a file only the owner can read (`secrets.json`, 0600, in the data directory).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Secret};
+
+/// File holding generated secrets inside the data directory.
+pub const SECRETS_FILE: &str = "secrets.json";
+
+/// Why secrets could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// Reading or writing the file failed.
+    #[error("secret file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not what CallPop wrote.
+    #[error("secret file {path} is damaged ({message}); fix or remove it to generate new tokens")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The system's random source failed.
+    #[error("cannot generate a token: {0}")]
+    Random(String),
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SecretsFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ringcentral_verification_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ringotel_api_token: Option<String>,
+}
+
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable.
+    Environment,
+    /// The secrets file, from an earlier run.
+    File,
+    /// Generated during this start (and saved to the file).
+    Generated,
+}
+
+/// The tokens that authenticate webhook deliveries.
+#[derive(Debug, Clone)]
+pub struct WebhookTokens {
+    /// Expected RingCentral verification token (`None`: check disabled).
+    pub ringcentral: Option<Secret>,
+    /// Where it came from.
+    pub ringcentral_source: TokenSource,
+    /// Expected Ringotel `api_token` (`None`: check disabled).
+    pub ringotel: Option<Secret>,
+    /// Where it came from.
+    pub ringotel_source: TokenSource,
+    /// The secrets file.
+    pub file: PathBuf,
+}
+
+/// Generates a random token of 32 hexadecimal characters (128 bits).
+pub fn generate_token() -> Result<String, SecretsError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| SecretsError::Random(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Resolves both webhook tokens: environment first (an empty value disables the check), then
+/// the secrets file; a missing token is generated and saved.
+pub fn webhook_tokens(config: &Config) -> Result<WebhookTokens, SecretsError> {
+    let path = config.data_dir.join(SECRETS_FILE);
+    let mut file = read(&path)?;
+    let mut changed = false;
+    let mut resolve = |env: &Option<Secret>,
+                       stored: &mut Option<String>|
+     -> Result<(Option<Secret>, TokenSource), SecretsError> {
+        if let Some(secret) = env {
+            let value = secret.expose().trim();
+            return Ok((
+                (!value.is_empty()).then(|| Secret::new(value)),
+                TokenSource::Environment,
+            ));
+        }
+        if let Some(existing) = stored.as_deref().filter(|s| !s.is_empty()) {
+            return Ok((Some(Secret::new(existing)), TokenSource::File));
+        }
+        let fresh = generate_token()?;
+        *stored = Some(fresh.clone());
+        changed = true;
+        Ok((Some(Secret::new(fresh)), TokenSource::Generated))
+    };
+    let (ringcentral, ringcentral_source) = resolve(
+        &config.ringcentral_verification_token,
+        &mut file.ringcentral_verification_token,
+    )?;
+    let (ringotel, ringotel_source) =
+        resolve(&config.ringotel_api_token, &mut file.ringotel_api_token)?;
+    if changed {
+        write(&path, &file)?;
+    }
+    Ok(WebhookTokens {
+        ringcentral,
+        ringcentral_source,
+        ringotel,
+        ringotel_source,
+        file: path,
+    })
+}
+
+fn read(path: &Path) -> Result<SecretsFile, SecretsError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SecretsFile::default()),
+        Err(source) => {
+            return Err(SecretsError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| SecretsError::Damaged {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Writes the file atomically (temp file + rename) with owner-only permissions.
+fn write(path: &Path, file: &SecretsFile) -> Result<(), SecretsError> {
+    let io = |source| SecretsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        crate::store::create_private_dir(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(file).map_err(|e| SecretsError::Damaged {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    fn config(dir: &Path, env: &[(&str, &str)]) -> Config {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let overrides = Overrides {
+            data_dir: Some(dir.to_path_buf()),
+            config_file: Some(dir.join("absent-is-fine.toml")),
+            ..Default::default()
+        };
+        std::fs::write(dir.join("absent-is-fine.toml"), "").expect("write");
+        Config::load_with(&overrides, &move |k| {
+            env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.clone())
+        })
+        .expect("config")
+    }
+
+    #[test]
+    fn tokens_are_generated_once_saved_privately_and_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = webhook_tokens(&config(dir.path(), &[])).expect("first");
+        assert_eq!(first.ringcentral_source, TokenSource::Generated);
+        let token = first.ringcentral.clone().expect("token");
+        assert_eq!(token.expose().len(), 32);
+        let second = webhook_tokens(&config(dir.path(), &[])).expect("second");
+        assert_eq!(second.ringcentral_source, TokenSource::File);
+        assert_eq!(second.ringcentral, Some(token));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&first.file).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn environment_wins_and_empty_disables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = webhook_tokens(&config(
+            dir.path(),
+            &[
+                ("CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN", "from-env"),
+                ("CALLPOP_RINGOTEL_API_TOKEN", ""),
+            ],
+        ))
+        .expect("tokens");
+        assert_eq!(t.ringcentral.as_ref().map(Secret::expose), Some("from-env"));
+        assert_eq!(t.ringotel, None);
+        assert_eq!(t.ringotel_source, TokenSource::Environment);
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_not_a_silent_reset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(SECRETS_FILE), "{not json").expect("write");
+        let err = webhook_tokens(&config(dir.path(), &[])).expect_err("damaged");
+        assert!(matches!(err, SecretsError::Damaged { .. }));
+    }
+}

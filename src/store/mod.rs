@@ -1,0 +1,370 @@
+//! The local call history: one SQLite file (WAL, full fsync) holding every raw delivery, the
+//! derived call rows, voicemails, quarantined bodies and the engine's own state.
+//!
+//! Only the engine's writer thread writes while `callpop serve` runs; readers (CLI, UI) open
+//! their own connections and see committed data thanks to WAL.
+
+mod ingest;
+mod query;
+mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::numbers::Country;
+
+pub use ingest::{CallChange, IngestOutcome, QuarantineEntry};
+pub use query::{CallFilter, CallRecord, EventFilter, QuarantineRecord, RawEventRecord, StoreStats};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "callpop.db";
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file could not be created or opened.
+    #[error("cannot open the call history at {path}: {source}")]
+    Open {
+        /// The database path.
+        path: PathBuf,
+        /// What went wrong.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The file is not a CallPop SQLite database (or is damaged).
+    #[error("{path} is not a readable CallPop database ({detail}); it was left untouched — move it away or point --data-dir elsewhere")]
+    Unreadable {
+        /// The database path.
+        path: PathBuf,
+        /// SQLite's explanation.
+        detail: String,
+    },
+    /// A newer CallPop wrote this file.
+    #[error("{path} was written by a newer CallPop (schema {found}, this build knows up to {supported}); upgrade CallPop — the file was left untouched")]
+    NewerSchema {
+        /// The database path.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// No history exists yet where a reader looked.
+    #[error("no call history at {0} yet (start `callpop serve` first, or pass --data-dir)")]
+    Missing(PathBuf),
+    /// The disk is full or the database is read-only: nothing can be stored now.
+    #[error("the call history cannot be written right now: {0}")]
+    Unwritable(String),
+    /// Any other SQLite failure.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON column could not be read.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// The writer thread is gone (shutting down or crashed).
+    #[error("the store writer has stopped")]
+    WriterGone,
+}
+
+impl StoreError {
+    /// True when the failure is about the disk (full, read-only, I/O) rather than the data.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unwritable(_) | StoreError::WriterGone)
+    }
+
+    /// Maps SQLite errors that mean "cannot write now" to [`StoreError::Unwritable`].
+    pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
+        use rusqlite::ErrorCode as C;
+        if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+            if matches!(
+                f.code,
+                C::DiskFull | C::ReadOnly | C::SystemIoFailure | C::CannotOpen | C::DatabaseBusy
+            ) {
+                return StoreError::Unwritable(msg.clone().unwrap_or_else(|| f.to_string()));
+            }
+        }
+        StoreError::Sqlite(e)
+    }
+}
+
+/// How the store reads numbers and stamps time.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Country used to index national number forms for search.
+    pub country: Country,
+}
+
+/// An open call history.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    options: StoreOptions,
+}
+
+/// Milliseconds since the epoch, the unit of every stored time.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Reads a stored time.
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating with 0600 permissions if needed) and migrates the history at `path`.
+    pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|e| open_err(Box::new(e)))?;
+        }
+        if !path.exists() {
+            create_private_file(path).map_err(|e| open_err(Box::new(e)))?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(Box::new(e)))?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            options,
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing history for reading and occasional writes from the CLI; never creates.
+    pub fn open_existing(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        Store::open(path, options)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn unreadable(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::Unreadable {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn configure(&mut self) -> Result<(), StoreError> {
+        // Any statement touching the file tells a non-database apart before we change it.
+        let _: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| self.unreadable(e))?;
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| self.unreadable(e))?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(StoreError::classify)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "SQLite refused WAL mode; continuing with {mode}");
+        }
+        // FULL: a delivery acknowledged with 200 survives power loss, not only a crash.
+        self.conn.execute_batch(
+            "PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -16000;",
+        )?;
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.unreadable(e))?;
+        let supported = schema::latest_version();
+        if found > supported {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found,
+                supported,
+            });
+        }
+        if found == 0 {
+            // A version-0 file that already has tables is somebody else's database.
+            let tables: i64 = self.conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )?;
+            if tables > 0 {
+                return Err(StoreError::Unreadable {
+                    path: self.path.clone(),
+                    detail: "it holds tables that CallPop did not create".into(),
+                });
+            }
+        }
+        for (index, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let version = index as i64 + 1;
+            let tx = self.conn.transaction().map_err(StoreError::classify)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit().map_err(StoreError::classify)?;
+            tracing::info!(version, "call history schema migrated");
+        }
+        Ok(())
+    }
+
+    /// Reads a value the engine keeps between runs (subscription id, last backfill, …).
+    pub fn state_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM engine_state WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores a value the engine keeps between runs.
+    pub fn state_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                rusqlite::params![key, value, to_ms(Utc::now())],
+            )
+            .map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    /// Runs SQLite's own consistency check; `Ok(())` when the file is sound.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(result))
+        }
+    }
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(|_| ())
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+}
+
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .open(path)
+        .map(|_| ())
+}
+
+/// Creates the directory (and parents) readable by the owner only, when it does not exist.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn options() -> StoreOptions {
+        StoreOptions {
+            country: Country::from_iso("US").expect("US"),
+        }
+    }
+
+    #[test]
+    fn a_new_file_is_private_and_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub").join(DB_FILE);
+        let store = Store::open(&path, options()).expect("open");
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, schema::latest_version());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        drop(store);
+        Store::open(&path, options()).expect("reopen is idempotent");
+    }
+
+    #[test]
+    fn garbage_and_newer_files_are_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        std::fs::write(&path, b"this is not a database at all, just text ........").expect("write");
+        let err = Store::open(&path, options()).err().expect("garbage refused");
+        assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            b"this is not a database at all, just text ........"
+        );
+
+        let path = dir.path().join("newer.db");
+        {
+            let conn = Connection::open(&path).expect("sqlite");
+            conn.pragma_update(None, "user_version", 999).expect("version");
+        }
+        let err = Store::open(&path, options()).err().expect("newer refused");
+        assert!(matches!(err, StoreError::NewerSchema { found: 999, .. }), "{err}");
+    }
+
+    #[test]
+    fn reading_a_missing_history_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = Store::open_existing(&dir.path().join(DB_FILE), options())
+            .err()
+            .expect("missing");
+        assert!(matches!(err, StoreError::Missing(_)));
+    }
+}

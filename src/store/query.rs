@@ -1,0 +1,523 @@
+//! Reading the history: filtered, searchable, newest-first pages of calls; raw deliveries;
+//! quarantine; counters for health.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{from_ms, to_ms, Store, StoreError};
+use crate::model::{
+    Call, CallDirection, CallResult, CallState, CallVoicemail, ExtensionPart, PartySummary,
+    Provider,
+};
+
+/// Columns read by [`call_from_row`], in order.
+pub(crate) const CALL_COLUMNS: &str = "id, provider, call_key, direction, state, result, \
+    from_raw, from_e164, from_name, to_raw, to_e164, to_name, extensions, started_at, \
+    answered_at, ended_at, ring_seconds, talk_seconds, recording_url, voicemail_id, \
+    voicemail_seconds, voicemail_url, event_count, last_event_at, updated_at";
+
+/// A stored call with its row id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// Row id (stable; used by `callpop events --call`).
+    pub id: i64,
+    /// The call.
+    pub call: Call,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Reads one `calls` row selected with [`CALL_COLUMNS`].
+pub(crate) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, StoreError>> {
+    let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} {v:?}"));
+    let provider: String = r.get(1)?;
+    let direction: String = r.get(3)?;
+    let state: String = r.get(4)?;
+    let result: Option<String> = r.get(5)?;
+    let extensions: String = r.get(12)?;
+    let voicemail_id: Option<String> = r.get(19)?;
+    let voicemail_seconds: Option<i64> = r.get(20)?;
+    let voicemail_url: Option<String> = r.get(21)?;
+    let record = (|| {
+        let extensions: Vec<ExtensionPart> = serde_json::from_str(&extensions)
+            .map_err(|e| StoreError::Corrupt(format!("extensions: {e}")))?;
+        Ok(CallRecord {
+            id: r.get(0)?,
+            updated_at: from_ms(r.get(24)?),
+            call: Call {
+                provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
+                call_key: r.get(2)?,
+                direction: CallDirection::parse(&direction)
+                    .ok_or_else(|| corrupt("direction", &direction))?,
+                state: CallState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+                result: match result {
+                    Some(r) => Some(CallResult::parse(&r).ok_or_else(|| corrupt("result", &r))?),
+                    None => None,
+                },
+                from: PartySummary {
+                    raw: r.get(6)?,
+                    e164: r.get(7)?,
+                    name: r.get(8)?,
+                },
+                to: PartySummary {
+                    raw: r.get(9)?,
+                    e164: r.get(10)?,
+                    name: r.get(11)?,
+                },
+                extensions,
+                started_at: from_ms(r.get(13)?),
+                answered_at: r.get::<_, Option<i64>>(14)?.map(from_ms),
+                ended_at: r.get::<_, Option<i64>>(15)?.map(from_ms),
+                ring_seconds: r.get(16)?,
+                talk_seconds: r.get(17)?,
+                recording_url: r.get(18)?,
+                voicemail: (voicemail_id.is_some()
+                    || voicemail_seconds.is_some()
+                    || voicemail_url.is_some())
+                .then_some(CallVoicemail {
+                    message_id: voicemail_id,
+                    seconds: voicemail_seconds,
+                    url: voicemail_url,
+                }),
+                event_count: r.get(22)?,
+                last_event_at: from_ms(r.get(23)?),
+            },
+        })
+    })();
+    Ok(record)
+}
+
+const RAW_EVENT_COLUMNS: &str = "id, provider, dedup_key, kind, received_at, event_time, \
+    body_sha256, headers, body, redeliveries";
+
+/// Reads one `raw_events` row selected with [`RAW_EVENT_COLUMNS`] (call ids filled in later).
+fn raw_event_from_row(r: &Row<'_>) -> rusqlite::Result<Result<RawEventRecord, StoreError>> {
+    let provider: String = r.get(1)?;
+    let headers: String = r.get(7)?;
+    let Some(provider) = Provider::parse(&provider) else {
+        return Ok(Err(StoreError::Corrupt(format!("provider {provider:?}"))));
+    };
+    Ok(Ok(RawEventRecord {
+        id: r.get(0)?,
+        provider,
+        dedup_key: r.get(2)?,
+        kind: r.get(3)?,
+        received_at: from_ms(r.get(4)?),
+        event_time: r.get::<_, Option<i64>>(5)?.map(from_ms),
+        body_sha256: r.get(6)?,
+        headers: serde_json::from_str(&headers).unwrap_or(serde_json::Value::Null),
+        body: r.get(8)?,
+        redeliveries: r.get(9)?,
+        call_ids: Vec::new(),
+    }))
+}
+
+/// Which calls to list.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// Free text: a number fragment in any format, a name or an extension.
+    pub search: Option<String>,
+    /// Calls that started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Calls that started before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only this outcome.
+    pub result: Option<CallResult>,
+    /// Only this direction.
+    pub direction: Option<CallDirection>,
+    /// Only calls an extension (id or number) took part in.
+    pub extension: Option<String>,
+    /// Only this phone system.
+    pub provider: Option<Provider>,
+    /// Page size (0 = no limit).
+    pub limit: usize,
+    /// Keyset cursor: calls strictly older than this (started_at, id).
+    pub before: Option<(DateTime<Utc>, i64)>,
+}
+
+/// A stored raw delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEventRecord {
+    /// Row id.
+    pub id: i64,
+    /// Phone system.
+    pub provider: Provider,
+    /// De-duplication key.
+    pub dedup_key: String,
+    /// Event kind label.
+    pub kind: String,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// When the provider says it happened.
+    pub event_time: Option<DateTime<Utc>>,
+    /// SHA-256 of the body as received.
+    pub body_sha256: String,
+    /// Kept request headers (JSON object).
+    pub headers: serde_json::Value,
+    /// The stored body.
+    pub body: Vec<u8>,
+    /// How many times it was delivered again.
+    pub redeliveries: i64,
+    /// Calls it contributed to.
+    pub call_ids: Vec<i64>,
+}
+
+/// Which raw deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only deliveries that contributed to this call.
+    pub call_id: Option<i64>,
+    /// Page size (0 = no limit).
+    pub limit: usize,
+}
+
+/// A quarantined body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineRecord {
+    /// Row id.
+    pub id: i64,
+    /// Phone system it claimed to come from.
+    pub provider: Provider,
+    /// First arrival.
+    pub received_at: DateTime<Utc>,
+    /// Latest arrival.
+    pub last_received_at: DateTime<Utc>,
+    /// How many times this exact body arrived.
+    pub occurrences: i64,
+    /// Why it could not be used.
+    pub reason: String,
+    /// SHA-256 of the body as received.
+    pub body_sha256: String,
+    /// Kept request headers.
+    pub headers: serde_json::Value,
+    /// The body.
+    pub body: Vec<u8>,
+    /// When a replay resolved it.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// Counters for health views.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    /// Calls in the history.
+    pub calls: i64,
+    /// Raw deliveries stored.
+    pub raw_events: i64,
+    /// Quarantined bodies not yet resolved.
+    pub quarantined: i64,
+    /// Arrival time of the newest delivery.
+    pub last_received_at: Option<DateTime<Utc>>,
+}
+
+/// Splits a search into index terms: phone-looking input becomes one digit string so that
+/// `(415) 555-01`, `415 555 01` and `41555501` all find the same numbers.
+fn search_terms(q: &str) -> Vec<String> {
+    let is_phoneish = |s: &str| {
+        s.chars().any(|c| c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || " +-().\u{a0}/".contains(c))
+    };
+    let q = q.trim();
+    if is_phoneish(q) {
+        return vec![q.chars().filter(char::is_ascii_digit).collect()];
+    }
+    q.split_whitespace()
+        .map(|t| {
+            if is_phoneish(t) {
+                t.chars().filter(char::is_ascii_digit).collect()
+            } else {
+                t.to_lowercase()
+            }
+        })
+        .filter(|t: &String| !t.is_empty())
+        .collect()
+}
+
+/// Builds the WHERE clause and its parameters for a filter.
+fn where_clause(filter: &CallFilter) -> (String, Vec<Value>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(q) = filter.search.as_deref().filter(|q| !q.trim().is_empty()) {
+        let (long, short): (Vec<String>, Vec<String>) = search_terms(q)
+            .into_iter()
+            .partition(|t| t.chars().count() >= 3);
+        if !long.is_empty() {
+            let expr = long
+                .iter()
+                .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            conds.push("calls.id IN (SELECT rowid FROM calls_search WHERE calls_search MATCH ?)".into());
+            args.push(Value::Text(expr));
+        }
+        // The trigram index cannot look up one- or two-character terms: match them against
+        // extensions exactly and names by prefix.
+        for t in short {
+            conds.push(
+                "(calls.id IN (SELECT call_id FROM call_extensions WHERE extension = ?) \
+                  OR from_name LIKE ? ESCAPE '\\' OR to_name LIKE ? ESCAPE '\\')"
+                    .into(),
+            );
+            let like = format!("{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            args.push(Value::Text(t));
+            args.push(Value::Text(like.clone()));
+            args.push(Value::Text(like));
+        }
+    }
+    if let Some(t) = filter.since {
+        conds.push("started_at >= ?".into());
+        args.push(Value::Integer(to_ms(t)));
+    }
+    if let Some(t) = filter.until {
+        conds.push("started_at < ?".into());
+        args.push(Value::Integer(to_ms(t)));
+    }
+    if let Some(r) = filter.result {
+        conds.push("result = ?".into());
+        args.push(Value::Text(r.as_str().into()));
+    }
+    if let Some(d) = filter.direction {
+        conds.push("direction = ?".into());
+        args.push(Value::Text(d.as_str().into()));
+    }
+    if let Some(p) = filter.provider {
+        conds.push("provider = ?".into());
+        args.push(Value::Text(p.as_str().into()));
+    }
+    if let Some(ext) = filter.extension.as_deref().filter(|e| !e.trim().is_empty()) {
+        conds.push("calls.id IN (SELECT call_id FROM call_extensions WHERE extension = ?)".into());
+        args.push(Value::Text(ext.trim().to_string()));
+    }
+    if let Some((t, id)) = filter.before {
+        conds.push("(started_at < ? OR (started_at = ? AND id < ?))".into());
+        args.push(Value::Integer(to_ms(t)));
+        args.push(Value::Integer(to_ms(t)));
+        args.push(Value::Integer(id));
+    }
+    let clause = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    (clause, args)
+}
+
+impl Store {
+    /// Lists calls newest first.
+    pub fn calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        let (clause, mut args) = where_clause(filter);
+        let limit = if filter.limit == 0 { -1 } else { filter.limit as i64 };
+        args.push(Value::Integer(limit));
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls {clause} ORDER BY started_at DESC, id DESC LIMIT ?"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), call_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    /// Visits every matching call newest first without holding them all in memory (CSV export).
+    pub fn for_each_call(
+        &self,
+        filter: &CallFilter,
+        mut visit: impl FnMut(&CallRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let (clause, mut args) = where_clause(filter);
+        let limit = if filter.limit == 0 { -1 } else { filter.limit as i64 };
+        args.push(Value::Integer(limit));
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls {clause} ORDER BY started_at DESC, id DESC LIMIT ?"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            visit(&call_from_row(row)??)?;
+        }
+        Ok(())
+    }
+
+    /// Counts matching calls.
+    pub fn count_calls(&self, filter: &CallFilter) -> Result<i64, StoreError> {
+        let (clause, args) = where_clause(filter);
+        let sql = format!("SELECT count(*) FROM calls {clause}");
+        Ok(self
+            .conn
+            .query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?)
+    }
+
+    /// One call by row id.
+    pub fn call(&self, id: i64) -> Result<Option<CallRecord>, StoreError> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1");
+        let row = self
+            .conn
+            .query_row(&sql, [id], call_from_row)
+            .optional()?;
+        row.transpose()
+    }
+
+    /// One call by provider and key.
+    pub fn call_by_key(
+        &self,
+        provider: Provider,
+        call_key: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE provider = ?1 AND call_key = ?2");
+        let row = self
+            .conn
+            .query_row(&sql, params![provider.as_str(), call_key], call_from_row)
+            .optional()?;
+        row.transpose()
+    }
+
+    /// Raw deliveries newest first.
+    pub fn events(&self, filter: &EventFilter) -> Result<Vec<RawEventRecord>, StoreError> {
+        let limit = if filter.limit == 0 { -1 } else { filter.limit as i64 };
+        let (clause, args): (&str, Vec<Value>) = match filter.call_id {
+            Some(id) => (
+                "WHERE id IN (SELECT raw_event_id FROM call_events WHERE call_id = ?1 \
+                 UNION SELECT raw_event_id FROM voicemails WHERE call_id = ?1)",
+                vec![Value::Integer(id), Value::Integer(limit)],
+            ),
+            None => ("", vec![Value::Integer(limit)]),
+        };
+        let limit_param = if filter.call_id.is_some() { "?2" } else { "?1" };
+        let sql = format!(
+            "SELECT {RAW_EVENT_COLUMNS} FROM raw_events {clause}
+             ORDER BY received_at DESC, id DESC LIMIT {limit_param}"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), raw_event_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let mut record = row??;
+            record.call_ids = self.calls_of_raw_event(record.id)?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// One raw delivery by row id.
+    pub fn raw_event(&self, id: i64) -> Result<Option<RawEventRecord>, StoreError> {
+        let sql = format!("SELECT {RAW_EVENT_COLUMNS} FROM raw_events WHERE id = ?1");
+        let row = self
+            .conn
+            .query_row(&sql, [id], raw_event_from_row)
+            .optional()?;
+        let Some(mut record) = row.transpose()? else {
+            return Ok(None);
+        };
+        record.call_ids = self.calls_of_raw_event(record.id)?;
+        Ok(Some(record))
+    }
+
+    /// Ids of every raw delivery, oldest first (for replaying the whole history).
+    pub fn raw_event_ids(&self) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id FROM raw_events ORDER BY id")?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        Ok(ids)
+    }
+
+    fn calls_of_raw_event(&self, raw_event_id: i64) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT call_id FROM call_events WHERE raw_event_id = ?1
+             UNION SELECT call_id FROM voicemails WHERE raw_event_id = ?1 AND call_id IS NOT NULL
+             ORDER BY 1",
+        )?;
+        let ids = stmt
+            .query_map([raw_event_id], |r| r.get(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        Ok(ids)
+    }
+
+    /// Quarantined bodies newest first; `open_only` hides resolved ones.
+    pub fn quarantined(
+        &self,
+        open_only: bool,
+        limit: usize,
+    ) -> Result<Vec<QuarantineRecord>, StoreError> {
+        let limit = if limit == 0 { -1 } else { limit as i64 };
+        let sql = format!(
+            "SELECT id, provider, received_at, last_received_at, occurrences, reason, body_sha256,
+                    headers, body, resolved_at
+             FROM quarantine {} ORDER BY last_received_at DESC, id DESC LIMIT ?1",
+            if open_only { "WHERE resolved_at IS NULL" } else { "" }
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Vec<u8>>(8)?,
+                r.get::<_, Option<i64>>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, provider, received, last, occurrences, reason, sha, headers, body, resolved) =
+                row?;
+            out.push(QuarantineRecord {
+                id,
+                provider: Provider::parse(&provider)
+                    .ok_or_else(|| StoreError::Corrupt(format!("provider {provider:?}")))?,
+                received_at: from_ms(received),
+                last_received_at: from_ms(last),
+                occurrences,
+                reason,
+                body_sha256: sha,
+                headers: serde_json::from_str(&headers).unwrap_or(serde_json::Value::Null),
+                body,
+                resolved_at: resolved.map(from_ms),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Counters for the health view.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let calls: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
+        let (raw_events, last): (i64, Option<i64>) = self.conn.query_row(
+            "SELECT count(*), max(received_at) FROM raw_events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let quarantined: i64 = self.conn.query_row(
+            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(StoreStats {
+            calls,
+            raw_events,
+            quarantined,
+            last_received_at: last.map(from_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_looking_searches_become_digit_strings() {
+        assert_eq!(search_terms("(415) 555-01"), vec!["41555501"]);
+        assert_eq!(search_terms("+61 412 345"), vec!["61412345"]);
+        assert_eq!(search_terms("Jane 0412"), vec!["jane", "0412"]);
+        assert_eq!(search_terms("  "), Vec::<String>::new());
+    }
+}

@@ -1,0 +1,121 @@
+//! Versioned migrations. A migration is never edited once released: add a new one instead.
+//! `PRAGMA user_version` records how many have been applied.
+
+/// Every migration in order; index + 1 is the schema version it produces.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: raw deliveries, derived calls, normalized events, voicemails, quarantine, engine state.
+    r#"
+CREATE TABLE raw_events (
+    id              INTEGER PRIMARY KEY,
+    provider        TEXT NOT NULL,
+    dedup_key       TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    received_at     INTEGER NOT NULL,
+    event_time      INTEGER,
+    body_sha256     TEXT NOT NULL,
+    headers         TEXT NOT NULL,
+    body            BLOB NOT NULL,
+    redeliveries    INTEGER NOT NULL DEFAULT 0,
+    last_redelivered_at INTEGER,
+    UNIQUE (provider, dedup_key)
+);
+CREATE INDEX raw_events_received ON raw_events (received_at);
+
+CREATE TABLE calls (
+    id              INTEGER PRIMARY KEY,
+    provider        TEXT NOT NULL,
+    call_key        TEXT NOT NULL,
+    direction       TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    result          TEXT,
+    from_raw        TEXT,
+    from_e164       TEXT,
+    from_name       TEXT,
+    to_raw          TEXT,
+    to_e164         TEXT,
+    to_name         TEXT,
+    extensions      TEXT NOT NULL,
+    started_at      INTEGER NOT NULL,
+    answered_at     INTEGER,
+    ended_at        INTEGER,
+    ring_seconds    INTEGER NOT NULL,
+    talk_seconds    INTEGER NOT NULL,
+    recording_url   TEXT,
+    voicemail_id    TEXT,
+    voicemail_seconds INTEGER,
+    voicemail_url   TEXT,
+    event_count     INTEGER NOT NULL,
+    last_event_at   INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (provider, call_key)
+);
+CREATE INDEX calls_started ON calls (started_at DESC, id DESC);
+CREATE INDEX calls_result ON calls (result, started_at DESC);
+CREATE INDEX calls_from ON calls (from_e164, started_at);
+
+CREATE TABLE call_extensions (
+    extension       TEXT NOT NULL,
+    call_id         INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    PRIMARY KEY (extension, call_id)
+) WITHOUT ROWID;
+CREATE INDEX call_extensions_call ON call_extensions (call_id);
+
+CREATE TABLE call_events (
+    raw_event_id    INTEGER NOT NULL REFERENCES raw_events (id) ON DELETE CASCADE,
+    ordinal         INTEGER NOT NULL,
+    call_id         INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+    event           TEXT NOT NULL,
+    PRIMARY KEY (raw_event_id, ordinal)
+) WITHOUT ROWID;
+CREATE INDEX call_events_call ON call_events (call_id);
+
+CREATE TABLE voicemails (
+    id              INTEGER PRIMARY KEY,
+    provider        TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    raw_event_id    INTEGER REFERENCES raw_events (id) ON DELETE SET NULL,
+    extension_id    TEXT,
+    extension_number TEXT,
+    from_e164       TEXT,
+    created_at      INTEGER NOT NULL,
+    message         TEXT NOT NULL,
+    call_id         INTEGER REFERENCES calls (id) ON DELETE SET NULL,
+    UNIQUE (provider, message_id)
+);
+CREATE INDEX voicemails_unmatched ON voicemails (provider, created_at) WHERE call_id IS NULL;
+CREATE INDEX voicemails_call ON voicemails (call_id);
+
+CREATE TABLE quarantine (
+    id              INTEGER PRIMARY KEY,
+    provider        TEXT NOT NULL,
+    received_at     INTEGER NOT NULL,
+    last_received_at INTEGER NOT NULL,
+    occurrences     INTEGER NOT NULL DEFAULT 1,
+    reason          TEXT NOT NULL,
+    body_sha256     TEXT NOT NULL,
+    headers         TEXT NOT NULL,
+    body            BLOB NOT NULL,
+    resolved_at     INTEGER,
+    resolved_raw_event_id INTEGER
+);
+CREATE UNIQUE INDEX quarantine_open_body ON quarantine (provider, body_sha256) WHERE resolved_at IS NULL;
+
+CREATE TABLE engine_state (
+    key             TEXT PRIMARY KEY,
+    value           TEXT NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+
+CREATE VIRTUAL TABLE calls_search USING fts5 (
+    text,
+    content = '',
+    contentless_delete = 1,
+    tokenize = 'trigram'
+);
+"#,
+];
+
+/// The schema version this build writes.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
