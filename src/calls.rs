@@ -67,7 +67,7 @@ struct LegSummary<'a> {
     first_seen: DateTime<Utc>,
     rang: bool,
     first_connected: Option<DateTime<Utc>>,
-    reached_voicemail: bool,
+    first_voicemail: Option<DateTime<Utc>>,
     /// The last event that carried a status.
     last_status: Option<(&'a LegStatus, &'a CallEvent)>,
     talk_seconds: i64,
@@ -96,7 +96,7 @@ impl<'a> LegSummary<'a> {
             events: Vec::new(),
             rang: false,
             first_connected: None,
-            reached_voicemail: false,
+            first_voicemail: None,
             last_status: None,
             talk_seconds: 0,
             missed_flag: false,
@@ -115,7 +115,9 @@ impl<'a> LegSummary<'a> {
                     s.first_connected.get_or_insert(e.event_time);
                     connected_since.get_or_insert(e.event_time);
                 }
-                LegState::Voicemail => s.reached_voicemail = true,
+                LegState::Voicemail => {
+                    s.first_voicemail.get_or_insert(e.event_time);
+                }
                 LegState::Held | LegState::Ended | LegState::Other => {}
             }
             if status.state != LegState::Connected {
@@ -333,25 +335,18 @@ fn extension_parts(legs: &[LegSummary<'_>]) -> Vec<ExtensionPart> {
         entry.rang |= l.rang || l.answered() || l.leg.direction == Some(LegDirection::Outbound);
         entry.answered |= l.answered();
         entry.talk_seconds += l.talk_seconds;
-        // The latest state across this extension's legs.
-        let candidate = l.final_key().zip(l.final_state());
-        entry.state = match (entry.state, candidate) {
-            (None, Some((_, s))) => Some(s),
-            (Some(old), _) => Some(old),
-            (None, None) => None,
-        };
     }
-    // Re-evaluate states with the latest leg per extension (the loop above keeps the first).
+    // An extension's state is that of its leg with the latest status.
     for (key, part) in parts.iter_mut() {
-        let latest = legs
+        part.state = legs
             .iter()
             .filter(|l| {
                 l.leg.extension_id.as_deref().or(l.leg.extension_number.as_deref())
                     == Some(key.as_str())
             })
             .filter_map(|l| l.final_key().zip(l.final_state()))
-            .max_by(|a, b| a.0.cmp(&b.0));
-        part.state = latest.map(|(_, s)| s);
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, s)| s);
     }
     order.sort();
     order
@@ -397,8 +392,9 @@ pub fn derive(
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, s)| s);
     let ended = all_terminal && last_terminal.is_some_and(|s| !s.is_handover());
+    let voicemail_at = answering.iter().filter_map(|l| l.first_voicemail).min();
     let reached_voicemail =
-        legs.iter().any(|l| l.reached_voicemail) || voicemail.is_some();
+        legs.iter().any(|l| l.first_voicemail.is_some()) || voicemail.is_some();
 
     let state = if ended {
         CallState::Ended
@@ -435,13 +431,27 @@ pub fn derive(
         None
     };
 
-    let started_at = used
+    // A Ringotel recording update carries no call time of its own (it is stamped on arrival),
+    // so it only dates a call that nothing else dates.
+    let timed: Vec<&CallEvent> = {
+        let dated: Vec<&CallEvent> = used
+            .iter()
+            .copied()
+            .filter(|e| e.source != EventSource::RingotelRecording)
+            .collect();
+        if dated.is_empty() {
+            used.clone()
+        } else {
+            dated
+        }
+    };
+    let started_at = timed
         .iter()
         .flat_map(|e| [Some(e.event_time), e.call_start])
         .flatten()
         .min()
         .unwrap_or(first.event_time);
-    let last_event_at = used
+    let last_event_at = timed
         .iter()
         .flat_map(|e| [Some(e.event_time), e.call_end])
         .flatten()
@@ -451,11 +461,12 @@ pub fn derive(
         with_status
             .iter()
             .filter_map(|l| l.last_status.map(|(_, e)| e.event_time))
-            .chain(used.iter().filter_map(|e| e.call_end))
+            .chain(timed.iter().filter_map(|e| e.call_end))
             .max()
             .unwrap_or(last_event_at)
     });
-    let ring_until = answered_at.or(ended_at);
+    // The caller stops waiting when someone answers, voicemail picks up, or the call ends.
+    let ring_until = answered_at.or(voicemail_at).or(ended_at);
     let ring_seconds = ring_until.map_or(0, |t| seconds_between(started_at, t));
     let talk_seconds = talking_legs(&legs, direction)
         .iter()
@@ -475,12 +486,24 @@ pub fn derive(
     let from = summarize_side(external_first.iter().map(|e| &e.from));
     let mut to = summarize_side(external_first.iter().map(|e| &e.to));
     let extensions = extension_parts(&legs);
-    if to.name.is_none() {
-        to.name = extensions
+    if matches!(direction, CallDirection::Inbound | CallDirection::Internal) {
+        // The called side's name: the dialled line's own name when the PSTN side reports one
+        // ("Sales"), otherwise the desk that answered, otherwise the desk that rang last.
+        let line_name = used
             .iter()
-            .find(|p| p.answered)
-            .or(extensions.first())
-            .and_then(|p| p.name.clone());
+            .filter(|e| !e.leg.is_extension())
+            .find_map(|e| e.to.name.clone());
+        let callees: Vec<&ExtensionPart> = extensions
+            .iter()
+            .filter(|p| p.direction != Some(LegDirection::Outbound))
+            .collect();
+        to.name = line_name.or_else(|| {
+            callees
+                .iter()
+                .find(|p| p.answered)
+                .or(callees.last())
+                .and_then(|p| p.name.clone())
+        });
     }
 
     let recording_url = used
