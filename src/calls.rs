@@ -39,7 +39,9 @@ fn leg_group(e: &CallEvent) -> u8 {
         EventSource::TelephonySession => 0,
         EventSource::Presence => 1,
         EventSource::CallLog => 2,
-        EventSource::RingotelStart | EventSource::RingotelStop | EventSource::RingotelRecording => 3,
+        EventSource::RingotelStart | EventSource::RingotelStop | EventSource::RingotelRecording => {
+            3
+        }
     }
 }
 
@@ -92,7 +94,11 @@ impl<'a> LegSummary<'a> {
         let mut s = LegSummary {
             leg,
             source: first.source,
-            first_seen: events.iter().map(|e| e.event_time).min().unwrap_or(first.event_time),
+            first_seen: events
+                .iter()
+                .map(|e| e.event_time)
+                .min()
+                .unwrap_or(first.event_time),
             events: Vec::new(),
             rang: false,
             first_connected: None,
@@ -183,8 +189,7 @@ fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> Vec<LegSummary<'a>> {
             EventSource::CallLog => !live,
             EventSource::Presence => {
                 !any_telephony
-                    || l
-                        .leg
+                    || l.leg
                         .extension_id
                         .as_ref()
                         .is_some_and(|e| !telephony_extensions.contains(e))
@@ -325,7 +330,10 @@ fn extension_parts(legs: &[LegSummary<'_>]) -> Vec<ExtensionPart> {
                 order[pos].0 = l.first_seen;
             }
         }
-        entry.extension_id = entry.extension_id.take().or_else(|| l.leg.extension_id.clone());
+        entry.extension_id = entry
+            .extension_id
+            .take()
+            .or_else(|| l.leg.extension_id.clone());
         entry.extension_number = entry
             .extension_number
             .take()
@@ -341,7 +349,10 @@ fn extension_parts(legs: &[LegSummary<'_>]) -> Vec<ExtensionPart> {
         part.state = legs
             .iter()
             .filter(|l| {
-                l.leg.extension_id.as_deref().or(l.leg.extension_number.as_deref())
+                l.leg
+                    .extension_id
+                    .as_deref()
+                    .or(l.leg.extension_number.as_deref())
                     == Some(key.as_str())
             })
             .filter_map(|l| l.final_key().zip(l.final_state()))
@@ -393,8 +404,7 @@ pub fn derive(
         .map(|(_, s)| s);
     let ended = all_terminal && last_terminal.is_some_and(|s| !s.is_handover());
     let voicemail_at = answering.iter().filter_map(|l| l.first_voicemail).min();
-    let reached_voicemail =
-        legs.iter().any(|l| l.first_voicemail.is_some()) || voicemail.is_some();
+    let reached_voicemail = legs.iter().any(|l| l.first_voicemail.is_some()) || voicemail.is_some();
 
     let state = if ended {
         CallState::Ended
@@ -479,7 +489,9 @@ pub fn derive(
         let (ext, other): (Vec<&CallEvent>, Vec<&CallEvent>) =
             used.iter().partition(|e| e.leg.is_extension());
         match direction {
-            CallDirection::Inbound | CallDirection::Unknown => other.into_iter().chain(ext).collect(),
+            CallDirection::Inbound | CallDirection::Unknown => {
+                other.into_iter().chain(ext).collect()
+            }
             _ => ext.into_iter().chain(other).collect(),
         }
     };

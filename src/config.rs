@@ -279,14 +279,21 @@ mod tests {
         .expect("env");
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.watch_extensions, vec!["101", "102"]);
-        assert_eq!(c.ringotel_api_token.as_ref().map(Secret::expose), Some("tok"));
-        assert_eq!(format!("{:?}", c.ringotel_api_token), "Some(Secret([redacted]))");
+        assert_eq!(
+            c.ringotel_api_token.as_ref().map(Secret::expose),
+            Some("tok")
+        );
+        assert_eq!(
+            format!("{:?}", c.ringotel_api_token),
+            "Some(Secret([redacted]))"
+        );
 
         let o = Overrides {
             listen: Some("127.0.0.1:9200".into()),
             ..o
         };
-        let c = Config::load_with(&o, &env(&[("CALLPOP_LISTEN", "127.0.0.1:9100")])).expect("flags");
+        let c =
+            Config::load_with(&o, &env(&[("CALLPOP_LISTEN", "127.0.0.1:9100")])).expect("flags");
         assert_eq!(c.listen.port(), 9200);
     }
 

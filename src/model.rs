@@ -302,7 +302,7 @@ pub enum Payload {
     /// Facts about one or more calls.
     Calls(Vec<CallEvent>),
     /// A voicemail message.
-    Voicemail(VoicemailMessage),
+    Voicemail(Box<VoicemailMessage>),
     /// A subscription renewal reminder.
     Reminder(RenewalReminder),
     /// Authentic but carries nothing CallPop uses (unknown event, message counters); kept raw.

@@ -284,29 +284,84 @@ mod tests {
     #[test]
     fn normalizes_the_formats_phone_systems_send() {
         let cases: &[(&str, Country, Option<&str>, NumberKind)] = &[
-            ("+16505550100", us(), Some("+16505550100"), NumberKind::External),
-            ("(866)123-4567", us(), Some("+18661234567"), NumberKind::External),
-            ("+1 (415) 555-0123", us(), Some("+14155550123"), NumberKind::External),
-            ("18661234567", us(), Some("+18661234567"), NumberKind::External),
-            ("tel:+14155550123", us(), Some("+14155550123"), NumberKind::External),
+            (
+                "+16505550100",
+                us(),
+                Some("+16505550100"),
+                NumberKind::External,
+            ),
+            (
+                "(866)123-4567",
+                us(),
+                Some("+18661234567"),
+                NumberKind::External,
+            ),
+            (
+                "+1 (415) 555-0123",
+                us(),
+                Some("+14155550123"),
+                NumberKind::External,
+            ),
+            (
+                "18661234567",
+                us(),
+                Some("+18661234567"),
+                NumberKind::External,
+            ),
+            (
+                "tel:+14155550123",
+                us(),
+                Some("+14155550123"),
+                NumberKind::External,
+            ),
             (
                 "sip:+14155550123@sip.ringcentral.com;user=phone",
                 us(),
                 Some("+14155550123"),
                 NumberKind::External,
             ),
-            ("0061412345678", us(), Some("+61412345678"), NumberKind::External),
-            ("011 44 20 7946 0018", us(), Some("+442079460018"), NumberKind::External),
+            (
+                "0061412345678",
+                us(),
+                Some("+61412345678"),
+                NumberKind::External,
+            ),
+            (
+                "011 44 20 7946 0018",
+                us(),
+                Some("+442079460018"),
+                NumberKind::External,
+            ),
             (
                 "+1 415 555 0123;ext=204",
                 us(),
                 Some("+14155550123"),
                 NumberKind::External,
             ),
-            ("0412 345 678", au(), Some("+61412345678"), NumberKind::External),
-            ("(07) 3000 0000", au(), Some("+61730000000"), NumberKind::External),
-            ("+61730000000", au(), Some("+61730000000"), NumberKind::External),
-            ("353212028252", au(), Some("+353212028252"), NumberKind::External),
+            (
+                "0412 345 678",
+                au(),
+                Some("+61412345678"),
+                NumberKind::External,
+            ),
+            (
+                "(07) 3000 0000",
+                au(),
+                Some("+61730000000"),
+                NumberKind::External,
+            ),
+            (
+                "+61730000000",
+                au(),
+                Some("+61730000000"),
+                NumberKind::External,
+            ),
+            (
+                "353212028252",
+                au(),
+                Some("+353212028252"),
+                NumberKind::External,
+            ),
             ("101", us(), None, NumberKind::Extension),
             ("11101", us(), None, NumberKind::Extension),
             ("anonymous", us(), None, NumberKind::Unknown),
@@ -346,9 +401,6 @@ mod tests {
         let n = PhoneNumber::parse("+61412345678", &au());
         assert_eq!(n.search_digits(&au()), vec!["61412345678", "0412345678"]);
         let n = PhoneNumber::parse("(415) 555-0123", &us());
-        assert_eq!(
-            n.search_digits(&us()),
-            vec!["14155550123", "4155550123"]
-        );
+        assert_eq!(n.search_digits(&us()), vec!["14155550123", "4155550123"]);
     }
 }

@@ -8,9 +8,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -111,15 +110,47 @@ impl Receiver {
             .route("/healthz", get(healthz))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(self.inner.max_body_bytes))
             .with_state(self.clone())
     }
 }
 
-/// A JSON error reply: `{"error": {"code": …, "message": …}}`.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"code": code, "message": message.into()}});
-    (status, Json(body)).into_response()
+/// A refused request: becomes a JSON reply `{"error": {"code": …, "message": …}}`.
+#[derive(Debug)]
+struct Reject {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// Close the connection (the client may still be sending a body we will not read).
+    close: bool,
+}
+
+impl Reject {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Reject {
+        Reject {
+            status,
+            code,
+            message: message.into(),
+            close: false,
+        }
+    }
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, Json(body)).into_response();
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+/// A JSON error reply.
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    Reject::new(status, code, message).into_response()
 }
 
 async fn not_found() -> Response {
@@ -167,7 +198,10 @@ fn kept_headers(headers: &HeaderMap, peer: Option<SocketAddr>) -> Vec<(String, S
         .iter()
         .filter_map(|name| {
             headers.get(*name).map(|v| {
-                let text: String = String::from_utf8_lossy(v.as_bytes()).chars().take(512).collect();
+                let text: String = String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(512)
+                    .collect();
                 (name.to_string(), text)
             })
         })
@@ -178,35 +212,55 @@ fn kept_headers(headers: &HeaderMap, peer: Option<SocketAddr>) -> Vec<(String, S
     out
 }
 
-fn body_or_reject(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Response> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+impl Inner {
+    /// Counts a refused request and turns it into its reply.
+    fn rejected(&self, provider: Provider, r: Reject) -> Response {
+        self.health.provider(provider, |c| c.rejected += 1);
+        r.into_response()
+    }
+
+    /// Reads the body within the size cap: a declared length over the cap is refused before
+    /// any of the body is read, a longer streamed body as soon as it passes the cap.
+    async fn read_capped(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Reject> {
+        check_declared_length(headers, self.max_body_bytes)?;
+        read_body(body, self.max_body_bytes).await
+    }
+}
+
+/// Reads the body up to `limit` bytes; a longer body is refused without reading the rest.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Reject> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        let mut too_long = false;
+        while let Some(c) = cause {
+            too_long |= c.is::<http_body_util::LengthLimitError>();
+            cause = c.source();
+        }
+        if too_long {
             too_large(limit)
         } else {
-            error(
+            Reject::new(
                 StatusCode::BAD_REQUEST,
                 "unreadable_body",
-                format!("the request body could not be read: {rejection}"),
+                format!("the request body could not be read: {e}"),
             )
         }
     })
 }
 
-fn too_large(limit: usize) -> Response {
-    let mut response = error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("bodies are limited to {limit} bytes"),
-    );
-    // Do not let the client keep streaming a body we will never read.
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+fn too_large(limit: usize) -> Reject {
+    Reject {
+        close: true,
+        ..Reject::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("bodies are limited to {limit} bytes"),
+        )
+    }
 }
 
 /// Rejects a declared body size over the cap before reading any of it.
-fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), Response> {
+fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), Reject> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -218,7 +272,7 @@ fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), Respon
 }
 
 /// JSON bodies only; a missing content type is tolerated (some senders omit it).
-fn check_content_type(headers: &HeaderMap) -> Result<(), Response> {
+fn check_content_type(headers: &HeaderMap) -> Result<(), Reject> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -233,7 +287,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Response> {
     if essence == "application/json" || essence == "text/json" || essence.ends_with("+json") {
         Ok(())
     } else {
-        Err(error(
+        Err(Reject::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!("expected Content-Type: application/json, got {essence:?}"),
@@ -241,7 +295,12 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-fn unauthorized(provider: Provider, peer: Option<SocketAddr>, headers: &HeaderMap, reason: &str) -> Response {
+fn unauthorized(
+    provider: Provider,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    reason: &str,
+) -> Response {
     tracing::warn!(
         target: "callpop::security",
         provider = provider.as_str(),
@@ -268,41 +327,39 @@ async fn ringcentral_webhook(
     State(r): State<Receiver>,
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let inner = &r.inner;
     let peer = peer.map(|Extension(PeerAddr(a))| a);
     let provider = Provider::RingCentral;
     let received_at = Utc::now();
-    let reject = |response: Response| {
-        inner.health.provider(provider, |c| c.rejected += 1);
-        response
-    };
-    if let Err(response) = check_declared_length(&headers, inner.max_body_bytes) {
-        return reject(response);
-    }
-    let body = match body_or_reject(body, inner.max_body_bytes) {
+    let reject = |r: Reject| inner.rejected(provider, r);
+    let body = match inner.read_capped(&headers, body).await {
         Ok(b) => b,
-        Err(response) => return reject(response),
+        Err(r) => return reject(r),
     };
 
     // The handshake: answered before auth, parsing or storage (PROTOCOL.md §0 #2).
     if is_blank(&body) {
         let token = header_str(
             &headers,
-            &["validation-token", "x_validation_token", "x-validation-token"],
+            &[
+                "validation-token",
+                "x_validation_token",
+                "x-validation-token",
+            ],
         );
         return match token {
             Some(token) if !token.is_empty() && token.len() <= MAX_VALIDATION_TOKEN => {
                 inner.health.provider(provider, |c| c.handshakes += 1);
                 handshake_reply(token)
             }
-            Some(_) => reject(error(
+            Some(_) => reject(Reject::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_validation_token",
                 format!("Validation-Token must be 1 to {MAX_VALIDATION_TOKEN} visible characters"),
             )),
-            None => reject(error(
+            None => reject(Reject::new(
                 StatusCode::BAD_REQUEST,
                 "empty_body",
                 "empty body without a Validation-Token header",
@@ -313,7 +370,11 @@ async fn ringcentral_webhook(
     if let Some(expected) = &inner.ringcentral_token {
         let presented = header_str(
             &headers,
-            &["verification-token", "verification_token", "validation-token"],
+            &[
+                "verification-token",
+                "verification_token",
+                "validation-token",
+            ],
         );
         let verdict = match presented {
             None => Some("missing verification token"),
@@ -368,22 +429,16 @@ async fn ringotel_webhook(
     State(r): State<Receiver>,
     peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let inner = &r.inner;
     let peer = peer.map(|Extension(PeerAddr(a))| a);
     let provider = Provider::Ringotel;
     let received_at = Utc::now();
-    let reject = |response: Response| {
-        inner.health.provider(provider, |c| c.rejected += 1);
-        response
-    };
-    if let Err(response) = check_declared_length(&headers, inner.max_body_bytes) {
-        return reject(response);
-    }
-    let body = match body_or_reject(body, inner.max_body_bytes) {
+    let reject = |r: Reject| inner.rejected(provider, r);
+    let body = match inner.read_capped(&headers, body).await {
         Ok(b) => b,
-        Err(response) => return reject(response),
+        Err(r) => return reject(r),
     };
     if let Err(response) = check_content_type(&headers) {
         return reject(response);
@@ -396,7 +451,13 @@ async fn ringotel_webhook(
         Err(e) if inner.ringotel_token.is_none() => {
             return quarantine(inner, provider, received_at, kept, body.to_vec(), sha, e).await
         }
-        Err(e) => return reject(error(StatusCode::BAD_REQUEST, "invalid_body", e.to_string())),
+        Err(e) => {
+            return reject(Reject::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                e.to_string(),
+            ))
+        }
     };
     if let Some(expected) = &inner.ringotel_token {
         let verdict = match request.api_token.as_deref() {

@@ -140,7 +140,11 @@ pub fn parse_delivery(
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .take(64)
             .collect();
-        let label = if label.is_empty() { "unknown".into() } else { label };
+        let label = if label.is_empty() {
+            "unknown".into()
+        } else {
+            label
+        };
         return Ok(ParsedDelivery {
             provider: Provider::Ringotel,
             dedup_key: format!("{label}:{hash}"),
@@ -172,16 +176,17 @@ pub fn parse_delivery(
         .call_id
         .and_then(Id::into_non_empty)
         .ok_or_else(|| ParseError::new("params: missing `call_id`"))?;
-    let millis = |field: &str, v: Option<LenientInt>| -> Result<Option<DateTime<Utc>>, ParseError> {
-        match v {
-            None => Ok(None),
-            Some(LenientInt(ms)) => from_epoch_millis(ms).map(Some).ok_or_else(|| {
-                ParseError::new(format!(
-                    "params.{field}: {ms} is not a time in epoch milliseconds"
-                ))
-            }),
-        }
-    };
+    let millis =
+        |field: &str, v: Option<LenientInt>| -> Result<Option<DateTime<Utc>>, ParseError> {
+            match v {
+                None => Ok(None),
+                Some(LenientInt(ms)) => from_epoch_millis(ms).map(Some).ok_or_else(|| {
+                    ParseError::new(format!(
+                        "params.{field}: {ms} is not a time in epoch milliseconds"
+                    ))
+                }),
+            }
+        };
     let call_start = millis("call_start", params.call_start)?;
     let call_end = millis("call_end", params.call_end)?;
     let talk_seconds = match params.call_duration.map(|d| d.0) {
@@ -198,7 +203,10 @@ pub fn parse_delivery(
             .filter(|n| !n.raw.trim().is_empty())
     };
     let extension = params.extension.and_then(Id::into_non_empty);
-    let direction = params.activity_type.as_deref().and_then(LegDirection::parse);
+    let direction = params
+        .activity_type
+        .as_deref()
+        .and_then(LegDirection::parse);
     let leg = Leg {
         id: match (&extension, params.user_id.and_then(Id::into_non_empty)) {
             (Some(ext), _) => format!("ext:{ext}"),
@@ -285,7 +293,10 @@ pub fn parse_delivery(
     })
 }
 
-fn find_string(params: &serde_json::Map<String, serde_json::Value>, keys: &[&str]) -> Option<String> {
+fn find_string(
+    params: &serde_json::Map<String, serde_json::Value>,
+    keys: &[&str],
+) -> Option<String> {
     keys.iter().find_map(|k| match params.get(*k) {
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),

@@ -93,9 +93,11 @@ impl<'de> Deserialize<'de> for LenientInt {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LenientInt, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
         let parsed = match &v {
-            serde_json::Value::Number(n) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
+            serde_json::Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
             serde_json::Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
         };
@@ -242,7 +244,10 @@ mod tests {
     #[test]
     fn epoch_millis_must_be_plausible() {
         assert!(from_epoch_millis(1_729_690_611_587).is_some());
-        assert!(from_epoch_millis(1_729_690_611).is_none(), "seconds, not ms");
+        assert!(
+            from_epoch_millis(1_729_690_611).is_none(),
+            "seconds, not ms"
+        );
         assert!(from_epoch_millis(i64::MAX).is_none());
     }
 }

@@ -16,7 +16,11 @@ use callpop::secrets::TokenSource;
 use callpop::store::{CallFilter, CallRecord, EventFilter, Store, StoreOptions};
 
 #[derive(Parser)]
-#[command(name = "callpop", version, about = "Caller pop-ups and call history for dealership desks")]
+#[command(
+    name = "callpop",
+    version,
+    about = "Caller pop-ups and call history for dealership desks"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -220,8 +224,11 @@ fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
     let tokens = engine.tokens();
     let base = format!("http://{addr}");
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "CallPop {} is receiving webhooks.", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(out, "  Listening on {base}");
+    let _ = writeln!(
+        out,
+        "CallPop {} is receiving webhooks.",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = writeln!(out, "  RingCentral webhook: {base}{RINGCENTRAL_PATH}");
     let _ = writeln!(out, "  Ringotel webhook:    {base}{RINGOTEL_PATH}");
     let _ = writeln!(out, "  Health:              {base}/healthz");
@@ -229,13 +236,28 @@ fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
     if config.watch_extensions.is_empty() {
         let _ = writeln!(out, "  Watching:            every extension of the account");
     } else {
-        let _ = writeln!(out, "  Watching:            extensions {}", config.watch_extensions.join(", "));
+        let _ = writeln!(
+            out,
+            "  Watching:            extensions {}",
+            config.watch_extensions.join(", ")
+        );
     }
     let generated = [
-        (tokens.ringcentral_source, "RingCentral verification token", &tokens.ringcentral),
-        (tokens.ringotel_source, "Ringotel api_token", &tokens.ringotel),
+        (
+            tokens.ringcentral_source,
+            "RingCentral verification token",
+            &tokens.ringcentral,
+        ),
+        (
+            tokens.ringotel_source,
+            "Ringotel api_token",
+            &tokens.ringotel,
+        ),
     ];
-    if generated.iter().any(|(s, _, _)| *s == TokenSource::Generated) {
+    if generated
+        .iter()
+        .any(|(s, _, _)| *s == TokenSource::Generated)
+    {
         let _ = writeln!(
             out,
             "New webhook tokens were generated for this installation (kept in {}, readable only by you):",
@@ -247,9 +269,15 @@ fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
             }
         }
     } else {
-        let _ = writeln!(out, "  Webhook tokens:      set (`callpop tokens` shows them)");
+        let _ = writeln!(
+            out,
+            "  Webhook tokens:      set (`callpop tokens` shows them)"
+        );
     }
-    for (label, token) in [("RingCentral", &tokens.ringcentral), ("Ringotel", &tokens.ringotel)] {
+    for (label, token) in [
+        ("RingCentral", &tokens.ringcentral),
+        ("Ringotel", &tokens.ringotel),
+    ] {
         if token.is_none() {
             let _ = writeln!(
                 out,
@@ -261,6 +289,8 @@ fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
         out,
         "  RingCentral subscription management is off (no RingCentral credentials configured)."
     );
+    // Last, so whoever waits for this line has the whole banner.
+    let _ = writeln!(out, "Listening on {base}");
     let _ = out.flush();
 }
 
@@ -299,7 +329,9 @@ fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     let split = s
         .find(|c: char| !c.is_ascii_digit())
         .filter(|&i| i > 0)
-        .with_context(|| format!("{s:?} is not a time (try 2026-11-23, today, 2h or an RFC 3339 time)"))?;
+        .with_context(|| {
+            format!("{s:?} is not a time (try 2026-11-23, today, 2h or an RFC 3339 time)")
+        })?;
     let (n, unit) = s.split_at(split);
     let n: i64 = n.parse().context("number too large")?;
     let unit_seconds = match unit.trim() {
@@ -383,7 +415,9 @@ fn truncate(s: &str, width: usize) -> String {
 
 fn csv_field(s: &str) -> String {
     // Cells starting with these are formulas in spreadsheets; neutralise them.
-    let is_number = s.strip_prefix('+').is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()));
+    let is_number = s
+        .strip_prefix('+')
+        .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()));
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number {
         format!("'{s}")
     } else {
@@ -401,8 +435,16 @@ fn calls(config: &Config, args: CallsArgs) -> Result<()> {
     let now = Utc::now();
     let filter = CallFilter {
         search: args.search,
-        since: args.since.as_deref().map(|s| parse_time(s, now)).transpose()?,
-        until: args.until.as_deref().map(|s| parse_time(s, now)).transpose()?,
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_time(s, now))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| parse_time(s, now))
+            .transpose()?,
         result: args.result.map(|r| match r {
             ResultArg::Answered => CallResult::Answered,
             ResultArg::Missed => CallResult::Missed,
@@ -440,10 +482,18 @@ fn calls(config: &Config, args: CallsArgs) -> Result<()> {
                 extensions_label(c),
                 c.ring_seconds.to_string(),
                 c.talk_seconds.to_string(),
-                c.answered_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)).unwrap_or_default(),
-                c.ended_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)).unwrap_or_default(),
+                c.answered_at
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                c.ended_at
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
                 c.recording_url.clone().unwrap_or_default(),
-                c.voicemail.as_ref().and_then(|v| v.seconds).map(|s| s.to_string()).unwrap_or_default(),
+                c.voicemail
+                    .as_ref()
+                    .and_then(|v| v.seconds)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
                 c.provider.as_str().into(),
                 c.call_key.clone(),
             ];
@@ -507,7 +557,12 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
     let mut store = open_history(config)?;
     let country = config.default_country;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if let Some(EventsAction::Replay { id, quarantined, all }) = args.action {
+    if let Some(EventsAction::Replay {
+        id,
+        quarantined,
+        all,
+    }) = args.action
+    {
         if quarantined {
             let results = replay::replay_quarantine(&mut store, &country)?;
             if results.is_empty() {
@@ -515,7 +570,10 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
             }
             for r in results {
                 match r {
-                    QuarantineReplay::Resolved { quarantine_id, outcome } => writeln!(
+                    QuarantineReplay::Resolved {
+                        quarantine_id,
+                        outcome,
+                    } => writeln!(
                         out,
                         "quarantine {quarantine_id}: stored ({})",
                         match outcome {
@@ -525,9 +583,10 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                                 format!("already stored as delivery {raw_event_id}"),
                         }
                     )?,
-                    QuarantineReplay::StillInvalid { quarantine_id, reason } => {
-                        writeln!(out, "quarantine {quarantine_id}: still unusable: {reason}")?
-                    }
+                    QuarantineReplay::StillInvalid {
+                        quarantine_id,
+                        reason,
+                    } => writeln!(out, "quarantine {quarantine_id}: still unusable: {reason}")?,
                 }
             }
             return Ok(out.flush()?);
@@ -579,11 +638,17 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                     out,
                     "{:>6}  {}  {:<11}  x{:<3} {}{}",
                     q.id,
-                    q.last_received_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+                    q.last_received_at
+                        .with_timezone(&Local)
+                        .format("%Y-%m-%d %H:%M:%S"),
                     q.provider.as_str(),
                     q.occurrences,
                     q.reason,
-                    if q.resolved_at.is_some() { "  (resolved)" } else { "" }
+                    if q.resolved_at.is_some() {
+                        "  (resolved)"
+                    } else {
+                        ""
+                    }
                 )?;
             }
         }
@@ -616,7 +681,9 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                 out,
                 "{:>6}  {}  {:<11}  {:<20}  calls {:?}{}",
                 e.id,
-                e.received_at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+                e.received_at
+                    .with_timezone(&Local)
+                    .format("%Y-%m-%d %H:%M:%S"),
                 e.provider.as_str(),
                 e.kind,
                 e.call_ids,
@@ -667,7 +734,10 @@ mod tests {
 
     #[test]
     fn times_in_every_form_people_type() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)
+            .single()
+            .expect("time");
         assert_eq!(
             parse_time("2h", now).expect("2h"),
             now - chrono::Duration::hours(2)
@@ -678,7 +748,9 @@ mod tests {
         );
         assert_eq!(
             parse_time("2026-11-20T10:00:00Z", now).expect("rfc3339"),
-            Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).single().expect("time")
+            Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0)
+                .single()
+                .expect("time")
         );
         assert!(parse_time("2026-11-20", now).is_ok());
         assert!(parse_time("today", now).is_ok());

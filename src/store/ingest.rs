@@ -531,7 +531,10 @@ fn update_call(
 
 fn delete_call(conn: &Connection, id: i64) -> Result<(), StoreError> {
     conn.execute("DELETE FROM calls_search WHERE rowid = ?1", [id])?;
-    conn.execute("UPDATE voicemails SET call_id = NULL WHERE call_id = ?1", [id])?;
+    conn.execute(
+        "UPDATE voicemails SET call_id = NULL WHERE call_id = ?1",
+        [id],
+    )?;
     conn.execute("DELETE FROM calls WHERE id = ?1", [id])?;
     Ok(())
 }
@@ -587,7 +590,10 @@ pub(crate) fn replace_payload(
         "DELETE FROM call_events WHERE raw_event_id = ?1",
         [raw_event_id],
     )?;
-    conn.execute("DELETE FROM voicemails WHERE raw_event_id = ?1", [raw_event_id])?;
+    conn.execute(
+        "DELETE FROM voicemails WHERE raw_event_id = ?1",
+        [raw_event_id],
+    )?;
     conn.execute(
         "UPDATE raw_events SET kind = ?2 WHERE id = ?1",
         params![raw_event_id, kind],

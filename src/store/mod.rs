@@ -17,7 +17,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::numbers::Country;
 
 pub use ingest::{CallChange, IngestOutcome, QuarantineEntry};
-pub use query::{CallFilter, CallRecord, EventFilter, QuarantineRecord, RawEventRecord, StoreStats};
+pub use query::{
+    CallFilter, CallRecord, EventFilter, QuarantineRecord, RawEventRecord, StoreStats,
+};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "callpop.db";
@@ -343,7 +345,9 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(DB_FILE);
         std::fs::write(&path, b"this is not a database at all, just text ........").expect("write");
-        let err = Store::open(&path, options()).err().expect("garbage refused");
+        let err = Store::open(&path, options())
+            .err()
+            .expect("garbage refused");
         assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
         assert_eq!(
             std::fs::read(&path).expect("read"),
@@ -353,10 +357,14 @@ pub(crate) mod tests {
         let path = dir.path().join("newer.db");
         {
             let conn = Connection::open(&path).expect("sqlite");
-            conn.pragma_update(None, "user_version", 999).expect("version");
+            conn.pragma_update(None, "user_version", 999)
+                .expect("version");
         }
         let err = Store::open(&path, options()).err().expect("newer refused");
-        assert!(matches!(err, StoreError::NewerSchema { found: 999, .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 999, .. }),
+            "{err}"
+        );
     }
 
     #[test]

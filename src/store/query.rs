@@ -46,7 +46,8 @@ pub(crate) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, 
             id: r.get(0)?,
             updated_at: from_ms(r.get(24)?),
             call: Call {
-                provider: Provider::parse(&provider).ok_or_else(|| corrupt("provider", &provider))?,
+                provider: Provider::parse(&provider)
+                    .ok_or_else(|| corrupt("provider", &provider))?,
                 call_key: r.get(2)?,
                 direction: CallDirection::parse(&direction)
                     .ok_or_else(|| corrupt("direction", &direction))?,
@@ -248,7 +249,9 @@ fn where_clause(filter: &CallFilter) -> (String, Vec<Value>) {
                 .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
                 .collect::<Vec<_>>()
                 .join(" AND ");
-            conds.push("calls.id IN (SELECT rowid FROM calls_search WHERE calls_search MATCH ?)".into());
+            conds.push(
+                "calls.id IN (SELECT rowid FROM calls_search WHERE calls_search MATCH ?)".into(),
+            );
             args.push(Value::Text(expr));
         }
         // The trigram index cannot look up one- or two-character terms: match them against
@@ -259,7 +262,12 @@ fn where_clause(filter: &CallFilter) -> (String, Vec<Value>) {
                   OR from_name LIKE ? ESCAPE '\\' OR to_name LIKE ? ESCAPE '\\')"
                     .into(),
             );
-            let like = format!("{}%", t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            let like = format!(
+                "{}%",
+                t.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
             args.push(Value::Text(t));
             args.push(Value::Text(like.clone()));
             args.push(Value::Text(like));
@@ -306,18 +314,11 @@ fn where_clause(filter: &CallFilter) -> (String, Vec<Value>) {
 impl Store {
     /// Lists calls newest first.
     pub fn calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
-        let (clause, mut args) = where_clause(filter);
-        let limit = if filter.limit == 0 { -1 } else { filter.limit as i64 };
-        args.push(Value::Integer(limit));
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls {clause} ORDER BY started_at DESC, id DESC LIMIT ?"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), call_from_row)?;
         let mut out = Vec::new();
-        for row in rows {
-            out.push(row??);
-        }
+        self.for_each_call(filter, |record| {
+            out.push(record.clone());
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -328,12 +329,16 @@ impl Store {
         mut visit: impl FnMut(&CallRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let (clause, mut args) = where_clause(filter);
-        let limit = if filter.limit == 0 { -1 } else { filter.limit as i64 };
+        let limit = if filter.limit == 0 {
+            -1
+        } else {
+            filter.limit as i64
+        };
         args.push(Value::Integer(limit));
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls {clause} ORDER BY started_at DESC, id DESC LIMIT ?"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         while let Some(row) = rows.next()? {
             visit(&call_from_row(row)??)?;
@@ -353,10 +358,7 @@ impl Store {
     /// One call by row id.
     pub fn call(&self, id: i64) -> Result<Option<CallRecord>, StoreError> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1");
-        let row = self
-            .conn
-            .query_row(&sql, [id], call_from_row)
-            .optional()?;
+        let row = self.conn.query_row(&sql, [id], call_from_row).optional()?;
         row.transpose()
     }
 
@@ -376,7 +378,11 @@ impl Store {
 
     /// Raw deliveries newest first.
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<RawEventRecord>, StoreError> {
-        let limit = if filter.limit == 0 { -1 } else { filter.limit as i64 };
+        let limit = if filter.limit == 0 {
+            -1
+        } else {
+            filter.limit as i64
+        };
         let (clause, args): (&str, Vec<Value>) = match filter.call_id {
             Some(id) => (
                 "WHERE id IN (SELECT raw_event_id FROM call_events WHERE call_id = ?1 \
@@ -443,7 +449,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<QuarantineRecord>, StoreError> {
         let limit = if limit == 0 { -1 } else { limit as i64 };
-        let sql = format!(
+        let sql =
+            format!(
             "SELECT id, provider, received_at, last_received_at, occurrences, reason, body_sha256,
                     headers, body, resolved_at
              FROM quarantine {} ORDER BY last_received_at DESC, id DESC LIMIT ?1",

@@ -81,7 +81,9 @@ impl StoreWriter {
     pub async fn ingest(&self, delivery: Delivery) -> Result<IngestOutcome, StoreError> {
         match self.submit(Op::Ingest(Box::new(delivery))).await? {
             Done::Ingested(outcome) => Ok(outcome),
-            _ => Err(StoreError::Corrupt("writer answered the wrong request".into())),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
         }
     }
 
@@ -89,7 +91,9 @@ impl StoreWriter {
     pub async fn quarantine(&self, entry: QuarantineEntry) -> Result<i64, StoreError> {
         match self.submit(Op::Quarantine(Box::new(entry))).await? {
             Done::Quarantined(id) => Ok(id),
-            _ => Err(StoreError::Corrupt("writer answered the wrong request".into())),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
         }
     }
 
@@ -107,7 +111,9 @@ impl StoreWriter {
         };
         match self.submit(op).await? {
             Done::Replaced(changes) => Ok(changes),
-            _ => Err(StoreError::Corrupt("writer answered the wrong request".into())),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
         }
     }
 
@@ -118,16 +124,14 @@ impl StoreWriter {
             .await?
         {
             Done::StateSet => Ok(()),
-            _ => Err(StoreError::Corrupt("writer answered the wrong request".into())),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
         }
     }
 }
 
-fn run(
-    mut store: Store,
-    mut rx: mpsc::Receiver<Job>,
-    changes: broadcast::Sender<CommittedChange>,
-) {
+fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, changes: broadcast::Sender<CommittedChange>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -185,7 +189,10 @@ fn broadcast_changes(changes: &broadcast::Sender<CommittedChange>, op: &Op, done
 
 /// Runs every job in one transaction, each in its own savepoint; a failing job is rolled back
 /// alone and answered with its error, the others still commit.
-fn commit_batch(store: &mut Store, batch: &[Job]) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+fn commit_batch(
+    store: &mut Store,
+    batch: &[Job],
+) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
     let options = store.options.clone();
     let mut tx = store.conn.transaction().map_err(StoreError::classify)?;
     let mut results = Vec::with_capacity(batch.len());
