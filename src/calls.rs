@@ -562,3 +562,233 @@ pub fn derive(
 pub fn involves(call: &Call, watched: &[String]) -> bool {
     watched.is_empty() || call.extensions.iter().any(|p| p.matches_extension(watched))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Provider;
+    use crate::numbers::{Country, PhoneNumber};
+    use chrono::TimeZone;
+
+    fn at(sec: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0)
+            .single()
+            .expect("time")
+            + chrono::Duration::seconds(sec)
+    }
+
+    fn end(number: &str) -> Endpoint {
+        Endpoint {
+            number: Some(PhoneNumber::parse(
+                number,
+                &Country::from_iso("US").expect("US"),
+            )),
+            name: None,
+            extension_id: None,
+        }
+    }
+
+    /// A telephony event for one party.
+    fn ev(
+        party: &str,
+        ext: Option<&str>,
+        dir: LegDirection,
+        seq: i64,
+        sec: i64,
+        code: &str,
+    ) -> CallEvent {
+        ev_reason(party, ext, dir, seq, sec, code, None)
+    }
+
+    fn ev_reason(
+        party: &str,
+        ext: Option<&str>,
+        dir: LegDirection,
+        seq: i64,
+        sec: i64,
+        code: &str,
+        reason: Option<&str>,
+    ) -> CallEvent {
+        CallEvent {
+            provider: Provider::RingCentral,
+            call_key: "s-1".into(),
+            source: EventSource::TelephonySession,
+            leg: Leg {
+                id: party.into(),
+                has_provider_id: true,
+                extension_id: ext.map(String::from),
+                extension_number: ext.map(|e| e.trim_start_matches("id").to_string()),
+                name: None,
+                direction: Some(dir),
+            },
+            sequence: Some(seq),
+            event_time: at(sec),
+            from: end("+14155550123"),
+            to: end("+16505550100"),
+            status: Some(LegStatus {
+                state: crate::ringcentral::webhook::state_of_code(code),
+                code: code.into(),
+                reason: reason.map(String::from),
+            }),
+            missed_call: false,
+            queue_call: false,
+            recording: None,
+            call_start: None,
+            call_end: None,
+            talk_seconds: None,
+            outcome: None,
+            voicemail_message_id: None,
+        }
+    }
+
+    use LegDirection::{Inbound as In, Outbound as Out};
+
+    #[test]
+    fn a_late_lower_sequence_event_does_not_resurrect_an_ended_call() {
+        let events = vec![
+            ev("caller", None, Out, 1, 0, "Setup"),
+            ev("desk", Some("101"), In, 2, 1, "Proceeding"),
+            ev("desk", Some("101"), In, 4, 30, "Disconnected"),
+            ev("caller", None, Out, 5, 30, "Disconnected"),
+            // Arrives last, belongs in the middle.
+            ev("desk", Some("101"), In, 3, 2, "Proceeding"),
+        ];
+        let call = derive(&events, 5, None).expect("call");
+        assert_eq!(call.state, CallState::Ended);
+        assert_eq!(call.result, Some(CallResult::Missed));
+        assert_eq!(call.ended_at, Some(at(30)));
+    }
+
+    #[test]
+    fn unknown_status_codes_are_kept_without_breaking_the_call() {
+        let events = vec![
+            ev("desk", Some("101"), In, 1, 0, "Proceeding"),
+            ev("desk", Some("101"), In, 2, 5, "Tds"),
+            ev("desk", Some("101"), In, 3, 6, "VoiceMailScreening"),
+            ev("desk", Some("101"), In, 4, 9, "FaxReceive"),
+        ];
+        let call = derive(&events, 4, None).expect("call");
+        assert_eq!(call.state, CallState::Connected, "still in progress");
+        assert_eq!(
+            call.result,
+            Some(CallResult::Voicemail),
+            "screening is voicemail"
+        );
+    }
+
+    #[test]
+    fn the_pstn_callers_answer_is_not_the_dealerships() {
+        // An IVR picks up: the caller party goes Answered, no desk ever does.
+        let events = vec![
+            ev("caller", None, Out, 1, 0, "Setup"),
+            ev("caller", None, Out, 2, 1, "Answered"),
+            ev("desk", Some("101"), In, 3, 5, "Proceeding"),
+            ev("desk", Some("101"), In, 4, 25, "Disconnected"),
+            ev("caller", None, Out, 5, 25, "Disconnected"),
+        ];
+        let call = derive(&events, 5, None).expect("call");
+        assert_eq!(call.direction, CallDirection::Inbound);
+        assert_eq!(call.result, Some(CallResult::Missed));
+        assert_eq!(call.answered_at, None);
+        assert_eq!(call.ring_seconds, 25);
+    }
+
+    #[test]
+    fn only_the_pstn_caller_so_far_reads_as_inbound() {
+        let call = derive(&[ev("caller", None, Out, 1, 0, "Setup")], 1, None).expect("call");
+        assert_eq!(call.direction, CallDirection::Inbound);
+        assert_eq!(call.state, CallState::Ringing);
+        let call = derive(&[ev("callee", None, In, 1, 0, "Setup")], 1, None).expect("call");
+        assert_eq!(
+            call.direction,
+            CallDirection::Outbound,
+            "PSTN callee leg of an outbound call"
+        );
+    }
+
+    #[test]
+    fn desk_to_desk_is_internal_even_from_one_side() {
+        let mut e = ev("desk2", Some("102"), In, 1, 0, "Proceeding");
+        e.from = end("101");
+        let call = derive(&[e], 1, None).expect("call");
+        assert_eq!(call.direction, CallDirection::Internal);
+        let both = vec![
+            ev("desk1", Some("101"), Out, 1, 0, "Setup"),
+            ev("desk2", Some("102"), In, 2, 0, "Proceeding"),
+            ev("desk2", Some("102"), In, 3, 4, "Answered"),
+            ev("desk2", Some("102"), In, 4, 14, "Disconnected"),
+            ev("desk1", Some("101"), Out, 5, 14, "Disconnected"),
+        ];
+        let call = derive(&both, 5, None).expect("call");
+        assert_eq!(call.direction, CallDirection::Internal);
+        assert_eq!(call.result, Some(CallResult::Answered));
+        assert_eq!(call.talk_seconds, 10, "the conversation is counted once");
+    }
+
+    #[test]
+    fn an_unanswered_outbound_call_is_no_answer_not_missed() {
+        let events = vec![
+            ev("desk", Some("101"), Out, 1, 0, "Setup"),
+            ev("callee", None, In, 2, 1, "Proceeding"),
+            ev("callee", None, In, 3, 30, "Disconnected"),
+            ev("desk", Some("101"), Out, 4, 30, "Disconnected"),
+        ];
+        let call = derive(&events, 4, None).expect("call");
+        assert_eq!(call.direction, CallDirection::Outbound);
+        assert_eq!(call.result, Some(CallResult::NoAnswer));
+    }
+
+    #[test]
+    fn a_transfer_is_not_the_end_and_never_missed() {
+        let events = vec![
+            ev("caller", None, Out, 1, 0, "Setup"),
+            ev("a", Some("101"), In, 2, 1, "Answered"),
+            ev_reason(
+                "a",
+                Some("101"),
+                In,
+                3,
+                20,
+                "Disconnected",
+                Some("AttendedTransfer"),
+            ),
+        ];
+        let call = derive(&events, 3, None).expect("call");
+        assert_ne!(
+            call.state,
+            CallState::Ended,
+            "the caller is being transferred"
+        );
+        assert_eq!(call.result, Some(CallResult::Answered));
+        let mut gone = events.clone();
+        gone[2] = ev("a", Some("101"), In, 3, 20, "Gone");
+        let call = derive(&gone, 3, None).expect("call");
+        assert_ne!(
+            call.state,
+            CallState::Ended,
+            "Gone moves the party to another session"
+        );
+    }
+
+    #[test]
+    fn hold_time_is_not_talk_time() {
+        let events = vec![
+            ev("a", Some("101"), In, 1, 0, "Proceeding"),
+            ev("a", Some("101"), In, 2, 10, "Answered"),
+            ev("a", Some("101"), In, 3, 20, "Hold"),
+            ev("a", Some("101"), In, 4, 50, "Answered"),
+            ev("a", Some("101"), In, 5, 55, "Disconnected"),
+        ];
+        let call = derive(&events, 5, None).expect("call");
+        assert_eq!(call.talk_seconds, 15);
+        assert_eq!(call.extensions[0].talk_seconds, 15);
+    }
+
+    #[test]
+    fn involvement_follows_the_watch_list() {
+        let call = derive(&[ev("a", Some("101"), In, 1, 0, "Proceeding")], 1, None).expect("call");
+        assert!(involves(&call, &[]));
+        assert!(involves(&call, &["101".into()]));
+        assert!(!involves(&call, &["102".into()]));
+    }
+}

@@ -341,6 +341,110 @@ fn find_recording_url(params: &serde_json::Map<String, serde_json::Value>) -> Op
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<ParsedDelivery, ParseError> {
+        let request = read_request(text.as_bytes())?;
+        let au = Country::from_iso("AU").expect("AU");
+        parse_delivery(request, "0123456789abcdef0123", &au, Utc::now())
+    }
+
+    #[test]
+    fn methods_normalize_table() {
+        let start = parse(include_str!(
+            "../tests/scenarios/ro-inbound-answered/01-start.json"
+        ))
+        .expect("start");
+        let stop = parse(include_str!(
+            "../tests/scenarios/ro-inbound-answered/02-stop.json"
+        ))
+        .expect("stop");
+        let rec = parse(include_str!(
+            "../tests/scenarios/ro-recording/03-recording.json"
+        ))
+        .expect("recording");
+        let events = |p: &ParsedDelivery| match &p.payload {
+            Payload::Calls(e) => e.clone(),
+            other => panic!("{other:?}"),
+        };
+        let s = &events(&start)[0];
+        assert_eq!(s.call_key, "1763650800000-2d1c3de3d3772cdc1f");
+        assert_eq!(s.leg.extension_number.as_deref(), Some("500"));
+        assert_eq!(s.leg.direction, Some(LegDirection::Inbound));
+        assert_eq!(s.status.as_ref().map(|s| s.state), Some(LegState::Ringing));
+        assert_eq!(
+            s.from.number.as_ref().and_then(|n| n.e164.as_deref()),
+            Some("+353212028252")
+        );
+        assert_eq!(
+            s.call_start.map(|t| t.timestamp_millis()),
+            Some(1_763_650_800_000)
+        );
+        let t = &events(&stop)[0];
+        assert_eq!(t.talk_seconds, Some(27), "call_duration, not end - start");
+        assert_eq!(
+            t.status.as_ref().and_then(|s| s.reason.as_deref()),
+            Some("0")
+        );
+        assert!(start
+            .dedup_key
+            .starts_with("1763650800000-2d1c3de3d3772cdc1f:StartCallActivity:"));
+        assert_ne!(start.dedup_key, stop.dedup_key);
+        let r = &events(&rec)[0];
+        assert!(r
+            .recording
+            .as_ref()
+            .and_then(|r| r.url.as_deref())
+            .is_some());
+        assert_eq!(r.status, None);
+    }
+
+    #[test]
+    fn bad_params_get_clear_errors() {
+        let cases = [
+            (r#"{"params":{}}"#, "missing `method`"),
+            (r#"{"method":5}"#, "`method` must be a string"),
+            (
+                r#"{"method":"StartCallActivity","api_token":7}"#,
+                "`api_token` must be a string",
+            ),
+            (r#"{"method":"StartCallActivity"}"#, "missing `params`"),
+            (
+                r#"{"method":"StartCallActivity","params":[1]}"#,
+                "`params` must be an object",
+            ),
+            (
+                r#"{"method":"StopCallActivity","params":{"extension":"500"}}"#,
+                "call_id",
+            ),
+            (
+                r#"{"method":"StopCallActivity","params":{"call_id":"1","call_duration":"long"}}"#,
+                "call_duration",
+            ),
+            (
+                r#"{"method":"StopCallActivity","params":{"call_id":"1","call_duration":-5}}"#,
+                "call_duration",
+            ),
+            (
+                r#"{"method":"StartCallActivity","params":{"call_id":"1","call_start":1729690611}}"#,
+                "epoch milliseconds",
+            ),
+            (
+                r#"{"method":"StartCallActivity","params":{"call_id":{"x":1}}}"#,
+                "call_id",
+            ),
+        ];
+        for (body, want) in cases {
+            let err = parse(body).expect_err(body);
+            assert!(err.to_string().contains(want), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_methods_are_kept_as_other() {
+        let p = parse(r#"{"method":"ContactLookup!!","params":{"number":"1"}}"#).expect("ok");
+        assert_eq!(p.kind, "ContactLookup");
+        assert_eq!(p.payload, Payload::Other);
+    }
+
     #[test]
     fn redaction_removes_the_token_from_the_stored_body() {
         let body = br#"{"method":"StartCallActivity","api_token":"s3cr\"et","params":{}}"#;

@@ -412,6 +412,17 @@ fn search_finds_numbers_in_any_format_names_and_extensions() {
             "search {query:?} finds nothing"
         );
     }
+    let mine = |watch: &str| {
+        let out = common::command(dir.path())
+            .args(["calls", "--json", "--mine"])
+            .env("CALLPOP_WATCH_EXTENSIONS", watch)
+            .output()
+            .expect("run");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(mine("101,105"), 1);
+    assert_eq!(mine("102"), 0);
+    assert_eq!(mine(""), 1, "an empty watch list watches everything");
     let out = run(dir.path(), &["calls", "--csv"]);
     let csv = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(csv.starts_with("id,started_at,direction"), "{csv}");

@@ -78,6 +78,9 @@ struct CallsArgs {
     /// Only calls this extension (number or id) took part in.
     #[arg(long, value_name = "EXT")]
     extension: Option<String>,
+    /// Only calls of the watched extensions (`watch_extensions`).
+    #[arg(long)]
+    mine: bool,
     /// How many calls to show (0 = all).
     #[arg(long, default_value_t = 50, value_name = "N")]
     limit: usize,
@@ -457,6 +460,11 @@ fn calls(config: &Config, args: CallsArgs) -> Result<()> {
             DirectionArg::Internal => CallDirection::Internal,
         }),
         extension: args.extension,
+        any_extension: if args.mine {
+            config.watch_extensions.clone()
+        } else {
+            Vec::new()
+        },
         limit: args.limit,
         ..Default::default()
     };

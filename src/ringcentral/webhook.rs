@@ -612,6 +612,172 @@ mod tests {
         );
     }
 
+    fn us() -> Country {
+        Country::from_iso("US").expect("US")
+    }
+
+    fn parse_file(text: &str) -> ParsedDelivery {
+        parse_delivery(text.as_bytes(), &us(), Utc::now()).expect("parses")
+    }
+
+    fn only_event(p: &ParsedDelivery) -> &CallEvent {
+        match &p.payload {
+            Payload::Calls(events) if events.len() == 1 => &events[0],
+            other => panic!("expected one call event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn telephony_payloads_normalize_table() {
+        struct Want {
+            file: &'static str,
+            leg: &'static str,
+            extension: Option<&'static str>,
+            extension_number: Option<&'static str>,
+            direction: LegDirection,
+            state: LegState,
+            from: &'static str,
+            to: Option<&'static str>,
+        }
+        let cases = [
+            Want {
+                file: include_str!("../../tests/scenarios/rc-inbound-answered/01-seq1.json"),
+                leg: "s-a0d7c5e1f2b34c8e9d0f1a2b3c4d5e6f-1",
+                extension: None,
+                extension_number: None,
+                direction: LegDirection::Outbound,
+                state: LegState::Ringing,
+                from: "+14155550123",
+                to: Some("+16505550100"),
+            },
+            Want {
+                file: include_str!("../../tests/scenarios/rc-inbound-answered/07-seq7.json"),
+                leg: "s-a0d7c5e1f2b34c8e9d0f1a2b3c4d5e6f-3",
+                extension: Some("62264425016"),
+                extension_number: Some("101"),
+                direction: LegDirection::Inbound,
+                state: LegState::Connected,
+                from: "+14155550123",
+                to: None,
+            },
+            Want {
+                file: include_str!("../../tests/scenarios/rc-inbound-voicemail/04-seq4.json"),
+                leg: "s-b1e8d6f2a3c45d9fae1b2c3d4e5f6a7b-2",
+                extension: Some("62264425016"),
+                extension_number: Some("101"),
+                direction: LegDirection::Inbound,
+                state: LegState::Voicemail,
+                from: "+13105550142",
+                to: None,
+            },
+            Want {
+                file: include_str!("../../tests/scenarios/rc-outbound/03-seq3.json"),
+                leg: "s-c2f9e7a3b4d56eafbf2c3d4e5f6a7b8c-2",
+                extension: None,
+                extension_number: None,
+                direction: LegDirection::Inbound,
+                state: LegState::Ringing,
+                from: "+16505550100",
+                to: Some("+14085550199"),
+            },
+        ];
+        for want in cases {
+            let parsed = parse_file(want.file);
+            assert_eq!(parsed.kind, "telephony");
+            let e = only_event(&parsed);
+            assert_eq!(e.leg.id, want.leg);
+            assert!(e.leg.has_provider_id);
+            assert_eq!(e.leg.extension_id.as_deref(), want.extension);
+            assert_eq!(e.leg.extension_number.as_deref(), want.extension_number);
+            assert_eq!(e.leg.direction, Some(want.direction));
+            assert_eq!(e.status.as_ref().map(|s| s.state), Some(want.state));
+            assert_eq!(
+                e.from.number.as_ref().and_then(|n| n.e164.as_deref()),
+                Some(want.from)
+            );
+            if let Some(to) = want.to {
+                assert_eq!(
+                    e.to.number.as_ref().and_then(|n| n.e164.as_deref()),
+                    Some(to)
+                );
+            }
+            assert!(e.sequence.is_some());
+        }
+    }
+
+    #[test]
+    fn seed_presence_voicemail_and_mobile_push_shapes() {
+        let seed = parse_file(include_str!(
+            "../../tests/scenarios/rc-seed-minimal/01-seed.json"
+        ));
+        assert_eq!(seed.dedup_key, "rc-123");
+        let e = only_event(&seed);
+        assert!(!e.leg.has_provider_id, "the seed party has no id");
+        assert_eq!(e.status, None);
+
+        let p = parse_file(include_str!(
+            "../../tests/scenarios/rc-presence-only/02-connected.json"
+        ));
+        assert_eq!(p.kind, "presence");
+        let e = only_event(&p);
+        assert_eq!(e.source, EventSource::Presence);
+        assert_eq!(e.call_key, "s-f5c2b0d6e7a89bd2e25f6a7b8c9d0e1f");
+        assert_eq!(e.leg.extension_id.as_deref(), Some("62264425016"));
+        assert_eq!(
+            e.status.as_ref().map(|s| s.state),
+            Some(LegState::Connected)
+        );
+        assert_eq!(e.from.name.as_deref(), Some("WIRELESS CALLER"));
+
+        let vm = parse_file(include_str!(
+            "../../tests/scenarios/rc-inbound-voicemail/08-voicemail-message.json"
+        ));
+        let Payload::Voicemail(msg) = &vm.payload else {
+            panic!("voicemail payload")
+        };
+        assert_eq!(msg.message_id, "82063400004");
+        assert_eq!(msg.extension_id.as_deref(), Some("62264425016"));
+        assert_eq!(msg.duration_seconds, Some(22));
+
+        // The mobile-push wrapped sample in RingCentral's docs carries the envelope in pn_apns.
+        let wrapped = r#"{"uuid":"837270960869181944","pn_apns":{"aps":{"content-available":1},
+            "uuid":"837270960869181944","event":"/restapi/v1.0/account/400144452008/extension/400144455008/telephony/sessions",
+            "timestamp":"2018-06-05T00:14:50.181Z","body":{"sequence":5,"telephonySessionId":"Y3Mx",
+            "eventTime":"2018-06-05T00:14:50.147Z","parties":[{"extensionId":400144455008,"id":"cs-2",
+            "direction":"Inbound","to":{"phoneNumber":"102","name":"Tom Sawyer","extensionId":"400144455008"},
+            "from":{"phoneNumber":"103","name":"TheCat Jerry","extensionId":"400144457008"},
+            "status":{"code":"Proceeding"}}]}}}"#;
+        let p = parse_file(wrapped);
+        let e = only_event(&p);
+        assert_eq!(
+            e.leg.extension_id.as_deref(),
+            Some("400144455008"),
+            "numeric ids read"
+        );
+        assert_eq!(e.leg.extension_number.as_deref(), Some("102"));
+        assert_eq!(e.from.extension_id.as_deref(), Some("400144457008"));
+    }
+
+    #[test]
+    fn one_event_may_carry_many_parties() {
+        let body = r#"{"uuid":"1","event":"/restapi/v1.0/account/1/telephony/sessions","body":{
+            "telephonySessionId":"s","sequence":"7","eventTime":"2026-11-20T15:00:00+0000","parties":[
+              {"id":"p1","direction":"Outbound","from":{"phoneNumber":"(866)123-4567"},"to":{"phoneNumber":"101"},"status":{"code":"answered"}},
+              {"id":"p2","extensionId":"9","direction":"Inbound","from":{"phoneNumber":18661234567},"to":{"phoneNumber":"101"},"status":{"code":"ANSWERED"}}]}}"#;
+        let p = parse_file(body);
+        let Payload::Calls(events) = &p.payload else {
+            panic!("calls")
+        };
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.sequence == Some(7)));
+        assert!(events.iter().all(
+            |e| e.from.number.as_ref().and_then(|n| n.e164.as_deref()) == Some("+18661234567")
+        ));
+        assert!(events
+            .iter()
+            .all(|e| e.status.as_ref().map(|s| s.state) == Some(LegState::Connected)));
+    }
+
     #[test]
     fn status_codes_compare_case_insensitively() {
         assert_eq!(state_of_code("VoiceMail"), LegState::Voicemail);

@@ -129,6 +129,8 @@ pub struct CallFilter {
     pub direction: Option<CallDirection>,
     /// Only calls an extension (id or number) took part in.
     pub extension: Option<String>,
+    /// Only calls at least one of these extensions took part in (the watch list).
+    pub any_extension: Vec<String>,
     /// Only this phone system.
     pub provider: Option<Provider>,
     /// Page size (0 = no limit).
@@ -296,6 +298,18 @@ fn where_clause(filter: &CallFilter) -> (String, Vec<Value>) {
     if let Some(ext) = filter.extension.as_deref().filter(|e| !e.trim().is_empty()) {
         conds.push("calls.id IN (SELECT call_id FROM call_extensions WHERE extension = ?)".into());
         args.push(Value::Text(ext.trim().to_string()));
+    }
+    let watched: Vec<&String> = filter
+        .any_extension
+        .iter()
+        .filter(|e| !e.trim().is_empty())
+        .collect();
+    if !watched.is_empty() {
+        let marks = vec!["?"; watched.len()].join(", ");
+        conds.push(format!(
+            "calls.id IN (SELECT call_id FROM call_extensions WHERE extension IN ({marks}))"
+        ));
+        args.extend(watched.iter().map(|e| Value::Text(e.trim().to_string())));
     }
     if let Some((t, id)) = filter.before {
         conds.push("(started_at < ? OR (started_at = ? AND id < ?))".into());
