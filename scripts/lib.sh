@@ -31,3 +31,7 @@ ensure_rust() {
 
 # Packages every build needs: a C compiler for the bundled SQLite.
 ENGINE_PACKAGES=(build-essential pkg-config ca-certificates)
+
+# A real desktop for the popup tests: private D-Bus session, Xvfb, the dunst notification
+# daemon, screenshots, fonts.
+DESKTOP_TEST_PACKAGES=(dbus xvfb xauth dunst x11-utils imagemagick fonts-dejavu-core)

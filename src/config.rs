@@ -5,9 +5,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use chrono::NaiveTime;
 use serde::Deserialize;
 
 use crate::numbers::Country;
+use crate::popups::{LineLabel, QuietHours};
 
 /// The address the receiver listens on when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -74,6 +78,111 @@ struct FileConfig {
     watch_extensions: Option<Vec<String>>,
     default_country: Option<String>,
     max_body_bytes: Option<usize>,
+    popups: Option<FilePopups>,
+    line_labels: Option<Vec<LineLabel>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePopups {
+    notifications: Option<String>,
+    stale_after_seconds: Option<u64>,
+    answered_close_seconds: Option<u64>,
+    max_on_screen: Option<usize>,
+    quiet_hours: Option<FileQuietHours>,
+    crm_url_template: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuietHours {
+    start: String,
+    end: String,
+}
+
+/// Whether CallPop shows desktop notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationsMode {
+    /// On when the session has a notification server.
+    Auto,
+    /// Always; an error is reported when no server answers.
+    On,
+    /// Never.
+    Off,
+}
+
+impl NotificationsMode {
+    fn parse(setting: &str, value: &str) -> Result<NotificationsMode, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(NotificationsMode::Auto),
+            "on" | "true" | "yes" | "1" => Ok(NotificationsMode::On),
+            "off" | "false" | "no" | "0" => Ok(NotificationsMode::Off),
+            _ => Err(ConfigError::Value {
+                setting: setting.into(),
+                message: format!("{value:?} is not auto, on or off"),
+            }),
+        }
+    }
+}
+
+/// Popup policy from the config file (the engine turns it into live popup settings).
+#[derive(Debug, Clone)]
+pub struct PopupConfig {
+    /// auto / on / off.
+    pub notifications: NotificationsMode,
+    /// Events older than this on arrival never pop up.
+    pub stale_after: Duration,
+    /// How long an "answered" popup stays.
+    pub answered_close_after: Duration,
+    /// Most popups on screen at once.
+    pub max_on_screen: usize,
+    /// No popups during these local hours.
+    pub quiet_hours: Option<QuietHours>,
+    /// "Open in CRM" link template.
+    pub crm_url_template: Option<String>,
+}
+
+impl Default for PopupConfig {
+    fn default() -> PopupConfig {
+        let d = crate::popups::PopupSettings::default();
+        PopupConfig {
+            notifications: NotificationsMode::Auto,
+            stale_after: d.stale_after,
+            answered_close_after: d.answered_close_after,
+            max_on_screen: d.max_on_screen,
+            quiet_hours: None,
+            crm_url_template: None,
+        }
+    }
+}
+
+fn parse_hhmm(setting: &str, value: &str) -> Result<NaiveTime, ConfigError> {
+    NaiveTime::parse_from_str(value.trim(), "%H:%M").map_err(|_| ConfigError::Value {
+        setting: setting.into(),
+        message: format!("{value:?} is not a time like 19:30"),
+    })
+}
+
+/// Checks a CRM link template: an http(s) URL using only the known placeholders.
+pub fn validate_crm_template(template: &str) -> Result<(), String> {
+    let t = template.trim();
+    if !(t.starts_with("https://") || t.starts_with("http://")) {
+        return Err("must start with https:// (or http://)".into());
+    }
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Err("has a { without a closing }".into());
+        };
+        let name = &rest[open + 1..open + close];
+        if !["number", "e164", "name", "call_id"].contains(&name) {
+            return Err(format!(
+                "unknown placeholder {{{name}}}; use {{number}}, {{e164}}, {{name}} or {{call_id}}"
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
 }
 
 /// Everything the engine needs to run.
@@ -93,6 +202,10 @@ pub struct Config {
     pub ringcentral_verification_token: Option<Secret>,
     /// Ringotel API token from the environment (else the secret store).
     pub ringotel_api_token: Option<Secret>,
+    /// Popup policy.
+    pub popups: PopupConfig,
+    /// Names of the dealership's lines.
+    pub line_labels: Vec<LineLabel>,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -184,6 +297,53 @@ impl Config {
             });
         }
 
+        let mut popups = PopupConfig::default();
+        if let Some(p) = file.popups {
+            if let Some(v) = p.notifications {
+                popups.notifications = NotificationsMode::parse("popups.notifications", &v)?;
+            }
+            if let Some(v) = p.stale_after_seconds {
+                popups.stale_after = Duration::from_secs(v);
+            }
+            if let Some(v) = p.answered_close_seconds {
+                popups.answered_close_after = Duration::from_secs(v);
+            }
+            if let Some(v) = p.max_on_screen {
+                if !(1..=20).contains(&v) {
+                    return Err(ConfigError::Value {
+                        setting: "popups.max_on_screen".into(),
+                        message: "must be between 1 and 20".into(),
+                    });
+                }
+                popups.max_on_screen = v;
+            }
+            if let Some(q) = p.quiet_hours {
+                popups.quiet_hours = Some(QuietHours {
+                    start: parse_hhmm("popups.quiet_hours.start", &q.start)?,
+                    end: parse_hhmm("popups.quiet_hours.end", &q.end)?,
+                });
+            }
+            if let Some(t) = p.crm_url_template.filter(|t| !t.trim().is_empty()) {
+                validate_crm_template(&t).map_err(|message| ConfigError::Value {
+                    setting: "popups.crm_url_template".into(),
+                    message,
+                })?;
+                popups.crm_url_template = Some(t.trim().to_string());
+            }
+        }
+        let line_labels = file.line_labels.unwrap_or_default();
+        for (i, l) in line_labels.iter().enumerate() {
+            if !l.number.chars().any(|c| c.is_ascii_digit()) || l.label.trim().is_empty() {
+                return Err(ConfigError::Value {
+                    setting: format!("line_labels[{i}]"),
+                    message: "needs a number and a label".into(),
+                });
+            }
+        }
+
+        if let Some(v) = env("CALLPOP_NOTIFICATIONS") {
+            popups.notifications = NotificationsMode::parse("CALLPOP_NOTIFICATIONS", &v)?;
+        }
         if let Some(v) = env("CALLPOP_LISTEN") {
             listen = parse_listen("CALLPOP_LISTEN", &v)?;
         }
@@ -216,6 +376,8 @@ impl Config {
             max_body_bytes,
             ringcentral_verification_token,
             ringotel_api_token,
+            popups,
+            line_labels,
             config_file,
         })
     }
@@ -295,6 +457,41 @@ mod tests {
         let c =
             Config::load_with(&o, &env(&[("CALLPOP_LISTEN", "127.0.0.1:9100")])).expect("flags");
         assert_eq!(c.listen.port(), 9200);
+    }
+
+    #[test]
+    fn popup_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[popups]\nnotifications = \"off\"\nmax_on_screen = 5\n\
+             quiet_hours = { start = \"19:00\", end = \"07:30\" }\n\
+             crm_url_template = \"https://crm.example/find?p={e164}\"\n\
+             [[line_labels]]\nnumber = \"+16505550100\"\nlabel = \"Sales\"\n",
+        )
+        .expect("write");
+        let o = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load_with(&o, &env(&[])).expect("popups");
+        assert_eq!(c.popups.notifications, NotificationsMode::Off);
+        assert_eq!(c.popups.max_on_screen, 5);
+        assert!(c.popups.quiet_hours.is_some());
+        assert_eq!(c.line_labels[0].label, "Sales");
+        let c = Config::load_with(&o, &env(&[("CALLPOP_NOTIFICATIONS", "on")])).expect("env");
+        assert_eq!(c.popups.notifications, NotificationsMode::On);
+        for bad in [
+            "[popups]\nquiet_hours = { start = \"7pm\", end = \"07:00\" }\n",
+            "[popups]\ncrm_url_template = \"https://crm/{phone}\"\n",
+            "[popups]\ncrm_url_template = \"javascript:alert(1)\"\n",
+            "[popups]\nmax_on_screen = 0\n",
+            "[popups]\nnotifications = \"sometimes\"\n",
+        ] {
+            std::fs::write(&file, bad).expect("write");
+            assert!(Config::load_with(&o, &env(&[])).is_err(), "{bad}");
+        }
     }
 
     #[test]

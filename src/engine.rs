@@ -7,9 +7,12 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, NotificationsMode};
 use crate::health::Health;
 use crate::model::RenewalReminder;
+use crate::notify::desktop::DesktopNotifier;
+use crate::notify::{Notifier, NotifierEvent};
+use crate::popups::{PopupHandle, PopupManager, PopupRequest, PopupSettings};
 use crate::receiver::{Receiver, ReceiverSettings};
 use crate::secrets::{SecretsError, WebhookTokens};
 use crate::store::writer::{CommittedChange, StoreWriter};
@@ -29,6 +32,16 @@ pub enum EngineError {
     Thread(std::io::Error),
 }
 
+/// How the embedding application runs the engine.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// A CallPop window can show a call (popups then offer "Open").
+    pub window_available: bool,
+}
+
+/// The notification icon, written next to the history so every notifier can point at a file.
+const ICON_PNG: &[u8] = include_bytes!("../icons/128x128.png");
+
 /// A running engine (store writer + background parts), ready to serve.
 pub struct Engine {
     config: Config,
@@ -40,11 +53,18 @@ pub struct Engine {
     shutdown: CancellationToken,
     reminders_tx: mpsc::Sender<RenewalReminder>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    popups: Option<PopupHandle>,
+    popup_requests: broadcast::Sender<PopupRequest>,
 }
 
 impl Engine {
     /// Opens the history and starts the writer; must run inside a Tokio runtime.
     pub fn start(config: Config) -> Result<Engine, EngineError> {
+        Engine::start_with(config, EngineOptions::default())
+    }
+
+    /// Like [`Engine::start`], for an embedding application with its own options.
+    pub fn start_with(config: Config, options: EngineOptions) -> Result<Engine, EngineError> {
         let tokens = crate::secrets::webhook_tokens(&config)?;
         let store = Store::open(
             &config.db_path(),
@@ -52,12 +72,17 @@ impl Engine {
                 country: config.default_country,
             },
         )?;
-        let (changes, _) = broadcast::channel(1024);
+        // What the popup manager needs to remember from before a restart.
+        let remembered_popups =
+            store.popups_since(chrono::Utc::now() - chrono::Duration::hours(24))?;
+        let pause = store.state_get(crate::popups::PAUSE_KEY)?;
+        let (changes, _) = broadcast::channel(4096);
         let (writer, writer_thread) =
             StoreWriter::spawn(store, changes.clone()).map_err(EngineError::Thread)?;
         let health = Health::new();
         let shutdown = CancellationToken::new();
         let (reminders_tx, reminders_rx) = mpsc::channel(16);
+        let (popup_requests, _) = broadcast::channel(16);
         let mut engine = Engine {
             config,
             tokens,
@@ -68,9 +93,114 @@ impl Engine {
             shutdown,
             reminders_tx,
             tasks: Vec::new(),
+            popups: None,
+            popup_requests,
         };
         engine.start_subscription_part(reminders_rx);
+        engine.start_popups(&options, remembered_popups, pause);
         Ok(engine)
+    }
+
+    /// The popup settings the configuration asks for.
+    pub fn popup_settings(&self, options: &EngineOptions) -> PopupSettings {
+        let p = &self.config.popups;
+        PopupSettings {
+            watch_extensions: self.config.watch_extensions.clone(),
+            stale_after: p.stale_after,
+            answered_close_after: p.answered_close_after,
+            max_on_screen: p.max_on_screen,
+            quiet_hours: p.quiet_hours,
+            line_labels: self.config.line_labels.clone(),
+            crm_url_template: p.crm_url_template.clone(),
+            window_available: options.window_available,
+            icon: self.icon_file(),
+        }
+    }
+
+    fn icon_file(&self) -> Option<std::path::PathBuf> {
+        let path = self.config.data_dir.join("callpop-icon.png");
+        let current = std::fs::read(&path).ok();
+        if current.as_deref() != Some(ICON_PNG) {
+            if let Err(e) = std::fs::write(&path, ICON_PNG) {
+                tracing::debug!(error = %e, "no notification icon");
+                return None;
+            }
+        }
+        Some(path)
+    }
+
+    fn start_popups(
+        &mut self,
+        options: &EngineOptions,
+        remembered: Vec<crate::store::PopupRecord>,
+        pause: Option<String>,
+    ) {
+        let mode = self.config.popups.notifications;
+        if mode == NotificationsMode::Off {
+            self.health.set_part(
+                "notifications",
+                "off",
+                "desktop notifications are turned off",
+            );
+            return;
+        }
+        let (events_tx, events_rx) = mpsc::unbounded_channel::<NotifierEvent>();
+        // Connecting talks D-Bus synchronously; keep it off the async worker threads.
+        let connected = std::thread::spawn(move || DesktopNotifier::connect(events_tx))
+            .join()
+            .unwrap_or_else(|_| {
+                Err(crate::notify::NotifyError::Unavailable(
+                    "the notification check crashed".into(),
+                ))
+            });
+        let notifier: Box<dyn Notifier> = match connected {
+            Ok(n) => Box::new(n),
+            Err(e) => {
+                let (state, detail) = match mode {
+                    NotificationsMode::On => ("error", e.to_string()),
+                    _ => (
+                        "off",
+                        "no notification server on this session; popups are off".to_string(),
+                    ),
+                };
+                tracing::info!("desktop notifications: {detail}");
+                self.health.set_part("notifications", state, detail);
+                return;
+            }
+        };
+        let settings = self.popup_settings(options);
+        let manager = PopupManager::new(
+            settings,
+            notifier,
+            events_rx,
+            self.writer.clone(),
+            self.health.clone(),
+            self.popup_requests.clone(),
+            remembered,
+            pause,
+        );
+        match manager {
+            Ok(manager) => {
+                let (handle, task) = manager.start(self.changes.subscribe(), self.shutdown.clone());
+                self.popups = Some(handle);
+                self.tasks.push(task);
+            }
+            Err(e) => self.health.set_part(
+                "notifications",
+                "error",
+                format!("cannot start popups: {e}"),
+            ),
+        }
+    }
+
+    /// Controls popups (pause, settings), when notifications are on.
+    pub fn popups(&self) -> Option<PopupHandle> {
+        self.popups.clone()
+    }
+
+    /// Requests from popup buttons ("Open" a call) for the embedding application.
+    pub fn popup_requests(&self) -> broadcast::Receiver<PopupRequest> {
+        self.popup_requests.subscribe()
     }
 
     /// Until the RingCentral platform client lands, reminders can only be reported: the

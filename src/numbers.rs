@@ -211,6 +211,62 @@ impl PhoneNumber {
     }
 }
 
+/// Groups an E.164 number for people: `+1 415 555 0123`, `+61 412 345 678`, `+44 20 7946 0018`.
+/// Anything that is not E.164 is returned as given.
+pub fn format_for_display(e164: &str) -> String {
+    let Some(digits) = e164.strip_prefix('+') else {
+        return e164.to_string();
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return e164.to_string();
+    }
+    let group = |parts: &[&str]| format!("+{}", parts.join(" "));
+    let split = |s: &str, sizes: &[usize]| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        for &n in sizes {
+            if rest.len() <= n {
+                break;
+            }
+            out.push(rest[..n].to_string());
+            rest = &rest[n..];
+        }
+        if !rest.is_empty() {
+            out.push(rest.to_string());
+        }
+        out
+    };
+    let (cc, national) = if let Some(n) = digits.strip_prefix('1') {
+        ("1", n)
+    } else if let Some(n) = digits.strip_prefix("61") {
+        ("61", n)
+    } else if let Some(n) = digits.strip_prefix("64") {
+        ("64", n)
+    } else if let Some(n) = digits.strip_prefix("44") {
+        ("44", n)
+    } else if let Some(n) = digits.strip_prefix("353") {
+        ("353", n)
+    } else {
+        // A plan we do not know: wrong grouping misleads more than none.
+        return e164.to_string();
+    };
+    let sizes: &[usize] = match (cc, national.len()) {
+        ("1", 10) => &[3, 3, 4],
+        ("61", 9) if national.starts_with('4') || national.starts_with('5') => &[3, 3, 3],
+        ("61", 9) => &[1, 4, 4],
+        ("44", 10) if national.starts_with('2') => &[2, 4, 4],
+        ("44", 10) => &[4, 6],
+        ("353", 9) if national.starts_with('8') => &[2, 3, 4],
+        ("353", _) => &[2, 3, 4],
+        ("64", _) => &[2, 3, 4],
+        _ => &[3, 3, 4],
+    };
+    let mut parts = vec![cc.to_string()];
+    parts.extend(split(national, sizes));
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    group(&refs)
+}
+
 fn strip_uri(s: &str) -> &str {
     let lower_starts = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
     let rest = if lower_starts("tel:") {
@@ -394,6 +450,22 @@ mod tests {
         assert_eq!(n.kind, NumberKind::Unknown, "words are not numbers");
         let n = PhoneNumber::parse("102", &us());
         assert_eq!(n.extension.as_deref(), Some("102"));
+    }
+
+    #[test]
+    fn display_grouping_follows_each_numbering_plan() {
+        for (e164, shown) in [
+            ("+14155550123", "+1 415 555 0123"),
+            ("+61412345678", "+61 412 345 678"),
+            ("+61730000000", "+61 7 3000 0000"),
+            ("+442079460018", "+44 20 7946 0018"),
+            ("+353871234567", "+353 87 123 4567"),
+            ("+4930123456", "+4930123456"),
+            ("101", "101"),
+            ("+", "+"),
+        ] {
+            assert_eq!(format_for_display(e164), shown, "{e164}");
+        }
     }
 
     #[test]

@@ -292,6 +292,13 @@ fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
         out,
         "  RingCentral subscription management is off (no RingCentral credentials configured)."
     );
+    if let Some(part) = engine.health().snapshot().parts.get("notifications") {
+        let _ = writeln!(
+            out,
+            "  Popups:              {} — {}",
+            part.state, part.detail
+        );
+    }
     // Last, so whoever waits for this line has the whole banner.
     let _ = writeln!(out, "Listening on {base}");
     let _ = out.flush();

@@ -18,7 +18,7 @@ use crate::numbers::Country;
 
 pub use ingest::{CallChange, IngestOutcome, QuarantineEntry};
 pub use query::{
-    CallFilter, CallRecord, EventFilter, QuarantineRecord, RawEventRecord, StoreStats,
+    CallFilter, CallRecord, EventFilter, PopupRecord, QuarantineRecord, RawEventRecord, StoreStats,
 };
 
 /// File name of the database inside the data directory.

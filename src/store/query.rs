@@ -200,6 +200,21 @@ pub struct QuarantineRecord {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
+/// A call's desktop popup, as remembered across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PopupRecord {
+    /// The call.
+    pub call_id: i64,
+    /// `ringing`, `answered` or `missed`.
+    pub phase: String,
+    /// The id the notification server gave the popup.
+    pub notification_id: Option<u32>,
+    /// The popup is no longer on screen.
+    pub closed: bool,
+    /// When it was first shown.
+    pub shown_at: DateTime<Utc>,
+}
+
 /// Counters for health views.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStats {
@@ -504,6 +519,26 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Popups shown since `since` (the popup manager's memory after a restart).
+    pub fn popups_since(&self, since: DateTime<Utc>) -> Result<Vec<PopupRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT call_id, phase, notification_id, closed, shown_at FROM popups
+             WHERE updated_at >= ?1 ORDER BY call_id",
+        )?;
+        let rows = stmt.query_map([to_ms(since)], |r| {
+            Ok(PopupRecord {
+                call_id: r.get(0)?,
+                phase: r.get(1)?,
+                notification_id: r
+                    .get::<_, Option<i64>>(2)?
+                    .and_then(|n| u32::try_from(n).ok()),
+                closed: r.get::<_, i64>(3)? != 0,
+                shown_at: from_ms(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Counters for the health view.

@@ -113,6 +113,18 @@ CREATE VIRTUAL TABLE calls_search USING fts5 (
     tokenize = 'trigram'
 );
 "#,
+    // 2: which calls have a desktop popup, so a restart never shows one twice.
+    r#"
+CREATE TABLE popups (
+    call_id         INTEGER PRIMARY KEY REFERENCES calls (id) ON DELETE CASCADE,
+    phase           TEXT NOT NULL,
+    notification_id INTEGER,
+    closed          INTEGER NOT NULL DEFAULT 0,
+    shown_at        INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX popups_updated ON popups (updated_at);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::ingest::{self, CallChange, IngestOutcome, QuarantineEntry};
-use super::{Store, StoreError};
+use super::{PopupRecord, Store, StoreError};
 use crate::model::{Delivery, Origin, Payload};
 
 /// The most requests committed together.
@@ -35,6 +35,7 @@ enum Op {
         payload: Box<Payload>,
     },
     SetState(String, String),
+    SetPopup(PopupRecord),
 }
 
 enum Done {
@@ -42,6 +43,7 @@ enum Done {
     Quarantined(i64),
     Replaced(Vec<CallChange>),
     StateSet,
+    PopupSet,
 }
 
 struct Job {
@@ -111,6 +113,16 @@ impl StoreWriter {
         };
         match self.submit(op).await? {
             Done::Replaced(changes) => Ok(changes),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// Remembers a call's popup (phase, notification id, closed).
+    pub async fn set_popup(&self, popup: PopupRecord) -> Result<(), StoreError> {
+        match self.submit(Op::SetPopup(popup)).await? {
+            Done::PopupSet => Ok(()),
             _ => Err(StoreError::Corrupt(
                 "writer answered the wrong request".into(),
             )),
@@ -215,6 +227,24 @@ fn commit_batch(
                     rusqlite::params![k, v, super::to_ms(chrono::Utc::now())],
                 )
                 .map(|_| Done::StateSet)
+                .map_err(StoreError::classify),
+            Op::SetPopup(p) => sp
+                .execute(
+                    "INSERT INTO popups (call_id, phase, notification_id, closed, shown_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (call_id) DO UPDATE SET phase = excluded.phase,
+                         notification_id = excluded.notification_id, closed = excluded.closed,
+                         updated_at = excluded.updated_at",
+                    rusqlite::params![
+                        p.call_id,
+                        p.phase,
+                        p.notification_id.map(i64::from),
+                        p.closed as i64,
+                        super::to_ms(p.shown_at),
+                        super::to_ms(chrono::Utc::now()),
+                    ],
+                )
+                .map(|_| Done::PopupSet)
                 .map_err(StoreError::classify),
         };
         match result {

@@ -1,6 +1,8 @@
 //! Test support: start the real `callpop` binary on 127.0.0.1 and talk raw HTTP to it.
 #![allow(dead_code)]
 
+pub mod desktop;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -32,8 +34,57 @@ pub fn command(data_dir: &Path) -> Command {
         .env_remove("CALLPOP_LISTEN")
         .env_remove("CALLPOP_DATA_DIR")
         .env_remove("CALLPOP_WATCH_EXTENSIONS")
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        // Tests that want popups turn them on against their own private session.
+        .env("CALLPOP_NOTIFICATIONS", "off");
     cmd
+}
+
+/// A RingCentral telephony-session delivery for one party, stamped `event_time`.
+#[allow(clippy::too_many_arguments)]
+pub fn rc_party_event(
+    uuid: &str,
+    session: &str,
+    party: &str,
+    extension: Option<(&str, &str, &str)>,
+    direction: &str,
+    seq: i64,
+    code: &str,
+    event_time: chrono::DateTime<chrono::Utc>,
+) -> Vec<u8> {
+    let caller = serde_json::json!({"phoneNumber": "+14155550123", "name": "Jane Roe"});
+    let line = serde_json::json!({"phoneNumber": "+16505550100"});
+    let mut p = serde_json::json!({
+        "id": party,
+        "direction": direction,
+        "from": caller,
+        "to": line,
+        "status": {"code": code},
+        "missedCall": false
+    });
+    if let Some((id, number, name)) = extension {
+        p["extensionId"] = serde_json::json!(id);
+        let own = serde_json::json!({"phoneNumber": number, "name": name, "extensionId": id});
+        if direction == "Inbound" {
+            p["to"] = own;
+        } else {
+            p["from"] = own;
+            p["to"] = serde_json::json!({"phoneNumber": "+14085550199"});
+        }
+    }
+    serde_json::json!({
+        "uuid": uuid,
+        "event": "/restapi/v1.0/account/809646016/telephony/sessions",
+        "timestamp": event_time.to_rfc3339(),
+        "body": {
+            "sequence": seq,
+            "telephonySessionId": session,
+            "eventTime": event_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "parties": [p]
+        }
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// A running `callpop serve`.

@@ -1,0 +1,1308 @@
+//! The popup manager: turns committed call changes into desktop notifications — one per
+//! inbound call per desk, updated in place, never duplicated.
+//!
+//! It runs as one engine task: it listens to the store's committed changes (so it only ever
+//! announces what is on disk), decides per call which phase the popup should be in (ringing →
+//! answered | missed), and asks the [`Notifier`] (on its own thread, since notification APIs
+//! block) to show, update or close. What it has shown is remembered in the store, so a restart
+//! in the middle of a ringing call updates the existing popup instead of showing a second one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Local, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::Health;
+use crate::model::{Call, CallDirection, CallResult, CallState, LegDirection, LegState, Origin};
+use crate::notify::{
+    escape_markup, sanitize, Capabilities, Notifier, NotifierEvent, NotifyError, Popup, Urgency,
+};
+use crate::numbers::format_for_display;
+use crate::store::writer::{CommittedChange, StoreWriter};
+use crate::store::PopupRecord;
+
+/// Engine-state key of the pause setting.
+pub const PAUSE_KEY: &str = "popups.pause";
+
+/// A dealership line and the name people know it by ("Sales", "Service").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineLabel {
+    /// The line's number (any format; compared as E.164).
+    pub number: String,
+    /// Its label.
+    pub label: String,
+}
+
+/// Hours (local time) during which no popups are shown; may wrap midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    /// First quiet minute.
+    pub start: NaiveTime,
+    /// First minute after the quiet hours.
+    pub end: NaiveTime,
+}
+
+impl QuietHours {
+    /// True when `t` falls inside the quiet hours.
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        if self.start <= self.end {
+            self.start <= t && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
+}
+
+/// Everything that decides whether and how popups appear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopupSettings {
+    /// Extensions whose calls pop up here (ids or numbers); empty = every extension.
+    pub watch_extensions: Vec<String>,
+    /// Events older than this when they arrive are stored but never announced.
+    pub stale_after: Duration,
+    /// How long an "answered" popup stays before it is closed.
+    pub answered_close_after: Duration,
+    /// Most call popups on screen at once; more calls go into one summary popup.
+    pub max_on_screen: usize,
+    /// No popups during these local hours.
+    pub quiet_hours: Option<QuietHours>,
+    /// Names of the dealership's lines, by number (E.164 after normalization).
+    pub line_labels: Vec<LineLabel>,
+    /// "Open in CRM" link with `{number}`, `{e164}`, `{name}`, `{call_id}` placeholders.
+    pub crm_url_template: Option<String>,
+    /// A CallPop window exists to "Open" a call in (the desktop app, not `callpop serve`).
+    pub window_available: bool,
+    /// The app icon for notifications.
+    pub icon: Option<PathBuf>,
+}
+
+impl Default for PopupSettings {
+    fn default() -> PopupSettings {
+        PopupSettings {
+            watch_extensions: Vec::new(),
+            stale_after: Duration::from_secs(120),
+            answered_close_after: Duration::from_secs(8),
+            max_on_screen: 3,
+            quiet_hours: None,
+            line_labels: Vec::new(),
+            crm_url_template: None,
+            window_available: false,
+            icon: None,
+        }
+    }
+}
+
+/// Whether popups are paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseState {
+    /// Popups are paused now.
+    pub paused: bool,
+    /// Until when (`None` while paused = until resumed).
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Requests to the popup manager.
+#[derive(Debug)]
+pub enum PopupControl {
+    /// New settings take effect for the next call.
+    Settings(Box<PopupSettings>),
+    /// Pause popups for a while (`None` = until resumed).
+    Pause(Option<Duration>, oneshot::Sender<PauseState>),
+    /// Resume popups.
+    Resume(oneshot::Sender<PauseState>),
+    /// Report the pause state.
+    GetPause(oneshot::Sender<PauseState>),
+}
+
+/// What a popup button asks the application to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PopupRequest {
+    /// Show this call (row id) in the CallPop window.
+    OpenCall(i64),
+}
+
+/// The phase a call's popup is in; phases only move forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// The desk's phone is ringing.
+    Ringing,
+    /// Somebody answered.
+    Answered,
+    /// It ended unanswered (possibly with a voicemail).
+    Missed,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Ringing => "ringing",
+            Phase::Answered => "answered",
+            Phase::Missed => "missed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Phase> {
+        match s {
+            "ringing" => Some(Phase::Ringing),
+            "answered" => Some(Phase::Answered),
+            "missed" => Some(Phase::Missed),
+            _ => None,
+        }
+    }
+}
+
+/// The desks (receiving extensions) of a call that this desk watches.
+fn watched_parts<'a>(call: &'a Call, watched: &[String]) -> Vec<&'a crate::model::ExtensionPart> {
+    call.extensions
+        .iter()
+        .filter(|p| p.direction != Some(LegDirection::Outbound))
+        .filter(|p| watched.is_empty() || p.matches_extension(watched))
+        .collect()
+}
+
+/// The phase this desk's popup for `call` should be in, if it should have one at all.
+pub fn desired_phase(call: &Call, watched: &[String]) -> Option<Phase> {
+    if !matches!(
+        call.direction,
+        CallDirection::Inbound | CallDirection::Internal
+    ) {
+        return None;
+    }
+    let mine = watched_parts(call, watched);
+    if mine.is_empty() {
+        return None;
+    }
+    match call.result {
+        Some(CallResult::Answered) => Some(Phase::Answered),
+        Some(CallResult::Missed) | Some(CallResult::Voicemail)
+            if call.state == CallState::Ended =>
+        {
+            Some(Phase::Missed)
+        }
+        None if call.state == CallState::Ringing
+            || mine.iter().any(|p| p.state == Some(LegState::Ringing)) =>
+        {
+            Some(Phase::Ringing)
+        }
+        _ => None,
+    }
+}
+
+/// Percent-encodes a value for a URL (RFC 3986 unreserved characters stay as they are).
+fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Fills the CRM link template for a call.
+pub fn crm_url(template: &str, call: &Call) -> String {
+    let number = call
+        .from
+        .raw
+        .clone()
+        .or_else(|| call.from.e164.clone())
+        .unwrap_or_default();
+    template
+        .replace("{number}", &url_encode(&number))
+        .replace(
+            "{e164}",
+            &url_encode(call.from.e164.as_deref().unwrap_or("")),
+        )
+        .replace(
+            "{name}",
+            &url_encode(&sanitize(call.from.name.as_deref().unwrap_or(""), 100)),
+        )
+        .replace("{call_id}", &url_encode(&call.call_key))
+}
+
+/// Renders what people read on a popup.
+pub struct Renderer<'a> {
+    /// Settings (labels, template, window).
+    pub settings: &'a PopupSettings,
+    /// What the server supports (escaping, buttons).
+    pub capabilities: &'a Capabilities,
+}
+
+impl Renderer<'_> {
+    fn caller(&self, call: &Call) -> (String, Option<String>) {
+        let number = call
+            .from
+            .e164
+            .as_deref()
+            .map(format_for_display)
+            .or_else(|| call.from.raw.clone())
+            .map(|n| sanitize(&n, 40))
+            .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case("anonymous"));
+        let name = call
+            .from
+            .name
+            .as_deref()
+            .map(|n| sanitize(n, 60))
+            .filter(|n| !n.is_empty());
+        match (name, number) {
+            (Some(name), number) => (name, number),
+            (None, Some(number)) => (number, None),
+            (None, None) => ("Unknown caller".to_string(), None),
+        }
+    }
+
+    fn line(&self, call: &Call) -> Option<String> {
+        let dialled = call.to.e164.as_deref()?;
+        let label = self.settings.line_labels.iter().find(|l| {
+            let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+            let want = digits(&l.number);
+            !want.is_empty() && digits(dialled).ends_with(&want)
+        });
+        Some(match label {
+            Some(l) => sanitize(&l.label, 40),
+            None => format_for_display(dialled),
+        })
+    }
+
+    fn desks(&self, call: &Call) -> Option<String> {
+        let parts = watched_parts(call, &self.settings.watch_extensions);
+        let labels: Vec<String> = parts
+            .iter()
+            .filter_map(|p| p.extension_number.clone())
+            .map(|n| sanitize(&n, 12))
+            .collect();
+        (!labels.is_empty()).then(|| format!("ext {}", labels.join(", ")))
+    }
+
+    fn body(&self, lines: &[String]) -> String {
+        let text = lines
+            .iter()
+            .filter(|l| !l.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        if self.capabilities.body_markup {
+            escape_markup(&text)
+        } else {
+            text
+        }
+    }
+
+    fn actions(&self, call: &Call) -> Vec<(String, String)> {
+        let mut actions = Vec::new();
+        if self.settings.window_available {
+            // "default" is the freedesktop key for clicking the notification itself.
+            actions.push(("default".to_string(), "Open".to_string()));
+        }
+        if call.from.e164.is_some() {
+            actions.push(("call-back".to_string(), "Call back".to_string()));
+        }
+        if self.settings.crm_url_template.is_some() {
+            actions.push(("crm".to_string(), "Open in CRM".to_string()));
+        }
+        actions
+    }
+
+    /// The popup for `call` in `phase`.
+    pub fn render(&self, call: &Call, phase: Phase) -> Popup {
+        let (who, number) = self.caller(call);
+        let to = [self.line(call).map(|l| format!("to {l}")), self.desks(call)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let icon = self.settings.icon.clone();
+        match phase {
+            Phase::Ringing => Popup {
+                summary: match call.direction {
+                    CallDirection::Internal => format!("Internal call from {who}"),
+                    _ => format!("Incoming call from {who}"),
+                },
+                body: self.body(&[number.unwrap_or_default(), to]),
+                actions: self.actions(call),
+                urgency: Urgency::Critical,
+                timeout: None,
+                icon,
+            },
+            Phase::Answered => {
+                let by = call
+                    .extensions
+                    .iter()
+                    .find(|p| p.answered && p.direction != Some(LegDirection::Outbound))
+                    .map(|p| {
+                        let name = p.name.as_deref().map(|n| sanitize(n, 40));
+                        match (name, p.extension_number.as_deref()) {
+                            (Some(n), Some(x)) => format!("{n} ({x})"),
+                            (Some(n), None) => n,
+                            (None, Some(x)) => format!("ext {x}"),
+                            (None, None) => "a colleague".into(),
+                        }
+                    })
+                    .unwrap_or_else(|| "a colleague".into());
+                let caller = match number {
+                    Some(n) => format!("{who} · {n}"),
+                    None => who,
+                };
+                Popup {
+                    summary: format!("Answered by {by}"),
+                    body: self.body(&[caller, to]),
+                    actions: self.actions(call),
+                    urgency: Urgency::Normal,
+                    timeout: Some(self.settings.answered_close_after),
+                    icon,
+                }
+            }
+            Phase::Missed => {
+                let when = call
+                    .started_at
+                    .with_timezone(&Local)
+                    .format("%H:%M")
+                    .to_string();
+                let voicemail = call.voicemail.as_ref().map(|v| match v.seconds {
+                    Some(s) => format!("Voicemail left ({s} s)"),
+                    None => "Voicemail left".to_string(),
+                });
+                let voicemail = voicemail.or_else(|| {
+                    (call.result == Some(CallResult::Voicemail)).then(|| "Went to voicemail".into())
+                });
+                Popup {
+                    summary: format!("Missed call from {who}"),
+                    body: self.body(&[
+                        number.unwrap_or_default(),
+                        [to, format!("at {when}")]
+                            .into_iter()
+                            .filter(|s| !s.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" · "),
+                        voicemail.unwrap_or_default(),
+                    ]),
+                    actions: self.actions(call),
+                    urgency: Urgency::Critical,
+                    timeout: None,
+                    icon,
+                }
+            }
+        }
+    }
+
+    /// The summary popup for calls beyond the on-screen limit.
+    pub fn summary(&self, ringing: usize, missed: usize) -> Popup {
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let (summary, body) = if ringing > 0 {
+            (
+                format!(
+                    "{ringing} more incoming call{}",
+                    if ringing == 1 { "" } else { "s" }
+                ),
+                if missed > 0 {
+                    format!(
+                        "and {} — open CallPop to see them",
+                        plural(missed, "missed call")
+                    )
+                } else {
+                    "Open CallPop to see them".to_string()
+                },
+            )
+        } else {
+            (
+                plural(missed, "missed call"),
+                "Open CallPop to see them".to_string(),
+            )
+        };
+        Popup {
+            summary,
+            body: self.body(&[body]),
+            actions: if self.settings.window_available {
+                vec![("default".into(), "Open".into())]
+            } else {
+                Vec::new()
+            },
+            urgency: Urgency::Critical,
+            timeout: None,
+            icon: self.settings.icon.clone(),
+        }
+    }
+}
+
+/// Runs a blocking [`Notifier`] on its own thread.
+struct NotifierThread {
+    tx: std::sync::mpsc::Sender<NotifierJob>,
+    capabilities: Capabilities,
+}
+
+enum NotifierJob {
+    Show(
+        Popup,
+        Option<u32>,
+        oneshot::Sender<Result<u32, NotifyError>>,
+    ),
+    Close(u32),
+    Open(String),
+}
+
+impl NotifierThread {
+    fn spawn(mut notifier: Box<dyn Notifier>) -> std::io::Result<NotifierThread> {
+        let capabilities = notifier.capabilities().clone();
+        let (tx, rx) = std::sync::mpsc::channel::<NotifierJob>();
+        std::thread::Builder::new()
+            .name("callpop-notifier".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        NotifierJob::Show(popup, replaces, reply) => {
+                            let _ = reply.send(notifier.show(&popup, replaces));
+                        }
+                        NotifierJob::Close(id) => {
+                            if let Err(e) = notifier.close(id) {
+                                tracing::warn!(error = %e, "cannot close a notification");
+                            }
+                        }
+                        NotifierJob::Open(url) => {
+                            if let Err(e) = notifier.open(&url) {
+                                tracing::warn!(error = %e, "cannot open a link");
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(NotifierThread { tx, capabilities })
+    }
+
+    async fn show(&self, popup: Popup, replaces: Option<u32>) -> Result<u32, NotifyError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(NotifierJob::Show(popup, replaces, reply))
+            .map_err(|_| NotifyError::Failed("the notifier thread stopped".into()))?;
+        rx.await
+            .map_err(|_| NotifyError::Failed("the notifier thread stopped".into()))?
+    }
+
+    fn close(&self, id: u32) {
+        let _ = self.tx.send(NotifierJob::Close(id));
+    }
+
+    fn open(&self, url: String) {
+        let _ = self.tx.send(NotifierJob::Open(url));
+    }
+}
+
+/// What the manager remembers of one call's popup.
+#[derive(Debug, Clone)]
+struct Shown {
+    phase: Phase,
+    notification_id: Option<u32>,
+    closed: bool,
+    shown_at: DateTime<Utc>,
+    /// The last content sent, to skip updates that change nothing.
+    last: Option<Popup>,
+    call: Option<Call>,
+}
+
+/// Handles to a running popup manager.
+#[derive(Clone)]
+pub struct PopupHandle {
+    control: mpsc::Sender<PopupControl>,
+}
+
+impl PopupHandle {
+    /// Applies new settings.
+    pub async fn update_settings(&self, settings: PopupSettings) {
+        let _ = self
+            .control
+            .send(PopupControl::Settings(Box::new(settings)))
+            .await;
+    }
+
+    /// Pauses popups (`None` = until resumed).
+    pub async fn pause(&self, duration: Option<Duration>) -> Option<PauseState> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(PopupControl::Pause(duration, tx))
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Resumes popups.
+    pub async fn resume(&self) -> Option<PauseState> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(PopupControl::Resume(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The pause state.
+    pub async fn pause_state(&self) -> Option<PauseState> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(PopupControl::GetPause(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Everything the manager task needs.
+pub struct PopupManager {
+    settings: PopupSettings,
+    notifier: NotifierThread,
+    notifier_events: mpsc::UnboundedReceiver<NotifierEvent>,
+    writer: StoreWriter,
+    health: Arc<Health>,
+    requests: broadcast::Sender<PopupRequest>,
+    shown: HashMap<i64, Shown>,
+    by_notification: HashMap<u32, i64>,
+    overflow_ringing: BTreeSet<i64>,
+    overflow_missed: usize,
+    summary_id: Option<u32>,
+    closings: Vec<(Instant, i64)>,
+    pause: PauseState,
+}
+
+impl PopupManager {
+    /// Prepares a manager around a notifier; `notifier_events` receives its clicks and closes.
+    /// `remembered` are the popups the store knows from before a restart.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: PopupSettings,
+        notifier: Box<dyn Notifier>,
+        notifier_events: mpsc::UnboundedReceiver<NotifierEvent>,
+        writer: StoreWriter,
+        health: Arc<Health>,
+        requests: broadcast::Sender<PopupRequest>,
+        remembered: Vec<PopupRecord>,
+        pause: Option<String>,
+    ) -> std::io::Result<PopupManager> {
+        let notifier = NotifierThread::spawn(notifier)?;
+        let mut shown = HashMap::new();
+        let mut by_notification = HashMap::new();
+        for r in remembered {
+            let Some(phase) = Phase::parse(&r.phase) else {
+                continue;
+            };
+            if let Some(id) = r.notification_id {
+                by_notification.insert(id, r.call_id);
+            }
+            shown.insert(
+                r.call_id,
+                Shown {
+                    phase,
+                    notification_id: r.notification_id,
+                    closed: r.closed,
+                    shown_at: r.shown_at,
+                    last: None,
+                    call: None,
+                },
+            );
+        }
+        let pause = pause
+            .and_then(|p| serde_json::from_str::<PauseState>(&p).ok())
+            .unwrap_or(PauseState {
+                paused: false,
+                until: None,
+            });
+        Ok(PopupManager {
+            settings,
+            notifier,
+            notifier_events,
+            writer,
+            health,
+            requests,
+            shown,
+            by_notification,
+            overflow_ringing: BTreeSet::new(),
+            overflow_missed: 0,
+            summary_id: None,
+            closings: Vec::new(),
+            pause,
+        })
+    }
+
+    fn report(&self) {
+        let caps = &self.notifier.capabilities;
+        let (state, detail) = if self.is_paused(Utc::now()) {
+            (
+                "paused",
+                match self.pause.until {
+                    Some(t) => format!(
+                        "popups paused until {}",
+                        t.with_timezone(&Local).format("%H:%M")
+                    ),
+                    None => "popups paused until resumed".to_string(),
+                },
+            )
+        } else {
+            (
+                "on",
+                format!(
+                    "{}{}",
+                    caps.server,
+                    if caps.actions {
+                        ""
+                    } else {
+                        "; this server shows no buttons"
+                    }
+                ),
+            )
+        };
+        self.health.set_part("notifications", state, detail);
+    }
+
+    fn is_paused(&self, now: DateTime<Utc>) -> bool {
+        self.pause.paused && self.pause.until.is_none_or(|t| now < t)
+    }
+
+    /// Runs until `shutdown`; returns the control handle through `handle_tx` first.
+    pub fn start(
+        self,
+        mut changes: broadcast::Receiver<CommittedChange>,
+        shutdown: CancellationToken,
+    ) -> (PopupHandle, tokio::task::JoinHandle<()>) {
+        let (control_tx, mut control) = mpsc::channel(16);
+        let mut me = self;
+        let task = tokio::spawn(async move {
+            me.report();
+            me.close_leftover_answered().await;
+            loop {
+                let next_closing = me.closings.iter().map(|(t, _)| *t).min();
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    change = changes.recv() => match change {
+                        Ok(change) => me.on_change(change).await,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(skipped = n, "popups fell behind; some calls were not announced");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    Some(event) = me.notifier_events.recv() => me.on_notifier_event(event).await,
+                    Some(cmd) = control.recv() => me.on_control(cmd).await,
+                    _ = sleep_until_opt(next_closing) => me.on_timers().await,
+                }
+            }
+        });
+        (
+            PopupHandle {
+                control: control_tx,
+            },
+            task,
+        )
+    }
+
+    async fn close_leftover_answered(&mut self) {
+        let leftovers: Vec<i64> = self
+            .shown
+            .iter()
+            .filter(|(_, s)| s.phase == Phase::Answered && !s.closed)
+            .map(|(id, _)| *id)
+            .collect();
+        for call_id in leftovers {
+            self.close_popup(call_id).await;
+        }
+    }
+
+    async fn on_control(&mut self, cmd: PopupControl) {
+        match cmd {
+            PopupControl::Settings(s) => {
+                self.settings = *s;
+                self.report();
+            }
+            PopupControl::Pause(duration, reply) => {
+                self.pause = PauseState {
+                    paused: true,
+                    until: duration
+                        .and_then(|d| chrono::Duration::from_std(d).ok().map(|d| Utc::now() + d)),
+                };
+                self.save_pause().await;
+                let _ = reply.send(self.pause);
+            }
+            PopupControl::Resume(reply) => {
+                self.pause = PauseState {
+                    paused: false,
+                    until: None,
+                };
+                self.save_pause().await;
+                let _ = reply.send(self.pause);
+            }
+            PopupControl::GetPause(reply) => {
+                let mut state = self.pause;
+                state.paused = self.is_paused(Utc::now());
+                let _ = reply.send(state);
+            }
+        }
+    }
+
+    async fn save_pause(&mut self) {
+        let json = serde_json::to_string(&self.pause).unwrap_or_default();
+        if let Err(e) = self.writer.set_state(PAUSE_KEY, &json).await {
+            tracing::warn!(error = %e, "cannot remember the pause setting");
+        }
+        self.report();
+    }
+
+    /// Why a new popup must not be shown now, if it must not.
+    fn suppressed(&self, call: &Call, origin: Origin, now: DateTime<Utc>) -> Option<&'static str> {
+        if origin != Origin::Webhook {
+            return Some("not a live delivery");
+        }
+        let age = now.signed_duration_since(call.last_event_at);
+        if age > chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default() {
+            return Some("stale");
+        }
+        if self.is_paused(now) {
+            return Some("paused");
+        }
+        if self
+            .settings
+            .quiet_hours
+            .is_some_and(|q| q.contains(now.with_timezone(&Local).time()))
+        {
+            return Some("quiet hours");
+        }
+        None
+    }
+
+    fn on_screen(&self) -> usize {
+        self.shown
+            .values()
+            .filter(|s| !s.closed && s.notification_id.is_some())
+            .count()
+    }
+
+    async fn on_change(&mut self, committed: CommittedChange) {
+        let Some(call) = committed.change.after else {
+            return;
+        };
+        let call_id = committed.change.id;
+        let desired = desired_phase(&call, &self.settings.watch_extensions);
+        let now = Utc::now();
+
+        if self.overflow_ringing.contains(&call_id) && desired != Some(Phase::Ringing) {
+            self.overflow_ringing.remove(&call_id);
+            if desired == Some(Phase::Missed) {
+                self.overflow_missed += 1;
+            }
+            self.refresh_summary().await;
+            return;
+        }
+        let current = self.shown.get(&call_id).map(|s| (s.phase, s.closed));
+        match (current, desired) {
+            (None, Some(phase @ (Phase::Ringing | Phase::Missed))) => {
+                if let Some(why) = self.suppressed(&call, committed.origin, now) {
+                    tracing::debug!(call_id, why, "popup not shown");
+                    return;
+                }
+                if self.on_screen() >= self.settings.max_on_screen.max(1) {
+                    match phase {
+                        Phase::Ringing => {
+                            self.overflow_ringing.insert(call_id);
+                        }
+                        _ => self.overflow_missed += 1,
+                    }
+                    self.refresh_summary().await;
+                    return;
+                }
+                self.show(call_id, &call, phase, now).await;
+            }
+            (Some((from, closed)), Some(to))
+                if to > from || (to == from && to == Phase::Missed) =>
+            {
+                if closed && to == Phase::Missed && from == Phase::Missed {
+                    // The user dismissed the missed-call popup: leave it dismissed.
+                    return;
+                }
+                self.show(call_id, &call, to, now).await;
+                if to == Phase::Answered {
+                    let delay = self.settings.answered_close_after;
+                    self.closings.push((Instant::now() + delay, call_id));
+                }
+            }
+            _ => {
+                if let Some(s) = self.shown.get_mut(&call_id) {
+                    s.call = Some(call);
+                }
+            }
+        }
+    }
+
+    async fn show(&mut self, call_id: i64, call: &Call, phase: Phase, now: DateTime<Utc>) {
+        let popup = Renderer {
+            settings: &self.settings,
+            capabilities: &self.notifier.capabilities,
+        }
+        .render(call, phase);
+        let previous = self.shown.get(&call_id).cloned();
+        if previous
+            .as_ref()
+            .is_some_and(|p| p.phase == phase && p.last.as_ref() == Some(&popup))
+        {
+            return;
+        }
+        let replaces = previous.as_ref().and_then(|p| p.notification_id);
+        match self.notifier.show(popup.clone(), replaces).await {
+            Ok(id) => {
+                self.by_notification.insert(id, call_id);
+                let shown_at = previous.as_ref().map_or(now, |p| p.shown_at);
+                self.shown.insert(
+                    call_id,
+                    Shown {
+                        phase,
+                        notification_id: Some(id),
+                        closed: false,
+                        shown_at,
+                        last: Some(popup),
+                        call: Some(call.clone()),
+                    },
+                );
+                self.remember(call_id).await;
+            }
+            Err(e) => {
+                tracing::warn!(call_id, error = %e, "popup not shown");
+                self.health
+                    .set_part("notifications", "error", e.to_string());
+            }
+        }
+    }
+
+    async fn remember(&mut self, call_id: i64) {
+        let Some(s) = self.shown.get(&call_id) else {
+            return;
+        };
+        let record = PopupRecord {
+            call_id,
+            phase: s.phase.as_str().to_string(),
+            notification_id: s.notification_id,
+            closed: s.closed,
+            shown_at: s.shown_at,
+        };
+        if let Err(e) = self.writer.set_popup(record).await {
+            tracing::warn!(call_id, error = %e, "cannot remember a popup");
+        }
+    }
+
+    async fn close_popup(&mut self, call_id: i64) {
+        let Some(s) = self.shown.get_mut(&call_id) else {
+            return;
+        };
+        if s.closed {
+            return;
+        }
+        s.closed = true;
+        if let Some(id) = s.notification_id {
+            self.notifier.close(id);
+        }
+        self.remember(call_id).await;
+    }
+
+    async fn on_timers(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.closings.drain(..).partition(|(t, _)| *t <= now);
+        self.closings = later;
+        for (_, call_id) in due {
+            if self
+                .shown
+                .get(&call_id)
+                .is_some_and(|s| s.phase == Phase::Answered)
+            {
+                self.close_popup(call_id).await;
+            }
+        }
+    }
+
+    async fn refresh_summary(&mut self) {
+        let ringing = self.overflow_ringing.len();
+        let missed = self.overflow_missed;
+        if ringing == 0 && missed == 0 {
+            if let Some(id) = self.summary_id.take() {
+                self.notifier.close(id);
+            }
+            return;
+        }
+        let popup = Renderer {
+            settings: &self.settings,
+            capabilities: &self.notifier.capabilities,
+        }
+        .summary(ringing, missed);
+        match self.notifier.show(popup, self.summary_id).await {
+            Ok(id) => self.summary_id = Some(id),
+            Err(e) => tracing::warn!(error = %e, "summary popup not shown"),
+        }
+    }
+
+    async fn on_notifier_event(&mut self, event: NotifierEvent) {
+        match event {
+            NotifierEvent::Closed { id } => {
+                if self.summary_id == Some(id) {
+                    self.summary_id = None;
+                    self.overflow_missed = 0;
+                    return;
+                }
+                if let Some(call_id) = self.by_notification.get(&id).copied() {
+                    if let Some(s) = self.shown.get_mut(&call_id) {
+                        if !s.closed {
+                            s.closed = true;
+                            self.remember(call_id).await;
+                        }
+                    }
+                }
+            }
+            NotifierEvent::Action { id, action } => {
+                if self.summary_id == Some(id) {
+                    if action == "open" || action == "default" {
+                        // The window shows the newest calls first: open it on the log.
+                        let _ = self.requests.send(PopupRequest::OpenCall(0));
+                    }
+                    return;
+                }
+                let Some(call_id) = self.by_notification.get(&id).copied() else {
+                    return;
+                };
+                let call = self.shown.get(&call_id).and_then(|s| s.call.clone());
+                match action.as_str() {
+                    "open" | "default" if self.settings.window_available => {
+                        let _ = self.requests.send(PopupRequest::OpenCall(call_id));
+                    }
+                    "call-back" => {
+                        if let Some(e164) = call.as_ref().and_then(|c| c.from.e164.clone()) {
+                            self.notifier.open(format!("tel:{e164}"));
+                        }
+                    }
+                    "crm" => {
+                        if let (Some(template), Some(call)) =
+                            (self.settings.crm_url_template.clone(), call)
+                        {
+                            self.notifier.open(crm_url(&template, &call));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ExtensionPart, PartySummary, Provider};
+    use crate::notify::recording::{Call as Recorded, RecordingNotifier};
+
+    fn call(state: CallState, result: Option<CallResult>, ext_state: LegState) -> Call {
+        Call {
+            provider: Provider::RingCentral,
+            call_key: "s-1".into(),
+            direction: CallDirection::Inbound,
+            state,
+            result,
+            from: PartySummary {
+                raw: Some("+14155550123".into()),
+                e164: Some("+14155550123".into()),
+                name: Some("Jane <b>Roe</b>\u{202E}".into()),
+            },
+            to: PartySummary {
+                raw: Some("+16505550100".into()),
+                e164: Some("+16505550100".into()),
+                name: None,
+            },
+            extensions: vec![ExtensionPart {
+                extension_id: Some("62264425016".into()),
+                extension_number: Some("101".into()),
+                name: Some("Alice Sales".into()),
+                direction: Some(LegDirection::Inbound),
+                rang: true,
+                answered: result == Some(CallResult::Answered),
+                talk_seconds: 0,
+                state: Some(ext_state),
+            }],
+            started_at: Utc::now(),
+            answered_at: None,
+            ended_at: None,
+            ring_seconds: 0,
+            talk_seconds: 0,
+            recording_url: None,
+            voicemail: None,
+            event_count: 1,
+            last_event_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn phases_follow_the_call_for_watched_desks_only() {
+        let ringing = call(CallState::Ringing, None, LegState::Ringing);
+        assert_eq!(desired_phase(&ringing, &[]), Some(Phase::Ringing));
+        assert_eq!(
+            desired_phase(&ringing, &["101".into()]),
+            Some(Phase::Ringing)
+        );
+        assert_eq!(desired_phase(&ringing, &["102".into()]), None);
+        let answered = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Connected,
+        );
+        assert_eq!(desired_phase(&answered, &[]), Some(Phase::Answered));
+        let missed = call(CallState::Ended, Some(CallResult::Missed), LegState::Ended);
+        assert_eq!(desired_phase(&missed, &[]), Some(Phase::Missed));
+        let mut outbound = ringing.clone();
+        outbound.direction = CallDirection::Outbound;
+        assert_eq!(desired_phase(&outbound, &[]), None);
+    }
+
+    #[test]
+    fn popup_text_is_escaped_labelled_and_actionable() {
+        let settings = PopupSettings {
+            line_labels: vec![LineLabel {
+                number: "(650) 555-0100".into(),
+                label: "Sales".into(),
+            }],
+            crm_url_template: Some("https://crm.example/find?phone={e164}&n={name}".into()),
+            window_available: true,
+            ..PopupSettings::default()
+        };
+        let caps = Capabilities {
+            actions: true,
+            body_markup: true,
+            persistence: true,
+            server: "test".into(),
+        };
+        let r = Renderer {
+            settings: &settings,
+            capabilities: &caps,
+        };
+        let c = call(CallState::Ringing, None, LegState::Ringing);
+        let p = r.render(&c, Phase::Ringing);
+        assert_eq!(p.summary, "Incoming call from Jane <b>Roe</b>");
+        assert_eq!(p.body, "+1 415 555 0123\nto Sales · ext 101");
+        assert!(p.actions.iter().any(|(k, _)| k == "call-back"));
+        assert!(p.actions.iter().any(|(k, _)| k == "crm"));
+        let mut markup = c.clone();
+        markup.from.e164 = None;
+        markup.from.raw = Some("<i>x</i>".into());
+        markup.from.name = None;
+        let p = r.render(&markup, Phase::Missed);
+        assert!(p.summary.starts_with("Missed call from"));
+        assert!(!p.body.contains("<i>"), "{}", p.body);
+        assert_eq!(
+            crm_url(settings.crm_url_template.as_deref().unwrap_or_default(), &c),
+            "https://crm.example/find?phone=%2B14155550123&n=Jane%20%3Cb%3ERoe%3C%2Fb%3E"
+        );
+        let answered = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Connected,
+        );
+        assert_eq!(
+            r.render(&answered, Phase::Answered).summary,
+            "Answered by Alice Sales (101)"
+        );
+        assert_eq!(r.summary(3, 0).summary, "3 more incoming calls");
+        assert_eq!(r.summary(0, 1).summary, "1 missed call");
+    }
+
+    #[test]
+    fn quiet_hours_may_wrap_midnight() {
+        let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("time");
+        let night = QuietHours {
+            start: t(19, 0),
+            end: t(7, 0),
+        };
+        assert!(night.contains(t(23, 0)));
+        assert!(night.contains(t(6, 59)));
+        assert!(!night.contains(t(7, 0)));
+        assert!(!night.contains(t(12, 0)));
+        let lunch = QuietHours {
+            start: t(12, 0),
+            end: t(13, 0),
+        };
+        assert!(lunch.contains(t(12, 30)));
+        assert!(!lunch.contains(t(13, 30)));
+    }
+
+    /// Drives a real manager with the recording notifier through a store writer.
+    struct Rig {
+        _dir: tempfile::TempDir,
+        changes: broadcast::Sender<CommittedChange>,
+        calls: Arc<std::sync::Mutex<Vec<Recorded>>>,
+        handle: PopupHandle,
+        shutdown: CancellationToken,
+    }
+
+    async fn rig(settings: PopupSettings) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(
+            &dir.path().join("callpop.db"),
+            crate::store::tests::options(),
+        )
+        .expect("store");
+        let (changes, _) = broadcast::channel(64);
+        let (writer, _thread) = StoreWriter::spawn(store, changes.clone()).expect("writer");
+        let (notifier, calls) = RecordingNotifier::new(true, true);
+        let (_events_tx, events_rx) = mpsc::unbounded_channel();
+        let (requests, _) = broadcast::channel(8);
+        let manager = PopupManager::new(
+            settings,
+            Box::new(notifier),
+            events_rx,
+            writer,
+            Health::new(),
+            requests,
+            Vec::new(),
+            None,
+        )
+        .expect("manager");
+        let shutdown = CancellationToken::new();
+        let (handle, _task) = manager.start(changes.subscribe(), shutdown.clone());
+        Rig {
+            _dir: dir,
+            changes,
+            calls,
+            handle,
+            shutdown,
+        }
+    }
+
+    impl Rig {
+        async fn send(&self, id: i64, call: Call, origin: Origin) {
+            let _ = self.changes.send(CommittedChange {
+                change: crate::store::CallChange {
+                    id,
+                    before: None,
+                    after: Some(call),
+                },
+                origin,
+            });
+            // Let the manager and the notifier thread run.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+
+        fn recorded(&self) -> Vec<Recorded> {
+            self.calls.lock().expect("lock").clone()
+        }
+    }
+
+    fn shows(calls: &[Recorded]) -> Vec<(u32, Option<u32>, String)> {
+        calls
+            .iter()
+            .filter_map(|c| match c {
+                Recorded::Show {
+                    id,
+                    replaces,
+                    popup,
+                } => Some((*id, *replaces, popup.summary.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_popup_per_call_updated_in_place_then_closed() {
+        let rig = rig(PopupSettings {
+            answered_close_after: Duration::from_millis(50),
+            ..PopupSettings::default()
+        })
+        .await;
+        let ringing = call(CallState::Ringing, None, LegState::Ringing);
+        rig.send(1, ringing.clone(), Origin::Webhook).await;
+        rig.send(1, ringing.clone(), Origin::Webhook).await;
+        let answered = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Connected,
+        );
+        rig.send(1, answered.clone(), Origin::Webhook).await;
+        rig.send(1, answered, Origin::Webhook).await;
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let recorded = rig.recorded();
+        let s = shows(&recorded);
+        assert_eq!(s.len(), 2, "{recorded:?}");
+        assert_eq!(s[0].1, None);
+        assert_eq!(s[1].1, Some(s[0].0), "updated in place");
+        assert!(s[1].2.starts_with("Answered by"));
+        assert!(
+            recorded.contains(&Recorded::Close { id: s[0].0 }),
+            "{recorded:?}"
+        );
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn missed_calls_turn_the_popup_into_missed_and_policy_blocks_new_ones() {
+        let rig = rig(PopupSettings::default()).await;
+        rig.send(
+            1,
+            call(CallState::Ringing, None, LegState::Ringing),
+            Origin::Webhook,
+        )
+        .await;
+        rig.send(
+            1,
+            call(CallState::Ended, Some(CallResult::Missed), LegState::Ended),
+            Origin::Webhook,
+        )
+        .await;
+        // Backfilled and stale calls are stored but never pop up.
+        rig.send(
+            2,
+            call(CallState::Ringing, None, LegState::Ringing),
+            Origin::Backfill,
+        )
+        .await;
+        let mut stale = call(CallState::Ringing, None, LegState::Ringing);
+        stale.last_event_at = Utc::now() - chrono::Duration::minutes(10);
+        rig.send(3, stale, Origin::Webhook).await;
+        // Paused: nothing new.
+        rig.handle
+            .pause(Some(Duration::from_secs(3600)))
+            .await
+            .expect("paused");
+        rig.send(
+            4,
+            call(CallState::Ringing, None, LegState::Ringing),
+            Origin::Webhook,
+        )
+        .await;
+        let state = rig.handle.resume().await.expect("resumed");
+        assert!(!state.paused);
+        let s = shows(&rig.recorded());
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert!(s[1].2.starts_with("Missed call from"));
+        assert_eq!(s[1].1, Some(s[0].0));
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn bursts_beyond_the_limit_share_one_summary_popup() {
+        let rig = rig(PopupSettings {
+            max_on_screen: 2,
+            ..PopupSettings::default()
+        })
+        .await;
+        for id in 1..=5 {
+            let mut c = call(CallState::Ringing, None, LegState::Ringing);
+            c.call_key = format!("s-{id}");
+            rig.send(id, c, Origin::Webhook).await;
+        }
+        let s = shows(&rig.recorded());
+        let own: Vec<_> = s.iter().filter(|x| x.2.starts_with("Incoming")).collect();
+        let summary: Vec<_> = s.iter().filter(|x| x.2.contains("more incoming")).collect();
+        assert_eq!(own.len(), 2, "{s:?}");
+        assert_eq!(summary.len(), 3, "{s:?}");
+        assert_eq!(summary[2].2, "3 more incoming calls");
+        assert!(
+            summary[1..].iter().all(|x| x.1 == Some(summary[0].0)),
+            "summary updated in place"
+        );
+        rig.shutdown.cancel();
+    }
+}
