@@ -111,6 +111,17 @@ impl<'a> LegSummary<'a> {
         let mut connected_since: Option<DateTime<Utc>> = None;
         for e in &events {
             s.missed_flag |= e.missed_call;
+            if e.source == EventSource::CallLog {
+                // A call-log record is the whole call in one line.
+                s.rang = true;
+                if e.outcome
+                    .as_deref()
+                    .is_some_and(crate::ringcentral::calllog::is_voicemail_result)
+                {
+                    s.first_voicemail
+                        .get_or_insert(e.call_start.unwrap_or(e.event_time));
+                }
+            }
             if let Some(t) = e.talk_seconds {
                 s.stated_talk = Some(s.stated_talk.map_or(t, |old: i64| old.max(t)));
             }
@@ -518,11 +529,12 @@ pub fn derive(
         });
     }
 
-    let recording_url = used
+    // Links are facts whichever source reported them, even one the row is not built from.
+    let recording_url = sorted
         .iter()
         .filter_map(|e| e.recording.as_ref())
         .find_map(|r| r.url.clone());
-    let linked_message = used.iter().find_map(|e| e.voicemail_message_id.clone());
+    let linked_message = sorted.iter().find_map(|e| e.voicemail_message_id.clone());
     let voicemail = match voicemail {
         Some(vm) => Some(CallVoicemail {
             message_id: Some(vm.message_id.clone()),

@@ -80,6 +80,57 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     popups: Option<FilePopups>,
     line_labels: Option<Vec<LineLabel>>,
+    ringcentral: Option<FileRingCentral>,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRingCentral {
+    server: Option<String>,
+    client_id: Option<String>,
+    event_filters: Option<Vec<String>>,
+    subscription_expires_in: Option<i64>,
+    check_interval_seconds: Option<i64>,
+}
+
+/// The RingCentral platform connection (subscriptions, backfill).
+#[derive(Debug, Clone)]
+pub struct RingCentralConfig {
+    /// API server (production by default).
+    pub server: String,
+    /// App client id.
+    pub client_id: Option<String>,
+    /// App client secret (environment or secret store).
+    pub client_secret: Option<Secret>,
+    /// User JWT credential (environment or secret store).
+    pub jwt: Option<Secret>,
+    /// Event filters to subscribe to.
+    pub event_filters: Vec<String>,
+    /// Subscription lifetime to ask for, seconds.
+    pub subscription_expires_in: i64,
+    /// How often the subscription is checked.
+    pub check_interval: chrono::Duration,
+}
+
+impl RingCentralConfig {
+    /// True when client id, secret and JWT are all known.
+    pub fn has_credentials(&self) -> bool {
+        self.client_id.is_some() && self.client_secret.is_some() && self.jwt.is_some()
+    }
+}
+
+/// Checks a public base URL: absolute http(s), no query or fragment.
+pub fn validate_public_url(url: &str) -> Result<String, String> {
+    let u = url.trim().trim_end_matches('/');
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or("must start with https:// (RingCentral requires TLS)")?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err("must be a plain base URL such as https://desk.example.com".into());
+    }
+    Ok(u.to_string())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,6 +257,12 @@ pub struct Config {
     pub popups: PopupConfig,
     /// Names of the dealership's lines.
     pub line_labels: Vec<LineLabel>,
+    /// RingCentral platform connection.
+    pub ringcentral: RingCentralConfig,
+    /// Public base URL when no tunnel is used (`CALLPOP_PUBLIC_URL`).
+    pub public_url: Option<String>,
+    /// The clock (simulated only in tests).
+    pub clock: crate::clock::Clock,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -341,6 +398,69 @@ impl Config {
             }
         }
 
+        let file_rc = file.ringcentral.unwrap_or_default();
+        let mut ringcentral = RingCentralConfig {
+            server: file_rc
+                .server
+                .unwrap_or_else(|| crate::ringcentral::api::PRODUCTION_SERVER.to_string()),
+            client_id: file_rc.client_id,
+            client_secret: None,
+            jwt: None,
+            event_filters: file_rc
+                .event_filters
+                .unwrap_or_else(crate::subscriptions::default_event_filters),
+            subscription_expires_in: file_rc.subscription_expires_in.unwrap_or(315_360_000),
+            check_interval: chrono::Duration::seconds(
+                file_rc.check_interval_seconds.unwrap_or(900),
+            ),
+        };
+        if ringcentral.subscription_expires_in < 60 {
+            return Err(ConfigError::Value {
+                setting: "ringcentral.subscription_expires_in".into(),
+                message: "must be at least 60 seconds".into(),
+            });
+        }
+        if let Some(v) = env("CALLPOP_RINGCENTRAL_SERVER").filter(|v| !v.trim().is_empty()) {
+            ringcentral.server = v.trim().trim_end_matches('/').to_string();
+        }
+        if let Some(v) = env("CALLPOP_RINGCENTRAL_CLIENT_ID").filter(|v| !v.trim().is_empty()) {
+            ringcentral.client_id = Some(v.trim().to_string());
+        }
+        ringcentral.client_secret = env("CALLPOP_RINGCENTRAL_CLIENT_SECRET")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| Secret::new(v.trim()));
+        ringcentral.jwt = env("CALLPOP_RINGCENTRAL_JWT")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| Secret::new(v.trim()));
+        if !(ringcentral.server.starts_with("https://")
+            || ringcentral.server.starts_with("http://"))
+        {
+            return Err(ConfigError::Value {
+                setting: "ringcentral.server".into(),
+                message: format!("{:?} is not an http(s) URL", ringcentral.server),
+            });
+        }
+        let mut public_url = file.public_url;
+        if let Some(v) = env("CALLPOP_PUBLIC_URL") {
+            public_url = Some(v);
+        }
+        let public_url = match public_url.filter(|u| !u.trim().is_empty()) {
+            Some(u) => Some(
+                validate_public_url(&u).map_err(|message| ConfigError::Value {
+                    setting: "public_url".into(),
+                    message,
+                })?,
+            ),
+            None => None,
+        };
+        let clock = match env(crate::clock::SIMULATED_CLOCK_ENV).filter(|v| !v.trim().is_empty()) {
+            Some(v) => crate::clock::Clock::parse(&v).map_err(|e| ConfigError::Value {
+                setting: crate::clock::SIMULATED_CLOCK_ENV.into(),
+                message: e.to_string(),
+            })?,
+            None => crate::clock::Clock::real(),
+        };
+
         if let Some(v) = env("CALLPOP_NOTIFICATIONS") {
             popups.notifications = NotificationsMode::parse("CALLPOP_NOTIFICATIONS", &v)?;
         }
@@ -378,6 +498,9 @@ impl Config {
             ringotel_api_token,
             popups,
             line_labels,
+            ringcentral,
+            public_url,
+            clock,
             config_file,
         })
     }

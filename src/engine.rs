@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::backfill::{BackfillRequest, BackfillState, Backfiller};
 use crate::config::{Config, NotificationsMode};
 use crate::health::Health;
 use crate::model::RenewalReminder;
@@ -14,9 +15,11 @@ use crate::notify::desktop::DesktopNotifier;
 use crate::notify::{Notifier, NotifierEvent};
 use crate::popups::{PopupHandle, PopupManager, PopupRequest, PopupSettings};
 use crate::receiver::{Receiver, ReceiverSettings};
+use crate::ringcentral::api::{Credentials, Platform};
 use crate::secrets::{SecretsError, WebhookTokens};
 use crate::store::writer::{CommittedChange, StoreWriter};
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::subscriptions::{Keeper, KeeperHandle, KeeperSettings, KeeperState, KeeperTask};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,18 @@ pub enum EngineError {
     /// A thread could not be started.
     #[error("cannot start the store writer: {0}")]
     Thread(std::io::Error),
+    /// The RingCentral client could not be set up.
+    #[error("RingCentral client: {0}")]
+    Platform(#[from] crate::ringcentral::api::ApiError),
+}
+
+/// What the engine read from the store before handing it to the writer.
+struct Remembered {
+    popups: Vec<crate::store::PopupRecord>,
+    pause: Option<String>,
+    keeper: KeeperState,
+    backfill: BackfillState,
+    last_live_delivery: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How the embedding application runs the engine.
@@ -55,6 +70,9 @@ pub struct Engine {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     popups: Option<PopupHandle>,
     popup_requests: broadcast::Sender<PopupRequest>,
+    keeper: Option<KeeperHandle>,
+    backfill: Option<mpsc::Sender<BackfillRequest>>,
+    platform: Option<Arc<Platform>>,
 }
 
 impl Engine {
@@ -64,18 +82,28 @@ impl Engine {
     }
 
     /// Like [`Engine::start`], for an embedding application with its own options.
-    pub fn start_with(config: Config, options: EngineOptions) -> Result<Engine, EngineError> {
+    pub fn start_with(mut config: Config, options: EngineOptions) -> Result<Engine, EngineError> {
         let tokens = crate::secrets::webhook_tokens(&config)?;
+        crate::secrets::complete_platform_credentials(&mut config)?;
         let store = Store::open(
             &config.db_path(),
             StoreOptions {
                 country: config.default_country,
             },
         )?;
-        // What the popup manager needs to remember from before a restart.
-        let remembered_popups =
-            store.popups_since(chrono::Utc::now() - chrono::Duration::hours(24))?;
-        let pause = store.state_get(crate::popups::PAUSE_KEY)?;
+        let now = config.clock.now();
+        let state = |key: &str| -> Result<Option<String>, StoreError> { store.state_get(key) };
+        let remembered = Remembered {
+            popups: store.popups_since(now - chrono::Duration::hours(24))?,
+            pause: state(crate::popups::PAUSE_KEY)?,
+            keeper: state(crate::subscriptions::STATE_KEY)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
+            backfill: state(crate::backfill::STATE_KEY)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
+            last_live_delivery: store.last_live_delivery_at()?,
+        };
         let (changes, _) = broadcast::channel(4096);
         let (writer, writer_thread) =
             StoreWriter::spawn(store, changes.clone()).map_err(EngineError::Thread)?;
@@ -95,10 +123,129 @@ impl Engine {
             tasks: Vec::new(),
             popups: None,
             popup_requests,
+            keeper: None,
+            backfill: None,
+            platform: None,
         };
-        engine.start_subscription_part(reminders_rx);
-        engine.start_popups(&options, remembered_popups, pause);
+        engine.start_platform_parts(reminders_rx, &remembered)?;
+        engine.start_popups(&options, remembered.popups, remembered.pause);
         Ok(engine)
+    }
+
+    /// With RingCentral credentials: the subscription keeper and backfill. Without: reminders
+    /// can only be reported, and the health view says subscription management is off.
+    fn start_platform_parts(
+        &mut self,
+        reminders: mpsc::Receiver<RenewalReminder>,
+        remembered: &Remembered,
+    ) -> Result<(), EngineError> {
+        let rc = &self.config.ringcentral;
+        let (Some(client_id), Some(client_secret), Some(jwt)) = (
+            rc.client_id.clone(),
+            rc.client_secret.clone(),
+            rc.jwt.clone(),
+        ) else {
+            self.start_reminder_reporter(reminders);
+            return Ok(());
+        };
+        let clock = self.config.clock;
+        let platform = Arc::new(Platform::new(
+            &rc.server,
+            Credentials {
+                client_id,
+                client_secret,
+                jwt,
+            },
+            clock,
+        )?);
+        self.platform = Some(platform.clone());
+        let (backfill_tx, backfill_task) = Backfiller {
+            platform: platform.clone(),
+            writer: self.writer.clone(),
+            health: self.health.clone(),
+            country: self.config.default_country,
+            clock,
+            settle: chrono::Duration::seconds(45),
+            state: remembered.backfill.clone(),
+        }
+        .start(self.shutdown.clone());
+        self.tasks.push(backfill_task);
+        // Whatever happened while CallPop was not running is only in the call log.
+        let now = clock.now();
+        let since = [remembered.backfill.last_to, remembered.last_live_delivery]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now - chrono::Duration::hours(24));
+        if backfill_tx
+            .try_send(BackfillRequest {
+                since,
+                reason: "CallPop started".into(),
+            })
+            .is_err()
+        {
+            tracing::warn!("cannot queue the start-up backfill");
+        }
+        self.health
+            .set_part("backfill", "pending", "catching up with the call log");
+        let keeper = Keeper::new(
+            platform,
+            KeeperSettings {
+                public_url: self.config.public_url.clone(),
+                event_filters: rc.event_filters.clone(),
+                expires_in: rc.subscription_expires_in,
+                verification_token: self.tokens.ringcentral.clone(),
+                check_interval: rc.check_interval,
+            },
+            clock,
+            remembered.keeper.clone(),
+        );
+        self.health.set_part(
+            "subscription",
+            "renewing",
+            "checking the RingCentral subscription",
+        );
+        let (handle, task) = KeeperTask {
+            keeper,
+            health: self.health.clone(),
+            writer: self.writer.clone(),
+            backfill: backfill_tx.clone(),
+            reminders,
+            clock,
+        }
+        .start(self.shutdown.clone());
+        self.tasks.push(task);
+        self.keeper = Some(handle);
+        self.backfill = Some(backfill_tx);
+        Ok(())
+    }
+
+    /// The subscription keeper, when RingCentral credentials are configured.
+    pub fn keeper(&self) -> Option<KeeperHandle> {
+        self.keeper.clone()
+    }
+
+    /// Asks for a backfill from `since` (e.g. after the tunnel was down).
+    pub async fn request_backfill(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+    ) -> bool {
+        match &self.backfill {
+            Some(tx) => tx
+                .send(BackfillRequest {
+                    since,
+                    reason: reason.into(),
+                })
+                .await
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// The RingCentral client, when credentials are configured.
+    pub fn platform(&self) -> Option<Arc<Platform>> {
+        self.platform.clone()
     }
 
     /// The popup settings the configuration asks for.
@@ -178,6 +325,7 @@ impl Engine {
             self.popup_requests.clone(),
             remembered,
             pause,
+            self.config.clock,
         );
         match manager {
             Ok(manager) => {
@@ -203,13 +351,13 @@ impl Engine {
         self.popup_requests.subscribe()
     }
 
-    /// Until the RingCentral platform client lands, reminders can only be reported: the
-    /// subscription is managed outside CallPop.
-    fn start_subscription_part(&mut self, mut reminders: mpsc::Receiver<RenewalReminder>) {
+    /// Without credentials, reminders can only be reported: the subscription is managed
+    /// outside CallPop.
+    fn start_reminder_reporter(&mut self, mut reminders: mpsc::Receiver<RenewalReminder>) {
         self.health.set_part(
             "subscription",
             "off",
-            "subscription management is off: no RingCentral credentials are configured",
+            "subscription management is off: set the RingCentral client id, client secret and JWT",
         );
         let shutdown = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {
@@ -266,6 +414,7 @@ impl Engine {
                 country: self.config.default_country,
                 max_body_bytes: self.config.max_body_bytes,
                 reminders: Some(self.reminders_tx.clone()),
+                clock: self.config.clock,
             },
         )
     }

@@ -2,7 +2,9 @@
 //! history. No GUI library is used here; the desktop shell embeds this crate.
 #![warn(missing_docs)]
 
+pub mod backfill;
 pub mod calls;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod health;
@@ -17,6 +19,7 @@ pub mod ringotel;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod subscriptions;
 pub mod wire;
 
 pub use wire::ParseError;

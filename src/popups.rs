@@ -562,6 +562,7 @@ pub struct PopupManager {
     summary_id: Option<u32>,
     closings: Vec<(Instant, i64)>,
     pause: PauseState,
+    clock: crate::clock::Clock,
 }
 
 impl PopupManager {
@@ -577,6 +578,7 @@ impl PopupManager {
         requests: broadcast::Sender<PopupRequest>,
         remembered: Vec<PopupRecord>,
         pause: Option<String>,
+        clock: crate::clock::Clock,
     ) -> std::io::Result<PopupManager> {
         let notifier = NotifierThread::spawn(notifier)?;
         let mut shown = HashMap::new();
@@ -620,12 +622,13 @@ impl PopupManager {
             summary_id: None,
             closings: Vec::new(),
             pause,
+            clock,
         })
     }
 
     fn report(&self) {
         let caps = &self.notifier.capabilities;
-        let (state, detail) = if self.is_paused(Utc::now()) {
+        let (state, detail) = if self.is_paused(self.clock.now()) {
             (
                 "paused",
                 match self.pause.until {
@@ -714,8 +717,11 @@ impl PopupManager {
             PopupControl::Pause(duration, reply) => {
                 self.pause = PauseState {
                     paused: true,
-                    until: duration
-                        .and_then(|d| chrono::Duration::from_std(d).ok().map(|d| Utc::now() + d)),
+                    until: duration.and_then(|d| {
+                        chrono::Duration::from_std(d)
+                            .ok()
+                            .map(|d| self.clock.now() + d)
+                    }),
                 };
                 self.save_pause().await;
                 let _ = reply.send(self.pause);
@@ -730,7 +736,7 @@ impl PopupManager {
             }
             PopupControl::GetPause(reply) => {
                 let mut state = self.pause;
-                state.paused = self.is_paused(Utc::now());
+                state.paused = self.is_paused(self.clock.now());
                 let _ = reply.send(state);
             }
         }
@@ -779,7 +785,7 @@ impl PopupManager {
         };
         let call_id = committed.change.id;
         let desired = desired_phase(&call, &self.settings.watch_extensions);
-        let now = Utc::now();
+        let now = self.clock.now();
 
         if self.overflow_ringing.contains(&call_id) && desired != Some(Phase::Ringing) {
             self.overflow_ringing.remove(&call_id);
@@ -1159,6 +1165,7 @@ mod tests {
             requests,
             Vec::new(),
             None,
+            crate::clock::Clock::real(),
         )
         .expect("manager");
         let shutdown = CancellationToken::new();

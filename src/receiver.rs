@@ -64,6 +64,7 @@ struct Inner {
     country: Country,
     max_body_bytes: usize,
     reminders: Option<mpsc::Sender<RenewalReminder>>,
+    clock: crate::clock::Clock,
 }
 
 /// Settings for [`Receiver::new`].
@@ -78,6 +79,8 @@ pub struct ReceiverSettings {
     pub max_body_bytes: usize,
     /// Where renewal reminders go (the subscription keeper).
     pub reminders: Option<mpsc::Sender<RenewalReminder>>,
+    /// The engine's clock (stamps arrival times).
+    pub clock: crate::clock::Clock,
 }
 
 impl Receiver {
@@ -98,6 +101,7 @@ impl Receiver {
                 country: settings.country,
                 max_body_bytes: settings.max_body_bytes,
                 reminders: settings.reminders,
+                clock: settings.clock,
             }),
         }
     }
@@ -332,7 +336,7 @@ async fn ringcentral_webhook(
     let inner = &r.inner;
     let peer = peer.map(|Extension(PeerAddr(a))| a);
     let provider = Provider::RingCentral;
-    let received_at = Utc::now();
+    let received_at = inner.clock.now();
     let reject = |r: Reject| inner.rejected(provider, r);
     let body = match inner.read_capped(&headers, body).await {
         Ok(b) => b,
@@ -434,7 +438,7 @@ async fn ringotel_webhook(
     let inner = &r.inner;
     let peer = peer.map(|Extension(PeerAddr(a))| a);
     let provider = Provider::Ringotel;
-    let received_at = Utc::now();
+    let received_at = inner.clock.now();
     let reject = |r: Reject| inner.rejected(provider, r);
     let body = match inner.read_capped(&headers, body).await {
         Ok(b) => b,
@@ -513,7 +517,7 @@ async fn store(inner: &Inner, delivery: Delivery) -> Response {
             inner.health.set_storage_error(None);
             inner.health.provider(provider, |c| {
                 c.accepted += 1;
-                c.last_accepted_at = Some(Utc::now());
+                c.last_accepted_at = Some(inner.clock.now());
             });
             tracing::debug!(provider = provider.as_str(), %summary, "delivery stored");
             if let (Some(reminder), Some(tx)) = (reminder, &inner.reminders) {

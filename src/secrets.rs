@@ -34,12 +34,29 @@ pub enum SecretsError {
     Random(String),
 }
 
+/// Names of the secrets CallPop keeps.
+pub mod names {
+    /// Expected RingCentral verification token.
+    pub const RINGCENTRAL_VERIFICATION_TOKEN: &str = "ringcentral_verification_token";
+    /// Expected Ringotel api token.
+    pub const RINGOTEL_API_TOKEN: &str = "ringotel_api_token";
+    /// RingCentral app client secret.
+    pub const RINGCENTRAL_CLIENT_SECRET: &str = "ringcentral_client_secret";
+    /// RingCentral user JWT.
+    pub const RINGCENTRAL_JWT: &str = "ringcentral_jwt";
+    /// Every name, for validation.
+    pub const ALL: &[&str] = &[
+        RINGCENTRAL_VERIFICATION_TOKEN,
+        RINGOTEL_API_TOKEN,
+        RINGCENTRAL_CLIENT_SECRET,
+        RINGCENTRAL_JWT,
+    ];
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 struct SecretsFile {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ringcentral_verification_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ringotel_api_token: Option<String>,
+    values: std::collections::BTreeMap<String, String>,
 }
 
 /// Where a token came from.
@@ -99,12 +116,18 @@ pub fn webhook_tokens(config: &Config) -> Result<WebhookTokens, SecretsError> {
         changed = true;
         Ok((Some(Secret::new(fresh)), TokenSource::Generated))
     };
-    let (ringcentral, ringcentral_source) = resolve(
-        &config.ringcentral_verification_token,
-        &mut file.ringcentral_verification_token,
-    )?;
-    let (ringotel, ringotel_source) =
-        resolve(&config.ringotel_api_token, &mut file.ringotel_api_token)?;
+    let mut rc_stored = file.values.remove(names::RINGCENTRAL_VERIFICATION_TOKEN);
+    let mut ro_stored = file.values.remove(names::RINGOTEL_API_TOKEN);
+    let (ringcentral, ringcentral_source) =
+        resolve(&config.ringcentral_verification_token, &mut rc_stored)?;
+    let (ringotel, ringotel_source) = resolve(&config.ringotel_api_token, &mut ro_stored)?;
+    if let Some(v) = rc_stored {
+        file.values
+            .insert(names::RINGCENTRAL_VERIFICATION_TOKEN.into(), v);
+    }
+    if let Some(v) = ro_stored {
+        file.values.insert(names::RINGOTEL_API_TOKEN.into(), v);
+    }
     if changed {
         write(&path, &file)?;
     }
@@ -115,6 +138,42 @@ pub fn webhook_tokens(config: &Config) -> Result<WebhookTokens, SecretsError> {
         ringotel_source,
         file: path,
     })
+}
+
+/// Reads one stored secret (`None` when it was never set).
+pub fn stored(config: &Config, name: &str) -> Result<Option<Secret>, SecretsError> {
+    let file = read(&config.data_dir.join(SECRETS_FILE))?;
+    Ok(file
+        .values
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .map(|v| Secret::new(v.clone())))
+}
+
+/// Stores (or with `None`, removes) one secret.
+pub fn store(config: &Config, name: &str, value: Option<&str>) -> Result<(), SecretsError> {
+    let path = config.data_dir.join(SECRETS_FILE);
+    let mut file = read(&path)?;
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) => {
+            file.values.insert(name.to_string(), v.to_string());
+        }
+        None => {
+            file.values.remove(name);
+        }
+    }
+    write(&path, &file)
+}
+
+/// Fills RingCentral platform credentials the environment did not give from the secret store.
+pub fn complete_platform_credentials(config: &mut Config) -> Result<(), SecretsError> {
+    if config.ringcentral.client_secret.is_none() {
+        config.ringcentral.client_secret = stored(config, names::RINGCENTRAL_CLIENT_SECRET)?;
+    }
+    if config.ringcentral.jwt.is_none() {
+        config.ringcentral.jwt = stored(config, names::RINGCENTRAL_JWT)?;
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<SecretsFile, SecretsError> {

@@ -50,11 +50,42 @@ enum Command {
     Calls(CallsArgs),
     /// Show stored deliveries and quarantined bodies, or replay them.
     Events(EventsArgs),
+    /// Manage the RingCentral webhook subscription (needs RingCentral credentials).
+    Subscriptions {
+        #[command(subcommand)]
+        action: SubscriptionAction,
+    },
+    /// Import calls from the RingCentral call log (fills gaps; safe to repeat).
+    Backfill {
+        /// Start of the period: RFC 3339, YYYY-MM-DD, today, yesterday, or 2h/7d ago.
+        #[arg(long, value_name = "T")]
+        since: String,
+        /// End of the period (default: now).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+    },
     /// Show the webhook tokens senders must use (masked unless --reveal).
     Tokens {
         /// Print the full tokens.
         #[arg(long)]
         reveal: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubscriptionAction {
+    /// List CallPop's subscriptions (this app, this user).
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make sure exactly one Active subscription delivers to the public URL.
+    Ensure,
+    /// Delete a subscription.
+    Delete {
+        /// Subscription id.
+        id: String,
     },
 }
 
@@ -164,6 +195,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Calls(args) => calls(&Config::load(&overrides(None))?, args),
         Command::Events(args) => events(&Config::load(&overrides(None))?, args),
         Command::Tokens { reveal } => tokens(&Config::load(&overrides(None))?, reveal),
+        Command::Subscriptions { action } => subscriptions(Config::load(&overrides(None))?, action),
+        Command::Backfill { since, until } => {
+            backfill(Config::load(&overrides(None))?, since, until)
+        }
     }
 }
 
@@ -183,10 +218,12 @@ fn serve(config: Config) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let engine = Engine::start(config.clone())?;
+        // Listen before the engine starts: its subscription keeper may ask RingCentral to
+        // validate our webhook address straight away.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let engine = Engine::start(config.clone())?;
         let addr = listener.local_addr()?;
         print_banner(&engine, addr);
         let shutdown = engine.shutdown_token();
@@ -288,16 +325,14 @@ fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "  RingCentral subscription management is off (no RingCentral credentials configured)."
-    );
-    if let Some(part) = engine.health().snapshot().parts.get("notifications") {
-        let _ = writeln!(
-            out,
-            "  Popups:              {} — {}",
-            part.state, part.detail
-        );
+    let parts = engine.health().snapshot().parts;
+    for (name, label) in [
+        ("subscription", "RingCentral sub.:   "),
+        ("notifications", "Popups:             "),
+    ] {
+        if let Some(part) = parts.get(name) {
+            let _ = writeln!(out, "  {label} {} — {}", part.state, part.detail);
+        }
     }
     // Last, so whoever waits for this line has the whole banner.
     let _ = writeln!(out, "Listening on {base}");
@@ -714,6 +749,168 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
         writeln!(out, "No deliveries stored.")?;
     }
     Ok(out.flush()?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The RingCentral client from the configuration, or a clear message about what is missing.
+fn platform(config: &mut Config) -> Result<std::sync::Arc<callpop::ringcentral::api::Platform>> {
+    callpop::secrets::complete_platform_credentials(config)?;
+    let rc = &config.ringcentral;
+    let (Some(client_id), Some(client_secret), Some(jwt)) = (
+        rc.client_id.clone(),
+        rc.client_secret.clone(),
+        rc.jwt.clone(),
+    ) else {
+        bail!(
+            "RingCentral credentials are not set: set CALLPOP_RINGCENTRAL_CLIENT_ID, \
+             CALLPOP_RINGCENTRAL_CLIENT_SECRET and CALLPOP_RINGCENTRAL_JWT (or the desktop settings)"
+        );
+    };
+    Ok(std::sync::Arc::new(
+        callpop::ringcentral::api::Platform::new(
+            &rc.server,
+            callpop::ringcentral::api::Credentials {
+                client_id,
+                client_secret,
+                jwt,
+            },
+            config.clock,
+        )?,
+    ))
+}
+
+fn subscriptions(mut config: Config, action: SubscriptionAction) -> Result<()> {
+    use callpop::subscriptions::{Keeper, KeeperSettings, KeeperState};
+    let platform = platform(&mut config)?;
+    let tokens = callpop::secrets::webhook_tokens(&config)?;
+    let state: KeeperState = open_history(&config)
+        .ok()
+        .and_then(|s| {
+            s.state_get(callpop::subscriptions::STATE_KEY)
+                .ok()
+                .flatten()
+        })
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
+    let mut keeper = Keeper::new(
+        platform,
+        KeeperSettings {
+            public_url: config.public_url.clone(),
+            event_filters: config.ringcentral.event_filters.clone(),
+            expires_in: config.ringcentral.subscription_expires_in,
+            verification_token: tokens.ringcentral.clone(),
+            check_interval: config.ringcentral.check_interval,
+        },
+        config.clock,
+        state,
+    );
+    runtime()?.block_on(async {
+        match action {
+            SubscriptionAction::List { json } => {
+                let ours = keeper.ours().await?;
+                if ours.is_empty() && !json {
+                    println!("No CallPop subscriptions.");
+                }
+                for s in ours {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "id": s.id, "status": s.status, "address": s.delivery_mode.address,
+                                "expiration_time": s.expiration_time, "event_filters": s.event_filters,
+                                "blacklisted_reason": s.blacklisted_data.as_ref().and_then(|b| b.reason.clone()),
+                            })
+                        );
+                    } else {
+                        println!(
+                            "{}  {:<11}  expires {}  {}",
+                            s.id,
+                            s.status,
+                            s.expiration_time.as_deref().unwrap_or("-"),
+                            s.delivery_mode.address.as_deref().unwrap_or("-")
+                        );
+                    }
+                }
+            }
+            SubscriptionAction::Ensure => {
+                let e = keeper.ensure(false).await?;
+                println!(
+                    "Subscription {} is Active until {}{}{}",
+                    e.subscription_id,
+                    e.expires_at.map_or("-".into(), |t| t.to_rfc3339()),
+                    if e.created { " (created)" } else if e.renewed { " (renewed)" } else { "" },
+                    if e.deleted.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; deleted {}", e.deleted.join(", "))
+                    }
+                );
+                if let Ok(store) = open_history(&config) {
+                    store.state_set(
+                        callpop::subscriptions::STATE_KEY,
+                        &serde_json::to_string(keeper.state())?,
+                    )?;
+                }
+            }
+            SubscriptionAction::Delete { id } => {
+                keeper.delete(&id).await?;
+                println!("Deleted subscription {id}.");
+            }
+        }
+        Ok(())
+    })
+}
+
+fn backfill(mut config: Config, since: String, until: Option<String>) -> Result<()> {
+    let platform = platform(&mut config)?;
+    let now = config.clock.now();
+    let from = parse_time(&since, now)?;
+    let to = until
+        .as_deref()
+        .map(|t| parse_time(t, now))
+        .transpose()?
+        .unwrap_or(now);
+    if from >= to {
+        bail!("--since must be before --until");
+    }
+    let store = Store::open(
+        &config.db_path(),
+        StoreOptions {
+            country: config.default_country,
+        },
+    )?;
+    let (changes, _) = tokio::sync::broadcast::channel(16);
+    let (writer, thread) = callpop::store::writer::StoreWriter::spawn(store, changes)?;
+    let report = runtime()?.block_on(callpop::backfill::run_once(
+        &platform,
+        &writer,
+        &config.default_country,
+        &config.clock,
+        from,
+        to,
+    ));
+    drop(writer);
+    let _ = thread.join();
+    let report = report?;
+    println!(
+        "Read {} call-log record{} in {} page{}: {} new, {} call{} added ({} missed), {} unreadable.",
+        report.records,
+        if report.records == 1 { "" } else { "s" },
+        report.pages,
+        if report.pages == 1 { "" } else { "s" },
+        report.stored,
+        report.new_calls,
+        if report.new_calls == 1 { "" } else { "s" },
+        report.new_missed,
+        report.unreadable
+    );
+    Ok(())
 }
 
 fn tokens(config: &Config, reveal: bool) -> Result<()> {

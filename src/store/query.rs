@@ -541,6 +541,16 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Arrival time of the newest live webhook delivery (not backfill or replay).
+    pub fn last_live_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ms: Option<i64> = self.conn.query_row(
+            "SELECT max(received_at) FROM raw_events WHERE kind != 'call_log'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(ms.map(from_ms))
+    }
+
     /// Counters for the health view.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let calls: i64 = self

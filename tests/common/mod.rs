@@ -40,6 +40,19 @@ pub fn command(data_dir: &Path) -> Command {
     cmd
 }
 
+/// A free TCP port on 127.0.0.1 (for a server whose public URL must be known in advance).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// GET /healthz, parsed.
+pub fn health(port: u16) -> serde_json::Value {
+    http(port, "GET", "/healthz", &[], b"").json()
+}
+
 /// A RingCentral telephony-session delivery for one party, stamped `event_time`.
 #[allow(clippy::too_many_arguments)]
 pub fn rc_party_event(
@@ -110,6 +123,11 @@ impl Server {
 
     /// Starts a server with extra environment variables; waits until it listens.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_at(data_dir, 0, env)
+    }
+
+    /// Starts a server on a given port (0: any free one).
+    pub fn start_at(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let stderr_path = data_dir.join(format!("stderr-{}.log", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
@@ -118,7 +136,7 @@ impl Server {
             .open(&stderr_path)
             .expect("stderr log");
         let mut cmd = command(data_dir);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::piped())
             .stderr(stderr)
             .env("RUST_LOG", "info");

@@ -1,0 +1,314 @@
+//! A faithful local RingCentral platform, on 127.0.0.1, for CallPop's tests and demo.
+//!
+//! It implements what CallPop uses, with the behaviours integrations trip over (PROTOCOL.md
+//! §1–§4.5, §8): the JWT grant; subscription create / list / get / update (renew) / renew /
+//! delete with the real validation handshake against the webhook address on create (SUB-520 /
+//! SUB-521 / SUB-525 when it fails), `expiresIn` limits (CMN-101), the per-user subscription
+//! limit (SUB-505), 404 CMN-102 for unknown ids, expiry, an empty-body PUT renewing with the
+//! 7-day default; deliveries of telephony-session, voicemail and renewal-reminder events with
+//! the verification token, no retries, blacklisting after failing deliveries; rate-limit groups
+//! with 429 + `Retry-After` (each request during the penalty restarts it); the account call log
+//! with its lag, `dateFrom`/`dateTo` and paging. Time comes from a [`Clock`], so a simulated
+//! week can pass in seconds.
+
+mod calls;
+mod server;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use callpop::clock::Clock;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+pub use calls::{CallOutcome, ScriptedCall};
+
+/// The fake's account.
+pub const ACCOUNT_ID: &str = "809646016";
+/// The extension the JWT belongs to (the subscription owner).
+pub const OWNER_EXTENSION_ID: &str = "62264425016";
+
+/// Rate-limit groups, as RingCentral defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    /// 50/min.
+    Light,
+    /// 40/min.
+    Medium,
+    /// 10/min.
+    Heavy,
+    /// 5/min.
+    Auth,
+}
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// The platform's clock (share it with CallPop through its environment variable).
+    pub clock: Clock,
+    /// App client id.
+    pub client_id: String,
+    /// App client secret.
+    pub client_secret: String,
+    /// The user's JWT.
+    pub jwt: String,
+    /// Access-token lifetime, seconds.
+    pub token_ttl: i64,
+    /// Longest subscription lifetime accepted (longer: CMN-101).
+    pub max_expires_in: i64,
+    /// Subscriptions per user for this app (more: SUB-505).
+    pub subscription_limit: usize,
+    /// A subscription whose deliveries keep failing this long is blacklisted.
+    pub blacklist_after: Duration,
+    /// Delay before an ended call appears in the call log.
+    pub call_log_lag: Duration,
+    /// Requests per minute per group.
+    pub limits: BTreeMap<Group, u32>,
+    /// Refuse `http://` webhook addresses (SUB-523), as production does.
+    pub require_https: bool,
+}
+
+impl FakeConfig {
+    /// Defaults matching RingCentral's documented numbers.
+    pub fn new(clock: Clock) -> FakeConfig {
+        FakeConfig {
+            clock,
+            client_id: "fake-client-id".into(),
+            client_secret: "fake-client-secret".into(),
+            jwt: "fake.jwt.credential".into(),
+            token_ttl: 3600,
+            max_expires_in: 315_360_000,
+            subscription_limit: 30,
+            blacklist_after: Duration::minutes(10),
+            call_log_lag: Duration::seconds(20),
+            limits: BTreeMap::from([
+                (Group::Light, 50),
+                (Group::Medium, 40),
+                (Group::Heavy, 10),
+                (Group::Auth, 5),
+            ]),
+            require_https: false,
+        }
+    }
+}
+
+/// A subscription as the fake keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeSubscription {
+    /// Id.
+    pub id: String,
+    /// Active or Blacklisted.
+    pub status: String,
+    /// Filters with ids substituted.
+    pub event_filters: Vec<String>,
+    /// Webhook address.
+    pub address: String,
+    /// Verification token sent with deliveries.
+    pub verification_token: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Expires.
+    pub expires_at: DateTime<Utc>,
+    /// When deliveries started failing (cleared by a success).
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When it was blacklisted.
+    pub blacklisted_at: Option<DateTime<Utc>>,
+    /// Why.
+    pub blacklisted_reason: Option<String>,
+    /// Last renewal reminder sent.
+    pub last_reminder: Option<DateTime<Utc>>,
+}
+
+/// Counters for assertions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Token grants issued.
+    pub tokens: u64,
+    /// Subscriptions created.
+    pub created: u64,
+    /// Renewals (PUT or POST /renew).
+    pub renewed: u64,
+    /// Deletions.
+    pub deleted: u64,
+    /// Handshakes that failed.
+    pub failed_handshakes: u64,
+    /// Deliveries answered with 2xx.
+    pub delivered: u64,
+    /// Deliveries that failed.
+    pub failed_deliveries: u64,
+    /// Renewal reminders delivered.
+    pub reminders: u64,
+    /// Requests answered 429.
+    pub rate_limited: u64,
+    /// Requests received during a penalty (they restart it).
+    pub during_penalty: u64,
+    /// Requests sent before a `Retry-After` had passed (a client that ignores it).
+    pub ignored_retry_after: u64,
+    /// Subscriptions blacklisted.
+    pub blacklisted: u64,
+}
+
+/// One event waiting to be delivered.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingEvent {
+    pub at: DateTime<Utc>,
+    /// Which filter kind it needs: `telephony` or `voicemail`.
+    pub kind: &'static str,
+    pub body: Value,
+    pub event_path: String,
+}
+
+/// A call-log record and when it becomes visible.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Visible from.
+    pub available_at: DateTime<Utc>,
+    /// Start time (the filter key).
+    pub start: DateTime<Utc>,
+    /// The record as the API returns it.
+    pub record: Value,
+}
+
+#[derive(Default)]
+pub(crate) struct RateState {
+    /// Request times in the current window.
+    pub hits: Vec<DateTime<Utc>>,
+    pub penalty_until: Option<DateTime<Utc>>,
+}
+
+pub(crate) struct State {
+    pub config: FakeConfig,
+    pub tokens: HashMap<String, DateTime<Utc>>,
+    pub subscriptions: BTreeMap<String, FakeSubscription>,
+    pub pending: Vec<PendingEvent>,
+    pub log: Vec<LogEntry>,
+    pub rates: HashMap<Group, RateState>,
+    pub storms: HashMap<Group, (DateTime<Utc>, i64)>,
+    /// When each group may be asked again after a 429 (to catch clients ignoring it).
+    pub retry_after_until: HashMap<Group, DateTime<Utc>>,
+    pub stats: Stats,
+    pub counter: u64,
+}
+
+impl State {
+    pub fn next_id(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+}
+
+/// A running fake platform.
+#[derive(Clone)]
+pub struct FakePlatform {
+    pub(crate) state: Arc<Mutex<State>>,
+    url: String,
+    clock: Clock,
+}
+
+impl FakePlatform {
+    /// Starts the platform on 127.0.0.1 (a free port) inside the current Tokio runtime.
+    pub async fn start(config: FakeConfig) -> std::io::Result<FakePlatform> {
+        FakePlatform::start_on("127.0.0.1:0", config).await
+    }
+
+    /// Starts the platform on a given address.
+    pub async fn start_on(addr: &str, config: FakeConfig) -> std::io::Result<FakePlatform> {
+        callpop::ringcentral::api::install_crypto_provider();
+        let clock = config.clock;
+        let state = Arc::new(Mutex::new(State {
+            config,
+            tokens: HashMap::new(),
+            subscriptions: BTreeMap::new(),
+            pending: Vec::new(),
+            log: Vec::new(),
+            rates: HashMap::new(),
+            storms: HashMap::new(),
+            retry_after_until: HashMap::new(),
+            stats: Stats::default(),
+            counter: 0,
+        }));
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let platform = FakePlatform { state, url, clock };
+        let app = server::router(platform.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "fake RingCentral server stopped");
+            }
+        });
+        tokio::spawn(calls::delivery_loop(platform.clone()));
+        Ok(platform)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Base URL (use as CallPop's RingCentral server).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The platform clock.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// The credentials CallPop must use.
+    pub fn credentials(&self) -> (String, String, String) {
+        let s = self.lock();
+        (
+            s.config.client_id.clone(),
+            s.config.client_secret.clone(),
+            s.config.jwt.clone(),
+        )
+    }
+
+    /// Every subscription the platform holds.
+    pub fn subscriptions(&self) -> Vec<FakeSubscription> {
+        self.lock().subscriptions.values().cloned().collect()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    /// Every call-log record (visible or not yet).
+    pub fn call_log(&self) -> Vec<LogEntry> {
+        self.lock().log.clone()
+    }
+
+    /// Answers every request of `group` with 429 (`Retry-After: retry_after`) until `until`.
+    pub fn storm(&self, group: Group, until: DateTime<Utc>, retry_after: i64) {
+        self.lock().storms.insert(group, (until, retry_after));
+    }
+
+    /// Changes how the platform behaves from now on.
+    pub fn configure(&self, change: impl FnOnce(&mut FakeConfig)) {
+        change(&mut self.lock().config);
+    }
+
+    /// Blacklists a subscription now (as after failing deliveries).
+    pub fn blacklist(&self, id: &str, reason: &str) {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        if let Some(sub) = s.subscriptions.get_mut(id) {
+            sub.status = "Blacklisted".into();
+            sub.blacklisted_at = Some(now);
+            sub.blacklisted_reason = Some(reason.into());
+        }
+        s.stats.blacklisted += 1;
+    }
+
+    /// Adds a subscription directly (as if created earlier, e.g. by an older CallPop).
+    pub fn insert_subscription(&self, sub: FakeSubscription) {
+        self.lock().subscriptions.insert(sub.id.clone(), sub);
+    }
+
+    /// Schedules a scripted call: its events are delivered at their times and its record
+    /// appears in the call log after it ends.
+    pub fn schedule(&self, call: ScriptedCall) {
+        calls::schedule(self, call);
+    }
+}
