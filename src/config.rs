@@ -82,6 +82,60 @@ struct FileConfig {
     line_labels: Option<Vec<LineLabel>>,
     ringcentral: Option<FileRingCentral>,
     public_url: Option<String>,
+    tunnel: Option<FileTunnel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTunnel {
+    mode: Option<String>,
+    ngrok_domain: Option<String>,
+}
+
+/// Which public URL source the user chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelChoice {
+    /// ngrok when an authtoken is set, else the provided URL, else off.
+    Auto,
+    /// No public URL.
+    Off,
+    /// An ngrok tunnel.
+    Ngrok,
+    /// The provided `public_url`.
+    Provided,
+    /// A loopback tunnel that changes its URL (tests only).
+    Loopback,
+}
+
+impl TunnelChoice {
+    fn parse(setting: &str, value: &str) -> Result<TunnelChoice, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(TunnelChoice::Auto),
+            "off" | "none" => Ok(TunnelChoice::Off),
+            "ngrok" => Ok(TunnelChoice::Ngrok),
+            "provided" | "url" => Ok(TunnelChoice::Provided),
+            "loopback" => Ok(TunnelChoice::Loopback),
+            _ => Err(ConfigError::Value {
+                setting: setting.into(),
+                message: format!("{value:?} is not auto, off, ngrok or provided"),
+            }),
+        }
+    }
+}
+
+/// Tunnel settings.
+#[derive(Debug, Clone)]
+pub struct TunnelConfig {
+    /// The chosen source.
+    pub choice: TunnelChoice,
+    /// ngrok authtoken (environment or secret store).
+    pub ngrok_authtoken: Option<Secret>,
+    /// Reserved or dev domain.
+    pub ngrok_domain: Option<String>,
+    /// ngrok server address override (tests: an unreachable one).
+    pub ngrok_server: Option<String>,
+    /// Loopback tunnel URL change period (tests).
+    pub loopback_rotate: Option<chrono::Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -261,6 +315,8 @@ pub struct Config {
     pub ringcentral: RingCentralConfig,
     /// Public base URL when no tunnel is used (`CALLPOP_PUBLIC_URL`).
     pub public_url: Option<String>,
+    /// The public tunnel.
+    pub tunnel: TunnelConfig,
     /// The clock (simulated only in tests).
     pub clock: crate::clock::Clock,
     /// The config file that was read, if any.
@@ -453,6 +509,35 @@ impl Config {
             ),
             None => None,
         };
+        let file_tunnel = file.tunnel.unwrap_or_default();
+        let mut tunnel = TunnelConfig {
+            choice: match file_tunnel.mode {
+                Some(m) => TunnelChoice::parse("tunnel.mode", &m)?,
+                None => TunnelChoice::Auto,
+            },
+            ngrok_authtoken: None,
+            ngrok_domain: file_tunnel.ngrok_domain.filter(|d| !d.trim().is_empty()),
+            ngrok_server: None,
+            loopback_rotate: None,
+        };
+        if let Some(v) = env("CALLPOP_TUNNEL") {
+            tunnel.choice = TunnelChoice::parse("CALLPOP_TUNNEL", &v)?;
+        }
+        if let Some(v) = env("CALLPOP_NGROK_DOMAIN") {
+            tunnel.ngrok_domain = Some(v.trim().to_string()).filter(|d| !d.is_empty());
+        }
+        tunnel.ngrok_authtoken = env("CALLPOP_NGROK_AUTHTOKEN")
+            .or_else(|| env("NGROK_AUTHTOKEN"))
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| Secret::new(v.trim()));
+        tunnel.ngrok_server = env("CALLPOP_NGROK_SERVER").filter(|v| !v.trim().is_empty());
+        if let Some(v) = env("CALLPOP_LOOPBACK_TUNNEL_ROTATE_SECONDS") {
+            let secs: i64 = v.trim().parse().map_err(|_| ConfigError::Value {
+                setting: "CALLPOP_LOOPBACK_TUNNEL_ROTATE_SECONDS".into(),
+                message: format!("{v:?} is not a number of seconds"),
+            })?;
+            tunnel.loopback_rotate = Some(chrono::Duration::seconds(secs.max(1)));
+        }
         let clock = match env(crate::clock::SIMULATED_CLOCK_ENV).filter(|v| !v.trim().is_empty()) {
             Some(v) => crate::clock::Clock::parse(&v).map_err(|e| ConfigError::Value {
                 setting: crate::clock::SIMULATED_CLOCK_ENV.into(),
@@ -500,6 +585,7 @@ impl Config {
             line_labels,
             ringcentral,
             public_url,
+            tunnel,
             clock,
             config_file,
         })

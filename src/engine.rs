@@ -20,6 +20,7 @@ use crate::secrets::{SecretsError, WebhookTokens};
 use crate::store::writer::{CommittedChange, StoreWriter};
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::subscriptions::{Keeper, KeeperHandle, KeeperSettings, KeeperState, KeeperTask};
+use crate::tunnel::{NgrokSettings, TunnelHandle, TunnelMode, TunnelPart};
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,7 @@ pub struct Engine {
     keeper: Option<KeeperHandle>,
     backfill: Option<mpsc::Sender<BackfillRequest>>,
     platform: Option<Arc<Platform>>,
+    tunnel: Option<TunnelHandle>,
 }
 
 impl Engine {
@@ -126,18 +128,93 @@ impl Engine {
             keeper: None,
             backfill: None,
             platform: None,
+            tunnel: None,
         };
-        engine.start_platform_parts(reminders_rx, &remembered)?;
+        let mode = engine.tunnel_mode();
+        engine.start_platform_parts(reminders_rx, &remembered, &mode)?;
+        engine.start_tunnel(mode);
         engine.start_popups(&options, remembered.popups, remembered.pause);
         Ok(engine)
     }
 
     /// With RingCentral credentials: the subscription keeper and backfill. Without: reminders
     /// can only be reported, and the health view says subscription management is off.
+    /// The public URL source the settings ask for.
+    pub fn tunnel_mode(&self) -> TunnelMode {
+        use crate::config::TunnelChoice as C;
+        let t = &self.config.tunnel;
+        let ngrok = t.ngrok_authtoken.clone().map(|authtoken| {
+            TunnelMode::Ngrok(NgrokSettings {
+                authtoken,
+                domain: t.ngrok_domain.clone(),
+                server_addr: t.ngrok_server.clone(),
+            })
+        });
+        let provided = self.config.public_url.clone().map(TunnelMode::Provided);
+        match t.choice {
+            C::Off => TunnelMode::Off,
+            C::Loopback => TunnelMode::Loopback {
+                rotate_every: t.loopback_rotate,
+            },
+            C::Ngrok => ngrok.unwrap_or(TunnelMode::Off),
+            C::Provided => provided.unwrap_or(TunnelMode::Off),
+            C::Auto => ngrok.or(provided).unwrap_or(TunnelMode::Off),
+        }
+    }
+
+    fn start_tunnel(&mut self, mode: TunnelMode) {
+        use crate::config::TunnelChoice as C;
+        let missing = match (self.config.tunnel.choice, &mode) {
+            (C::Ngrok, TunnelMode::Off) => Some("ngrok is selected but no authtoken is set"),
+            (C::Provided, TunnelMode::Off) => {
+                Some("a provided public URL is selected but none is set")
+            }
+            _ => None,
+        };
+        let (handle, task) = TunnelPart {
+            mode,
+            router: self.receiver().router(),
+            health: self.health.clone(),
+            clock: self.config.clock,
+            backfill: self.backfill.clone(),
+        }
+        .start(self.shutdown.clone());
+        if let Some(problem) = missing {
+            self.health.set_part("tunnel", "error", problem);
+        }
+        self.tasks.push(task);
+        if let Some(keeper) = self.keeper.clone() {
+            // The subscription follows the public URL wherever it goes.
+            let mut urls = handle.watch_url();
+            let shutdown = self.shutdown.clone();
+            self.tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        changed = urls.changed() => {
+                            if changed.is_err() { break; }
+                            let url = urls.borrow_and_update().clone();
+                            if url.is_some() {
+                                keeper.public_url_changed(url).await;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        self.tunnel = Some(handle);
+    }
+
+    /// The tunnel part.
+    pub fn tunnel(&self) -> Option<TunnelHandle> {
+        self.tunnel.clone()
+    }
+
     fn start_platform_parts(
         &mut self,
         reminders: mpsc::Receiver<RenewalReminder>,
         remembered: &Remembered,
+        mode: &TunnelMode,
     ) -> Result<(), EngineError> {
         let rc = &self.config.ringcentral;
         let (Some(client_id), Some(client_secret), Some(jwt)) = (
@@ -191,7 +268,11 @@ impl Engine {
         let keeper = Keeper::new(
             platform,
             KeeperSettings {
-                public_url: self.config.public_url.clone(),
+                // A tunnel publishes its URL once it is online; a provided one is known now.
+                public_url: match mode {
+                    TunnelMode::Provided(url) => Some(url.clone()),
+                    _ => None,
+                },
                 event_filters: rc.event_filters.clone(),
                 expires_in: rc.subscription_expires_in,
                 verification_token: self.tokens.ringcentral.clone(),

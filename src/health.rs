@@ -59,6 +59,12 @@ pub struct Snapshot {
     pub started_at: Option<DateTime<Utc>>,
     /// Where the local receiver listens.
     pub listen: Option<SocketAddr>,
+    /// The public base URL (tunnel or provided), when there is one.
+    pub public_url: Option<String>,
+    /// Where RingCentral must send webhooks (public URL + path).
+    pub ringcentral_webhook_url: Option<String>,
+    /// Where Ringotel must send webhooks — paste it into the Ringotel portal.
+    pub ringotel_webhook_url: Option<String>,
     /// RingCentral receiver counters.
     pub ringcentral: ProviderCounters,
     /// Ringotel receiver counters.
@@ -98,6 +104,19 @@ impl Health {
     /// Records where the receiver listens.
     pub fn set_listen(&self, addr: SocketAddr) {
         self.lock().listen = Some(addr);
+    }
+
+    /// Records the public base URL (None while there is none).
+    pub fn set_public_url(&self, url: Option<String>) {
+        let mut s = self.lock();
+        let base = url.as_deref().map(|u| u.trim_end_matches('/').to_string());
+        s.ringcentral_webhook_url = base
+            .as_ref()
+            .map(|b| format!("{b}{}", crate::receiver::RINGCENTRAL_PATH));
+        s.ringotel_webhook_url = base
+            .as_ref()
+            .map(|b| format!("{b}{}", crate::receiver::RINGOTEL_PATH));
+        s.public_url = url;
     }
 
     /// Records (or clears, with `None`) a storage failure.

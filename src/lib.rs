@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod subscriptions;
+pub mod tunnel;
 pub mod wire;
 
 pub use wire::ParseError;

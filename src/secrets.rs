@@ -44,12 +44,15 @@ pub mod names {
     pub const RINGCENTRAL_CLIENT_SECRET: &str = "ringcentral_client_secret";
     /// RingCentral user JWT.
     pub const RINGCENTRAL_JWT: &str = "ringcentral_jwt";
+    /// ngrok authtoken.
+    pub const NGROK_AUTHTOKEN: &str = "ngrok_authtoken";
     /// Every name, for validation.
     pub const ALL: &[&str] = &[
         RINGCENTRAL_VERIFICATION_TOKEN,
         RINGOTEL_API_TOKEN,
         RINGCENTRAL_CLIENT_SECRET,
         RINGCENTRAL_JWT,
+        NGROK_AUTHTOKEN,
     ];
 }
 
@@ -172,6 +175,9 @@ pub fn complete_platform_credentials(config: &mut Config) -> Result<(), SecretsE
     }
     if config.ringcentral.jwt.is_none() {
         config.ringcentral.jwt = stored(config, names::RINGCENTRAL_JWT)?;
+    }
+    if config.tunnel.ngrok_authtoken.is_none() {
+        config.tunnel.ngrok_authtoken = stored(config, names::NGROK_AUTHTOKEN)?;
     }
     Ok(())
 }

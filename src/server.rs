@@ -26,19 +26,20 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub trait Accept: Send {
     /// The connection type.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    /// Waits for the next connection and the peer's address.
+    /// Waits for the next connection and the peer's address; `Ok(None)` when the listener is
+    /// gone for good (a tunnel that closed), errors are passing failures.
     fn accept(
         &mut self,
-    ) -> impl std::future::Future<Output = std::io::Result<(Self::Io, SocketAddr)>> + Send;
+    ) -> impl std::future::Future<Output = std::io::Result<Option<(Self::Io, SocketAddr)>>> + Send;
 }
 
 impl Accept for tokio::net::TcpListener {
     type Io = tokio::net::TcpStream;
-    async fn accept(&mut self) -> std::io::Result<(Self::Io, SocketAddr)> {
+    async fn accept(&mut self) -> std::io::Result<Option<(Self::Io, SocketAddr)>> {
         let (stream, peer) = tokio::net::TcpListener::accept(self).await?;
         // Webhook replies are small; do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
-        Ok((stream, peer))
+        Ok(Some((stream, peer)))
     }
 }
 
@@ -58,7 +59,8 @@ pub async fn serve<L: Accept>(mut listener: L, router: Router, shutdown: Cancell
             accepted = listener.accept() => accepted,
         };
         let (io, peer) = match accepted {
-            Ok(pair) => pair,
+            Ok(Some(pair)) => pair,
+            Ok(None) => break,
             Err(e) => {
                 // Out of file descriptors and similar: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "accept failed");

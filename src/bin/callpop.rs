@@ -64,6 +64,18 @@ enum Command {
         #[arg(long, value_name = "T")]
         until: Option<String>,
     },
+    /// Show what a running `callpop serve` reports about itself (receiver, tunnel,
+    /// subscription, popups, backfill).
+    Status {
+        /// The raw JSON from /healthz.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The public tunnel of a running `callpop serve`.
+    Tunnel {
+        #[command(subcommand)]
+        action: TunnelAction,
+    },
     /// Show the webhook tokens senders must use (masked unless --reveal).
     Tokens {
         /// Print the full tokens.
@@ -87,6 +99,12 @@ enum SubscriptionAction {
         /// Subscription id.
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum TunnelAction {
+    /// The tunnel's state, reason and public URL.
+    Status,
 }
 
 #[derive(Args)]
@@ -174,6 +192,7 @@ enum EventsAction {
 
 fn main() {
     let cli = Cli::parse();
+    callpop::ringcentral::api::install_crypto_provider();
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {
@@ -196,6 +215,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Events(args) => events(&Config::load(&overrides(None))?, args),
         Command::Tokens { reveal } => tokens(&Config::load(&overrides(None))?, reveal),
         Command::Subscriptions { action } => subscriptions(Config::load(&overrides(None))?, action),
+        Command::Status { json } => status(&Config::load(&overrides(None))?, json, None),
+        Command::Tunnel {
+            action: TunnelAction::Status,
+        } => status(&Config::load(&overrides(None))?, false, Some("tunnel")),
         Command::Backfill { since, until } => {
             backfill(Config::load(&overrides(None))?, since, until)
         }
@@ -327,6 +350,7 @@ fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
     }
     let parts = engine.health().snapshot().parts;
     for (name, label) in [
+        ("tunnel", "Public URL:         "),
         ("subscription", "RingCentral sub.:   "),
         ("notifications", "Popups:             "),
     ] {
@@ -910,6 +934,76 @@ fn backfill(mut config: Config, since: String, until: Option<String>) -> Result<
         report.new_missed,
         report.unreadable
     );
+    Ok(())
+}
+
+/// Reads /healthz from the running server on the configured address.
+fn status(config: &Config, json: bool, only: Option<&str>) -> Result<()> {
+    let url = format!("http://{}/healthz", config.listen);
+    let body: serde_json::Value = runtime()?.block_on(async {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .with_context(|| {
+                format!(
+                    "CallPop is not running at {} (start it with `callpop serve`)",
+                    config.listen
+                )
+            })?;
+        response
+            .json::<serde_json::Value>()
+            .await
+            .context("the running CallPop sent an unreadable status")
+    })?;
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let parts = body["parts"].as_object().cloned().unwrap_or_default();
+    if let Some(name) = only {
+        let part = &parts.get(name).cloned().unwrap_or_default();
+        println!(
+            "{name}: {} — {}",
+            part["state"].as_str().unwrap_or("unknown"),
+            part["detail"].as_str().unwrap_or("")
+        );
+        if name == "tunnel" {
+            println!(
+                "public URL: {}",
+                body["public_url"].as_str().unwrap_or("(none)")
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "CallPop {} — {}",
+        body["version"].as_str().unwrap_or("?"),
+        body["status"].as_str().unwrap_or("?")
+    );
+    println!("  listening on {}", body["listen"].as_str().unwrap_or("?"));
+    println!(
+        "  public URL:  {}",
+        body["public_url"].as_str().unwrap_or("(none)")
+    );
+    for provider in ["ringcentral", "ringotel"] {
+        let c = &body[provider];
+        println!(
+            "  {provider}: {} accepted, {} duplicates, {} unauthorized, {} rejected, {} quarantined",
+            c["accepted"], c["duplicates"], c["unauthorized"], c["rejected"], c["quarantined"]
+        );
+    }
+    if let Some(e) = body["storage_error"].as_str() {
+        println!("  STORAGE: {e}");
+    }
+    for (name, part) in parts {
+        println!(
+            "  {name}: {} — {}",
+            part["state"].as_str().unwrap_or("?"),
+            part["detail"].as_str().unwrap_or("")
+        );
+    }
     Ok(())
 }
 
