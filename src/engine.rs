@@ -87,12 +87,7 @@ impl Engine {
     pub fn start_with(mut config: Config, options: EngineOptions) -> Result<Engine, EngineError> {
         let tokens = crate::secrets::webhook_tokens(&config)?;
         crate::secrets::complete_platform_credentials(&mut config)?;
-        let store = Store::open(
-            &config.db_path(),
-            StoreOptions {
-                country: config.default_country,
-            },
-        )?;
+        let store = Store::open(&config.db_path(), StoreOptions::new(config.default_country))?;
         let now = config.clock.now();
         let state = |key: &str| -> Result<Option<String>, StoreError> { store.state_get(key) };
         let remembered = Remembered {

@@ -54,6 +54,43 @@ pub fn reparse(
     }
 }
 
+/// Reads the call events of a stored delivery with today's parsers (used by the store when a
+/// call must be re-derived from what is on disk).
+pub fn stored_events(
+    stored: &crate::store::StoredBody<'_>,
+    country: &Country,
+) -> Result<Vec<crate::model::CallEvent>, String> {
+    let parsed = reparse_stored(stored, country).map_err(|e| e.to_string())?;
+    Ok(match parsed.payload {
+        crate::model::Payload::Calls(events) => events,
+        _ => Vec::new(),
+    })
+}
+
+/// Reads a stored delivery again, whichever way it arrived (webhook or call-log backfill).
+pub fn reparse_stored(
+    stored: &crate::store::StoredBody<'_>,
+    country: &Country,
+) -> Result<ParsedDelivery, ParseError> {
+    if stored.kind == "call_log" {
+        let record: serde_json::Value = serde_json::from_slice(stored.body)
+            .map_err(|e| ParseError::new(format!("stored call-log record: {e}")))?;
+        return Ok(crate::ringcentral::calllog::record_to_delivery(
+            &record,
+            country,
+            stored.received_at,
+        )?
+        .parsed);
+    }
+    reparse(
+        stored.provider,
+        stored.body,
+        stored.body_sha256,
+        stored.received_at,
+        country,
+    )
+}
+
 /// Replays one stored delivery; returns the calls it changed.
 pub fn replay_raw_event(
     store: &mut Store,
@@ -63,13 +100,14 @@ pub fn replay_raw_event(
     let raw: RawEventRecord = store
         .raw_event(raw_event_id)?
         .ok_or(ReplayError::NotFound(raw_event_id))?;
-    let parsed = match reparse(
-        raw.provider,
-        &raw.body,
-        &raw.body_sha256,
-        raw.received_at,
-        country,
-    ) {
+    let stored = crate::store::StoredBody {
+        provider: raw.provider,
+        kind: &raw.kind,
+        body: &raw.body,
+        body_sha256: &raw.body_sha256,
+        received_at: raw.received_at,
+    };
+    let parsed = match reparse_stored(&stored, country) {
         Ok(p) => p,
         Err(e) => return Ok(Err(e)),
     };

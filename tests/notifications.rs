@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use chrono::{Duration, Utc};
-use common::desktop::{DesktopSession, NotifyCall, Seen};
 use common::{rc_party_event, Server};
+use desktop_session::{DesktopSession, NotifyCall, Seen};
 
 const ALICE: Option<(&str, &str, &str)> = Some(("62264425016", "101", "Alice Sales"));
 

@@ -190,6 +190,11 @@ enum EventsAction {
     },
 }
 
+/// mimalloc (also serving SQLite through its `override` feature) halves the time the store
+/// writer spends in allocation: see BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     callpop::ringcentral::api::install_crypto_provider();
@@ -366,9 +371,7 @@ fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
 fn open_history(config: &Config) -> Result<Store> {
     Ok(Store::open_existing(
         &config.db_path(),
-        StoreOptions {
-            country: config.default_country,
-        },
+        StoreOptions::new(config.default_country),
     )?)
 }
 
@@ -903,12 +906,7 @@ fn backfill(mut config: Config, since: String, until: Option<String>) -> Result<
     if from >= to {
         bail!("--since must be before --until");
     }
-    let store = Store::open(
-        &config.db_path(),
-        StoreOptions {
-            country: config.default_country,
-        },
-    )?;
+    let store = Store::open(&config.db_path(), StoreOptions::new(config.default_country))?;
     let (changes, _) = tokio::sync::broadcast::channel(16);
     let (writer, thread) = callpop::store::writer::StoreWriter::spawn(store, changes)?;
     let report = runtime()?.block_on(callpop::backfill::run_once(

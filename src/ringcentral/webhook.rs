@@ -87,13 +87,14 @@ impl EventKind {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
+struct Envelope<'a> {
     uuid: Option<Id>,
     id: Option<Id>,
     event: Option<String>,
     subscription_id: Option<Id>,
     timestamp: Option<Timestamp>,
-    body: Option<serde_json::Value>,
+    #[serde(borrow)]
+    body: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -198,11 +199,10 @@ struct ReminderBody {
     expires_in: Option<LenientInt>,
 }
 
-fn typed<T: serde::de::DeserializeOwned>(
-    value: serde_json::Value,
-    at: &str,
-) -> Result<T, ParseError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+/// Reads `raw` JSON into `T`, naming the failing field's path (`body.parties[0].status: …`).
+fn typed<'a, T: Deserialize<'a>>(raw: &'a str, at: &str) -> Result<T, ParseError> {
+    let mut de = serde_json::Deserializer::from_str(raw);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let where_ = if path == "." || path.is_empty() {
             at.to_string()
@@ -214,11 +214,27 @@ fn typed<T: serde::de::DeserializeOwned>(
 }
 
 /// Parses one RingCentral webhook body (already known to be non-empty and authenticated).
+///
+/// Well-formed bodies are read in one pass straight into typed structs; anything else (and the
+/// mobile-push wrapping) goes through a careful path that explains exactly what is wrong.
 pub fn parse_delivery(
     body: &[u8],
     country: &Country,
     received_at: DateTime<Utc>,
 ) -> Result<ParsedDelivery, ParseError> {
+    let looks_like_object = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    if looks_like_object {
+        if let Ok(envelope) = serde_json::from_slice::<Envelope>(body) {
+            if envelope.body.is_some() {
+                if let Ok(parsed) = interpret(envelope, country, received_at) {
+                    return Ok(parsed);
+                }
+            }
+        }
+    }
     let mut root = crate::wire::parse_json_object(body)?;
     // Mobile-push wrapped samples carry the real envelope under `pn_apns` (PROTOCOL.md §1.5).
     if !root.contains_key("body") {
@@ -228,7 +244,16 @@ pub fn parse_delivery(
             root = inner;
         }
     }
-    let envelope: Envelope = typed(serde_json::Value::Object(root), "envelope")?;
+    let text = serde_json::Value::Object(root).to_string();
+    let envelope: Envelope = typed(&text, "envelope")?;
+    interpret(envelope, country, received_at)
+}
+
+fn interpret(
+    envelope: Envelope<'_>,
+    country: &Country,
+    received_at: DateTime<Utc>,
+) -> Result<ParsedDelivery, ParseError> {
     let dedup_key = envelope
         .uuid
         .or(envelope.id)
@@ -245,12 +270,15 @@ pub fn parse_delivery(
         .ok_or_else(|| ParseError::new("envelope: missing `event`"))?;
     let kind = EventKind::classify(&event);
     let sent_at = envelope.timestamp.map(|t| t.0);
-    let body = envelope.body.unwrap_or(serde_json::Value::Null);
+    let body = envelope.body.map_or("null", |b| b.get());
+    let body_is_object = body.trim_start().starts_with('{');
     let needs_object = !matches!(kind, EventKind::Unknown | EventKind::RenewalReminder);
-    if needs_object && !body.is_object() {
+    if needs_object && !body_is_object {
+        let found = serde_json::from_str::<serde_json::Value>(body)
+            .map(|v| crate::wire::kind_of(&v))
+            .unwrap_or("something else");
         return Err(ParseError::new(format!(
-            "body: expected an object, found {}",
-            crate::wire::kind_of(&body)
+            "body: expected an object, found {found}"
         )));
     }
     let fallback_time = sent_at.unwrap_or(received_at);
@@ -277,7 +305,7 @@ pub fn parse_delivery(
             (Payload::Voicemail(Box::new(msg)), Some(at))
         }
         EventKind::RenewalReminder => {
-            let expires_in = if body.is_object() {
+            let expires_in = if body_is_object {
                 typed::<ReminderBody>(body, "body")?.expires_in.map(|n| n.0)
             } else {
                 None

@@ -1,7 +1,7 @@
 //! Writing deliveries: raw event (de-duplicated) + normalized events + derived call row, all
 //! inside the caller's transaction, so a delivery is stored completely or not at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -72,19 +72,60 @@ pub(crate) fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// Recently touched calls, kept by the writer so that an event does not re-read and re-parse
+/// every earlier event of its call. It is only a cache of what is committed plus the current
+/// transaction: the writer drops it when a transaction rolls back or when another connection
+/// changed the file (`PRAGMA data_version`), e.g. a CLI replay or backfill.
+#[derive(Default)]
+pub(crate) struct CallCache {
+    ids: HashMap<(Provider, String), i64>,
+    calls: HashMap<i64, CachedCall>,
+}
+
+struct CachedCall {
+    events: Vec<CallEvent>,
+    deliveries: i64,
+    voicemail: Option<VoicemailMessage>,
+    call: Call,
+}
+
+/// Calls kept in memory at most; past that the cache starts over (recent calls refill it).
+const CACHED_CALLS: usize = 2_000;
+
+impl CallCache {
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.ids.clear();
+        self.calls.clear();
+    }
+
+    fn forget(&mut self, call_id: i64) {
+        self.calls.remove(&call_id);
+    }
+
+    fn trim(&mut self) {
+        if self.calls.len() > CACHED_CALLS || self.ids.len() > CACHED_CALLS * 2 {
+            self.clear();
+        }
+    }
+}
+
 /// Stores one delivery; a repeated dedup key changes nothing but the re-delivery counter.
 pub(crate) fn apply_delivery(
     conn: &Connection,
     opts: &StoreOptions,
+    cache: &mut CallCache,
     delivery: &Delivery,
 ) -> Result<IngestOutcome, StoreError> {
     let p = &delivery.parsed;
-    let inserted = conn.execute(
-        "INSERT INTO raw_events
-            (provider, dedup_key, kind, received_at, event_time, body_sha256, headers, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (provider, dedup_key) DO NOTHING",
-        params![
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO raw_events
+                (provider, dedup_key, kind, received_at, event_time, body_sha256, headers, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (provider, dedup_key) DO NOTHING",
+        )?
+        .execute(params![
             p.provider.as_str(),
             p.dedup_key,
             p.kind,
@@ -93,26 +134,27 @@ pub(crate) fn apply_delivery(
             delivery.body_sha256,
             headers_json(&delivery.headers),
             delivery.body,
-        ],
-    )?;
+        ])?;
     if inserted == 0 {
-        let (raw_event_id, sha): (i64, String) = conn.query_row(
-            "SELECT id, body_sha256 FROM raw_events WHERE provider = ?1 AND dedup_key = ?2",
-            params![p.provider.as_str(), p.dedup_key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        conn.execute(
+        let (raw_event_id, sha): (i64, String) = conn
+            .prepare_cached(
+                "SELECT id, body_sha256 FROM raw_events WHERE provider = ?1 AND dedup_key = ?2",
+            )?
+            .query_row(params![p.provider.as_str(), p.dedup_key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        conn.prepare_cached(
             "UPDATE raw_events SET redeliveries = redeliveries + 1, last_redelivered_at = ?2
              WHERE id = ?1",
-            params![raw_event_id, to_ms(delivery.received_at)],
-        )?;
+        )?
+        .execute(params![raw_event_id, to_ms(delivery.received_at)])?;
         return Ok(IngestOutcome::Duplicate {
             raw_event_id,
             same_body: sha == delivery.body_sha256,
         });
     }
     let raw_event_id = conn.last_insert_rowid();
-    let changes = apply_payload(conn, opts, raw_event_id, &p.payload)?;
+    let changes = apply_payload(conn, opts, cache, raw_event_id, &p.payload)?;
     Ok(IngestOutcome::Stored {
         raw_event_id,
         changes,
@@ -123,6 +165,7 @@ pub(crate) fn apply_delivery(
 pub(crate) fn apply_payload(
     conn: &Connection,
     opts: &StoreOptions,
+    cache: &mut CallCache,
     raw_event_id: i64,
     payload: &Payload,
 ) -> Result<Vec<CallChange>, StoreError> {
@@ -138,30 +181,32 @@ pub(crate) fn apply_payload(
             let mut changes = Vec::new();
             for ((provider, key), group) in groups {
                 let new_events: Vec<CallEvent> = group.iter().map(|(_, e)| (*e).clone()).collect();
-                let (call_id, before) = ensure_call(conn, opts, provider, key, &new_events)?;
-                let mut stmt = conn.prepare_cached(
-                    "INSERT OR REPLACE INTO call_events (raw_event_id, ordinal, call_id, event)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for (ordinal, e) in &group {
-                    let json = serde_json::to_string(e)
-                        .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-                    stmt.execute(params![raw_event_id, *ordinal as i64, call_id, json])?;
-                }
-                changes.push(recompute(conn, opts, call_id, before)?);
+                changes.push(add_events(
+                    conn,
+                    opts,
+                    cache,
+                    raw_event_id,
+                    provider,
+                    key,
+                    &group,
+                    new_events,
+                )?);
             }
+            cache.trim();
             Ok(changes)
         }
         Payload::Voicemail(msg) => {
             let json =
                 serde_json::to_string(msg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let inserted = conn.execute(
-                "INSERT INTO voicemails
-                    (provider, message_id, raw_event_id, extension_id, extension_number,
-                     from_e164, created_at, message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (provider, message_id) DO NOTHING",
-                params![
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO voicemails
+                        (provider, message_id, raw_event_id, extension_id, extension_number,
+                         from_e164, created_at, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (provider, message_id) DO NOTHING",
+                )?
+                .execute(params![
                     msg.provider.as_str(),
                     msg.message_id,
                     raw_event_id,
@@ -170,8 +215,7 @@ pub(crate) fn apply_payload(
                     msg.from.number.as_ref().and_then(|n| n.e164.clone()),
                     to_ms(msg.created_at),
                     json,
-                ],
-            )?;
+                ])?;
             if inserted == 0 {
                 return Ok(Vec::new());
             }
@@ -179,10 +223,9 @@ pub(crate) fn apply_payload(
             match call_for_voicemail(conn, msg)? {
                 Some(call_id) => {
                     let before = load_call(conn, call_id)?;
-                    conn.execute(
-                        "UPDATE voicemails SET call_id = ?1 WHERE id = ?2",
-                        params![call_id, voicemail_row],
-                    )?;
+                    conn.prepare_cached("UPDATE voicemails SET call_id = ?1 WHERE id = ?2")?
+                        .execute(params![call_id, voicemail_row])?;
+                    cache.forget(call_id);
                     Ok(vec![recompute(conn, opts, call_id, before)?])
                 }
                 None => Ok(Vec::new()),
@@ -192,45 +235,180 @@ pub(crate) fn apply_payload(
     }
 }
 
-/// Finds or creates the call row for a key; returns its id and the row as it was.
-fn ensure_call(
+/// Reads a call's events back from its stored deliveries with the engine's parser.
+fn stored_events(
     conn: &Connection,
     opts: &StoreOptions,
-    provider: Provider,
-    key: &str,
-    new_events: &[CallEvent],
-) -> Result<(i64, Option<Call>), StoreError> {
-    let existing: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM calls WHERE provider = ?1 AND call_key = ?2",
-            params![provider.as_str(), key],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(id) = existing {
-        return Ok((id, load_call(conn, id)?));
+    call_id: i64,
+) -> Result<(Vec<CallEvent>, i64), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.id, r.provider, r.kind, r.body, r.body_sha256, r.received_at,
+                group_concat(ce.ordinal)
+         FROM call_events ce JOIN raw_events r ON r.id = ce.raw_event_id
+         WHERE ce.call_id = ?1
+         GROUP BY r.id",
+    )?;
+    let mut rows = stmt.query([call_id])?;
+    let mut events = Vec::new();
+    let mut deliveries = 0i64;
+    while let Some(row) = rows.next()? {
+        deliveries += 1;
+        let raw_id: i64 = row.get(0)?;
+        let provider: String = row.get(1)?;
+        let provider = crate::model::Provider::parse(&provider)
+            .ok_or_else(|| StoreError::Corrupt(format!("provider {provider:?}")))?;
+        let kind: String = row.get(2)?;
+        let body: Vec<u8> = row.get(3)?;
+        let sha: String = row.get(4)?;
+        let ordinals: String = row.get(6)?;
+        let stored = super::StoredBody {
+            provider,
+            kind: &kind,
+            body: &body,
+            body_sha256: &sha,
+            received_at: super::from_ms(row.get(5)?),
+        };
+        let parsed = (opts.reparse)(&stored, &opts.country).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "stored delivery {raw_id} can no longer be read: {e}"
+            ))
+        })?;
+        let wanted: Vec<usize> = ordinals
+            .split(',')
+            .filter_map(|o| o.trim().parse().ok())
+            .collect();
+        events.extend(
+            parsed
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| wanted.contains(i))
+                .map(|(_, e)| e),
+        );
     }
-    let initial = calls::derive(new_events, 1, None)
-        .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?;
-    let id = insert_call(conn, opts, &initial)?;
-    Ok((id, None))
+    Ok((events, deliveries))
 }
 
-/// Recomputes a call from all of its stored events and writes the row.
+/// Reads a call's stored events, delivery count and voicemail (a cache miss).
+fn load_cached(
+    conn: &Connection,
+    opts: &StoreOptions,
+    call_id: i64,
+) -> Result<CachedCall, StoreError> {
+    let (events, deliveries) = stored_events(conn, opts, call_id)?;
+    let voicemail = linked_voicemail(conn, call_id)?;
+    let call = calls::derive(&events, deliveries, voicemail.as_ref())
+        .ok_or_else(|| StoreError::Corrupt(format!("call {call_id} has no events")))?;
+    Ok(CachedCall {
+        events,
+        deliveries,
+        voicemail,
+        call,
+    })
+}
+
+/// Adds one delivery's events to their call (creating it), re-derives and writes the row.
+#[allow(clippy::too_many_arguments)]
+fn add_events(
+    conn: &Connection,
+    opts: &StoreOptions,
+    cache: &mut CallCache,
+    raw_event_id: i64,
+    provider: Provider,
+    key: &str,
+    group: &[(usize, &CallEvent)],
+    new_events: Vec<CallEvent>,
+) -> Result<CallChange, StoreError> {
+    let cache_key = (provider, key.to_string());
+    let known = match cache.ids.get(&cache_key) {
+        Some(id) => Some(*id),
+        None => conn
+            .prepare_cached("SELECT id FROM calls WHERE provider = ?1 AND call_key = ?2")?
+            .query_row(params![provider.as_str(), key], |r| r.get(0))
+            .optional()?,
+    };
+    let (call_id, mut entry, before) = match known {
+        Some(id) => {
+            let entry = match cache.calls.remove(&id) {
+                Some(e) => e,
+                None => load_cached(conn, opts, id)?,
+            };
+            let before = entry.call.clone();
+            (id, entry, Some(before))
+        }
+        None => {
+            let call = calls::derive(&new_events, 1, None)
+                .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?;
+            let id = insert_call(conn, opts, &call)?;
+            let entry = CachedCall {
+                events: Vec::new(),
+                deliveries: 0,
+                voicemail: None,
+                call,
+            };
+            (id, entry, None)
+        }
+    };
+    cache.ids.insert(cache_key, call_id);
+    {
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO call_events (raw_event_id, ordinal, call_id) VALUES (?1, ?2, ?3)",
+        )?;
+        for (ordinal, _) in group {
+            stmt.execute(params![raw_event_id, *ordinal as i64, call_id])?;
+        }
+    }
+    entry.events.extend(new_events);
+    entry.deliveries += 1;
+    // A call-log record names its voicemail exactly: that link wins over time-window matching.
+    if let Some(message_id) = group
+        .iter()
+        .find_map(|(_, e)| e.voicemail_message_id.clone())
+    {
+        let linked = conn
+            .prepare_cached(
+                "UPDATE voicemails SET call_id = ?1 WHERE provider = ?2 AND message_id = ?3",
+            )?
+            .execute(params![call_id, provider.as_str(), message_id])?;
+        if linked > 0 {
+            entry.voicemail = linked_voicemail(conn, call_id)?;
+        }
+    }
+    let mut call = calls::derive(&entry.events, entry.deliveries, entry.voicemail.as_ref())
+        .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?;
+    // Look for a waiting voicemail when the call first becomes one that can have it.
+    let newly_eligible = before.as_ref().is_none_or(|b| b.result != call.result);
+    if entry.voicemail.is_none() && wants_voicemail(&call) && newly_eligible {
+        if let Some((row, msg)) = voicemail_for_call(conn, &call)? {
+            conn.prepare_cached("UPDATE voicemails SET call_id = ?1 WHERE id = ?2")?
+                .execute(params![call_id, row])?;
+            entry.voicemail = Some(msg);
+            call = calls::derive(&entry.events, entry.deliveries, entry.voicemail.as_ref())
+                .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?;
+        }
+    }
+    // A new call was inserted from its first events already; write only what changed.
+    let previous = before.as_ref().unwrap_or(&entry.call);
+    if *previous != call {
+        update_call(conn, opts, call_id, &call, Some(previous))?;
+    }
+    entry.call = call.clone();
+    cache.calls.insert(call_id, entry);
+    Ok(CallChange {
+        id: call_id,
+        before,
+        after: Some(call),
+    })
+}
+
+/// Recomputes a call from all of its stored events and writes the row (the slow path, for
+/// voicemail matches and replays).
 pub(crate) fn recompute(
     conn: &Connection,
     opts: &StoreOptions,
     call_id: i64,
     before: Option<Call>,
 ) -> Result<CallChange, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT event FROM call_events WHERE call_id = ?1")?;
-    let events: Vec<CallEvent> = stmt
-        .query_map([call_id], |r| r.get::<_, String>(0))?
-        .map(|json| {
-            let json = json?;
-            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let (events, _) = stored_events(conn, opts, call_id)?;
     if events.is_empty() {
         delete_call(conn, call_id)?;
         return Ok(CallChange {
@@ -239,29 +417,24 @@ pub(crate) fn recompute(
             after: None,
         });
     }
-    let deliveries: i64 = conn.query_row(
-        "SELECT count(DISTINCT raw_event_id) FROM call_events WHERE call_id = ?1",
-        [call_id],
-        |r| r.get(0),
-    )?;
-    // A call-log record names its voicemail exactly: that link wins over time-window matching.
+    let entry = load_cached(conn, opts, call_id)?;
+    let mut call = entry.call;
+    let mut voicemail = entry.voicemail;
     if let Some(message_id) = events.iter().find_map(|e| e.voicemail_message_id.clone()) {
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE voicemails SET call_id = ?1 WHERE provider = ?2 AND message_id = ?3",
-            params![call_id, events[0].provider.as_str(), message_id],
-        )?;
+        )?
+        .execute(params![call_id, events[0].provider.as_str(), message_id])?;
+        voicemail = linked_voicemail(conn, call_id)?;
+        call = calls::derive(&events, entry.deliveries, voicemail.as_ref())
+            .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?;
     }
-    let mut voicemail = linked_voicemail(conn, call_id)?;
-    let mut call = calls::derive(&events, deliveries, voicemail.as_ref())
-        .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?;
     if voicemail.is_none() && wants_voicemail(&call) {
         if let Some((row, msg)) = voicemail_for_call(conn, &call)? {
-            conn.execute(
-                "UPDATE voicemails SET call_id = ?1 WHERE id = ?2",
-                params![call_id, row],
-            )?;
+            conn.prepare_cached("UPDATE voicemails SET call_id = ?1 WHERE id = ?2")?
+                .execute(params![call_id, row])?;
             voicemail = Some(msg);
-            call = calls::derive(&events, deliveries, voicemail.as_ref())
+            call = calls::derive(&events, entry.deliveries, voicemail.as_ref())
                 .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?;
         }
     }
@@ -287,11 +460,10 @@ fn linked_voicemail(
     call_id: i64,
 ) -> Result<Option<VoicemailMessage>, StoreError> {
     let json: Option<String> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT message FROM voicemails WHERE call_id = ?1 ORDER BY created_at, id LIMIT 1",
-            [call_id],
-            |r| r.get(0),
-        )
+        )?
+        .query_row([call_id], |r| r.get(0))
         .optional()?;
     json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
         .transpose()
@@ -311,6 +483,14 @@ fn voicemail_for_call(
     conn: &Connection,
     call: &Call,
 ) -> Result<Option<(i64, VoicemailMessage)>, StoreError> {
+    // Almost always every voicemail is matched already; this probe has no parameters, so
+    // SQLite need not re-plan it for each call the way it does the time-window query.
+    let waiting: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM voicemails WHERE call_id IS NULL)")?
+        .query_row([], |r| r.get(0))?;
+    if !waiting {
+        return Ok(None);
+    }
     let start = call.started_at;
     let mut stmt = conn.prepare_cached(
         "SELECT id, message FROM voicemails
@@ -351,7 +531,7 @@ fn call_for_voicemail(
          WHERE provider = ?1 AND from_e164 IS ?2 AND started_at BETWEEN ?3 AND ?4
            AND answered_at IS NULL AND direction != 'outbound'
            AND NOT EXISTS (SELECT 1 FROM voicemails v WHERE v.call_id = calls.id)
-         ORDER BY started_at DESC, id DESC",
+         ORDER BY sort_key DESC",
         super::query::CALL_COLUMNS
     ))?;
     let rows = stmt.query_map(
@@ -385,7 +565,8 @@ pub(crate) fn load_call(conn: &Connection, id: i64) -> Result<Option<Call>, Stor
         super::query::CALL_COLUMNS
     );
     let row = conn
-        .query_row(&sql, [id], super::query::call_from_row)
+        .prepare_cached(&sql)?
+        .query_row([id], super::query::call_from_row)
         .optional()?;
     Ok(row.transpose()?.map(|r| r.call))
 }
@@ -467,26 +648,113 @@ fn call_params(call: &Call) -> Result<Vec<rusqlite::types::Value>, StoreError> {
 }
 
 fn insert_call(conn: &Connection, opts: &StoreOptions, call: &Call) -> Result<i64, StoreError> {
-    let values = call_params(call)?;
+    let mut values = call_params(call)?;
+    let sort_key = free_sort_key(conn, call.started_at)?;
+    values.push(rusqlite::types::Value::Integer(sort_key));
     conn.prepare_cached(
         "INSERT INTO calls (provider, call_key, direction, state, result,
             from_raw, from_e164, from_name, to_raw, to_e164, to_name, extensions,
             started_at, answered_at, ended_at, ring_seconds, talk_seconds, recording_url,
-            voicemail_id, voicemail_seconds, voicemail_url, event_count, last_event_at, updated_at)
+            voicemail_id, voicemail_seconds, voicemail_url, event_count, last_event_at, updated_at,
+            sort_key)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
     )?
     .execute(rusqlite::params_from_iter(values))?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO calls_search (rowid, text) VALUES (?1, ?2)")?
-        .execute(params![id, search_text(call, opts)])?;
-    let mut ext = conn.prepare_cached(
-        "INSERT OR IGNORE INTO call_extensions (extension, call_id) VALUES (?1, ?2)",
+    index_call(
+        conn,
+        id,
+        sort_key,
+        &search_text(call, opts),
+        &extension_keys(call),
     )?;
-    for key in extension_keys(call) {
-        ext.execute(params![key, id])?;
-    }
     Ok(id)
+}
+
+/// The next unused sort key for a call starting at `started_at`: calls starting in the same
+/// millisecond are listed in arrival order.
+fn free_sort_key(conn: &Connection, started_at: DateTime<Utc>) -> Result<i64, StoreError> {
+    let mut floor = super::sort_key_floor(started_at);
+    // Only a flood of calls in one instant (a hostile sender) fills this many slots; the
+    // probe stays bounded and the rest go to the top of the list rather than being refused.
+    for _ in 0..64 {
+        let top: Option<i64> = conn
+            .prepare_cached(
+                "SELECT max(sort_key) FROM calls WHERE sort_key >= ?1 AND sort_key < ?2",
+            )?
+            .query_row(params![floor, floor + super::SORT_TIEBREAK], |r| r.get(0))?;
+        match top {
+            None => return Ok(floor),
+            Some(k) if k + 1 < floor + super::SORT_TIEBREAK => return Ok(k + 1),
+            Some(_) => floor += super::SORT_TIEBREAK,
+        }
+    }
+    let top: Option<i64> = conn
+        .prepare_cached("SELECT max(sort_key) FROM calls")?
+        .query_row([], |r| r.get(0))?;
+    Ok(top.map_or(floor, |k| k.max(floor) + 1))
+}
+
+/// Writes a call's search text and extensions under its sort key.
+fn index_call(
+    conn: &Connection,
+    id: i64,
+    sort_key: i64,
+    text: &str,
+    extensions: &[String],
+) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO calls_search (rowid, text) VALUES (?1, ?2)")?
+        .execute(params![sort_key, text])?;
+    let mut ext = conn.prepare_cached(
+        "INSERT OR IGNORE INTO call_extensions (extension, sort_key, call_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for key in extensions {
+        ext.execute(params![key, sort_key, id])?;
+    }
+    Ok(())
+}
+
+/// Removes a call's search text and extensions.
+fn unindex_call(conn: &Connection, id: i64, sort_key: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM calls_search WHERE rowid = ?1")?
+        .execute([sort_key])?;
+    conn.prepare_cached("DELETE FROM call_extensions WHERE call_id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// The `calls` columns in the order [`call_params`] produces their values.
+const CALL_COLUMN_NAMES: [&str; 24] = [
+    "provider",
+    "call_key",
+    "direction",
+    "state",
+    "result",
+    "from_raw",
+    "from_e164",
+    "from_name",
+    "to_raw",
+    "to_e164",
+    "to_name",
+    "extensions",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "ring_seconds",
+    "talk_seconds",
+    "recording_url",
+    "voicemail_id",
+    "voicemail_seconds",
+    "voicemail_url",
+    "event_count",
+    "last_event_at",
+    "updated_at",
+];
+
+/// True when the text the search index holds for a call may differ between two versions.
+fn searchable_changed(a: &Call, b: &Call) -> bool {
+    a.from != b.from || a.to != b.to || a.extensions != b.extensions
 }
 
 fn update_call(
@@ -496,41 +764,71 @@ fn update_call(
     call: &Call,
     before: Option<&Call>,
 ) -> Result<(), StoreError> {
-    let mut values = call_params(call)?;
-    values.push(rusqlite::types::Value::Integer(id));
-    conn.prepare_cached(
-        "UPDATE calls SET provider = ?1, call_key = ?2, direction = ?3, state = ?4, result = ?5,
-            from_raw = ?6, from_e164 = ?7, from_name = ?8, to_raw = ?9, to_e164 = ?10,
-            to_name = ?11, extensions = ?12, started_at = ?13, answered_at = ?14,
-            ended_at = ?15, ring_seconds = ?16, talk_seconds = ?17, recording_url = ?18,
-            voicemail_id = ?19, voicemail_seconds = ?20, voicemail_url = ?21,
-            event_count = ?22, last_event_at = ?23, updated_at = ?24
-         WHERE id = ?25",
-    )?
-    .execute(rusqlite::params_from_iter(values))?;
-    let new_text = search_text(call, opts);
-    if before.map(|b| search_text(b, opts)) != Some(new_text.clone()) {
-        conn.prepare_cached("DELETE FROM calls_search WHERE rowid = ?1")?
-            .execute([id])?;
-        conn.prepare_cached("INSERT INTO calls_search (rowid, text) VALUES (?1, ?2)")?
-            .execute(params![id, new_text])?;
-    }
-    let new_keys = extension_keys(call);
-    if before.map(extension_keys) != Some(new_keys.clone()) {
-        conn.prepare_cached("DELETE FROM call_extensions WHERE call_id = ?1")?
-            .execute([id])?;
-        let mut ext = conn.prepare_cached(
-            "INSERT OR IGNORE INTO call_extensions (extension, call_id) VALUES (?1, ?2)",
-        )?;
-        for key in new_keys {
-            ext.execute(params![key, id])?;
+    let values = call_params(call)?;
+    // Only the columns that changed: an untouched indexed column then costs no index update.
+    let old = before.map(call_params).transpose()?;
+    let mut sets = Vec::new();
+    let mut args = Vec::new();
+    for (i, (name, value)) in CALL_COLUMN_NAMES.iter().zip(values).enumerate() {
+        let unchanged = old.as_ref().is_some_and(|o| o[i] == value);
+        if !unchanged || *name == "updated_at" {
+            sets.push(format!("{name} = ?{}", args.len() + 1));
+            args.push(value);
         }
+    }
+    // Search text, extensions and list position change rarely (a name arrives, a transfer, an
+    // earlier event shows up late); only then are the indexes rewritten.
+    let reindex = before.is_none_or(|b| {
+        b.started_at != call.started_at
+            || (searchable_changed(b, call)
+                && (search_text(b, opts) != search_text(call, opts)
+                    || extension_keys(b) != extension_keys(call)))
+    });
+    let mut new_key = None;
+    if reindex {
+        let (old_key, old_started): (i64, i64) = conn
+            .prepare_cached("SELECT sort_key, started_at FROM calls WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let key = if old_started == to_ms(call.started_at) {
+            old_key
+        } else {
+            let key = free_sort_key(conn, call.started_at)?;
+            sets.push(format!("sort_key = ?{}", args.len() + 1));
+            args.push(rusqlite::types::Value::Integer(key));
+            key
+        };
+        unindex_call(conn, id, old_key)?;
+        new_key = Some(key);
+    }
+    args.push(rusqlite::types::Value::Integer(id));
+    let sql = format!(
+        "UPDATE calls SET {} WHERE id = ?{}",
+        sets.join(", "),
+        args.len()
+    );
+    conn.prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(args))?;
+    if let Some(key) = new_key {
+        index_call(
+            conn,
+            id,
+            key,
+            &search_text(call, opts),
+            &extension_keys(call),
+        )?;
     }
     Ok(())
 }
 
 fn delete_call(conn: &Connection, id: i64) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM calls_search WHERE rowid = ?1", [id])?;
+    let key: Option<i64> = conn
+        .query_row("SELECT sort_key FROM calls WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(key) = key {
+        unindex_call(conn, id, key)?;
+    }
     conn.execute(
         "UPDATE voicemails SET call_id = NULL WHERE call_id = ?1",
         [id],
@@ -567,10 +865,13 @@ pub(crate) fn quarantine(conn: &Connection, entry: &QuarantineEntry) -> Result<i
 pub(crate) fn replace_payload(
     conn: &Connection,
     opts: &StoreOptions,
+    cache: &mut CallCache,
     raw_event_id: i64,
     kind: &str,
     payload: &Payload,
 ) -> Result<Vec<CallChange>, StoreError> {
+    // Replays rewrite history under the cache: start from what is on disk.
+    cache.clear();
     let mut affected: Vec<i64> = conn
         .prepare("SELECT DISTINCT call_id FROM call_events WHERE raw_event_id = ?1")?
         .query_map([raw_event_id], |r| r.get(0))?
@@ -598,7 +899,7 @@ pub(crate) fn replace_payload(
         "UPDATE raw_events SET kind = ?2 WHERE id = ?1",
         params![raw_event_id, kind],
     )?;
-    let mut changes = apply_payload(conn, opts, raw_event_id, payload)?;
+    let mut changes = apply_payload(conn, opts, cache, raw_event_id, payload)?;
     for change in &mut changes {
         if let Some(before) = befores.remove(&change.id) {
             change.before = before;
@@ -607,6 +908,7 @@ pub(crate) fn replace_payload(
     for (id, before) in befores {
         changes.push(recompute(conn, opts, id, before)?);
     }
+    cache.clear();
     Ok(changes)
 }
 

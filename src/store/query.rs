@@ -15,7 +15,7 @@ use crate::model::{
 pub(crate) const CALL_COLUMNS: &str = "id, provider, call_key, direction, state, result, \
     from_raw, from_e164, from_name, to_raw, to_e164, to_name, extensions, started_at, \
     answered_at, ended_at, ring_seconds, talk_seconds, recording_url, voicemail_id, \
-    voicemail_seconds, voicemail_url, event_count, last_event_at, updated_at";
+    voicemail_seconds, voicemail_url, event_count, last_event_at, updated_at, sort_key";
 
 /// A stored call with its row id.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,8 @@ pub struct CallRecord {
     pub call: Call,
     /// When the row last changed.
     pub updated_at: DateTime<Utc>,
+    /// Position in the newest-first list; the cursor for the next page.
+    pub sort_key: i64,
 }
 
 /// Reads one `calls` row selected with [`CALL_COLUMNS`].
@@ -45,6 +47,7 @@ pub(crate) fn call_from_row(r: &Row<'_>) -> rusqlite::Result<Result<CallRecord, 
         Ok(CallRecord {
             id: r.get(0)?,
             updated_at: from_ms(r.get(24)?),
+            sort_key: r.get(25)?,
             call: Call {
                 provider: Provider::parse(&provider)
                     .ok_or_else(|| corrupt("provider", &provider))?,
@@ -135,8 +138,8 @@ pub struct CallFilter {
     pub provider: Option<Provider>,
     /// Page size (0 = no limit).
     pub limit: usize,
-    /// Keyset cursor: calls strictly older than this (started_at, id).
-    pub before: Option<(DateTime<Utc>, i64)>,
+    /// Keyset cursor: only calls listed after this one ([`CallRecord::sort_key`]).
+    pub after: Option<i64>,
 }
 
 /// A stored raw delivery.
@@ -252,92 +255,143 @@ fn search_terms(q: &str) -> Vec<String> {
         .collect()
 }
 
-/// Builds the WHERE clause and its parameters for a filter.
-fn where_clause(filter: &CallFilter) -> (String, Vec<Value>) {
+/// How a listing is read: which index walks the calls newest first, and the checks every
+/// candidate must pass. Walking an index already in list order means a page costs about
+/// (page size ÷ share of calls that match) steps, however many calls match in all.
+struct ListPlan {
+    /// FROM … WHERE …, with the calls row aliased `c`.
+    from_where: String,
+    /// The sort-key column of the walked index.
+    key: &'static str,
+    args: Vec<Value>,
+}
+
+/// A LIKE pattern for a word starting with `t`, matched against `' ' || name`.
+fn like_word_prefix(t: &str) -> String {
+    format!(
+        "% {}%",
+        t.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+fn list_plan(filter: &CallFilter) -> ListPlan {
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
+    let (mut long, mut short) = (Vec::new(), Vec::new());
     if let Some(q) = filter.search.as_deref().filter(|q| !q.trim().is_empty()) {
-        let (long, short): (Vec<String>, Vec<String>) = search_terms(q)
+        (long, short) = search_terms(q)
             .into_iter()
             .partition(|t| t.chars().count() >= 3);
-        if !long.is_empty() {
-            let expr = long
-                .iter()
-                .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            conds.push(
-                "calls.id IN (SELECT rowid FROM calls_search WHERE calls_search MATCH ?)".into(),
-            );
-            args.push(Value::Text(expr));
-        }
-        // The trigram index cannot look up one- or two-character terms: match them against
-        // extensions exactly and names by prefix.
-        for t in short {
-            conds.push(
-                "(calls.id IN (SELECT call_id FROM call_extensions WHERE extension = ?) \
-                  OR from_name LIKE ? ESCAPE '\\' OR to_name LIKE ? ESCAPE '\\')"
-                    .into(),
-            );
-            let like = format!(
-                "{}%",
-                t.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            args.push(Value::Text(t));
-            args.push(Value::Text(like.clone()));
-            args.push(Value::Text(like));
-        }
+    }
+    let extension = filter
+        .extension
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let watched: Vec<&str> = filter
+        .any_extension
+        .iter()
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty())
+        .collect();
+    // The trigram index finds text fastest; else one extension's own list; else the calls in
+    // time order. CROSS JOIN keeps SQLite from reordering the walk.
+    // With no explicit extension, a watch list of one is walked like an extension filter.
+    let single_watched = match (extension, watched.as_slice()) {
+        (None, [only]) => Some(*only),
+        _ => None,
+    };
+    let walked_extension = if long.is_empty() {
+        extension.or(single_watched)
+    } else {
+        None
+    };
+    let (from, key) = if !long.is_empty() {
+        let expr = long
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        conds.push("calls_search MATCH ?".into());
+        args.push(Value::Text(expr));
+        (
+            "calls_search CROSS JOIN calls c ON c.sort_key = calls_search.rowid",
+            "calls_search.rowid",
+        )
+    } else if let Some(ext) = walked_extension {
+        conds.push("e.extension = ?".into());
+        args.push(Value::Text(ext.to_string()));
+        (
+            "call_extensions e CROSS JOIN calls c ON c.id = e.call_id",
+            "e.sort_key",
+        )
+    } else {
+        ("calls c", "c.sort_key")
+    };
+    if let Some(ext) = extension.filter(|_| walked_extension.is_none()) {
+        conds.push(
+            "EXISTS (SELECT 1 FROM call_extensions x WHERE x.call_id = c.id AND x.extension = ?)"
+                .into(),
+        );
+        args.push(Value::Text(ext.to_string()));
+    }
+    let watch_walked = single_watched.is_some() && walked_extension.is_some();
+    if !watched.is_empty() && !watch_walked {
+        let marks = vec!["?"; watched.len()].join(", ");
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM call_extensions x WHERE x.call_id = c.id AND x.extension IN ({marks}))"
+        ));
+        args.extend(watched.iter().map(|e| Value::Text(e.to_string())));
+    }
+    // The trigram index cannot look up one- or two-character terms: match them against
+    // extensions exactly and against the start of any word of a name.
+    for t in short {
+        conds.push(
+            "(EXISTS (SELECT 1 FROM call_extensions x WHERE x.call_id = c.id AND x.extension = ?) \
+              OR ' ' || c.from_name LIKE ? ESCAPE '\\' OR ' ' || c.to_name LIKE ? ESCAPE '\\')"
+                .into(),
+        );
+        let like = like_word_prefix(&t);
+        args.push(Value::Text(t));
+        args.push(Value::Text(like.clone()));
+        args.push(Value::Text(like));
     }
     if let Some(t) = filter.since {
-        conds.push("started_at >= ?".into());
-        args.push(Value::Integer(to_ms(t)));
+        conds.push(format!("{key} >= ?"));
+        args.push(Value::Integer(super::sort_key_floor(t)));
     }
     if let Some(t) = filter.until {
-        conds.push("started_at < ?".into());
-        args.push(Value::Integer(to_ms(t)));
+        conds.push(format!("{key} < ?"));
+        args.push(Value::Integer(super::sort_key_floor(t)));
+    }
+    if let Some(after) = filter.after {
+        conds.push(format!("{key} < ?"));
+        args.push(Value::Integer(after));
     }
     if let Some(r) = filter.result {
-        conds.push("result = ?".into());
+        conds.push("c.result = ?".into());
         args.push(Value::Text(r.as_str().into()));
     }
     if let Some(d) = filter.direction {
-        conds.push("direction = ?".into());
+        conds.push("c.direction = ?".into());
         args.push(Value::Text(d.as_str().into()));
     }
     if let Some(p) = filter.provider {
-        conds.push("provider = ?".into());
+        conds.push("c.provider = ?".into());
         args.push(Value::Text(p.as_str().into()));
-    }
-    if let Some(ext) = filter.extension.as_deref().filter(|e| !e.trim().is_empty()) {
-        conds.push("calls.id IN (SELECT call_id FROM call_extensions WHERE extension = ?)".into());
-        args.push(Value::Text(ext.trim().to_string()));
-    }
-    let watched: Vec<&String> = filter
-        .any_extension
-        .iter()
-        .filter(|e| !e.trim().is_empty())
-        .collect();
-    if !watched.is_empty() {
-        let marks = vec!["?"; watched.len()].join(", ");
-        conds.push(format!(
-            "calls.id IN (SELECT call_id FROM call_extensions WHERE extension IN ({marks}))"
-        ));
-        args.extend(watched.iter().map(|e| Value::Text(e.trim().to_string())));
-    }
-    if let Some((t, id)) = filter.before {
-        conds.push("(started_at < ? OR (started_at = ? AND id < ?))".into());
-        args.push(Value::Integer(to_ms(t)));
-        args.push(Value::Integer(to_ms(t)));
-        args.push(Value::Integer(id));
     }
     let clause = if conds.is_empty() {
         String::new()
     } else {
-        format!("WHERE {}", conds.join(" AND "))
+        format!(" WHERE {}", conds.join(" AND "))
     };
-    (clause, args)
+    ListPlan {
+        from_where: format!("{from}{clause}"),
+        key,
+        args,
+    }
 }
 
 impl Store {
@@ -357,15 +411,22 @@ impl Store {
         filter: &CallFilter,
         mut visit: impl FnMut(&CallRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let (clause, mut args) = where_clause(filter);
+        let plan = list_plan(filter);
+        let mut args = plan.args;
         let limit = if filter.limit == 0 {
             -1
         } else {
             filter.limit as i64
         };
         args.push(Value::Integer(limit));
+        let columns = CALL_COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls {clause} ORDER BY started_at DESC, id DESC LIMIT ?"
+            "SELECT {columns} FROM {} ORDER BY {} DESC LIMIT ?",
+            plan.from_where, plan.key
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
@@ -375,13 +436,22 @@ impl Store {
         Ok(())
     }
 
-    /// Counts matching calls.
-    pub fn count_calls(&self, filter: &CallFilter) -> Result<i64, StoreError> {
-        let (clause, args) = where_clause(filter);
-        let sql = format!("SELECT count(*) FROM calls {clause}");
-        Ok(self
+    /// Counts matching calls, stopping at `cap` (a count costs a walk over every match).
+    pub fn count_calls(&self, filter: &CallFilter, cap: Option<u64>) -> Result<u64, StoreError> {
+        let plan = list_plan(filter);
+        let mut args = plan.args;
+        args.push(Value::Integer(
+            cap.map_or(-1, |c| c.min(i64::MAX as u64) as i64),
+        ));
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT ?)",
+            plan.from_where
+        );
+        let n: i64 = self
             .conn
-            .query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?)
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+        Ok(n as u64)
     }
 
     /// One call by row id.
@@ -423,7 +493,7 @@ impl Store {
         let limit_param = if filter.call_id.is_some() { "?2" } else { "?1" };
         let sql = format!(
             "SELECT {RAW_EVENT_COLUMNS} FROM raw_events {clause}
-             ORDER BY received_at DESC, id DESC LIMIT {limit_param}"
+             ORDER BY id DESC LIMIT {limit_param}"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), raw_event_from_row)?;
@@ -543,11 +613,15 @@ impl Store {
 
     /// Arrival time of the newest live webhook delivery (not backfill or replay).
     pub fn last_live_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let ms: Option<i64> = self.conn.query_row(
-            "SELECT max(received_at) FROM raw_events WHERE kind != 'call_log'",
-            [],
-            |r| r.get(0),
-        )?;
+        // Rows are appended in arrival order: the newest live one is the last of its kind.
+        let ms: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT received_at FROM raw_events WHERE kind != 'call_log' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
         Ok(ms.map(from_ms))
     }
 
@@ -557,7 +631,8 @@ impl Store {
             .conn
             .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))?;
         let (raw_events, last): (i64, Option<i64>) = self.conn.query_row(
-            "SELECT count(*), max(received_at) FROM raw_events",
+            "SELECT count(*), (SELECT received_at FROM raw_events ORDER BY id DESC LIMIT 1)
+             FROM raw_events",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;

@@ -19,7 +19,6 @@ CREATE TABLE raw_events (
     last_redelivered_at INTEGER,
     UNIQUE (provider, dedup_key)
 );
-CREATE INDEX raw_events_received ON raw_events (received_at);
 
 CREATE TABLE calls (
     id              INTEGER PRIMARY KEY,
@@ -47,24 +46,29 @@ CREATE TABLE calls (
     event_count     INTEGER NOT NULL,
     last_event_at   INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
+    -- The call's place in the newest-first list: started_at (ms) in the high bits, a
+    -- tie-breaker in the low 20. Every index that lists calls is ordered by it, so a page of
+    -- any search is an index range read, never a sort of every match.
+    sort_key        INTEGER NOT NULL,
     UNIQUE (provider, call_key)
 );
-CREATE INDEX calls_started ON calls (started_at DESC, id DESC);
-CREATE INDEX calls_result ON calls (result, started_at DESC);
+CREATE UNIQUE INDEX calls_sorted ON calls (sort_key);
 CREATE INDEX calls_from ON calls (from_e164, started_at);
 
 CREATE TABLE call_extensions (
     extension       TEXT NOT NULL,
+    sort_key        INTEGER NOT NULL,
     call_id         INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
-    PRIMARY KEY (extension, call_id)
+    PRIMARY KEY (extension, sort_key)
 ) WITHOUT ROWID;
-CREATE INDEX call_extensions_call ON call_extensions (call_id);
+CREATE INDEX call_extensions_call ON call_extensions (call_id, extension);
 
+-- Which calls each raw delivery's events belong to (the events themselves are read from the
+-- raw body by the parser, so a parser fix applies to every stored delivery).
 CREATE TABLE call_events (
     raw_event_id    INTEGER NOT NULL REFERENCES raw_events (id) ON DELETE CASCADE,
     ordinal         INTEGER NOT NULL,
     call_id         INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
-    event           TEXT NOT NULL,
     PRIMARY KEY (raw_event_id, ordinal)
 ) WITHOUT ROWID;
 CREATE INDEX call_events_call ON call_events (call_id);
@@ -106,6 +110,7 @@ CREATE TABLE engine_state (
     updated_at      INTEGER NOT NULL
 );
 
+-- rowid = calls.sort_key, so matches come out newest first and a page stops early.
 CREATE VIRTUAL TABLE calls_search USING fts5 (
     text,
     content = '',

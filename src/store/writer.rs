@@ -144,6 +144,8 @@ impl StoreWriter {
 }
 
 fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, changes: broadcast::Sender<CommittedChange>) {
+    let mut cache = ingest::CallCache::default();
+    let mut data_version: Option<i64> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -153,7 +155,43 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, changes: broadcast::Sender
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&mut store, &batch);
+        // Another connection (a CLI replay or backfill) changed the file: the cache is stale.
+        // data_version only moves for other connections' commits, never for ours.
+        let version = store
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .ok();
+        if version != data_version {
+            cache.clear();
+            data_version = version;
+        }
+        let results = match commit_batch(&mut store, &mut cache, &batch) {
+            Ok(results) => Ok(results),
+            Err(e) => {
+                // One bad request must not fail its neighbours: redo them one by one.
+                cache.clear();
+                tracing::debug!(error = %e, "group commit failed; retrying requests one by one");
+                let mut single = Vec::with_capacity(batch.len());
+                let mut fatal = None;
+                for job in &batch {
+                    match commit_batch(&mut store, &mut cache, std::slice::from_ref(job)) {
+                        Ok(mut r) => single.push(r.remove(0)),
+                        Err(e) => {
+                            cache.clear();
+                            if e.is_unavailable() {
+                                fatal = Some(e);
+                                break;
+                            }
+                            single.push(Err(e));
+                        }
+                    }
+                }
+                match fatal {
+                    Some(e) => Err(e),
+                    None => Ok(single),
+                }
+            }
+        };
         match results {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
@@ -199,67 +237,71 @@ fn broadcast_changes(changes: &broadcast::Sender<CommittedChange>, op: &Op, done
     }
 }
 
-/// Runs every job in one transaction, each in its own savepoint; a failing job is rolled back
-/// alone and answered with its error, the others still commit.
+/// Runs every job in one transaction and commits once. Any failure rolls the whole group
+/// back (the caller then retries the jobs one by one), so nothing half-done is ever committed.
+/// Without per-job savepoints the full-text index is flushed once per group, not per job.
 fn commit_batch(
     store: &mut Store,
+    cache: &mut ingest::CallCache,
     batch: &[Job],
 ) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
     let options = store.options.clone();
-    let mut tx = store.conn.transaction().map_err(StoreError::classify)?;
+    let tx = store.conn.transaction().map_err(StoreError::classify)?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        let mut sp = tx.savepoint().map_err(StoreError::classify)?;
-        let result = match &job.op {
-            Op::Ingest(d) => ingest::apply_delivery(&sp, &options, d).map(Done::Ingested),
-            Op::Quarantine(q) => ingest::quarantine(&sp, q).map(Done::Quarantined),
+        let done = match &job.op {
+            Op::Ingest(d) => ingest::apply_delivery(&tx, &options, cache, d).map(Done::Ingested),
+            Op::Quarantine(q) => ingest::quarantine(&tx, q).map(Done::Quarantined),
             Op::Replace {
                 raw_event_id,
                 kind,
                 payload,
-            } => ingest::replace_payload(&sp, &options, *raw_event_id, kind, payload)
+            } => ingest::replace_payload(&tx, &options, cache, *raw_event_id, kind, payload)
                 .map(Done::Replaced),
-            Op::SetState(k, v) => sp
-                .execute(
+            Op::SetState(k, v) => tx
+                .prepare_cached(
                     "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value,
                                                      updated_at = excluded.updated_at",
-                    rusqlite::params![k, v, super::to_ms(chrono::Utc::now())],
                 )
+                .and_then(|mut s| {
+                    s.execute(rusqlite::params![k, v, super::to_ms(chrono::Utc::now())])
+                })
                 .map(|_| Done::StateSet)
                 .map_err(StoreError::classify),
-            Op::SetPopup(p) => sp
-                .execute(
+            Op::SetPopup(p) => tx
+                .prepare_cached(
                     "INSERT INTO popups (call_id, phase, notification_id, closed, shown_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (call_id) DO UPDATE SET phase = excluded.phase,
                          notification_id = excluded.notification_id, closed = excluded.closed,
                          updated_at = excluded.updated_at",
-                    rusqlite::params![
+                )
+                .and_then(|mut s| {
+                    s.execute(rusqlite::params![
                         p.call_id,
                         p.phase,
                         p.notification_id.map(i64::from),
                         p.closed as i64,
                         super::to_ms(p.shown_at),
                         super::to_ms(chrono::Utc::now()),
-                    ],
-                )
+                    ])
+                })
                 .map(|_| Done::PopupSet)
                 .map_err(StoreError::classify),
         };
-        match result {
-            Ok(done) => {
-                sp.commit().map_err(StoreError::classify)?;
-                results.push(Ok(done));
-            }
-            Err(e) => {
-                sp.rollback().map_err(StoreError::classify)?;
-                drop(sp);
-                results.push(Err(match e {
+        match done {
+            Ok(d) => results.push(Ok(d)),
+            Err(e) if batch.len() == 1 => {
+                // Alone in its transaction: report it and commit nothing.
+                drop(tx);
+                cache.clear();
+                return Ok(vec![Err(match e {
                     StoreError::Sqlite(inner) => StoreError::classify(inner),
                     other => other,
-                }));
+                })]);
             }
+            Err(e) => return Err(e),
         }
     }
     tx.commit().map_err(StoreError::classify)?;
@@ -271,7 +313,8 @@ impl Store {
     pub fn ingest(&mut self, delivery: &Delivery) -> Result<IngestOutcome, StoreError> {
         let options = self.options.clone();
         let tx = self.conn.transaction().map_err(StoreError::classify)?;
-        let outcome = ingest::apply_delivery(&tx, &options, delivery)?;
+        let outcome =
+            ingest::apply_delivery(&tx, &options, &mut ingest::CallCache::default(), delivery)?;
         tx.commit().map_err(StoreError::classify)?;
         Ok(outcome)
     }
@@ -293,7 +336,14 @@ impl Store {
     ) -> Result<Vec<CallChange>, StoreError> {
         let options = self.options.clone();
         let tx = self.conn.transaction().map_err(StoreError::classify)?;
-        let changes = ingest::replace_payload(&tx, &options, raw_event_id, kind, payload)?;
+        let changes = ingest::replace_payload(
+            &tx,
+            &options,
+            &mut ingest::CallCache::default(),
+            raw_event_id,
+            kind,
+            payload,
+        )?;
         tx.commit().map_err(StoreError::classify)?;
         Ok(changes)
     }
@@ -306,7 +356,8 @@ impl Store {
     ) -> Result<IngestOutcome, StoreError> {
         let options = self.options.clone();
         let tx = self.conn.transaction().map_err(StoreError::classify)?;
-        let outcome = ingest::apply_delivery(&tx, &options, delivery)?;
+        let outcome =
+            ingest::apply_delivery(&tx, &options, &mut ingest::CallCache::default(), delivery)?;
         let raw_event_id = match &outcome {
             IngestOutcome::Stored { raw_event_id, .. }
             | IngestOutcome::Duplicate { raw_event_id, .. } => *raw_event_id,

@@ -1,8 +1,6 @@
 //! Test support: start the real `callpop` binary on 127.0.0.1 and talk raw HTTP to it.
 #![allow(dead_code)]
 
-pub mod desktop;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -84,105 +84,147 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A call's telephony events and what its call-log record needs.
+struct Built {
+    session: String,
+    legacy: String,
+    caller: Value,
+    events: Vec<(DateTime<Utc>, Value)>,
+    result: &'static str,
+    duration: i64,
+    message: Option<i64>,
+}
+
+impl ScriptedCall {
+    /// The telephony-session event bodies of this call (one party per event, increasing
+    /// sequence), as call number `n` of the platform; for load generators.
+    pub fn telephony_events(&self, n: u64) -> Vec<(DateTime<Utc>, Value)> {
+        self.build(n).events
+    }
+
+    fn build(&self, n: u64) -> Built {
+        let call = self;
+        let session = format!("s-fake-{n:08}");
+        let legacy = format!("{}", 500_000_000 + n);
+        let caller_party = format!("{session}-1");
+        let desk_party = format!("{session}-2");
+        let caller = {
+            let mut c = json!({"phoneNumber": call.from});
+            if let Some(name) = &call.from_name {
+                c["name"] = json!(name);
+            }
+            c
+        };
+        let line = json!({"phoneNumber": call.to});
+        let desk = json!({"phoneNumber": call.extension_number, "name": call.extension_name,
+                          "extensionId": call.extension_id});
+        let mut seq = 0;
+        let mut events: Vec<(DateTime<Utc>, Value)> = Vec::new();
+        let mut party = |at: DateTime<Utc>,
+                         desk_leg: bool,
+                         code: &str,
+                         reason: Option<&str>,
+                         missed: bool| {
+            seq += 1;
+            let mut p = if desk_leg {
+                json!({"accountId": ACCOUNT_ID, "extensionId": call.extension_id, "id": desk_party,
+                       "direction": "Inbound", "from": caller, "to": desk,
+                       "status": {"code": code}, "missedCall": missed, "standAlone": false, "muted": false})
+            } else {
+                json!({"accountId": ACCOUNT_ID, "id": caller_party, "direction": "Outbound",
+                       "from": caller, "to": line, "status": {"code": code},
+                       "missedCall": false, "standAlone": false, "muted": false})
+            };
+            if let Some(r) = reason {
+                p["status"]["reason"] = json!(r);
+            }
+            let body = json!({"sequence": seq, "sessionId": legacy, "telephonySessionId": session,
+                              "serverId": "10.13.22.241.TAM", "eventTime": ts(at),
+                              "origin": {"type": "Call"}, "parties": [p], "accountId": ACCOUNT_ID});
+            events.push((at, body));
+        };
+        let t0 = call.start;
+        let at = |secs: i64| t0 + Duration::seconds(secs);
+        party(at(0), false, "Setup", None, false);
+        party(at(1), true, "Setup", None, false);
+        party(at(2), true, "Proceeding", None, false);
+        let (result, duration, message) = match call.outcome {
+            CallOutcome::Answered { ring, talk } => {
+                party(at(2 + ring), true, "Answered", None, false);
+                party(at(2 + ring), false, "Answered", None, false);
+                party(
+                    at(2 + ring + talk),
+                    true,
+                    "Disconnected",
+                    Some("CallFinished"),
+                    false,
+                );
+                party(
+                    at(2 + ring + talk),
+                    false,
+                    "Disconnected",
+                    Some("CallFinished"),
+                    false,
+                );
+                ("Accepted", talk, None)
+            }
+            CallOutcome::Missed { ring } => {
+                party(at(2 + ring), true, "Disconnected", Some("NoAnswer"), true);
+                party(
+                    at(2 + ring),
+                    false,
+                    "Disconnected",
+                    Some("CallFinished"),
+                    false,
+                );
+                ("Missed", ring, None)
+            }
+            CallOutcome::Voicemail { ring, message } => {
+                party(at(2 + ring), true, "VoiceMail", None, false);
+                party(at(2 + ring), false, "Answered", None, false);
+                party(
+                    at(2 + ring + message),
+                    true,
+                    "Disconnected",
+                    Some("Voicemail"),
+                    true,
+                );
+                party(
+                    at(2 + ring + message),
+                    false,
+                    "Disconnected",
+                    Some("CallFinished"),
+                    false,
+                );
+                ("Voicemail", ring + message, Some(message))
+            }
+        };
+        Built {
+            session,
+            legacy,
+            caller,
+            events,
+            result,
+            duration,
+            message,
+        }
+    }
+}
+
 /// Builds a call's events and call-log record and queues them.
 pub(crate) fn schedule(p: &FakePlatform, call: ScriptedCall) {
     let mut s = p.lock();
     let n = s.next_id();
-    let session = format!("s-fake-{n:08}");
-    let legacy = format!("{}", 500_000_000 + n);
-    let caller_party = format!("{session}-1");
-    let desk_party = format!("{session}-2");
-    let caller = {
-        let mut c = json!({"phoneNumber": call.from});
-        if let Some(name) = &call.from_name {
-            c["name"] = json!(name);
-        }
-        c
-    };
-    let line = json!({"phoneNumber": call.to});
-    let desk = json!({"phoneNumber": call.extension_number, "name": call.extension_name,
-                      "extensionId": call.extension_id});
-    let mut seq = 0;
-    let mut events: Vec<(DateTime<Utc>, Value)> = Vec::new();
-    let mut party = |at: DateTime<Utc>,
-                     desk_leg: bool,
-                     code: &str,
-                     reason: Option<&str>,
-                     missed: bool| {
-        seq += 1;
-        let mut p = if desk_leg {
-            json!({"accountId": ACCOUNT_ID, "extensionId": call.extension_id, "id": desk_party,
-                   "direction": "Inbound", "from": caller, "to": desk,
-                   "status": {"code": code}, "missedCall": missed, "standAlone": false, "muted": false})
-        } else {
-            json!({"accountId": ACCOUNT_ID, "id": caller_party, "direction": "Outbound",
-                   "from": caller, "to": line, "status": {"code": code},
-                   "missedCall": false, "standAlone": false, "muted": false})
-        };
-        if let Some(r) = reason {
-            p["status"]["reason"] = json!(r);
-        }
-        let body = json!({"sequence": seq, "sessionId": legacy, "telephonySessionId": session,
-                          "serverId": "10.13.22.241.TAM", "eventTime": ts(at),
-                          "origin": {"type": "Call"}, "parties": [p], "accountId": ACCOUNT_ID});
-        events.push((at, body));
-    };
+    let Built {
+        session,
+        legacy,
+        caller,
+        events,
+        result,
+        duration,
+        message,
+    } = call.build(n);
     let t0 = call.start;
-    let at = |secs: i64| t0 + Duration::seconds(secs);
-    party(at(0), false, "Setup", None, false);
-    party(at(1), true, "Setup", None, false);
-    party(at(2), true, "Proceeding", None, false);
-    let (result, duration, message) = match call.outcome {
-        CallOutcome::Answered { ring, talk } => {
-            party(at(2 + ring), true, "Answered", None, false);
-            party(at(2 + ring), false, "Answered", None, false);
-            party(
-                at(2 + ring + talk),
-                true,
-                "Disconnected",
-                Some("CallFinished"),
-                false,
-            );
-            party(
-                at(2 + ring + talk),
-                false,
-                "Disconnected",
-                Some("CallFinished"),
-                false,
-            );
-            ("Accepted", talk, None)
-        }
-        CallOutcome::Missed { ring } => {
-            party(at(2 + ring), true, "Disconnected", Some("NoAnswer"), true);
-            party(
-                at(2 + ring),
-                false,
-                "Disconnected",
-                Some("CallFinished"),
-                false,
-            );
-            ("Missed", ring, None)
-        }
-        CallOutcome::Voicemail { ring, message } => {
-            party(at(2 + ring), true, "VoiceMail", None, false);
-            party(at(2 + ring), false, "Answered", None, false);
-            party(
-                at(2 + ring + message),
-                true,
-                "Disconnected",
-                Some("Voicemail"),
-                true,
-            );
-            party(
-                at(2 + ring + message),
-                false,
-                "Disconnected",
-                Some("CallFinished"),
-                false,
-            );
-            ("Voicemail", ring + message, Some(message))
-        }
-    };
     for (when, body) in events {
         s.pending.push(PendingEvent {
             at: when,

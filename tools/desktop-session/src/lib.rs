@@ -1,6 +1,6 @@
-//! A real desktop session for tests: a private D-Bus session bus, an Xvfb display, the dunst
-//! notification daemon, and dbus-monitor recording every Notify / CloseNotification call.
-//! `scripts/test` installs the Debian packages this needs.
+//! A real desktop session for tests and benchmarks: a private D-Bus session bus, an Xvfb
+//! display, the dunst notification daemon, and dbus-monitor recording every Notify /
+//! CloseNotification call with its time. `scripts/test` installs the Debian packages this needs.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One `Notify` call as the notification server received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NotifyCall {
     pub replaces_id: u32,
     pub summary: String,
@@ -17,10 +17,14 @@ pub struct NotifyCall {
     pub actions: Vec<String>,
     /// The id the server answered with.
     pub id: Option<u32>,
+    /// When the call reached the bus (UNIX seconds, from dbus-monitor).
+    pub called_at: f64,
+    /// When the server's answer reached the bus.
+    pub returned_at: Option<f64>,
 }
 
 /// What the monitor saw, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
     Notify(NotifyCall),
     Close(u32),
@@ -304,6 +308,10 @@ fn parse_monitor(out: impl BufRead, sink: Arc<Mutex<Vec<Seen>>>) {
                 body,
                 actions,
                 id: None,
+                called_at: field(header, "time")
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0.0),
+                returned_at: None,
             }));
             if let (Some(sender), Some(serial)) = (field(header, "sender"), field(header, "serial"))
             {
@@ -332,6 +340,7 @@ fn parse_monitor(out: impl BufRead, sink: Arc<Mutex<Vec<Seen>>>) {
                 });
                 if let Some(Seen::Notify(n)) = sink.lock().expect("lock").get_mut(index) {
                     n.id = id;
+                    n.returned_at = field(header, "time").and_then(|t| t.parse().ok());
                 }
             }
         }

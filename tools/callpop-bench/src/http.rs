@@ -1,0 +1,103 @@
+//! A minimal HTTP/1.1 keep-alive client: the load generator must cost as little CPU as
+//! possible, because it shares two cores with the server it measures.
+
+use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// One keep-alive connection.
+pub struct Conn {
+    addr: String,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl Conn {
+    /// A connection to `127.0.0.1:port` (opened on first use, reopened when closed).
+    pub fn new(port: u16) -> Conn {
+        Conn {
+            addr: format!("127.0.0.1:{port}"),
+            stream: None,
+        }
+    }
+
+    async fn stream(&mut self) -> Result<&mut BufReader<TcpStream>> {
+        if self.stream.is_none() {
+            let s = TcpStream::connect(&self.addr).await?;
+            s.set_nodelay(true)?;
+            self.stream = Some(BufReader::new(s));
+        }
+        self.stream.as_mut().context("connection")
+    }
+
+    /// Sends a POST and returns the status and the response headers' `validation-token`.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Option<String>)> {
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (k, v) in headers {
+            request.push_str(k);
+            request.push_str(": ");
+            request.push_str(v);
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        match self.exchange(&bytes).await {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                // The server may close an idle keep-alive connection: retry once on a fresh one.
+                self.stream = None;
+                self.exchange(&bytes).await
+            }
+        }
+    }
+
+    async fn exchange(&mut self, bytes: &[u8]) -> Result<(u16, Option<String>)> {
+        let stream = self.stream().await?;
+        stream.get_mut().write_all(bytes).await?;
+        let mut line = String::new();
+        if stream.read_line(&mut line).await? == 0 {
+            bail!("connection closed");
+        }
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("status line")?;
+        let mut length = 0usize;
+        let mut token = None;
+        let mut close = false;
+        loop {
+            line.clear();
+            stream.read_line(&mut line).await?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                let v = v.trim();
+                match k.as_str() {
+                    "content-length" => length = v.parse().unwrap_or(0),
+                    "validation-token" => token = Some(v.to_string()),
+                    "connection" if v.eq_ignore_ascii_case("close") => close = true,
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await?;
+        if close {
+            self.stream = None;
+        }
+        Ok((status, token))
+    }
+}

@@ -1,0 +1,690 @@
+//! `callpop-bench`: measures what dealership staff feel, each figure next to its target and,
+//! for ingest, next to a ceiling server measured in the same run; rewrites BENCHMARKS.md.
+//!
+//! ```text
+//! callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] [--history-db PATH]
+//! ```
+//!
+//! `--history-db PATH` keeps the generated million-call history at PATH (and reuses it when it
+//! exists) and measures only the history figures: for tuning queries without regenerating.
+
+mod ceiling;
+mod history;
+mod http;
+mod load;
+mod popups;
+mod serve;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::http::Conn;
+use crate::load::{percentile, RC_PATH};
+use crate::serve::{temp_dir, Serve};
+
+struct Options {
+    callpop: PathBuf,
+    out: Option<PathBuf>,
+    quick: bool,
+    /// Only drive an already running server on this port (for profiling).
+    load_port: Option<u16>,
+    /// Only the history figures, on a kept (and reused) database.
+    history_db: Option<PathBuf>,
+}
+
+fn options() -> Result<Options> {
+    let mut callpop = None;
+    let mut out = None;
+    let mut quick = false;
+    let mut load_port = None;
+    let mut history_db = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--callpop" => callpop = Some(PathBuf::from(args.next().context("--callpop PATH")?)),
+            "--out" => out = Some(PathBuf::from(args.next().context("--out FILE")?)),
+            "--quick" => quick = true,
+            "--load-port" => load_port = Some(args.next().context("--load-port PORT")?.parse()?),
+            "--history-db" => {
+                history_db = Some(PathBuf::from(args.next().context("--history-db PATH")?))
+            }
+            "-h" | "--help" => {
+                println!(
+                    "callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] \
+                     [--load-port PORT] [--history-db PATH]"
+                );
+                std::process::exit(0);
+            }
+            other => anyhow::bail!("unknown argument {other:?}"),
+        }
+    }
+    Ok(Options {
+        callpop: serve::find_callpop(callpop)?,
+        out,
+        quick,
+        load_port,
+        history_db,
+    })
+}
+
+/// One line of the report.
+struct Figure {
+    section: &'static str,
+    name: String,
+    value: String,
+    target: String,
+    verdict: &'static str,
+}
+
+struct Report {
+    figures: Vec<Figure>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        section: &'static str,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        target: impl Into<String>,
+        ok: Option<bool>,
+    ) {
+        let f = Figure {
+            section,
+            name: name.into(),
+            value: value.into(),
+            target: target.into(),
+            verdict: match ok {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "",
+            },
+        };
+        println!(
+            "{:<10} {:<58} {:>16}   {:<14} {}",
+            f.section, f.name, f.value, f.target, f.verdict
+        );
+        self.figures.push(f);
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|o| {
+            o.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem}, {os}")
+}
+
+fn commit() -> String {
+    let out = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let hash = out(&["rev-parse", "--short", "HEAD"]);
+    let dirty = !out(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    if dirty {
+        format!("{hash} (with uncommitted changes)")
+    } else {
+        hash
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Start of the process to the first 200 on a webhook, on an existing history.
+async fn cold_start(o: &Options, runs: usize) -> Result<(f64, f64)> {
+    let dir = temp_dir()?;
+    Serve::start(&o.callpop, dir.path(), 0, &[])?.stop()?;
+    let body = load::block(0, 99)
+        .into_iter()
+        .find(|d| !d.ringotel)
+        .context("a RingCentral delivery")?;
+    let mut times = Vec::new();
+    for i in 0..runs {
+        let port = free_port()?;
+        let started = Instant::now();
+        let mut child = serve::command(&o.callpop, dir.path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let mut conn = Conn::new(port);
+        let mut body = body.body.clone();
+        // A distinct uuid each run so every run stores something.
+        let text = String::from_utf8_lossy(&body).replacen(
+            "\"uuid\":\"",
+            &format!("\"uuid\":\"cold{i}-"),
+            1,
+        );
+        body = text.into_bytes();
+        loop {
+            if let Ok((200, _)) = conn
+                .post(
+                    RC_PATH,
+                    &[
+                        ("Content-Type", "application/json"),
+                        ("Verification-Token", load::RC_TOKEN),
+                    ],
+                    &body,
+                )
+                .await
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                anyhow::bail!("no webhook accepted within 10 s");
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        times.push(started.elapsed().as_micros() as u64);
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+    times.sort_unstable();
+    Ok((
+        percentile(&times, 50.0) as f64 / 1000.0,
+        *times.last().unwrap_or(&0) as f64 / 1000.0,
+    ))
+}
+
+async fn handshakes(port: u16, count: usize) -> Result<(f64, f64)> {
+    let mut conn = Conn::new(port);
+    let mut times = Vec::with_capacity(count);
+    for i in 0..count {
+        let token = format!("handshake-{i}");
+        let t = Instant::now();
+        let (status, echoed) = conn
+            .post(
+                RC_PATH,
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Validation-Token", &token),
+                ],
+                b"",
+            )
+            .await?;
+        times.push(t.elapsed().as_micros() as u64);
+        anyhow::ensure!(
+            status == 200 && echoed.as_deref() == Some(token.as_str()),
+            "bad handshake reply"
+        );
+    }
+    times.sort_unstable();
+    Ok((
+        percentile(&times, 50.0) as f64 / 1000.0,
+        percentile(&times, 99.0) as f64 / 1000.0,
+    ))
+}
+
+fn count_rows(db: &std::path::Path, table: &str) -> Result<i64> {
+    let conn = rusqlite::Connection::open(db)?;
+    Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / 1024.0 / 1024.0)
+}
+
+async fn run(o: Options) -> Result<()> {
+    if std::env::var_os("CALLPOP_BENCH_STORE_ONLY").is_some() {
+        return store_only(if o.quick { 30_000 } else { 200_000 }).await;
+    }
+    if let Some(port) = o.load_port {
+        let result = load::closed_loop(port, 64, if o.quick { 30_000 } else { 200_000 }, 7).await;
+        println!(
+            "{} ok, {} failed, {:.0}/s",
+            result.ok,
+            result.failed,
+            result.rate()
+        );
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut r = Report {
+        figures: Vec::new(),
+    };
+    if let Some(db) = &o.history_db {
+        history_figures(&o, &mut r, db, if o.quick { 50_000 } else { 1_000_000 }).await?;
+        return Ok(());
+    }
+    let (ingest_total, ceiling_total, history_calls, popup_calls) = if o.quick {
+        (30_000u64, 30_000u64, 50_000u64, 100usize)
+    } else {
+        (1_000_000, 200_000, 1_000_000, 1_000)
+    };
+    println!("Machine: {}\n", machine());
+
+    // Start-up and idle memory.
+    let (p50, max) = cold_start(&o, 10).await?;
+    r.add(
+        "start",
+        "cold start → first webhook accepted (p50 of 10)",
+        format!("{p50:.0} ms"),
+        "< 300 ms",
+        Some(p50 < 300.0),
+    );
+    r.add(
+        "start",
+        "cold start → first webhook accepted (slowest of 10)",
+        format!("{max:.0} ms"),
+        "",
+        None,
+    );
+    let dir = temp_dir()?;
+    let serve = Serve::start(&o.callpop, dir.path(), 0, &[])?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = serve.rss_mib()?;
+    r.add(
+        "memory",
+        "callpop serve idle RSS",
+        format!("{idle:.1} MiB"),
+        "< 30 MB",
+        Some(idle < 28.6),
+    );
+
+    // Handshake.
+    let (hs50, hs99) = handshakes(serve.port, 5_000).await?;
+    r.add(
+        "handshake",
+        "validation handshake latency p50",
+        format!("{hs50:.2} ms"),
+        "",
+        None,
+    );
+    r.add(
+        "handshake",
+        "validation handshake latency p99",
+        format!("{hs99:.2} ms"),
+        "< 5 ms",
+        Some(hs99 < 5.0),
+    );
+
+    // Ingest: CallPop, then the ceiling, same workload and durability.
+    let ours = load::closed_loop(serve.port, 64, ingest_total, 1).await;
+    let rss_after = serve.rss_mib()?;
+    let db = dir.path().join("callpop.db");
+    serve.stop()?;
+    let stored = count_rows(&db, "raw_events")?;
+    let lost = ours.ok as i64 - stored;
+    let ceiling_dir = temp_dir()?;
+    let ceiling_db = ceiling_dir.path().join("ceiling.db");
+    let ceiling_port = ceiling::start(&ceiling_db).await?;
+    let ceiling_run = load::closed_loop(ceiling_port, 64, ceiling_total, 2).await;
+    let ratio = ours.rate() / ceiling_run.rate().max(1.0);
+    r.add(
+        "ingest",
+        format!(
+            "sustained deliveries/s ({} deliveries, 64 connections)",
+            ours.ok
+        ),
+        format!("{:.0}/s", ours.rate()),
+        "≥ 5,000/s",
+        Some(ours.rate() >= 5_000.0),
+    );
+    r.add(
+        "ingest",
+        "ceiling: bare axum + SQLite append, same durability",
+        format!("{:.0}/s", ceiling_run.rate()),
+        "",
+        None,
+    );
+    r.add(
+        "ingest",
+        "CallPop as a share of the ceiling",
+        format!("{:.0} %", ratio * 100.0),
+        "≥ 50 %",
+        Some(ratio >= 0.5),
+    );
+    r.add(
+        "ingest",
+        "acknowledged deliveries missing from the store",
+        format!("{lost}"),
+        "0",
+        Some(lost == 0 && ours.failed == 0),
+    );
+    r.add(
+        "memory",
+        format!("callpop serve RSS after ingesting {} deliveries", ours.ok),
+        format!("{rss_after:.1} MiB"),
+        "",
+        None,
+    );
+
+    // Latency at half the sustained rate.
+    let dir = temp_dir()?;
+    let serve = Serve::start(&o.callpop, dir.path(), 0, &[])?;
+    let half = (ours.rate() / 2.0).max(100.0);
+    let lat = load::open_loop(
+        serve.port,
+        64,
+        half,
+        Duration::from_secs(if o.quick { 4 } else { 10 }),
+        3,
+    )
+    .await;
+    serve.stop()?;
+    r.add(
+        "ingest",
+        format!("latency at 50 % of sustained ({half:.0}/s) p50"),
+        format!("{:.2} ms", lat.pct_ms(50.0)),
+        "",
+        None,
+    );
+    r.add(
+        "ingest",
+        format!("latency at 50 % of sustained ({half:.0}/s) p99"),
+        format!("{:.2} ms", lat.pct_ms(99.0)),
+        "",
+        None,
+    );
+    let cl = ceiling::start(&ceiling_dir.path().join("ceiling-latency.db")).await?;
+    let clat = load::open_loop(
+        cl,
+        64,
+        half,
+        Duration::from_secs(if o.quick { 4 } else { 10 }),
+        4,
+    )
+    .await;
+    r.add(
+        "ingest",
+        "ceiling latency at the same rate p50 / p99",
+        format!("{:.2} / {:.2} ms", clat.pct_ms(50.0), clat.pct_ms(99.0)),
+        "",
+        None,
+    );
+
+    // Popups.
+    match popups::latency(&o.callpop, popup_calls).await {
+        Ok(l) => {
+            r.add(
+                "popups",
+                format!(
+                    "webhook → Notify on the bus (CallPop's part), p50 ({} calls)",
+                    l.calls
+                ),
+                format!("{:.2} ms", l.sent_p50),
+                "",
+                None,
+            );
+            r.add(
+                "popups",
+                "webhook → Notify on the bus, p99",
+                format!("{:.2} ms", l.sent_p99),
+                "",
+                None,
+            );
+            r.add(
+                "popups",
+                "webhook → Notify returned by dunst, p50",
+                format!("{:.2} ms", l.returned_p50),
+                "",
+                None,
+            );
+            r.add(
+                "popups",
+                "webhook → Notify returned by dunst, p99",
+                format!("{:.2} ms", l.returned_p99),
+                "< 20 ms",
+                Some(l.returned_p99 < 20.0),
+            );
+        }
+        Err(e) => r.add(
+            "popups",
+            "webhook → Notify latency",
+            format!("not measured: {e}"),
+            "< 20 ms",
+            None,
+        ),
+    }
+
+    let hist_dir = temp_dir()?;
+    history_figures(
+        &o,
+        &mut r,
+        &hist_dir.path().join("callpop.db"),
+        history_calls,
+    )
+    .await?;
+
+    println!("\nTotal time: {:.0} s", started.elapsed().as_secs_f64());
+    if let Some(path) = &o.out {
+        write_report(path, &r, started.elapsed(), o.quick)?;
+        println!("Wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The million-call history: size, the searches people run, CSV export. Generates the history
+/// at `hist_db` unless it is already there.
+async fn history_figures(
+    o: &Options,
+    r: &mut Report,
+    hist_db: &std::path::Path,
+    history_calls: u64,
+) -> Result<()> {
+    if !hist_db.exists() {
+        let took = history::generate(hist_db, history_calls).await?;
+        r.add(
+            "history",
+            format!("generated {history_calls} calls (call-log records, group commit)"),
+            format!("{:.0} s", took.as_secs_f64()),
+            "",
+            None,
+        );
+    }
+    let wal = hist_db.with_extension("db-wal");
+    let size =
+        std::fs::metadata(hist_db)?.len() + std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    r.add(
+        "history",
+        "database size (one raw delivery per call)",
+        mib(size),
+        "",
+        None,
+    );
+    let sizes = history::table_sizes(hist_db)?;
+    let breakdown = sizes
+        .iter()
+        .take(6)
+        .map(|(t, b)| format!("{t} {}", mib(*b)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    r.add(
+        "history",
+        format!("by table with its indexes: {breakdown}"),
+        "",
+        "",
+        None,
+    );
+    for q in history::time_queries(hist_db, if o.quick { 50 } else { 200 })? {
+        let target = if q.label.starts_with("first page") {
+            10.0
+        } else {
+            30.0
+        };
+        r.add(
+            "history",
+            format!(
+                "{} p95 (p50 {:.2} ms, {:.0} rows)",
+                q.label, q.p50_ms, q.rows
+            ),
+            format!("{:.2} ms", q.p95_ms),
+            format!("< {target:.0} ms"),
+            Some(q.p95_ms < target),
+        );
+    }
+    let t = Instant::now();
+    let out = serve::command(&o.callpop, hist_db.parent().context("history dir")?)
+        .args(["calls", "--csv", "--limit", "0"])
+        .output()?;
+    let csv_time = t.elapsed();
+    let lines = out
+        .stdout
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        .saturating_sub(1);
+    r.add(
+        "history",
+        format!("CSV export of {lines} calls (callpop calls --csv)"),
+        format!("{:.1} s", csv_time.as_secs_f64()),
+        "",
+        None,
+    );
+
+    Ok(())
+}
+
+/// The store alone (parse + writer, no HTTP): where ingest time goes.
+async fn store_only(total: u64) -> Result<()> {
+    use callpop::model::{Delivery, Origin, Provider};
+    let dir = temp_dir()?;
+    let country = callpop::numbers::Country::from_iso("US").context("US")?;
+    let store = callpop::store::Store::open(
+        &dir.path().join("callpop.db"),
+        callpop::store::StoreOptions::new(country),
+    )?;
+    let (changes, _) = tokio::sync::broadcast::channel(1);
+    let (writer, thread) = callpop::store::writer::StoreWriter::spawn(store, changes)?;
+    let mut deliveries = Vec::new();
+    let mut b = 0;
+    while (deliveries.len() as u64) < total {
+        for d in load::block(b, 5) {
+            let provider = if d.ringotel {
+                Provider::Ringotel
+            } else {
+                Provider::RingCentral
+            };
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&d.body));
+            let parsed =
+                callpop::replay::reparse(provider, &d.body, &sha, chrono::Utc::now(), &country)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            deliveries.push(Delivery {
+                parsed,
+                origin: Origin::Webhook,
+                received_at: chrono::Utc::now(),
+                headers: Vec::new(),
+                body: d.body,
+                body_sha256: sha,
+            });
+        }
+        b += 1;
+    }
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(deliveries));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (writer, queue) = (writer.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(d) = next else { break };
+                let _ = writer.ingest(d).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let took = started.elapsed();
+    drop(writer);
+    let _ = thread.join();
+    println!(
+        "store only: {total} deliveries in {:.2} s = {:.0}/s",
+        took.as_secs_f64(),
+        total as f64 / took.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn write_report(path: &std::path::Path, r: &Report, took: Duration, quick: bool) -> Result<()> {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `scripts/bench` (`callpop-bench`{}). Every figure comes from the release build \
+         driven over loopback HTTP or from the real history file; targets are the issue's. \
+         The ceiling server is a bare axum handler appending the same bodies to SQLite with the \
+         same durability (WAL, `synchronous = FULL`, group commit, reply after commit), measured \
+         in the same run.\n",
+        if quick { ", quick mode" } else { "" }
+    );
+    let _ = writeln!(md, "- Machine: {}", machine());
+    let _ = writeln!(
+        md,
+        "- Date: {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = writeln!(md, "- Commit: {}", commit());
+    let _ = writeln!(md, "- Run time: {:.0} s\n", took.as_secs_f64());
+    let mut section = "";
+    for f in &r.figures {
+        if f.section != section {
+            section = f.section;
+            let _ = writeln!(
+                md,
+                "\n## {section}\n\n| measure | value | target | |\n|---|---:|---|---|"
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            f.name, f.value, f.target, f.verdict
+        );
+    }
+    std::fs::write(path, md)?;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let o = options()?;
+    callpop::ringcentral::api::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(o))
+}
