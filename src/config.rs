@@ -83,6 +83,7 @@ struct FileConfig {
     ringcentral: Option<FileRingCentral>,
     public_url: Option<String>,
     tunnel: Option<FileTunnel>,
+    desktop: Option<crate::settings::DesktopPrefs>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -321,6 +322,8 @@ pub struct Config {
     pub clock: crate::clock::Clock,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
+    /// Preferences only the desktop app uses (autostart, close to tray).
+    pub desktop: crate::settings::DesktopPrefs,
 }
 
 /// Command-line overrides.
@@ -588,6 +591,7 @@ impl Config {
             tunnel,
             clock,
             config_file,
+            desktop: file.desktop.unwrap_or_default(),
         })
     }
 

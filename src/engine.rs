@@ -319,6 +319,11 @@ impl Engine {
         }
     }
 
+    /// Where backfill requests go, when RingCentral credentials are configured.
+    pub fn backfill_requests(&self) -> Option<mpsc::Sender<BackfillRequest>> {
+        self.backfill.clone()
+    }
+
     /// The RingCentral client, when credentials are configured.
     pub fn platform(&self) -> Option<Arc<Platform>> {
         self.platform.clone()

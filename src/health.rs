@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use ts_rs::TS;
 
 use crate::model::Provider;
 
@@ -17,7 +18,7 @@ pub struct Health {
 }
 
 /// Per-provider receiver counters.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, TS)]
 pub struct ProviderCounters {
     /// Deliveries stored for the first time.
     pub accepted: u64,
@@ -38,7 +39,7 @@ pub struct ProviderCounters {
 }
 
 /// A background part's state, with the reason people need to act on it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, TS)]
 pub struct PartStatus {
     /// Short machine-readable state (`active`, `off`, `error`, …).
     pub state: String,
@@ -49,15 +50,18 @@ pub struct PartStatus {
 }
 
 /// A point-in-time copy of the engine's health.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, TS)]
+#[ts(rename = "HealthView")]
 pub struct Snapshot {
     /// `ok`, `degraded` (a part needs attention) or `error` (deliveries cannot be stored).
+    #[ts(type = "\"ok\" | \"degraded\" | \"error\"")]
     pub status: String,
     /// CallPop version.
     pub version: String,
     /// When the engine started.
     pub started_at: Option<DateTime<Utc>>,
     /// Where the local receiver listens.
+    #[ts(type = "string | null")]
     pub listen: Option<SocketAddr>,
     /// The public base URL (tunnel or provided), when there is one.
     pub public_url: Option<String>,

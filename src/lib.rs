@@ -2,7 +2,9 @@
 //! history. No GUI library is used here; the desktop shell embeds this crate.
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod backfill;
+pub mod bindings;
 pub mod calls;
 pub mod clock;
 pub mod config;
@@ -18,9 +20,12 @@ pub mod ringcentral;
 pub mod ringotel;
 pub mod secrets;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod subscriptions;
+pub mod tray;
 pub mod tunnel;
+pub mod window;
 pub mod wire;
 
 pub use wire::ParseError;

@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::numbers::PhoneNumber;
 
 /// Which phone system a delivery came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
 pub enum Provider {
     /// RingCentral (RingEX) webhooks and REST API.
     #[serde(rename = "ringcentral")]
@@ -39,7 +40,7 @@ impl Provider {
 }
 
 /// What kind of information an event carries about a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum EventSource {
     /// RingCentral telephony-session event (the most detailed live source).
@@ -57,7 +58,7 @@ pub enum EventSource {
 }
 
 /// A leg's direction from that party's own point of view (RingCentral's "technical" direction).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum LegDirection {
     /// The party receives the call.
@@ -81,7 +82,7 @@ impl LegDirection {
 }
 
 /// A leg's state, normalized from provider status codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum LegState {
     /// Set up or ringing (`Setup`, `Proceeding`, presence `Ringing`, Ringotel start).
@@ -354,7 +355,7 @@ pub struct Delivery {
 }
 
 /// The call's direction from the dealership's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum CallDirection {
     /// A customer (or anyone outside) calls in.
@@ -392,7 +393,7 @@ impl CallDirection {
 }
 
 /// Where a call is now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
     /// Ringing somewhere, nobody has answered yet.
@@ -430,7 +431,7 @@ impl CallState {
 }
 
 /// How a call turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum CallResult {
     /// Somebody at the dealership (or the far end, for outbound calls) answered.
@@ -479,19 +480,23 @@ pub struct PartySummary {
 }
 
 /// One extension's part in a call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ExtensionPart {
     /// Provider extension id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub extension_id: Option<String>,
     /// Extension number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub extension_number: Option<String>,
     /// The user's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub name: Option<String>,
     /// This extension's direction in the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub direction: Option<LegDirection>,
     /// It rang (or dialled) at this extension.
     pub rang: bool,

@@ -31,7 +31,7 @@ use crate::store::PopupRecord;
 pub const PAUSE_KEY: &str = "popups.pause";
 
 /// A dealership line and the name people know it by ("Sales", "Service").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct LineLabel {
     /// The line's number (any format; compared as E.164).
     pub number: String,
@@ -99,7 +99,7 @@ impl Default for PopupSettings {
 }
 
 /// Whether popups are paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct PauseState {
     /// Popups are paused now.
     pub paused: bool,
@@ -229,6 +229,17 @@ pub fn crm_url(template: &str, call: &Call) -> String {
         .replace("{call_id}", &url_encode(&call.call_key))
 }
 
+/// The label of the dealership line `dialled` (E.164), if one is configured; a label's number
+/// may be written in any format, and national forms match by their trailing digits.
+pub fn line_label<'a>(labels: &'a [LineLabel], dialled: &str) -> Option<&'a LineLabel> {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let dialled = digits(dialled);
+    labels.iter().find(|l| {
+        let want = digits(&l.number);
+        !want.is_empty() && dialled.ends_with(&want)
+    })
+}
+
 /// Renders what people read on a popup.
 pub struct Renderer<'a> {
     /// Settings (labels, template, window).
@@ -262,12 +273,7 @@ impl Renderer<'_> {
 
     fn line(&self, call: &Call) -> Option<String> {
         let dialled = call.to.e164.as_deref()?;
-        let label = self.settings.line_labels.iter().find(|l| {
-            let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-            let want = digits(&l.number);
-            !want.is_empty() && digits(dialled).ends_with(&want)
-        });
-        Some(match label {
+        Some(match line_label(&self.settings.line_labels, dialled) {
             Some(l) => sanitize(&l.label, 40),
             None => format_for_display(dialled),
         })

@@ -127,15 +127,7 @@ pub fn replay_quarantine(
     for q in store.quarantined(true, 0)? {
         match reparse(q.provider, &q.body, &q.body_sha256, q.received_at, country) {
             Ok(parsed) => {
-                let headers = q
-                    .headers
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let headers = crate::wire::stored_headers(&q.headers);
                 let delivery = Delivery {
                     parsed,
                     origin: Origin::Replay,

@@ -173,6 +173,17 @@ pub fn clean_text(s: Option<String>) -> Option<String> {
     (!trimmed.is_empty()).then(|| trimmed.to_string())
 }
 
+/// Stored request headers (a JSON object of strings) as name/value pairs; anything else is
+/// read as no headers.
+pub fn stored_headers<C: FromIterator<(String, String)>>(headers: &serde_json::Value) -> C {
+    headers
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

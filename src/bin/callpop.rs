@@ -485,23 +485,6 @@ fn truncate(s: &str, width: usize) -> String {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    // Cells starting with these are formulas in spreadsheets; neutralise them.
-    let is_number = s
-        .strip_prefix('+')
-        .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()));
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 fn calls(config: &Config, args: CallsArgs) -> Result<()> {
     let store = open_history(config)?;
     let now = Utc::now();
@@ -539,45 +522,7 @@ fn calls(config: &Config, args: CallsArgs) -> Result<()> {
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.csv {
-        writeln!(
-            out,
-            "id,started_at,direction,result,from,from_e164,from_name,to,to_e164,to_name,extensions,ring_seconds,talk_seconds,answered_at,ended_at,recording_url,voicemail_seconds,provider,call_key"
-        )?;
-        store.for_each_call(&filter, |r| {
-            let c = &r.call;
-            let cells = [
-                r.id.to_string(),
-                c.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                c.direction.as_str().into(),
-                c.result.map(|r| r.as_str()).unwrap_or("").into(),
-                c.from.raw.clone().unwrap_or_default(),
-                c.from.e164.clone().unwrap_or_default(),
-                c.from.name.clone().unwrap_or_default(),
-                c.to.raw.clone().unwrap_or_default(),
-                c.to.e164.clone().unwrap_or_default(),
-                c.to.name.clone().unwrap_or_default(),
-                extensions_label(c),
-                c.ring_seconds.to_string(),
-                c.talk_seconds.to_string(),
-                c.answered_at
-                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-                    .unwrap_or_default(),
-                c.ended_at
-                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-                    .unwrap_or_default(),
-                c.recording_url.clone().unwrap_or_default(),
-                c.voicemail
-                    .as_ref()
-                    .and_then(|v| v.seconds)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                c.provider.as_str().into(),
-                c.call_key.clone(),
-            ];
-            let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
-            writeln!(out, "{}", line.join(","))
-                .map_err(|e| callpop::store::StoreError::Unwritable(e.to_string()))
-        })?;
+        callpop::window::write_csv(&store, &filter, &config.line_labels, &mut out)?;
         out.flush()?;
         return Ok(());
     }
@@ -1061,14 +1006,5 @@ mod tests {
         assert!(parse_time("soon", now).is_err());
         assert!(parse_time("5y", now).is_err());
         assert!(parse_time("99999999999999999999h", now).is_err());
-    }
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_neutralised() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=cmd()"), "'=cmd()");
-        assert_eq!(csv_field("+61412345678"), "+61412345678");
-        assert_eq!(csv_field("+cmd|calc"), "'+cmd|calc");
     }
 }

@@ -1,0 +1,406 @@
+// Generated from the Rust types by `src/bindings.rs`: do not edit. After changing them,
+// run `CALLPOP_BLESS=1 cargo test --lib bindings` to rewrite this file.
+//
+// The IPC contract between the CallPop window and the engine: every IPC access of the
+// window goes through `commands` and `events` below.
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+
+export type Provider = "ringcentral" | "ringotel";
+export type CallDirection = "inbound" | "outbound" | "internal" | "unknown";
+export type CallState = "ringing" | "connected" | "ended" | "unknown";
+export type CallResult = "answered" | "missed" | "voicemail" | "no_answer";
+export type LegState = "ringing" | "connected" | "held" | "voicemail" | "ended" | "other";
+export type LegDirection = "inbound" | "outbound";
+export type ExtensionPart = {
+  /** Provider extension id. */
+  extension_id?: string,
+  /** Extension number. */
+  extension_number?: string,
+  /** The user's name. */
+  name?: string,
+  /** This extension's direction in the call. */
+  direction?: LegDirection,
+  /** It rang (or dialled) at this extension. */
+  rang: boolean,
+  /** This extension talked on the call. */
+  answered: boolean,
+  /** The extension's own talk time. */
+  talk_seconds: number,
+  /** The extension's latest state. */
+  state: LegState | null,
+};
+export type CallView = {
+  /** Row id. */
+  id: number,
+  /** Phone system. */
+  provider: Provider,
+  /** The provider's call id. */
+  call_key: string,
+  /** From the dealership's side. */
+  direction: CallDirection,
+  /** Where the call is now. */
+  state: CallState,
+  /** How it turned out, once known. */
+  result: CallResult | null,
+  /** Calling number as sent. */
+  from: string | null,
+  /** Calling number, E.164. */
+  from_e164: string | null,
+  /** Caller ID name. */
+  from_name: string | null,
+  /** Called number as sent. */
+  to: string | null,
+  /** Called number, E.164. */
+  to_e164: string | null,
+  /** Called party's name. */
+  to_name: string | null,
+  /** The dealership's name for the dialled line ("Sales"), when one is configured. */
+  line_label: string | null,
+  /** Extensions that rang, answered or placed the call. */
+  extensions: Array<ExtensionPart>,
+  /** First sign of the call. */
+  started_at: string,
+  /** First answer. */
+  answered_at: string | null,
+  /** End. */
+  ended_at: string | null,
+  /** Seconds ringing. */
+  ring_seconds: number,
+  /** Seconds talking. */
+  talk_seconds: number,
+  /** Recording location. */
+  recording_url: string | null,
+  /** Voicemail message id. */
+  voicemail_id: string | null,
+  /** Voicemail length. */
+  voicemail_seconds: number | null,
+  /** Voicemail audio location. */
+  voicemail_url: string | null,
+  /** Deliveries that made this call. */
+  event_count: number,
+  /** Newest event. */
+  last_event_at: string,
+  /** When the row last changed. */
+  updated_at: string,
+};
+export type CallQuery = {
+  /** A number fragment in any format, a name or an extension. */
+  search?: string | null,
+  /** Calls that started at or after this time (RFC 3339). */
+  since?: string | null,
+  /** Calls that started before this time (RFC 3339). */
+  until?: string | null,
+  /** Only this outcome. */
+  result?: CallResult | null,
+  /** Only this direction. */
+  direction?: CallDirection | null,
+  /** Only calls this extension took part in. */
+  extension?: string | null,
+  /** Only calls of the watched extensions. */
+  mine?: boolean | null,
+  /** Page size (0 = every call, for export). */
+  limit: number,
+  /** `next_cursor` of the previous page. */
+  cursor?: string | null,
+};
+export type CallPage = {
+  /** Newest first. */
+  calls: Array<CallView>,
+  /** Pass back for the next page; `null` after the last one. */
+  next_cursor: string | null,
+  /** How many calls match, when at most [`COUNT_CAP`] do (first page only). */
+  total: number | null,
+  /** Set instead of `total` when more than this many match. */
+  total_at_least: number | null,
+};
+export type TimelineEntry = {
+  /** When it happened. */
+  at: string,
+  /** The leg (party) it is about. */
+  leg: string,
+  /** The leg's extension number (or id). */
+  extension: string | null,
+  /** Which kind of event said so (`telephony_session`, `presence`, `call_log`, `ringotel_start`, …, `voicemail`). */
+  source: string,
+  /** Normalized leg state. */
+  state: LegState | null,
+  /** The provider's status code as sent. */
+  code: string | null,
+  /** The provider's reason (`BlindTransfer`, …). */
+  reason: string | null,
+  /** The raw delivery it came from. */
+  delivery_id: number,
+};
+export type DeliveryView = {
+  /** Row id (`callpop events replay ID`). */
+  id: number,
+  /** Phone system. */
+  provider: Provider,
+  /** Event type. */
+  kind: string,
+  /** De-duplication key. */
+  dedup_key: string,
+  /** When CallPop received it. */
+  received_at: string,
+  /** Times it was delivered again. */
+  redeliveries: number,
+  /** Kept request headers. */
+  headers: { [key in string]: string },
+  /** The body as text (cut at 64 KiB). */
+  body: string,
+};
+export type CallDetail = {
+  /** The call. */
+  call: CallView,
+  /** Its events, oldest first. */
+  timeline: Array<TimelineEntry>,
+  /** Its deliveries, newest first. */
+  deliveries: Array<DeliveryView>,
+};
+export type ExportResult = {
+  /** The CSV file. */
+  path: string,
+  /** Calls written. */
+  rows: number,
+};
+export type PartStatus = {
+  /** Short machine-readable state (`active`, `off`, `error`, …). */
+  state: string,
+  /** One sentence for people. */
+  detail: string,
+  /** When the state last changed. */
+  since: string,
+};
+export type ProviderCounters = {
+  /** Deliveries stored for the first time. */
+  accepted: number,
+  /** Re-deliveries acknowledged without change. */
+  duplicates: number,
+  /** Rejected for a missing or wrong token. */
+  unauthorized: number,
+  /** Rejected as malformed (4xx other than 401). */
+  rejected: number,
+  /** Authenticated but unusable bodies kept in quarantine. */
+  quarantined: number,
+  /** RingCentral validation handshakes answered. */
+  handshakes: number,
+  /** When the last delivery was stored. */
+  last_accepted_at: string | null,
+  /** Whether deliveries must carry the configured token. */
+  token_required: boolean,
+};
+export type HealthView = {
+  /** `ok`, `degraded` (a part needs attention) or `error` (deliveries cannot be stored). */
+  status: "ok" | "degraded" | "error",
+  /** CallPop version. */
+  version: string,
+  /** When the engine started. */
+  started_at: string | null,
+  /** Where the local receiver listens. */
+  listen: string | null,
+  /** The public base URL (tunnel or provided), when there is one. */
+  public_url: string | null,
+  /** Where RingCentral must send webhooks (public URL + path). */
+  ringcentral_webhook_url: string | null,
+  /** Where Ringotel must send webhooks — paste it into the Ringotel portal. */
+  ringotel_webhook_url: string | null,
+  /** RingCentral receiver counters. */
+  ringcentral: ProviderCounters,
+  /** Ringotel receiver counters. */
+  ringotel: ProviderCounters,
+  /** The last storage failure, while it lasts. */
+  storage_error: string | null,
+  /** Background parts by name (`subscription`, `tunnel`, `notifications`, …). */
+  parts: { [key in string]: PartStatus },
+};
+export type LineLabel = {
+  /** The line's number (any format; compared as E.164). */
+  number: string,
+  /** Its label. */
+  label: string,
+};
+export type QuietHoursView = {
+  /** First quiet minute. */
+  start: string,
+  /** First minute after. */
+  end: string,
+};
+export type RingCentralView = {
+  /** API server. */
+  server: string,
+  /** App client id. */
+  client_id: string,
+  /** A client secret is stored. */
+  client_secret_set: boolean,
+  /** A JWT is stored. */
+  jwt_set: boolean,
+};
+export type RingotelView = {
+  /** An api token is stored. */
+  api_token_set: boolean,
+};
+export type TunnelModeView = "off" | "ngrok" | "provided";
+export type TunnelView = {
+  /** Source. */
+  mode: TunnelModeView,
+  /** An ngrok authtoken is stored. */
+  ngrok_authtoken_set: boolean,
+  /** ngrok domain. */
+  ngrok_domain: string,
+  /** Provided public URL. */
+  public_url: string,
+};
+export type NotificationsView = "auto" | "on" | "off";
+export type PopupsView = {
+  /** auto / on / off. */
+  notifications: NotificationsView,
+  /** No popups in these hours. */
+  quiet_hours: QuietHoursView | null,
+  /** Most call popups on screen. */
+  max_on_screen: number,
+  /** "Open in CRM" link template ("" = none). */
+  crm_url_template: string,
+  /** How long an answered popup stays. */
+  answered_close_seconds: number,
+};
+export type GeneralView = {
+  /** Start at login (hidden in the tray). */
+  autostart: boolean,
+  /** The window's close button hides it to the tray. */
+  close_to_tray: boolean,
+  /** Where the history lives (read-only). */
+  data_dir: string,
+  /** Country for national numbers. */
+  default_country: string,
+};
+export type SettingsView = {
+  /** RingCentral. */
+  ringcentral: RingCentralView,
+  /** Ringotel. */
+  ringotel: RingotelView,
+  /** Public URL. */
+  tunnel: TunnelView,
+  /** Watched extensions. */
+  watch_extensions: Array<string>,
+  /** Dealership line names. */
+  line_labels: Array<LineLabel>,
+  /** Popups. */
+  popups: PopupsView,
+  /** General. */
+  general: GeneralView,
+};
+export type RingCentralUpdate = {
+  /** API server. */
+  server: string,
+  /** App client id. */
+  client_id: string,
+  /** New client secret. */
+  client_secret?: string | null,
+  /** New JWT. */
+  jwt?: string | null,
+};
+export type RingotelUpdate = {
+  /** New api token. */
+  api_token?: string | null,
+};
+export type TunnelUpdate = {
+  /** Source. */
+  mode: TunnelModeView,
+  /** New ngrok authtoken. */
+  ngrok_authtoken?: string | null,
+  /** ngrok domain. */
+  ngrok_domain: string,
+  /** Provided public URL. */
+  public_url: string,
+};
+export type GeneralUpdate = {
+  /** Start at login. */
+  autostart: boolean,
+  /** Close hides to tray. */
+  close_to_tray: boolean,
+  /** Country for national numbers. */
+  default_country: string,
+};
+export type SettingsUpdate = {
+  /** RingCentral. */
+  ringcentral: RingCentralUpdate,
+  /** Ringotel. */
+  ringotel: RingotelUpdate,
+  /** Public URL. */
+  tunnel: TunnelUpdate,
+  /** Watched extensions. */
+  watch_extensions: Array<string>,
+  /** Dealership line names. */
+  line_labels: Array<LineLabel>,
+  /** Popups. */
+  popups: PopupsView,
+  /** General. */
+  general: GeneralUpdate,
+};
+export type FieldError = {
+  /** Dotted path. */
+  field: string,
+  /** What to fix. */
+  message: string,
+};
+export type SaveResult = {
+  /** Always true. */
+  ok: true,
+  /** The settings now in force. */
+  settings: SettingsView,
+} | {
+  /** Always false. */
+  ok: false,
+  /** One message per bad field. */
+  errors: Array<FieldError>,
+};
+export type ActionResult = {
+  /** It worked. */
+  ok: boolean,
+  /** What happened, for people. */
+  message: string,
+};
+export type PauseState = {
+  /** Popups are paused now. */
+  paused: boolean,
+  /** Until when (`None` while paused = until resumed). */
+  until: string | null,
+};
+export type HealthAction = "reconnect_tunnel" | "recreate_subscription" | "backfill_now";
+
+export const commands = {
+  /** A page of the call log, newest first. */
+  listCalls: (query: CallQuery) => invoke<CallPage>("list_calls", { query }),
+  /** One call with its timeline and raw deliveries. */
+  getCall: (id: number) => invoke<CallDetail>("get_call", { id }),
+  /** Every call of the query (all pages) to a CSV file in Downloads. */
+  exportCsv: (query: CallQuery) => invoke<ExportResult>("export_csv", { query }),
+  /** The settings page (secrets only as "set"). */
+  getSettings: () => invoke<SettingsView>("get_settings"),
+  /** Validates and saves settings, then restarts the engine with them. */
+  saveSettings: (update: SettingsUpdate) => invoke<SaveResult>("save_settings", { update }),
+  /** Signs in to RingCentral with the saved credentials. */
+  testRingcentral: () => invoke<ActionResult>("test_ringcentral"),
+  /** The health board. */
+  getHealth: () => invoke<HealthView>("get_health"),
+  /** One of the health page's fixes. */
+  runHealthAction: (action: HealthAction) => invoke<ActionResult>("run_health_action", { action }),
+  /** Whether popups are paused. */
+  getPause: () => invoke<PauseState>("get_pause"),
+  /** Pauses popups for some minutes (`null` = until resumed). */
+  setPause: (minutes: number | null) => invoke<PauseState>("set_pause", { minutes }),
+  /** Resumes popups. */
+  resume: () => invoke<PauseState>("resume"),
+};
+
+export const events = {
+  /** A call was stored or changed (at most one per call every 100 ms). */
+  callChanged: (cb: (payload: CallView) => void) => listen<CallView>("call-changed", (e) => cb(e.payload)),
+  /** The health board changed. */
+  healthChanged: (cb: (payload: HealthView) => void) => listen<HealthView>("health-changed", (e) => cb(e.payload)),
+  /** A popup's "Open" was clicked: select and show this call. */
+  openCall: (cb: (payload: number) => void) => listen<number>("open-call", (e) => cb(e.payload)),
+  /** Popups were paused or resumed (from the window or the tray). */
+  pauseChanged: (cb: (payload: PauseState) => void) => listen<PauseState>("pause-changed", (e) => cb(e.payload)),
+};
