@@ -1,0 +1,193 @@
+// Health: one card per part of the engine, each problem paired with the button that fixes it.
+import { commands, type HealthAction, type HealthView, type PartStatus, type ProviderCounters } from "../bindings";
+import { h, clear, icon, copyText, errorMessage, type IconName } from "../dom";
+import { formatAgo, formatCount, formatDateTime } from "../format";
+import { health } from "../state";
+import { toast, toastError } from "../toast";
+
+export type Tone = "ok" | "warn" | "error" | "neutral";
+
+const OK_STATES = new Set(["active", "online", "ok", "running", "idle", "done", "enabled", "on", "ready", "connected"]);
+const WARN_STATES = new Set(["renewing", "connecting", "reconnecting", "paused", "pending", "starting", "degraded", "running_backfill", "backfilling", "quiet", "quiet_hours", "denied", "unsupported"]);
+const ERROR_STATES = new Set(["error", "blacklisted", "offline", "expired", "failed", "unauthorized"]);
+
+export function stateTone(state: string): Tone {
+  const s = state.toLowerCase();
+  if (ERROR_STATES.has(s)) return "error";
+  if (WARN_STATES.has(s)) return "warn";
+  if (OK_STATES.has(s)) return "ok";
+  return "neutral";
+}
+
+function stateLabel(state: string): string {
+  const s = state.replace(/_/g, " ");
+  return s ? s[0].toUpperCase() + s.slice(1) : "Unknown";
+}
+
+type ActionSpec = { action: HealthAction; label: string; icon: IconName };
+
+/** The fixing action for a part in a given state, if any. */
+export function actionFor(part: string, state: string): ActionSpec | null {
+  const s = state.toLowerCase();
+  if (part === "tunnel" && (s === "error" || s === "offline")) return { action: "reconnect_tunnel", label: "Reconnect", icon: "refresh" };
+  if (part === "subscription" && (s === "error" || s === "blacklisted" || s === "expired")) return { action: "recreate_subscription", label: "Re-create subscription", icon: "refresh" };
+  if (part === "backfill") return { action: "backfill_now", label: "Backfill now", icon: "history" };
+  return null;
+}
+
+export const STATUS_TEXT: Record<HealthView["status"], string> = { ok: "All systems normal", degraded: "Degraded", error: "Needs attention" };
+
+export class HealthPage {
+  readonly el: HTMLElement;
+  private grid: HTMLElement;
+  private summary: HTMLElement;
+  private busy = new Set<HealthAction>();
+
+  constructor() {
+    this.summary = h("div", { class: "health-summary" });
+    this.grid = h("div", { class: "health-grid" });
+    this.el = h("section", { class: "view view-health", "aria-label": "Health" }, h("div", { class: "health-scroll" }, this.summary, this.grid));
+    health.subscribe((v) => this.render(v));
+    window.setInterval(() => this.render(health.value), 30_000);
+  }
+
+  async load(): Promise<void> {
+    try {
+      health.set(await commands.getHealth());
+    } catch (e) {
+      toastError("Couldn't read the engine's health", e);
+      if (!health.value) {
+        clear(this.grid);
+        this.grid.append(h("div", { class: "empty" }, icon("alert", "icon empty-icon"), h("p", { class: "empty-title", text: "Health unavailable" }), h("p", { class: "empty-text", text: errorMessage(e) }),
+          h("button", { type: "button", class: "btn", text: "Try again", onclick: () => void this.load() })));
+      }
+    }
+  }
+
+  private render(v: HealthView | null): void {
+    if (!v) return;
+    currentUrls = { tunnel: v.public_url, subscription: v.ringcentral_webhook_url };
+    const focused = document.activeElement instanceof HTMLElement && this.el.contains(document.activeElement) ? document.activeElement.dataset.focusKey : undefined;
+    clear(this.summary);
+    this.summary.append(
+      h("div", { class: `health-banner tone-${v.status === "ok" ? "ok" : v.status === "degraded" ? "warn" : "error"}` },
+        icon(v.status === "ok" ? "check" : "alert", "icon banner-icon"),
+        h("div", null, h("h2", { text: STATUS_TEXT[v.status] }), h("p", { text: summaryLine(v) })),
+        h("div", { class: "banner-meta" }, h("span", { text: `CallPop ${v.version}` }), v.started_at ? h("span", { title: formatDateTime(v.started_at), text: `Started ${formatAgo(v.started_at)}` }) : null)));
+
+    clear(this.grid);
+    this.grid.append(
+      this.receiverCard(v),
+      this.partCard("tunnel", "Public URL", "globe", v.parts.tunnel, v.public_url ? this.copyRow("Public URL", v.public_url) : null),
+      this.partCard("subscription", "RingCentral subscription", "phone", v.parts.subscription, v.ringcentral_webhook_url ? this.copyRow("Webhook", v.ringcentral_webhook_url) : null),
+      this.partCard("notifications", "Notifications", "bell", v.parts.notifications, null),
+      this.partCard("backfill", "Backfill", "history", v.parts.backfill, h("p", { class: "card-note", text: "Fetches calls from the RingCentral call log that webhooks missed (for example while the computer was off)." })),
+      this.storageCard(v),
+    );
+    if (focused) this.el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
+  }
+
+  private cardShell(key: string, title: string, ic: IconName, tone: Tone, stateText: string, ...body: (Node | null)[]): HTMLElement {
+    const titleId = `health-${key}-title`;
+    return h("article", { class: `card health-card tone-${tone}`, "data-part": key, "aria-labelledby": titleId },
+      h("header", { class: "hc-head" },
+        h("span", { class: "hc-icon" }, icon(ic)),
+        h("h3", { id: titleId, text: title }),
+        h("span", { class: `state-pill tone-${tone}`, "data-state": stateText.toLowerCase() }, h("span", { class: "badge-dot" }), stateText)),
+      ...body);
+  }
+
+  private partCard(key: string, title: string, ic: IconName, part: PartStatus | undefined, extra: Node | null): HTMLElement {
+    if (!part) return this.cardShell(key, title, ic, "neutral", "Unknown", h("p", { class: "hc-detail muted", text: "No status reported yet." }));
+    const tone = stateTone(part.state);
+    const action = actionFor(key, part.state);
+    const body: (Node | null)[] = [
+      part.detail && part.detail === healthUrl(key) ? null : h("p", { class: "hc-detail", text: part.detail || stateLabel(part.state) }),
+      h("p", { class: "hc-since", title: formatDateTime(part.since) }, icon("clock"), `Since ${formatAgo(part.since)}`),
+      extra,
+    ];
+    if (action) body.push(h("div", { class: "hc-actions" }, this.actionButton(action, tone === "error")));
+    return this.cardShell(key, title, ic, tone, stateLabel(part.state), ...body);
+  }
+
+  private actionButton(a: ActionSpec, primary: boolean): HTMLElement {
+    const busy = this.busy.has(a.action);
+    const btn = h("button", { type: "button", class: `btn${primary ? " btn-primary" : ""}${busy ? " is-busy" : ""}`, disabled: busy, "data-action": a.action, "data-focus-key": `action-${a.action}` }, icon(a.icon), a.label);
+    btn.addEventListener("click", async () => {
+      this.busy.add(a.action);
+      btn.disabled = true;
+      btn.classList.add("is-busy");
+      try {
+        const r = await commands.runHealthAction(a.action);
+        toast(r.message || (r.ok ? `${a.label}: done` : `${a.label} failed`), r.ok ? "success" : "error");
+      } catch (e) {
+        toastError(`${a.label} failed`, e);
+      } finally {
+        this.busy.delete(a.action);
+        this.render(health.value);
+      }
+    });
+    return btn;
+  }
+
+  private copyRow(label: string, value: string): HTMLElement {
+    return h("div", { class: "hc-copy" },
+      h("span", { class: "hc-copy-label", text: label }),
+      h("span", { class: "hc-copy-value mono", text: value, title: value }),
+      h("button", { type: "button", class: "icon-btn", "aria-label": `Copy ${label}`, title: "Copy", "data-focus-key": `copy-${label}`, onclick: () => copyText(value).then(() => toast(`${label} copied`, "success"), (e) => toastError("Couldn't copy", e)) }, icon("copy")));
+  }
+
+  private receiverCard(v: HealthView): HTMLElement {
+    const rows: [string, ProviderCounters][] = [["RingCentral", v.ringcentral], ["Ringotel", v.ringotel]];
+    const problems = rows.some(([, c]) => c.unauthorized > 0 || c.quarantined > 0 || c.rejected > 0);
+    const noToken = rows.filter(([, c]) => !c.token_required).map(([n]) => n);
+    const tone: Tone = v.listen ? (problems || noToken.length ? "warn" : "ok") : "error";
+    const table = h("table", { class: "counters" },
+      h("thead", null, h("tr", null, h("th", { scope: "col", text: "" }), ...["Accepted", "Duplicates", "Unauthorized", "Rejected", "Quarantined"].map((t) => h("th", { scope: "col", text: t })), h("th", { scope: "col", text: "Last delivery" }))),
+      h("tbody", null, ...rows.map(([name, c]) => h("tr", { "data-provider": name.toLowerCase() },
+        h("th", { scope: "row", text: name }),
+        h("td", { text: formatCount(c.accepted) }),
+        h("td", { text: formatCount(c.duplicates) }),
+        h("td", { class: c.unauthorized ? "is-warn" : undefined, text: formatCount(c.unauthorized) }),
+        h("td", { class: c.rejected ? "is-warn" : undefined, text: formatCount(c.rejected) }),
+        h("td", { class: c.quarantined ? "is-warn" : undefined, text: formatCount(c.quarantined) }),
+        h("td", { class: "last", title: c.last_accepted_at ? formatDateTime(c.last_accepted_at) : "", text: c.last_accepted_at ? formatAgo(c.last_accepted_at) : "never" })))));
+    const notes: Node[] = [];
+    if (noToken.length) notes.push(h("p", { class: "card-note is-warn" }, icon("alert"), `Webhook token check is off for ${noToken.join(" and ")}: anyone who knows the URL can post calls.`));
+    if (problems) notes.push(h("p", { class: "card-note" }, "Unauthorized deliveries usually mean a token mismatch; quarantined ones could not be read and are kept for replay."));
+    return this.cardShell("receiver", "Receiver", "server", tone, v.listen ? "Listening" : "Not listening",
+      h("p", { class: "hc-detail" }, v.listen ? h("span", null, "Local address ", h("span", { class: "mono", text: v.listen })) : "The webhook receiver is not running."),
+      h("div", { class: "table-scroll" }, table), ...notes);
+  }
+
+  private storageCard(v: HealthView): HTMLElement {
+    if (v.storage_error) {
+      return this.cardShell("storage", "Storage", "database", "error", "Error",
+        h("p", { class: "hc-detail", text: v.storage_error }),
+        h("p", { class: "card-note", text: "Deliveries are not acknowledged while the history cannot be written, so the phone system will retry them. Check free disk space and the data folder's permissions." }));
+    }
+    return this.cardShell("storage", "Storage", "database", "ok", "OK", h("p", { class: "hc-detail", text: "The call history is being written normally." }));
+  }
+}
+
+let currentUrls: Record<string, string | null> = {};
+function healthUrl(part: string): string | null {
+  return currentUrls[part] ?? null;
+}
+
+function summaryLine(v: HealthView): string {
+  const issues: string[] = [];
+  for (const [k, p] of Object.entries(v.parts)) {
+    const t = stateTone(p.state);
+    if (t === "error" || t === "warn") issues.push(`${partName(k)}: ${stateLabel(p.state).toLowerCase()}`);
+  }
+  if (v.storage_error) issues.push("storage error");
+  if (issues.length) return issues.join(" · ");
+  return v.parts.subscription?.state === "active"
+    ? "Webhooks are arriving and the subscription is healthy."
+    : "Receiving webhooks; nothing needs attention.";
+}
+
+export function partName(k: string): string {
+  return ({ tunnel: "Public URL", subscription: "Subscription", notifications: "Notifications", backfill: "Backfill" } as Record<string, string>)[k] ?? k;
+}

@@ -1,0 +1,133 @@
+// Health cards and their fixing actions, the header status badge, live health-changed, and the
+// pause-popups menu.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { appSuite } from "./harness.mjs";
+
+const { withApp } = appSuite(assert);
+
+const part = (state, detail) => ({ state, detail, since: "2026-11-23T18:00:00Z" });
+const card = (key) => `.health-card[data-part="${key}"]`;
+
+test("healthy: ok badge, no fixing buttons except Backfill now, live switch to error shows the right actions", async () => {
+  await withApp({}, async (page) => {
+    await page.waitForSelector("[data-testid='status-badge'][data-status='ok']");
+    assert.equal(await page.textContent("[data-testid='status-badge']"), "All systems normal");
+    await page.click("[data-testid='status-badge']");
+    assert.equal(await page.getAttribute("#tab-health", "aria-selected"), "true", "the badge opens Health");
+    await page.waitForSelector(card("receiver"));
+    assert.equal(await page.$$eval("[data-action='reconnect_tunnel'], [data-action='recreate_subscription']", (b) => b.length), 0);
+    assert.equal(await page.$$eval(`${card("backfill")} [data-action='backfill_now']`, (b) => b.length), 1);
+    assert.match(await page.textContent(card("subscription")), /Active until 2026-11-30 10:00/);
+    assert.match(await page.textContent(card("receiver")), /127\.0\.0\.1:8787/);
+    assert.match(await page.textContent(`${card("receiver")} tr[data-provider='ringcentral']`), /18,234/);
+    assert.match(await page.textContent(card("storage")), /OK/);
+
+    // health-changed: the tunnel drops and the subscription expires.
+    await page.evaluate(() => window.__mock.setHealth({
+      status: "error", parts: {
+        subscription: { state: "expired", detail: "Expired 2026-11-23 09:00", since: "2026-11-23T17:00:00Z" },
+        tunnel: { state: "offline", detail: "ngrok: connection refused", since: "2026-11-23T18:20:00Z" },
+        notifications: { state: "active", detail: "Desktop notifications allowed", since: "2026-11-22T16:30:00Z" },
+        backfill: { state: "idle", detail: "Last backfill 09:12", since: "2026-11-23T17:12:00Z" },
+      },
+      storage_error: "disk I/O error",
+    }));
+    await page.waitForSelector("[data-testid='status-badge'][data-status='error']");
+    assert.equal(await page.textContent("[data-testid='status-badge']"), "Needs attention");
+    await page.waitForSelector(`${card("tunnel")} [data-action='reconnect_tunnel']`);
+    assert.ok(await page.$(`${card("subscription")} [data-action='recreate_subscription']`));
+    assert.match(await page.textContent(`${card("tunnel")} .state-pill`), /Offline/);
+    assert.match(await page.textContent(card("storage")), /disk I\/O error/);
+    assert.match(await page.getAttribute(card("storage"), "class"), /tone-error/);
+  });
+});
+
+test("each problem state offers the action that fixes it, and the button calls the right command", async () => {
+  const health = {
+    status: "error",
+    parts: {
+      subscription: part("blacklisted", "RingCentral blacklisted the webhook"),
+      tunnel: part("error", "ngrok: authentication failed"),
+      notifications: part("active", "Allowed"),
+      backfill: part("error", "Last backfill failed: 429 Too Many Requests"),
+    },
+  };
+  await withApp({ mock: { health } }, async (page) => {
+    await page.click("#tab-health");
+    await page.waitForSelector(card("tunnel"));
+    for (const [key, action, label, message] of [
+      ["tunnel", "reconnect_tunnel", "Reconnect", "Tunnel reconnected"],
+      ["subscription", "recreate_subscription", "Re-create subscription", "Subscription re-created"],
+      ["backfill", "backfill_now", "Backfill now", "Backfill started"],
+    ]) {
+      const btn = `${card(key)} [data-action='${action}']`;
+      assert.equal((await page.textContent(btn)).trim(), label);
+      await page.click(btn);
+      await page.waitForFunction((m) => [...document.querySelectorAll(".toast-success")].some((t) => t.textContent.includes(m)), message);
+      const sent = await page.evaluate(() => window.__mock.callsOf("run_health_action").at(-1).args);
+      assert.deepEqual(sent, { action });
+    }
+    // Actions report failures as error toasts.
+    await page.evaluate(() => window.__mock.failNext("run_health_action", "ngrok is not installed"));
+    await page.click(`${card("tunnel")} [data-action='reconnect_tunnel']`);
+    await page.waitForSelector(".toast-error:has-text('ngrok is not installed')");
+    // Keyboard: the action buttons are reachable and labelled.
+    await page.focus(`${card("tunnel")} [data-action='reconnect_tunnel']`);
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.action), "reconnect_tunnel");
+  });
+});
+
+test("degraded status, warning counters and a token check that is off are visible", async () => {
+  const health = {
+    status: "degraded",
+    ringotel: { accepted: 10, duplicates: 0, unauthorized: 7, rejected: 1, quarantined: 2, handshakes: 0, last_accepted_at: null, token_required: false },
+    parts: { subscription: part("renewing", "Renewing"), tunnel: part("reconnecting", "Reconnecting to ngrok"), notifications: part("paused", "Paused"), backfill: part("idle", "Idle") },
+  };
+  await withApp({ mock: { health } }, async (page) => {
+    await page.waitForSelector("[data-testid='status-badge'][data-status='degraded']");
+    assert.match(await page.getAttribute("[data-testid='status-badge']", "class"), /tone-warn/);
+    await page.click("#tab-health");
+    const row = await page.$$eval(`${card("receiver")} tr[data-provider='ringotel'] td`, (t) => t.map((x) => ({ text: x.textContent, warn: x.classList.contains("is-warn") })));
+    assert.deepEqual(row.map((r) => r.text), ["10", "0", "7", "1", "2", "never"]);
+    assert.deepEqual(row.map((r) => r.warn), [false, false, true, true, true, false]);
+    assert.match(await page.textContent(card("receiver")), /token check is off for Ringotel/);
+    assert.equal(await page.$$eval("[data-action='reconnect_tunnel']", (b) => b.length), 0, "no reconnect while it is already reconnecting");
+  });
+});
+
+test("pause popups menu: 1 hour, until resumed, resume (keyboard operable)", async () => {
+  await withApp({}, async (page) => {
+    await page.waitForFunction(() => window.__mock.callsOf("get_pause").length === 1);
+    assert.match(await page.textContent("[data-testid='pause-button']"), /Popups on/);
+    await page.click("[data-testid='pause-button']");
+    assert.equal(await page.getAttribute("[data-testid='pause-button']", "aria-expanded"), "true");
+    assert.equal(await page.isDisabled("[data-testid='pause-resume']"), true, "nothing to resume");
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "pause-hour", "focus in the menu");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.querySelector("[data-testid='pause-button']").textContent.includes("Paused until"));
+    assert.deepEqual(await page.evaluate(() => window.__mock.callsOf("set_pause").at(-1).args), { minutes: 60 });
+    assert.match(await page.textContent("[data-testid='pause-button']"), /Paused until 11:30 AM/);
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "pause-button", "focus returns to the button");
+
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "pause-forever");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.querySelector("[data-testid='pause-button']").textContent.includes("Popups paused"));
+    assert.deepEqual(await page.evaluate(() => window.__mock.callsOf("set_pause").at(-1).args), { minutes: null });
+
+    await page.click("[data-testid='pause-button']");
+    await page.click("[data-testid='pause-resume']");
+    await page.waitForFunction(() => document.querySelector("[data-testid='pause-button']").textContent.includes("Popups on"));
+    assert.equal(await page.evaluate(() => window.__mock.callsOf("resume").length), 1);
+
+    // Escape and outside clicks close the menu.
+    await page.click("[data-testid='pause-button']");
+    await page.keyboard.press("Escape");
+    assert.equal(await page.isHidden(".menu"), true);
+    await page.click("[data-testid='pause-button']");
+    await page.mouse.click(300, 400);
+    assert.equal(await page.isHidden(".menu"), true);
+  });
+});

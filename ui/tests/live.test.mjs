@@ -1,0 +1,208 @@
+// Live updates (call-changed), the detail panel, notification "Open" (open-call), and safety of
+// untrusted call data.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { appSuite, visibleRows, settled, NOW } from "./harness.mjs";
+
+const { withApp } = appSuite(assert);
+
+function liveCall(id, patch = {}) {
+  const started = new Date(NOW - 4000).toISOString();
+  return {
+    id, provider: "ringcentral", call_key: `live-${id}`, direction: "inbound", state: "ringing", result: null,
+    from: "+14085550199", from_e164: "+14085550199", from_name: "Marcus Reed", to: "+14155550100", to_e164: "+14155550100", to_name: null,
+    line_label: "Sales", extensions: [{ extension_id: "62001", extension_number: "101", name: "Alice Martin", direction: "inbound", rang: true, answered: false, talk_seconds: 0, state: "ringing" }],
+    started_at: started, answered_at: null, ended_at: null, ring_seconds: 0, talk_seconds: 0,
+    recording_url: null, voicemail_id: null, voicemail_seconds: null, voicemail_url: null,
+    event_count: 1, last_event_at: started, updated_at: started, ...patch,
+  };
+}
+
+const rowsWithId = (page, id) => page.$$eval(`.row[data-call-id="${id}"]:not([hidden])`, (r) => r.length);
+
+test("live: a new ringing call appears at the top, then updates in place (no duplicate row)", async () => {
+  await withApp({}, async (page) => {
+    await settled(page);
+    const listened = await page.evaluate(() => window.__mock.listeners());
+    assert.equal(listened["call-changed"], 1, "the UI listens to call-changed");
+    assert.equal(listened["health-changed"], 1);
+    assert.equal(listened["open-call"], 1);
+
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_001));
+    await page.waitForSelector('.row[data-call-id="1000001"]');
+    let rows = await visibleRows(page);
+    assert.equal(rows[0].id, 1_000_001, "new call at the top");
+    assert.equal(rows[0].name, "Marcus Reed");
+    assert.equal(rows[0].badge, "Ringing");
+    assert.match(rows[0].cls, /is-live/);
+    assert.equal(await page.textContent("[data-testid='result-count']"), "10,000+ calls");
+    assert.equal(rows[1].id, 1_000_000);
+
+    const answered = new Date(NOW - 1000).toISOString();
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_001, { state: "connected", result: "answered", answered_at: answered, ring_seconds: 3, updated_at: answered, extensions: [{ extension_id: "62001", extension_number: "101", name: "Alice Martin", direction: "inbound", rang: true, answered: true, talk_seconds: 0, state: "connected" }] }));
+    await page.waitForFunction(() => document.querySelector('.row[data-call-id="1000001"] .badge')?.textContent === "On call");
+    rows = await visibleRows(page);
+    assert.equal(rows[0].id, 1_000_001, "still in the same place");
+    assert.equal(await rowsWithId(page, 1_000_001), 1, "no duplicate row");
+    assert.equal(await page.textContent("[data-testid='result-count']"), "10,000+ calls");
+    assert.equal(await page.textContent('.row[data-call-id="1000001"] .ext-main'), "Alice Martin");
+
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_001, { state: "ended", result: "answered", answered_at: answered, ended_at: new Date(NOW).toISOString(), ring_seconds: 3, talk_seconds: 95, updated_at: new Date(NOW).toISOString() }));
+    await page.waitForFunction(() => document.querySelector('.row[data-call-id="1000001"] .badge')?.textContent === "Answered");
+    assert.equal(await page.textContent('.row[data-call-id="1000001"] .when-dur'), "Talk 1:35");
+    assert.equal(await rowsWithId(page, 1_000_001), 1);
+  });
+});
+
+test("live: new calls while scrolled down keep the scroll position and offer a 'new calls' pill", async () => {
+  await withApp({}, async (page) => {
+    await settled(page);
+    await page.$eval(".list-viewport", (v) => { v.scrollTop = 56 * 60; });
+    await settled(page);
+    const before = await visibleRows(page);
+    const top = await page.$eval(".list-viewport", (v) => v.scrollTop);
+    const firstInView = before.find((r) => r.y >= top);
+
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_002));
+    await page.waitForSelector(".new-pill:not([hidden])");
+    await settled(page);
+    const after = await page.$eval(".list-viewport", (v) => v.scrollTop);
+    assert.equal(after, top + 56, "scroll offset moved by exactly one row");
+    const rows = await visibleRows(page);
+    const stillFirst = rows.find((r) => r.y >= after);
+    assert.equal(stillFirst.id, firstInView.id, "the same call is still first in view");
+    assert.match(await page.textContent(".new-pill"), /1 new call/);
+
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_003, { started_at: new Date(NOW - 2000).toISOString() }));
+    await page.waitForFunction(() => document.querySelector(".new-pill").textContent.includes("2 new calls"));
+    await page.click(".new-pill");
+    await page.waitForSelector(".new-pill", { state: "hidden" });
+    await settled(page);
+    const topRows = await visibleRows(page);
+    assert.deepEqual(topRows.slice(0, 3).map((r) => r.id), [1_000_003, 1_000_002, 1_000_000]);
+  });
+});
+
+test("live: a call reported late (older than the top rows) is inserted at its place, not lost", async () => {
+  await withApp({}, async (page) => {
+    await settled(page);
+    const t = await page.evaluate(() => (window.__mock.startedMs(2) + window.__mock.startedMs(3)) / 2);
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_050, { started_at: new Date(t).toISOString(), state: "connected", result: "answered", answered_at: new Date(t + 5000).toISOString() }));
+    await page.waitForSelector('.row[data-call-id="1000050"]');
+    const rows = await visibleRows(page);
+    assert.deepEqual(rows.slice(0, 5).map((r) => r.id), [1_000_000, 999_999, 999_998, 1_000_050, 999_997]);
+    assert.equal(rows[3].badge, "On call");
+    assert.equal(await page.textContent("[data-testid='result-count']"), "10,000+ calls");
+    for (let i = 0; i < rows.length; i++) assert.equal(Math.round(rows[i].y / 56), i, "rows stay contiguous");
+  });
+});
+
+test("live: with a filter active, only matching new calls are added (engine decides)", async () => {
+  await withApp({}, async (page) => {
+    await settled(page);
+    await page.selectOption("select[aria-label='Result']", "missed");
+    await settled(page);
+    // A ringing call does not match "missed" yet.
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_010));
+    await page.waitForFunction(() => window.__mock.callsOf("list_calls").at(-1).args.query.limit < 100);
+    await settled(page);
+    assert.equal(await rowsWithId(page, 1_000_010), 0);
+    // It ends unanswered: now it is a missed call and shows up at the top.
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_010, { state: "ended", result: "missed", ended_at: new Date(NOW).toISOString(), ring_seconds: 25, updated_at: new Date(NOW).toISOString() }));
+    await page.waitForSelector('.row[data-call-id="1000010"]');
+    const rows = await visibleRows(page);
+    assert.equal(rows[0].id, 1_000_010);
+    assert.equal(rows[0].badge, "Missed");
+    assert.match(rows[0].cls, /is-missed/);
+  });
+});
+
+test("detail panel: facts, timeline, raw deliveries (pretty JSON, collapsible), call back and media links", async () => {
+  await withApp({}, async (page) => {
+    await settled(page);
+    // Find an answered call with a recording and a voicemail among the first rows.
+    const ids = await page.evaluate(() => {
+      const m = window.__mock;
+      let rec = null, vm = null;
+      for (let i = 0; i < 140 && (!rec || !vm); i++) {
+        const c = m.baseCall(i);
+        if (!rec && c.recording_url) rec = c.id;
+        if (!vm && c.voicemail_url) vm = c.id;
+      }
+      return { rec, vm };
+    });
+    await page.$eval(".list-viewport", (v, id) => { v.scrollTop = (1_000_000 - id) * 56; }, ids.rec);
+    await page.click(`.row[data-call-id="${ids.rec}"]`);
+    await page.waitForSelector(".detail [data-section='timeline'] .timeline");
+    const expected = await page.evaluate((id) => window.__mock.detail(id), ids.rec);
+    const name = expected.call.from_name ?? expected.call.to_name;
+    if (expected.call.direction !== "internal") assert.equal(await page.textContent(".detail-title"), name ?? await page.textContent(".detail-title"));
+    assert.equal(await page.$$eval(".detail .timeline > li", (l) => l.length), expected.timeline.length);
+    assert.equal(await page.$$eval(".detail .delivery", (l) => l.length), expected.deliveries.length);
+    assert.equal(await page.textContent(".detail [data-section='deliveries'] h3 .count"), String(expected.deliveries.length));
+    const href = await page.getAttribute(".detail [data-kind='recording']", "href");
+    assert.equal(href, expected.call.recording_url);
+    if (expected.call.direction !== "internal") {
+      const tel = await page.getAttribute(".detail [data-action='call-back']", "href");
+      const party = expected.call.direction === "outbound" ? expected.call.to_e164 : expected.call.from_e164;
+      assert.equal(tel, `tel:${party}`);
+    }
+    // Deliveries are collapsed until opened; then pretty-printed JSON.
+    assert.equal(await page.$$eval(".detail .delivery[open]", (l) => l.length), 0);
+    assert.equal(await page.$$eval(".detail .json", (l) => l.length), 0, "bodies are rendered lazily");
+    await page.click(".detail .delivery:first-child summary");
+    await page.waitForSelector(".detail .delivery[open] .json");
+    const json = await page.textContent(".detail .delivery[open] .json");
+    assert.equal(json, JSON.stringify(JSON.parse(expected.deliveries[0].body), null, 2));
+    assert.ok(await page.$(".detail .delivery[open] .json .j-key"), "syntax coloured");
+    await page.click(".detail .delivery:first-child summary");
+    await page.waitForSelector(".detail .delivery[open]", { state: "detached" });
+
+    // Voicemail link on a voicemail call; keyboard focus stays usable; close button.
+    await page.$eval(".list-viewport", (v, id) => { v.scrollTop = (1_000_000 - id) * 56; }, ids.vm);
+    await page.click(`.row[data-call-id="${ids.vm}"]`);
+    await page.waitForSelector(".detail [data-kind='voicemail']");
+    assert.match(await page.getAttribute(".detail [data-kind='voicemail']", "href"), /voicemail/);
+    assert.match(await page.textContent(".detail .detail-status .badge"), /Voicemail/);
+    await page.click(".detail-close");
+    await page.waitForSelector(".detail", { state: "hidden" });
+  });
+});
+
+test("open-call event (notification 'Open') shows a call even deep in the history; untrusted names stay text", async () => {
+  await withApp({}, async (page) => {
+    await settled(page);
+    await page.click("#tab-health");
+    const target = await page.evaluate(() => {
+      for (let i = 5000; i < 400000; i++) {
+        const c = window.__mock.baseCall(i);
+        if (c.direction === "inbound" && c.from_name && c.from_name.includes("<img")) return c;
+      }
+      return null;
+    });
+    assert.ok(target, "fixture has a caller name with markup");
+    await page.evaluate((id) => window.__mock.emit("open-call", id), target.id);
+    await page.waitForSelector(".detail:not([hidden]) .detail-title");
+    assert.equal(await page.getAttribute("#tab-log", "aria-selected"), "true", "switched to the call log");
+    await page.waitForSelector(".detail [data-section='timeline']");
+    const title = await page.textContent(".detail-title");
+    assert.ok(title.includes("<img src=x"), "markup shown as text");
+    assert.ok(!title.includes("\u202E"), "bidi override stripped");
+    assert.equal(await page.$$eval(".detail img, .row img", (i) => i.length), 0, "no element created from call data");
+    assert.equal(await page.evaluate(() => window.__xss ?? null), null);
+  });
+});
+
+test("the detail panel refreshes when its call changes live", async () => {
+  await withApp({}, async (page) => {
+    await settled(page);
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_020));
+    await page.click('.row[data-call-id="1000020"]');
+    await page.waitForSelector(".detail [data-section='timeline']");
+    assert.match(await page.textContent(".detail .detail-status .badge"), /Ringing/);
+    const n = await page.evaluate(() => window.__mock.callsOf("get_call").length);
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_020, { state: "ended", result: "missed", ring_seconds: 30, ended_at: new Date(NOW).toISOString(), updated_at: new Date(NOW).toISOString() }));
+    await page.waitForFunction(() => document.querySelector(".detail .detail-status .badge")?.textContent.includes("Missed"));
+    await page.waitForFunction((k) => window.__mock.callsOf("get_call").length > k, n);
+  });
+});
