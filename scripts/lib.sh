@@ -32,6 +32,31 @@ ensure_rust() {
 # Packages every build needs: a C compiler for the bundled SQLite.
 ENGINE_PACKAGES=(build-essential pkg-config ca-certificates)
 
-# A real desktop for the popup tests: private D-Bus session, Xvfb, the dunst notification
-# daemon, screenshots, fonts.
-DESKTOP_TEST_PACKAGES=(dbus xvfb xauth dunst x11-utils imagemagick fonts-dejavu-core)
+# What the Tauri desktop app links against (WebKitGTK, GTK, the tray's appindicator).
+DESKTOP_BUILD_PACKAGES=(libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev
+  libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev libdbus-1-dev file)
+
+# A real desktop for the popup, window and UI tests: private D-Bus session, Xvfb, the dunst
+# notification daemon, WebKit's WebDriver, Debian's Chromium, screenshots, fonts.
+DESKTOP_TEST_PACKAGES=(dbus dbus-x11 xvfb xauth dunst x11-utils imagemagick fonts-dejavu-core
+  webkit2gtk-driver gnome-keyring chromium)
+
+# Builds the window's web UI into ui/dist (the desktop binary embeds it), installing the npm
+# packages from the lock file when they are missing or stale.
+build_ui() {
+  command -v npm >/dev/null 2>&1 || apt_install_missing nodejs npm
+  (
+    cd ui
+    if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+      npm ci --no-audit --no-fund --loglevel=error
+    fi
+    npm run --silent build >/dev/null
+  )
+}
+
+# tauri-driver (WebDriver for the desktop app), from crates.io when it is missing.
+ensure_tauri_driver() {
+  command -v tauri-driver >/dev/null 2>&1 && return 0
+  echo "==> installing tauri-driver" >&2
+  cargo install tauri-driver --locked --quiet
+}

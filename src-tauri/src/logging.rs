@@ -1,0 +1,68 @@
+//! Logs to stderr and to a daily-rotated file in the app's log dir (the last week is kept), so
+//! a dealership can send us what happened without a terminal.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Log files kept (one per day).
+const KEEP_FILES: usize = 7;
+
+/// Starts logging into `dir`. Keep the guard alive: dropping it flushes and stops the file log.
+pub fn init(dir: &Path) -> Result<WorkerGuard, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let appender = RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix("callpop")
+        .filename_suffix("log")
+        .max_log_files(KEEP_FILES)
+        .build(dir)
+        .map_err(|e| format!("cannot log to {}: {e}", dir.display()))?;
+    let (file, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_from_env("CALLPOP_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr),
+        )
+        .with(fmt::layer().with_ansi(false).with_writer(file))
+        .try_init()
+        .map_err(|e| format!("logging is already set up: {e}"))?;
+    Ok(guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_reach_a_dated_file_in_the_log_dir() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("logs");
+        let guard = init(&dir).expect("logging starts");
+        tracing::info!(marker = "log-file-check", "hello from the test");
+        drop(guard);
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("log dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let name = files[0].file_name().and_then(|n| n.to_str()).unwrap_or("");
+        assert!(
+            name.starts_with("callpop.") && name.ends_with(".log"),
+            "{name}"
+        );
+        let text = std::fs::read_to_string(&files[0]).expect("log text");
+        assert!(text.contains("log-file-check"), "{text}");
+        assert!(!text.contains('\u{1b}'), "no colour codes in the file");
+    }
+}

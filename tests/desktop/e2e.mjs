@@ -1,0 +1,243 @@
+// The real desktop app, end to end: started by WebKitWebDriver (through tauri-driver) on the
+// Xvfb display and D-Bus session `tests/desktop/run` provides. A webhook posted to the app's
+// own receiver must appear in the window's call log and change live; the tray must register;
+// a second launch must hand over to the first. With CALLPOP_SCREENSHOTS=DIR the window is
+// captured (log, settings, health) into DIR.
+//
+// No npm packages: WebDriver is plain HTTP.
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { Desktop, freePort, isolatedEnv, until } from "./webdriver.mjs";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const appBinary = process.env.CALLPOP_DESKTOP_BIN ?? path.join(root, "target/debug/callpop-desktop");
+const cliBinary = process.env.CALLPOP_BIN ?? path.join(root, "target/debug/callpop");
+const shots = process.env.CALLPOP_SCREENSHOTS ?? "";
+const RO_TOKEN = "desktop-e2e-ringotel-token";
+
+const home = fs.mkdtempSync(path.join(os.tmpdir(), "callpop-desktop-"));
+const dataDir = path.join(home, "data");
+const appEnv = isolatedEnv(home, { CALLPOP_RINGOTEL_API_TOKEN: RO_TOKEN, CALLPOP_NOTIFICATIONS: "off" });
+let app, receiverPort;
+
+const exec = (script, args) => app.exec(script, args);
+const textOf = (css) => app.textOf(css);
+const click = (css) => app.click(css);
+const invoke = (cmd, args) => app.invoke(cmd, args);
+
+/** Closes the call detail, if open, with its close button. */
+async function closeDetail() {
+  await exec(`[...document.querySelectorAll(".detail-close")].find((b) => b.offsetParent !== null)?.click();`);
+}
+
+async function screenshot(name) {
+  if (shots) await app.screenshot(path.join(shots, `${name}.png`));
+}
+
+async function postRingotel(method, params) {
+  const res = await fetch(`http://127.0.0.1:${receiverPort}/api/v1/webhooks/phone_calls_webhooks/ringotel`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ method, api_token: RO_TOKEN, params }),
+  });
+  assert.equal(res.status, 200, `${method}: ${await res.text()}`);
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(appBinary), `${appBinary} is missing: build it with cargo build -p callpop-desktop`);
+  receiverPort = await freePort();
+  const started = Date.now();
+  app = await Desktop.launch({
+    binary: appBinary,
+    args: ["--data-dir", dataDir, "--listen", `127.0.0.1:${receiverPort}`],
+    env: appEnv,
+  });
+  await until("the call log", async () => (await textOf("[data-testid='result-count']"))?.includes("call"));
+  console.log(`# window ready ${Date.now() - started} ms after launch`);
+});
+
+after(async () => {
+  await app?.close();
+  // The app may still be flushing its WebKit caches as it exits.
+  fs.rmSync(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+});
+
+test("the window shows the engine's health: receiver listening on the app's port", async () => {
+  const health = await invoke("get_health");
+  assert.equal(health.listen, `127.0.0.1:${receiverPort}`);
+  assert.equal(health.ringotel.token_required, true);
+  await until("the status badge", async () => !(await textOf("[data-testid='status-badge']")).includes("Connecting"));
+});
+
+test("the tray icon registers on the desktop", async () => {
+  // Without a StatusNotifier host, libayatana-appindicator falls back to an XEmbed tray icon:
+  // an X window of the tray-icon class, next to the app's own windows.
+  const treeOf = () => spawnSync("xwininfo", ["-root", "-tree"], { encoding: "utf8" }).stdout ?? "";
+  await until("the tray icon window", async () => /"tray-icon tray app callpop"/.test(treeOf()), 10000).catch((e) => {
+    throw new Error(`${e.message}\n${treeOf()}`);
+  });
+});
+
+test("a posted webhook appears in the call log, then changes live to Missed", async () => {
+  const callId = `e2e-${Date.now()}`;
+  const start = Date.now();
+  await postRingotel("StartCallActivity", {
+    call_id: callId, extension: "201", activity_type: "inbound", caller_number: "61398765432",
+    called_number: "201", caller_name: "Jane Cooper", call_start: start, domain: "dealership-demo",
+  });
+  const row = await until("the new row", async () => {
+    const rows = await exec(`return [...document.querySelectorAll(".row[data-call-id]:not([hidden])")].map((r) => r.textContent);`);
+    return rows.find((t) => t.includes("Jane Cooper"));
+  });
+  assert.match(row, /\+61 3 9876 5432|\+61 398 765 432|61398765432/);
+  console.log(`# webhook → row in ${Date.now() - start} ms`);
+
+  await postRingotel("StopCallActivity", {
+    call_id: callId, extension: "201", activity_type: "inbound", caller_number: "61398765432",
+    called_number: "201", call_start: start, call_end: Date.now(), call_duration: 0, call_cause: "487",
+    domain: "dealership-demo",
+  });
+  await until("the Missed badge", async () => {
+    const rows = await exec(`return [...document.querySelectorAll(".row[data-call-id]:not([hidden])")].map((r) => r.textContent);`);
+    return rows.find((t) => t.includes("Jane Cooper") && /Missed/.test(t));
+  });
+
+  // The same call, read from the real SQLite file by the CLI.
+  if (fs.existsSync(cliBinary)) {
+    const out = spawnSync(cliBinary, ["--data-dir", dataDir, "calls", "--json"], { encoding: "utf8", env: appEnv });
+    assert.equal(out.status, 0, out.stderr);
+    const calls = out.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].call_key, callId);
+    assert.equal(calls[0].result, "missed");
+  }
+});
+
+test("the detail view shows the call's timeline", async () => {
+  await click(".row[data-call-id]");
+  await until("the timeline", async () => (await exec("return document.querySelectorAll('.timeline li, .timeline-item').length")) >= 2);
+  await closeDetail();
+});
+
+test("settings and health pages render from the engine", async () => {
+  await click("#tab-settings");
+  await until("the settings form", async () => (await textOf("#panel-settings"))?.includes("RingCentral"));
+  const settings = await invoke("get_settings");
+  assert.equal(settings.general.data_dir, dataDir);
+  assert.equal(JSON.stringify(settings).includes(RO_TOKEN), false, "secrets never reach the window");
+  await click("#tab-health");
+  await until("the health page", async () => (await textOf("#panel-health"))?.includes(`127.0.0.1:${receiverPort}`));
+  await click("#tab-log");
+});
+
+/** The update that keeps every setting of `v` except the ones in `change`. */
+function updateFrom(v, change) {
+  return {
+    ringcentral: { server: v.ringcentral.server, client_id: v.ringcentral.client_id },
+    ringotel: {},
+    tunnel: { mode: v.tunnel.mode, ngrok_domain: v.tunnel.ngrok_domain, public_url: v.tunnel.public_url },
+    watch_extensions: v.watch_extensions,
+    line_labels: v.line_labels,
+    popups: v.popups,
+    general: { autostart: v.general.autostart, close_to_tray: v.general.close_to_tray, default_country: v.general.default_country },
+    ...change,
+  };
+}
+
+test("saving settings restarts the engine with them and turns start-at-login on and off", async () => {
+  const before = await invoke("get_settings");
+  // Desktop-entry autostart (XDG): wherever the launcher library puts it under our HOME.
+  const autostartEntries = () =>
+    [path.join(appEnv.XDG_CONFIG_HOME, "autostart"), path.join(home, ".config", "autostart")]
+      .filter((d) => fs.existsSync(d))
+      .flatMap((d) => fs.readdirSync(d).filter((f) => f.endsWith(".desktop")).map((f) => path.join(d, f)));
+  assert.deepEqual(autostartEntries(), []);
+
+  const bad = await invoke("save_settings", { update: updateFrom(before, { watch_extensions: ["20 1"] }) });
+  assert.equal(bad.ok, false);
+  assert.equal(bad.errors[0].field, "watch_extensions.0");
+
+  const saved = await invoke("save_settings", {
+    update: updateFrom(before, {
+      watch_extensions: ["201"],
+      line_labels: [{ number: "+61 3 9000 1000", label: "Sales" }],
+      general: { ...updateFrom(before).general, autostart: true },
+    }),
+  });
+  assert.equal(saved.ok, true, JSON.stringify(saved));
+  assert.deepEqual(saved.settings.watch_extensions, ["201"]);
+  assert.equal(saved.settings.general.autostart, true);
+  const entries = autostartEntries();
+  assert.equal(entries.length, 1, "one autostart entry");
+  const entry = fs.readFileSync(entries[0], "utf8");
+  assert.match(entry, new RegExp(`Exec=.*callpop-desktop.*--hidden`));
+  // The restarted engine answers on the same port, with the new line label.
+  const health = await invoke("get_health");
+  assert.equal(health.listen, `127.0.0.1:${receiverPort}`);
+  await postRingotel("StartCallActivity", {
+    call_id: `e2e-label-${Date.now()}`, extension: "201", activity_type: "inbound", caller_number: "61298765000",
+    called_number: "61390001000", caller_name: "Marcus Lee", call_start: Date.now(), domain: "dealership-demo",
+  });
+  await until("the labelled row", async () => {
+    const rows = await exec(`return [...document.querySelectorAll(".row[data-call-id]:not([hidden])")].map((r) => r.textContent);`);
+    return rows.find((t) => t.includes("Marcus Lee") && t.includes("Sales"));
+  });
+
+  const off = await invoke("save_settings", { update: updateFrom(saved.settings, { general: { ...updateFrom(saved.settings).general, autostart: false } }) });
+  assert.equal(off.ok, true);
+  assert.deepEqual(autostartEntries(), [], "start at login is off again");
+});
+
+test("the window may not call anything outside its capability", async () => {
+  await assert.rejects(invoke("plugin:autostart|enable"), /not allowed|denied|permission/i);
+});
+
+test("a second launch hands over to the running app and exits", async () => {
+  const second = spawnSync(appBinary, ["--data-dir", dataDir, "--listen", `127.0.0.1:${receiverPort}`], {
+    env: appEnv, encoding: "utf8", timeout: 20000,
+  });
+  assert.equal(second.error, undefined, "the second launch exits on its own");
+  assert.equal(second.status, 0, second.stderr);
+  // The first one still answers.
+  const health = await invoke("get_health");
+  assert.equal(health.listen, `127.0.0.1:${receiverPort}`);
+});
+
+test("screenshots of a working day (CALLPOP_SCREENSHOTS=DIR)", { skip: !shots && "no CALLPOP_SCREENSHOTS" }, async () => {
+  const now = Date.now();
+  const people = [
+    ["Priya Shah", "61412555018", "201", 27, 4],
+    ["", "61298765432", "202", 0, 12],
+    ["Tom Becker", "61731234567", "201", 312, 35],
+    ["Northside Motors", "61390004321", "203", 95, 58],
+    ["Aisha Rahman", "61401999222", "202", 0, 81],
+    ["Luis Ortega", "61882223344", "201", 640, 122],
+    ["Grace Kim", "61433123456", "204", 188, 190],
+    ["", "61249998888", "203", 0, 260],
+  ];
+  for (const [i, [name, from, ext, talk, minutesAgo]] of people.entries()) {
+    const call_id = `shot-${i}-${now}`;
+    const start = now - minutesAgo * 60_000;
+    const common = { call_id, extension: ext, activity_type: "inbound", caller_number: from, called_number: i % 3 ? "61390001000" : "61390002000", domain: "dealership-demo", call_start: start };
+    await postRingotel("StartCallActivity", name ? { ...common, caller_name: name } : common);
+    await postRingotel("StopCallActivity", { ...common, call_end: start + (talk + 9) * 1000, call_duration: talk, call_cause: talk ? "0" : "487" });
+  }
+  await closeDetail();
+  await until("a full log", async () => (await exec("return document.querySelectorAll('.row[data-call-id]:not([hidden])').length")) >= people.length);
+  await screenshot("log");
+  await exec(`[...document.querySelectorAll(".row[data-call-id]")].find((r) => r.textContent.includes("Tom Becker")).click();`);
+  await until("the timeline", async () => (await exec("return document.querySelectorAll('.timeline li, .timeline-item').length")) >= 2);
+  await screenshot("detail");
+  await closeDetail();
+  await click("#tab-settings");
+  await until("the settings form", async () => (await textOf("#panel-settings"))?.includes("RingCentral"));
+  await screenshot("settings");
+  await click("#tab-health");
+  await until("the health page", async () => (await textOf("#panel-health"))?.includes(`127.0.0.1:${receiverPort}`));
+  await screenshot("health");
+  await click("#tab-log");
+});
