@@ -324,6 +324,33 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Preferences only the desktop app uses (autostart, close to tray).
     pub desktop: crate::settings::DesktopPrefs,
+    /// Where typed-in credentials are kept (`CALLPOP_SECRET_STORE`).
+    pub secret_store: SecretStoreChoice,
+}
+
+/// Where the credentials typed into Settings (client secret, JWT, ngrok authtoken) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretStoreChoice {
+    /// The OS keyring when one answers, else the private file.
+    Auto,
+    /// The OS keyring only (an error when there is none).
+    Keyring,
+    /// The private file in the data directory (`secrets.json`, 0600).
+    File,
+}
+
+impl SecretStoreChoice {
+    fn parse(setting: &str, value: &str) -> Result<SecretStoreChoice, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(SecretStoreChoice::Auto),
+            "keyring" => Ok(SecretStoreChoice::Keyring),
+            "file" => Ok(SecretStoreChoice::File),
+            _ => Err(ConfigError::Value {
+                setting: setting.into(),
+                message: format!("{value:?} is not auto, keyring or file"),
+            }),
+        }
+    }
 }
 
 /// Command-line overrides.
@@ -567,6 +594,10 @@ impl Config {
         let ringcentral_verification_token =
             env("CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN").map(Secret::new);
         let ringotel_api_token = env("CALLPOP_RINGOTEL_API_TOKEN").map(Secret::new);
+        let secret_store = match env("CALLPOP_SECRET_STORE") {
+            Some(v) => SecretStoreChoice::parse("CALLPOP_SECRET_STORE", &v)?,
+            None => SecretStoreChoice::Auto,
+        };
 
         if let Some(v) = &overrides.listen {
             listen = parse_listen("--listen", v)?;
@@ -592,6 +623,7 @@ impl Config {
             clock,
             config_file,
             desktop: file.desktop.unwrap_or_default(),
+            secret_store,
         })
     }
 

@@ -1,11 +1,14 @@
-//! Webhook tokens: taken from the environment when set, otherwise generated on first run and
-//! kept in a file only the owner can read (`secrets.json`, 0600, in the data directory).
+//! Secrets. Webhook tokens are taken from the environment when set, otherwise generated on
+//! first run and kept in a file only the owner can read (`secrets.json`, 0600, in the data
+//! directory): the headless receiver needs them without a desktop session. Credentials typed
+//! into Settings (RingCentral client secret and JWT, ngrok authtoken) go to the OS keyring
+//! (Secret Service on Linux) when one answers, else to the same private file.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, SecretStoreChoice};
 
 /// File holding generated secrets inside the data directory.
 pub const SECRETS_FILE: &str = "secrets.json";
@@ -32,6 +35,9 @@ pub enum SecretsError {
     /// The system's random source failed.
     #[error("cannot generate a token: {0}")]
     Random(String),
+    /// The OS keyring refused or failed.
+    #[error("OS keyring: {0}")]
+    Keyring(String),
 }
 
 /// Names of the secrets CallPop keeps.
@@ -143,8 +149,71 @@ pub fn webhook_tokens(config: &Config) -> Result<WebhookTokens, SecretsError> {
     })
 }
 
+/// The keyring's service name; the entry's user is `<secret>@<data dir>`, so two data
+/// directories (two dealership desks on one login, or tests) never share a credential.
+const KEYRING_SERVICE: &str = "CallPop";
+
+/// The secrets that belong in the OS keyring (typed in by a person; the webhook tokens stay
+/// in the file the headless receiver reads).
+const KEYRING_SECRETS: &[&str] = &[
+    names::RINGCENTRAL_CLIENT_SECRET,
+    names::RINGCENTRAL_JWT,
+    names::NGROK_AUTHTOKEN,
+];
+
+fn keyring_entry(config: &Config, name: &str) -> Result<keyring::Entry, SecretsError> {
+    let user = format!("{name}@{}", config.data_dir.display());
+    keyring::Entry::new(KEYRING_SERVICE, &user).map_err(|e| SecretsError::Keyring(e.to_string()))
+}
+
+/// Whether a usable OS keyring answers (asked once per process; a Secret Service that is
+/// absent or locked means no).
+fn keyring_answers() -> bool {
+    static ANSWERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWERS.get_or_init(|| {
+        let probe = keyring::Entry::new(KEYRING_SERVICE, "availability-probe")
+            .and_then(|entry| entry.get_password());
+        match probe {
+            Ok(_) | Err(keyring::Error::NoEntry) => true,
+            Err(e) => {
+                tracing::info!(
+                    "no OS keyring ({e}); credentials are kept in the private secrets file"
+                );
+                false
+            }
+        }
+    })
+}
+
+/// Whether `name` is kept in the OS keyring under this configuration.
+fn in_keyring(config: &Config, name: &str) -> bool {
+    KEYRING_SECRETS.contains(&name)
+        && match config.secret_store {
+            SecretStoreChoice::File => false,
+            SecretStoreChoice::Keyring => true,
+            SecretStoreChoice::Auto => keyring_answers(),
+        }
+}
+
+/// Where credentials are kept under this configuration, for people.
+pub fn credential_store(config: &Config) -> &'static str {
+    if in_keyring(config, names::RINGCENTRAL_JWT) {
+        "the OS keyring"
+    } else {
+        "a private file in the data folder"
+    }
+}
+
 /// Reads one stored secret (`None` when it was never set).
 pub fn stored(config: &Config, name: &str) -> Result<Option<Secret>, SecretsError> {
+    if in_keyring(config, name) {
+        match keyring_entry(config, name)?.get_password() {
+            Ok(v) if !v.is_empty() => return Ok(Some(Secret::new(v))),
+            // Not there: it may predate the keyring, in the file.
+            Ok(_) | Err(keyring::Error::NoEntry) => {}
+            Err(e) => return Err(SecretsError::Keyring(e.to_string())),
+        }
+    }
     let file = read(&config.data_dir.join(SECRETS_FILE))?;
     Ok(file
         .values
@@ -157,7 +226,24 @@ pub fn stored(config: &Config, name: &str) -> Result<Option<Secret>, SecretsErro
 pub fn store(config: &Config, name: &str, value: Option<&str>) -> Result<(), SecretsError> {
     let path = config.data_dir.join(SECRETS_FILE);
     let mut file = read(&path)?;
-    match value.filter(|v| !v.is_empty()) {
+    let value = value.filter(|v| !v.is_empty());
+    if in_keyring(config, name) {
+        let entry = keyring_entry(config, name)?;
+        let done = match value {
+            Some(v) => entry.set_password(v),
+            None => match entry.delete_credential() {
+                Err(keyring::Error::NoEntry) => Ok(()),
+                other => other,
+            },
+        };
+        done.map_err(|e| SecretsError::Keyring(e.to_string()))?;
+        // Never leave an older copy behind in the file.
+        if file.values.remove(name).is_some() {
+            write(&path, &file)?;
+        }
+        return Ok(());
+    }
+    match value {
         Some(v) => {
             file.values.insert(name.to_string(), v.to_string());
         }
@@ -247,7 +333,11 @@ mod tests {
         };
         std::fs::write(dir.join("absent-is-fine.toml"), "").expect("write");
         Config::load_with(&overrides, &move |k| {
-            env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.clone())
+            env.iter()
+                .find(|(ek, _)| ek == k)
+                .map(|(_, v)| v.clone())
+                // Never a developer's real keyring (tests/keyring.rs covers the keyring).
+                .or_else(|| (k == "CALLPOP_SECRET_STORE").then(|| "file".to_string()))
         })
         .expect("config")
     }

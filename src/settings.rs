@@ -751,7 +751,11 @@ mod tests {
             config_file: Some(file.to_path_buf()),
             ..Default::default()
         };
-        Config::load_with(&overrides, &|_| None).expect("config")
+        // The file store: never a developer's real keyring (tests/keyring.rs covers it).
+        Config::load_with(&overrides, &|k| {
+            (k == "CALLPOP_SECRET_STORE").then(|| "file".to_string())
+        })
+        .expect("config")
     }
 
     fn config_with(dir: &Path, toml: &str) -> (Config, PathBuf) {
@@ -918,8 +922,10 @@ mod tests {
             config_file: Some(file),
             ..Default::default()
         };
-        let config = Config::load_with(&overrides, &|k| {
-            (k == "CALLPOP_RINGCENTRAL_JWT").then(|| "env.jwt.value".to_string())
+        let config = Config::load_with(&overrides, &|k| match k {
+            "CALLPOP_RINGCENTRAL_JWT" => Some("env.jwt.value".to_string()),
+            "CALLPOP_SECRET_STORE" => Some("file".to_string()),
+            _ => None,
         })
         .expect("config");
         crate::secrets::store(
