@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] [--history-db PATH]
+//!               [--keep-history DIR]
 //! ```
 //!
 //! `--history-db PATH` keeps the generated million-call history at PATH (and reuses it when it
@@ -34,6 +35,9 @@ struct Options {
     load_port: Option<u16>,
     /// Only the history figures, on a kept (and reused) database.
     history_db: Option<PathBuf>,
+    /// Leave the freshly generated million-call history in this directory (for the desktop
+    /// benchmark) instead of a temporary one.
+    keep_history: Option<PathBuf>,
 }
 
 fn options() -> Result<Options> {
@@ -42,6 +46,7 @@ fn options() -> Result<Options> {
     let mut quick = false;
     let mut load_port = None;
     let mut history_db = None;
+    let mut keep_history = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -52,10 +57,13 @@ fn options() -> Result<Options> {
             "--history-db" => {
                 history_db = Some(PathBuf::from(args.next().context("--history-db PATH")?))
             }
+            "--keep-history" => {
+                keep_history = Some(PathBuf::from(args.next().context("--keep-history DIR")?))
+            }
             "-h" | "--help" => {
                 println!(
                     "callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] \
-                     [--load-port PORT] [--history-db PATH]"
+                     [--load-port PORT] [--history-db PATH] [--keep-history DIR]"
                 );
                 std::process::exit(0);
             }
@@ -68,6 +76,7 @@ fn options() -> Result<Options> {
         quick,
         load_port,
         history_db,
+        keep_history,
     })
 }
 
@@ -481,13 +490,21 @@ async fn run(o: Options) -> Result<()> {
     }
 
     let hist_dir = temp_dir()?;
-    history_figures(
-        &o,
-        &mut r,
-        &hist_dir.path().join("callpop.db"),
-        history_calls,
-    )
-    .await?;
+    let hist_db = match &o.keep_history {
+        Some(dir) => {
+            // Generated afresh, so the generation figure is measured every run.
+            std::fs::create_dir_all(dir)?;
+            for suffix in ["", "-wal", "-shm"] {
+                match std::fs::remove_file(dir.join(format!("callpop.db{suffix}"))) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            dir.join("callpop.db")
+        }
+        None => hist_dir.path().join("callpop.db"),
+    };
+    history_figures(&o, &mut r, &hist_db, history_calls).await?;
 
     println!("\nTotal time: {:.0} s", started.elapsed().as_secs_f64());
     if let Some(path) = &o.out {

@@ -1,0 +1,171 @@
+// Desktop figures for BENCHMARKS.md, measured on the release binary over a real history:
+// cold start to tray icon, idle memory in the tray and with the window open, and search
+// latency as the window sees it. Run inside tests/desktop/session; prints a Markdown section.
+//
+//   node tests/desktop/bench.mjs --app target/release/callpop-desktop \
+//        --cli target/release/callpop --data-dir DIR_WITH_callpop.db
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Desktop, freePort, isolatedEnv, sleep, until } from "./webdriver.mjs";
+
+const opts = { app: "target/release/callpop-desktop", cli: "target/release/callpop", dataDir: "", runs: 5 };
+for (let i = 2; i < process.argv.length; i += 2) {
+  const [k, v] = [process.argv[i], process.argv[i + 1]];
+  if (k === "--app") opts.app = v;
+  else if (k === "--cli") opts.cli = v;
+  else if (k === "--data-dir") opts.dataDir = v;
+  else if (k === "--runs") opts.runs = Number(v);
+  else throw new Error(`unknown option ${k}`);
+}
+if (!opts.dataDir) throw new Error("--data-dir DIR (a history made by callpop-bench --history-db DIR/callpop.db)");
+opts.app = path.resolve(opts.app);
+
+const home = fs.mkdtempSync(path.join(os.tmpdir(), "callpop-desktop-bench-"));
+const env = isolatedEnv(home, { CALLPOP_NOTIFICATIONS: "off", CALLPOP_LOG: "info" });
+const rows = [];
+const row = (measure, value, target = "", verdict = "") => rows.push(`| ${measure} | ${value} | ${target} | ${verdict} |`);
+const met = (ok) => (ok ? "met" : "MISSED");
+const mib = (kib) => `${(kib / 1024).toFixed(1)} MiB`;
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+/** RSS (KiB) of a process and of it plus every descendant (WebKit's web and network processes). */
+function rssTree(pid) {
+  const procs = fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  const parent = new Map();
+  const rss = new Map();
+  for (const p of procs) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+      parent.set(Number(p), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, "utf8"));
+      rss.set(Number(p), m ? Number(m[1]) : 0);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (p) => {
+    for (let q = p; q > 1; q = parent.get(q) ?? 0) if (q === pid) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [p, r] of rss) if (inTree(p)) total += r;
+  return { own: rss.get(pid) ?? 0, total };
+}
+
+/** Starts the app hidden in the tray; resolves when it says the tray is up. */
+async function startHidden(port) {
+  const t0 = process.hrtime.bigint();
+  const child = spawn(opts.app, ["--hidden", "--data-dir", opts.dataDir, "--listen", `127.0.0.1:${port}`], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let err = "";
+  const ready = new Promise((resolve, reject) => {
+    child.stderr.on("data", (d) => {
+      err += d;
+      if (err.includes("tray ready")) resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+    });
+    child.on("exit", (code) => reject(new Error(`the app exited (${code}) before its tray was ready:\n${err}`)));
+  });
+  return { child, ms: await ready };
+}
+
+async function stop(child) {
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+  await sleep(200);
+}
+
+try {
+  // Cold start to tray icon.
+  const starts = [];
+  let idle;
+  for (let i = 0; i < opts.runs; i++) {
+    const { child, ms } = await startHidden(await freePort());
+    starts.push(ms);
+    if (i === opts.runs - 1) {
+      await sleep(10_000);
+      idle = rssTree(child.pid);
+    }
+    await stop(child);
+  }
+  row(`cold start → tray icon up (p50 of ${opts.runs}, hidden, the bench history)`, `${pct(starts, 50).toFixed(0)} ms`, "< 1 s", met(pct(starts, 50) < 1000));
+  row("cold start → tray icon up (slowest)", `${Math.max(...starts).toFixed(0)} ms`);
+  row("idle in the tray: app process RSS", mib(idle.own), "< 120 MB", met(idle.own * 1024 < 120e6));
+  row("idle in the tray: app + WebKit helper processes", mib(idle.total));
+
+  // The window open over the same history.
+  const port = await freePort();
+  const app = await Desktop.launch({ binary: opts.app, args: ["--data-dir", opts.dataDir, "--listen", `127.0.0.1:${port}`], env });
+  try {
+    await until("the call log", async () => /calls?/.test((await app.textOf("[data-testid='result-count']")) ?? ""), 30000);
+    // Scroll deep so several pages have been fetched and rendered, as a user browsing would.
+    for (let i = 1; i <= 20; i++) {
+      await app.exec("const v = document.querySelector('.list-viewport'); v.scrollTop = v.scrollHeight;");
+      await sleep(150);
+    }
+    await app.exec("document.querySelector('.list-viewport').scrollTop = 0;");
+    const sample = spawnSync(opts.cli, ["--data-dir", opts.dataDir, "calls", "--limit", "200", "--json"], { encoding: "utf8" });
+    if (sample.status !== 0) throw new Error(`callpop calls: ${sample.stderr}`);
+    const calls = sample.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const named = calls.find((c) => c.from_name) ?? calls[0];
+    const numbered = calls.find((c) => (c.from_e164 ?? "").length >= 10) ?? calls[0];
+    const ext = calls.flatMap((c) => c.extensions ?? []).find((e) => e.extension_number)?.extension_number ?? "101";
+    const digits = numbered.from_e164.replace(/\D/g, "");
+    const fragment = `${digits.slice(-7, -4)} ${digits.slice(-4)}`;
+    const searches = [
+      ["number fragment", fragment],
+      ["name", named.from_name.split(" ")[0]],
+      ["extension", ext],
+    ];
+    await sleep(10_000);
+    const pid = Number(spawnSync("pgrep", ["-f", `^${opts.app} .*--data-dir ${opts.dataDir}`], { encoding: "utf8" }).stdout.trim().split("\n")[0]);
+    const open = rssTree(pid);
+    row("window open over the bench history (scrolled): app process RSS", mib(open.own), "< 120 MB", met(open.own * 1024 < 120e6));
+    row("window open over the bench history: app + WebKit helper processes", mib(open.total));
+
+    for (const [what, term] of searches) {
+      const ms = [];
+      for (let i = 0; i < 30; i++) ms.push((await app.invokeTimed("list_calls", { query: { search: term, limit: 150 } })).ms);
+      row(`search as the window sees it (IPC + query, 150 rows): ${what} “${term}” p95 (p50 ${pct(ms, 50).toFixed(1)} ms)`, `${pct(ms, 95).toFixed(1)} ms`, "< 50 ms", met(pct(ms, 95) < 50));
+    }
+    // Typing into the search box until the rows are on screen (includes the 120 ms debounce).
+    const typed = [];
+    for (const [, term] of searches) {
+      for (let i = 0; i < 5; i++) {
+        const r = await app.wd("POST", app.s("/execute/async"), {
+          script: `const [term, done] = arguments;
+            const input = document.querySelector("[data-testid='search']");
+            const count = document.querySelector("[data-testid='result-count']");
+            input.value = ""; input.dispatchEvent(new Event("input", { bubbles: true }));
+            setTimeout(() => {
+              const t = performance.now();
+              input.value = term; input.dispatchEvent(new Event("input", { bubbles: true }));
+              const poll = () => {
+                const busy = document.querySelector(".list-viewport")?.getAttribute("aria-busy") === "true";
+                if (!busy && count.textContent.includes(term)) requestAnimationFrame(() => done(performance.now() - t));
+                else setTimeout(poll, 2);
+              };
+              poll();
+            }, 400);`,
+          args: [term],
+        });
+        typed.push(r);
+      }
+    }
+    row(`typing a search → rows on screen, incl. 120 ms debounce (p50 of ${typed.length})`, `${pct(typed, 50).toFixed(0)} ms`);
+    row("typing a search → rows on screen (p95)", `${pct(typed, 95).toFixed(0)} ms`);
+  } finally {
+    await app.close();
+  }
+} finally {
+  fs.rmSync(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+}
+
+console.log(["", "## desktop", "", "| measure | value | target | |", "|---|---:|---|---|", ...rows].join("\n"));
