@@ -166,18 +166,32 @@ fn keyring_entry(config: &Config, name: &str) -> Result<keyring::Entry, SecretsE
     keyring::Entry::new(KEYRING_SERVICE, &user).map_err(|e| SecretsError::Keyring(e.to_string()))
 }
 
+/// How long start-up waits for the OS keyring to say whether it is there.
+const KEYRING_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Whether a usable OS keyring answers (asked once per process; a Secret Service that is
 /// absent or locked means no).
 fn keyring_answers() -> bool {
     static ANSWERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ANSWERS.get_or_init(|| {
-        let probe = keyring::Entry::new(KEYRING_SERVICE, "availability-probe")
-            .and_then(|entry| entry.get_password());
-        match probe {
-            Ok(_) | Err(keyring::Error::NoEntry) => true,
-            Err(e) => {
-                tracing::info!(
-                    "no OS keyring ({e}); credentials are kept in the private secrets file"
+        // A Secret Service started on demand by D-Bus can take a minute to fail (seen with a
+        // locked gnome-keyring); start-up must not wait for it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let probe = keyring::Entry::new(KEYRING_SERVICE, "availability-probe")
+                .and_then(|entry| entry.get_password());
+            let _ = tx.send(probe);
+        });
+        match rx.recv_timeout(KEYRING_PROBE_TIMEOUT) {
+            Ok(Ok(_) | Err(keyring::Error::NoEntry)) => true,
+            Ok(Err(e)) => {
+                tracing::info!("no OS keyring ({e}); credentials are kept in the private secrets file");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the OS keyring did not answer within {} s; credentials are kept in the private secrets file",
+                    KEYRING_PROBE_TIMEOUT.as_secs()
                 );
                 false
             }

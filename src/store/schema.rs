@@ -130,6 +130,11 @@ CREATE TABLE popups (
 );
 CREATE INDEX popups_updated ON popups (updated_at);
 "#,
+    // 3: the newest live (webhook) delivery, found without walking back past every
+    // backfilled call-log record: the start-up gap check read the whole table before.
+    r#"
+CREATE INDEX raw_events_live ON raw_events (id) WHERE kind != 'call_log';
+"#,
 ];
 
 /// The schema version this build writes.
