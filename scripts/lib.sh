@@ -48,7 +48,10 @@ build_ui() {
   (
     cd ui
     if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-      npm ci --no-audit --no-fund --loglevel=error
+      # Not `npm ci`: npm 11 rejects a lock without every platform's optional rollup
+      # binary, which this registry does not list (https://github.com/npm/cli/issues/4828).
+      # `npm install` installs the locked versions and leaves the lock unchanged.
+      npm install --no-audit --no-fund --loglevel=error
     fi
     npm run --silent build >/dev/null
   )

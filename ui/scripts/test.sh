@@ -12,7 +12,8 @@ if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  # Not `npm ci`: see build_ui in scripts/lib.sh (https://github.com/npm/cli/issues/4828).
+  npm install --no-audit --no-fund
 fi
 
 FORCE_BUILD=1 npm test
