@@ -107,6 +107,13 @@ pub struct PauseState {
     pub until: Option<DateTime<Utc>>,
 }
 
+impl PauseState {
+    /// Whether popups are paused at `now` (a timed pause is over once its end has passed).
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.paused && self.until.is_none_or(|t| now < t)
+    }
+}
+
 /// Requests to the popup manager.
 #[derive(Debug)]
 pub enum PopupControl {
@@ -663,7 +670,7 @@ impl PopupManager {
     }
 
     fn is_paused(&self, now: DateTime<Utc>) -> bool {
-        self.pause.paused && self.pause.until.is_none_or(|t| now < t)
+        self.pause.is_active(now)
     }
 
     /// Runs until `shutdown`; returns the control handle through `handle_tx` first.

@@ -80,7 +80,7 @@ pub fn tray_status(
         .map(str::to_string)
         .or_else(|| (snapshot.status == "error").then(|| snapshot.storage_error.clone())?)
         .or_else(|| (snapshot.status == "error").then(|| "cannot store calls".to_string()));
-    let paused = pause.paused && pause.until.is_none_or(|until| until > now);
+    let paused = pause.is_active(now);
     let attention: Vec<&str> = snapshot
         .parts
         .iter()

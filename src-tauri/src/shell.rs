@@ -390,10 +390,11 @@ fn apply_desktop_prefs(handle: &AppHandle, shell: &Shell, general: &GeneralView)
 /// Redraws the tray from the last health board and pause state.
 async fn refresh_tray(shell: &Shell) {
     let engine_error = shell.app.start_error().await;
+    let pause = *lock(&shell.last_pause);
     let status = tray_status(
         &lock(&shell.last_health),
         engine_error.as_deref(),
-        &lock(&shell.last_pause),
+        &pause,
         chrono::Utc::now(),
     );
     let mut tray = lock(&shell.tray);
@@ -410,7 +411,7 @@ async fn refresh_tray(shell: &Shell) {
         tray.tunnel.set_text(&status.tunnel)?;
         tray.subscription.set_text(&status.subscription)?;
         tray.popups.set_text(&status.popups)?;
-        let popups_paused = lock(&shell.last_pause).paused;
+        let popups_paused = pause.paused;
         tray.pause_hour.set_enabled(!popups_paused)?;
         tray.pause_forever.set_enabled(!popups_paused)?;
         tray.resume.set_enabled(popups_paused)?;
