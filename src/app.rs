@@ -262,6 +262,11 @@ impl App {
             self.events.clone(),
             running.shutdown.clone(),
         ));
+        // Known before the serve task first runs, so a window asking right after a restart
+        // already sees where the engine listens.
+        if let Ok(addr) = listener.local_addr() {
+            running.health.set_listen(addr);
+        }
         running.serve = tokio::spawn(engine.run(listener));
         tracing::info!(listen = %running.config.listen, "engine running");
         State::Running(Box::new(running))

@@ -179,7 +179,11 @@ try {
     await app.close();
   }
 } finally {
-  fs.rmSync(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  try {
+    fs.rmSync(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  } catch (e) {
+    console.error(`left ${home} behind: ${e.message}`);
+  }
 }
 
 console.log(["", "## desktop", "", "| measure | value | target | |", "|---|---:|---|---|", ...rows].join("\n"));
