@@ -19,9 +19,9 @@ use crate::store::{CallFilter, CallRecord, EventFilter, Store, StoreError};
 /// Most calls one page may ask for.
 pub const MAX_PAGE: u32 = 500;
 
-/// Counting stops here: beyond it the window says "10,000+ calls", and a count never costs
+/// Counting stops here: beyond it the window says "1,000+ calls", and a count never costs
 /// more than walking this many matches.
-pub const COUNT_CAP: u64 = 10_000;
+pub const COUNT_CAP: u64 = 1_000;
 
 /// Raw deliveries shown with a call (newest first); a call has a few dozen at most.
 const MAX_DELIVERIES: usize = 200;

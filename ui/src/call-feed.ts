@@ -47,7 +47,7 @@ export class CallFeed {
   nextCursor: string | null = null;
   done = false;
   total: number | null = null;
-  /** Set instead of `total` when the count was capped ("10,000+ calls"). */
+  /** Set instead of `total` when the count was capped ("1,000+ calls"). */
   totalAtLeast: number | null = null;
   status: "idle" | "loading" | "ready" | "error" = "idle";
   error: string | null = null;

@@ -35,7 +35,7 @@ test("live: a new ringing call appears at the top, then updates in place (no dup
     assert.equal(rows[0].name, "Marcus Reed");
     assert.equal(rows[0].badge, "Ringing");
     assert.match(rows[0].cls, /is-live/);
-    assert.equal(await page.textContent("[data-testid='result-count']"), "10,000+ calls");
+    assert.equal(await page.textContent("[data-testid='result-count']"), "1,000+ calls");
     assert.equal(rows[1].id, 1_000_000);
 
     const answered = new Date(NOW - 1000).toISOString();
@@ -44,7 +44,7 @@ test("live: a new ringing call appears at the top, then updates in place (no dup
     rows = await visibleRows(page);
     assert.equal(rows[0].id, 1_000_001, "still in the same place");
     assert.equal(await rowsWithId(page, 1_000_001), 1, "no duplicate row");
-    assert.equal(await page.textContent("[data-testid='result-count']"), "10,000+ calls");
+    assert.equal(await page.textContent("[data-testid='result-count']"), "1,000+ calls");
     assert.equal(await page.textContent('.row[data-call-id="1000001"] .ext-main'), "Alice Martin");
 
     await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_001, { state: "ended", result: "answered", answered_at: answered, ended_at: new Date(NOW).toISOString(), ring_seconds: 3, talk_seconds: 95, updated_at: new Date(NOW).toISOString() }));
@@ -92,7 +92,7 @@ test("live: a call reported late (older than the top rows) is inserted at its pl
     const rows = await visibleRows(page);
     assert.deepEqual(rows.slice(0, 5).map((r) => r.id), [1_000_000, 999_999, 999_998, 1_000_050, 999_997]);
     assert.equal(rows[3].badge, "On call");
-    assert.equal(await page.textContent("[data-testid='result-count']"), "10,000+ calls");
+    assert.equal(await page.textContent("[data-testid='result-count']"), "1,000+ calls");
     for (let i = 0; i < rows.length; i++) assert.equal(Math.round(rows[i].y / 56), i, "rows stay contiguous");
   });
 });

@@ -8,10 +8,10 @@ const { withApp } = appSuite(assert);
 const countText = (page) => page.textContent("[data-testid='result-count']");
 const lastQuery = (page) => page.evaluate(() => window.__mock.callsOf("list_calls").at(-1).args.query);
 
-test("first page: newest first, a capped count (10,000+), only a page requested, rows formatted", async () => {
+test("first page: newest first, a capped count (1,000+), only a page requested, rows formatted", async () => {
   await withApp({}, async (page) => {
     await settled(page);
-    assert.equal(await countText(page), "10,000+ calls");
+    assert.equal(await countText(page), "1,000+ calls");
     const calls = await page.evaluate(() => window.__mock.callsOf("list_calls").map((c) => c.args.query));
     assert.equal(calls.length, 1, "one request for the first screen");
     assert.ok(calls[0].limit > 0 && calls[0].limit <= 500, "paged, never everything");
@@ -74,7 +74,7 @@ test("search: a number fragment in another format finds the call and the count u
     assert.ok(named.length > 0 && named.every((r) => r.name === "Jane Cooper"));
     await page.focus("[data-testid='search']");
     await page.keyboard.press("Escape");
-    await page.waitForFunction(() => document.querySelector("[data-testid='result-count']").textContent === "10,000+ calls");
+    await page.waitForFunction(() => document.querySelector("[data-testid='result-count']").textContent === "1,000+ calls");
   });
 });
 
@@ -105,7 +105,7 @@ test("filters: result, direction, extension and date ranges narrow the query and
     assert.ok(ext.length > 0 && ext.every((t) => t.includes("201")), "every row involves extension 201");
 
     await page.click("text=Clear filters");
-    await page.waitForFunction(() => document.querySelector("[data-testid='result-count']").textContent === "10,000+ calls");
+    await page.waitForFunction(() => document.querySelector("[data-testid='result-count']").textContent === "1,000+ calls");
 
     // Today = since local midnight (Los Angeles), and every row is from today.
     await page.selectOption("select[aria-label='Date range']", "today");
@@ -278,7 +278,7 @@ test("empty result shows a helpful empty state", async () => {
     assert.match(await page.textContent(".list-empty"), /No calls match/);
     assert.match(await countText(page), /^0 calls/);
     await page.click(".list-empty >> text=Clear filters");
-    await page.waitForFunction(() => document.querySelector("[data-testid='result-count']").textContent === "10,000+ calls");
+    await page.waitForFunction(() => document.querySelector("[data-testid='result-count']").textContent === "1,000+ calls");
   });
 });
 

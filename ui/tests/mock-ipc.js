@@ -195,7 +195,7 @@
     return { baseMatch, viewMatch, iLo, iHi };
   }
 
-  const COUNT_CAP = 10_000;
+  const COUNT_CAP = 1_000;
   const totals = new Map();
   function listCalls(q) {
     const limit = q.limit > 0 ? q.limit : Infinity;
