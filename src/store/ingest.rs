@@ -665,6 +665,7 @@ fn insert_call(conn: &Connection, opts: &StoreOptions, call: &Call) -> Result<i6
     index_call(
         conn,
         id,
+        None,
         sort_key,
         &search_text(call, opts),
         &extension_keys(call),
@@ -696,16 +697,17 @@ fn free_sort_key(conn: &Connection, started_at: DateTime<Utc>) -> Result<i64, St
     Ok(top.map_or(floor, |k| k.max(floor) + 1))
 }
 
-/// Writes a call's search text and extensions under its sort key.
+/// Writes a call's extensions and queues its search text under its sort key; `indexed_key`
+/// is the key the search index holds for it now (None for a new call).
 fn index_call(
     conn: &Connection,
     id: i64,
+    indexed_key: Option<i64>,
     sort_key: i64,
     text: &str,
     extensions: &[String],
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO calls_search (rowid, text) VALUES (?1, ?2)")?
-        .execute(params![sort_key, text])?;
+    queue_search(conn, id, indexed_key, Some((sort_key, text)))?;
     let mut ext = conn.prepare_cached(
         "INSERT OR IGNORE INTO call_extensions (extension, sort_key, call_id) VALUES (?1, ?2, ?3)",
     )?;
@@ -715,10 +717,51 @@ fn index_call(
     Ok(())
 }
 
-/// Removes a call's search text and extensions.
+/// Records what the search index should hold for a call: `target` is its sort key and text,
+/// None when the call is gone. The first queued `indexed_key` is kept, because until the
+/// queue is applied that is what the index really holds.
+fn queue_search(
+    conn: &Connection,
+    id: i64,
+    indexed_key: Option<i64>,
+    target: Option<(i64, &str)>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO search_pending (call_id, indexed_key, sort_key, text)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (call_id) DO UPDATE SET sort_key = excluded.sort_key, text = excluded.text",
+    )?
+    .execute(params![
+        id,
+        indexed_key,
+        target.map(|t| t.0),
+        target.map(|t| t.1)
+    ])?;
+    Ok(())
+}
+
+/// Applies the queued search-index work: every old entry out, then every call's latest text
+/// in (all deletions first, so a sort key handed from one call to another is never doubled).
+/// Returns how many calls were re-indexed.
+pub(crate) fn flush_search(conn: &Connection) -> Result<usize, StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM calls_search WHERE rowid IN
+            (SELECT indexed_key FROM search_pending WHERE indexed_key IS NOT NULL)",
+    )?
+    .execute([])?;
+    conn.prepare_cached(
+        "INSERT INTO calls_search (rowid, text)
+         SELECT sort_key, text FROM search_pending WHERE text IS NOT NULL ORDER BY sort_key",
+    )?
+    .execute([])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM search_pending")?
+        .execute([])?)
+}
+
+/// Removes a call's extensions and queues the removal of its search text.
 fn unindex_call(conn: &Connection, id: i64, sort_key: i64) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM calls_search WHERE rowid = ?1")?
-        .execute([sort_key])?;
+    queue_search(conn, id, Some(sort_key), None)?;
     conn.prepare_cached("DELETE FROM call_extensions WHERE call_id = ?1")?
         .execute([id])?;
     Ok(())
@@ -797,8 +840,9 @@ fn update_call(
             args.push(rusqlite::types::Value::Integer(key));
             key
         };
-        unindex_call(conn, id, old_key)?;
-        new_key = Some(key);
+        conn.prepare_cached("DELETE FROM call_extensions WHERE call_id = ?1")?
+            .execute([id])?;
+        new_key = Some((old_key, key));
     }
     args.push(rusqlite::types::Value::Integer(id));
     let sql = format!(
@@ -808,10 +852,11 @@ fn update_call(
     );
     conn.prepare_cached(&sql)?
         .execute(rusqlite::params_from_iter(args))?;
-    if let Some(key) = new_key {
+    if let Some((old_key, key)) = new_key {
         index_call(
             conn,
             id,
+            Some(old_key),
             key,
             &search_text(call, opts),
             &extension_keys(call),
@@ -936,4 +981,75 @@ pub(crate) fn requarantine(
         params![quarantine_id, reason],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, DB_FILE};
+
+    fn search(conn: &Connection, term: &str) -> Vec<i64> {
+        let mut stmt = conn
+            .prepare("SELECT rowid FROM calls_search WHERE calls_search MATCH ?1 ORDER BY rowid")
+            .expect("prepare");
+        let rows = stmt
+            .query_map([format!("\"{term}\"")], |r| r.get(0))
+            .expect("query");
+        rows.collect::<Result<_, _>>().expect("rows")
+    }
+
+    fn pending(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn queued_search_work_lands_once_and_a_handed_over_sort_key_is_not_doubled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(&dir.path().join(DB_FILE), crate::store::tests::options()).expect("open");
+        let conn = &store.conn;
+        queue_search(conn, 1, None, Some((100, "alpha one"))).expect("queue");
+        queue_search(conn, 1, None, Some((100, "alpha two"))).expect("requeue");
+        assert_eq!(
+            search(conn, "alpha"),
+            Vec::<i64>::new(),
+            "nothing before the flush"
+        );
+        assert_eq!(flush_search(conn).expect("flush"), 1);
+        assert_eq!(search(conn, "alpha two"), vec![100]);
+        assert_eq!(
+            search(conn, "alpha one"),
+            Vec::<i64>::new(),
+            "only the latest text"
+        );
+
+        // Call 1 moves from key 100 to 200 and call 2 takes 100, in one queue.
+        queue_search(conn, 1, Some(100), Some((200, "alpha three"))).expect("move");
+        queue_search(conn, 2, None, Some((100, "bravo"))).expect("new");
+        flush_search(conn).expect("flush");
+        assert_eq!(search(conn, "alpha"), vec![200]);
+        assert_eq!(search(conn, "bravo"), vec![100]);
+        assert_eq!(pending(conn), 0);
+
+        // A call that moves twice before a flush still loses its indexed entry.
+        queue_search(conn, 2, Some(100), Some((300, "bravo"))).expect("move");
+        queue_search(conn, 2, Some(300), Some((400, "bravo"))).expect("move again");
+        queue_search(conn, 1, Some(200), None).expect("gone");
+        flush_search(conn).expect("flush");
+        assert_eq!(search(conn, "bravo"), vec![400]);
+        assert_eq!(search(conn, "alpha"), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn search_work_left_by_a_crash_is_applied_when_the_history_is_opened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        let store = Store::open(&path, crate::store::tests::options()).expect("open");
+        queue_search(&store.conn, 7, None, Some((700, "charlie"))).expect("queue");
+        drop(store);
+        let store = Store::open(&path, crate::store::tests::options()).expect("reopen");
+        assert_eq!(search(&store.conn, "charlie"), vec![700]);
+        assert_eq!(pending(&store.conn), 0);
+    }
 }

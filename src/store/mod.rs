@@ -164,6 +164,9 @@ pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 128;
+
 impl Store {
     /// Opens (creating with 0600 permissions if needed) and migrates the history at `path`.
     pub fn open(path: &Path, options: StoreOptions) -> Result<Store, StoreError> {
@@ -189,6 +192,7 @@ impl Store {
         };
         store.configure()?;
         store.migrate()?;
+        store.catch_up_search()?;
         Ok(store)
     }
 
@@ -237,6 +241,10 @@ impl Store {
              PRAGMA mmap_size = 268435456;
              PRAGMA journal_size_limit = 67108864;",
         )?;
+        // Writing a call uses a few dozen distinct statements (an update names only the
+        // columns that changed); with rusqlite's default of 16 they kept being re-prepared.
+        self.conn
+            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(())
     }
 
@@ -274,6 +282,23 @@ impl Store {
             tx.pragma_update(None, "user_version", version)?;
             tx.commit().map_err(StoreError::classify)?;
             tracing::info!(version, "call history schema migrated");
+        }
+        Ok(())
+    }
+
+    /// Applies search-index work a writer queued and could not apply before it stopped (a
+    /// crash during a burst), so every stored call is searchable from the start.
+    fn catch_up_search(&mut self) -> Result<(), StoreError> {
+        let waiting: bool =
+            self.conn
+                .query_row("SELECT EXISTS (SELECT 1 FROM search_pending)", [], |r| {
+                    r.get(0)
+                })?;
+        if waiting {
+            let tx = self.conn.transaction().map_err(StoreError::classify)?;
+            let n = ingest::flush_search(&tx)?;
+            tx.commit().map_err(StoreError::classify)?;
+            tracing::info!(calls = n, "search index caught up with stored calls");
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! order they were written.
 
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -16,6 +17,17 @@ use crate::model::{Delivery, Origin, Payload};
 
 /// The most requests committed together.
 const MAX_BATCH: usize = 512;
+
+/// Groups this small (a desk's ordinary traffic) are committed with the search index up to
+/// date, so a call is searchable the moment it is acknowledged. Bigger groups mean a burst:
+/// their search-index work is queued and applied once per call (see migration 4).
+const LIGHT_BATCH: usize = 4;
+
+/// Longest the search index may trail acknowledged calls during a burst.
+const MAX_SEARCH_LAG: Duration = Duration::from_millis(200);
+
+/// A pause this long in the traffic applies the queued search-index work.
+const IDLE_FLUSH: Duration = Duration::from_millis(5);
 
 /// A committed change to a call, as broadcast to the notifier, the UI and other listeners.
 #[derive(Debug, Clone)]
@@ -64,9 +76,13 @@ impl StoreWriter {
         changes: broadcast::Sender<CommittedChange>,
     ) -> std::io::Result<(StoreWriter, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(4096);
+        // Only for waiting on the channel with a timeout; the writer itself never awaits.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
         let handle = std::thread::Builder::new()
             .name("callpop-store-writer".into())
-            .spawn(move || run(store, rx, changes))?;
+            .spawn(move || run(store, rx, changes, timer))?;
         Ok((StoreWriter { tx }, handle))
     }
 
@@ -143,11 +159,34 @@ impl StoreWriter {
     }
 }
 
-fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, changes: broadcast::Sender<CommittedChange>) {
+fn run(
+    mut store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    changes: broadcast::Sender<CommittedChange>,
+    timer: tokio::runtime::Runtime,
+) {
     let mut cache = ingest::CallCache::default();
     let mut data_version: Option<i64> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
+    // Since when search-index work has been waiting (None: the index is up to date).
+    let mut search_behind: Option<Instant> = None;
+    loop {
+        let first = if search_behind.is_some() {
+            match timer.block_on(async { tokio::time::timeout(IDLE_FLUSH, rx.recv()).await }) {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(_) => {
+                    search_behind = None;
+                    flush_search_alone(&mut store);
+                    continue;
+                }
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(job) => job,
+                None => break,
+            }
+        };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -165,7 +204,9 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, changes: broadcast::Sender
             cache.clear();
             data_version = version;
         }
-        let results = match commit_batch(&mut store, &mut cache, &batch) {
+        let index_now = batch.len() <= LIGHT_BATCH
+            || search_behind.is_some_and(|since| since.elapsed() >= MAX_SEARCH_LAG);
+        let results = match commit_batch(&mut store, &mut cache, &batch, index_now) {
             Ok(results) => Ok(results),
             Err(e) => {
                 // One bad request must not fail its neighbours: redo them one by one.
@@ -174,7 +215,8 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, changes: broadcast::Sender
                 let mut single = Vec::with_capacity(batch.len());
                 let mut fatal = None;
                 for job in &batch {
-                    match commit_batch(&mut store, &mut cache, std::slice::from_ref(job)) {
+                    match commit_batch(&mut store, &mut cache, std::slice::from_ref(job), index_now)
+                    {
                         Ok(mut r) => single.push(r.remove(0)),
                         Err(e) => {
                             cache.clear();
@@ -194,6 +236,11 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, changes: broadcast::Sender
         };
         match results {
             Ok(results) => {
+                if index_now {
+                    search_behind = None;
+                } else {
+                    search_behind.get_or_insert_with(Instant::now);
+                }
                 for (job, result) in batch.drain(..).zip(results) {
                     if let Ok(done) = &result {
                         broadcast_changes(&changes, &job.op, done);
@@ -211,7 +258,28 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, changes: broadcast::Sender
             }
         }
     }
+    if search_behind.is_some() {
+        flush_search_alone(&mut store);
+    }
     tracing::debug!("store writer stopped");
+}
+
+/// Applies queued search-index work in a transaction of its own (the traffic paused).
+fn flush_search_alone(store: &mut Store) {
+    let result = store
+        .conn
+        .transaction()
+        .map_err(StoreError::classify)
+        .and_then(|tx| {
+            let n = ingest::flush_search(&tx)?;
+            tx.commit().map_err(StoreError::classify)?;
+            Ok(n)
+        });
+    match result {
+        Ok(n) => tracing::trace!(calls = n, "search index caught up"),
+        // The work stays queued; the next group or the next start applies it.
+        Err(e) => tracing::warn!(error = %e, "could not update the search index"),
+    }
 }
 
 fn origin_of(op: &Op) -> Origin {
@@ -240,10 +308,12 @@ fn broadcast_changes(changes: &broadcast::Sender<CommittedChange>, op: &Op, done
 /// Runs every job in one transaction and commits once. Any failure rolls the whole group
 /// back (the caller then retries the jobs one by one), so nothing half-done is ever committed.
 /// Without per-job savepoints the full-text index is flushed once per group, not per job.
+/// `index_now` also applies the queued search-index work before the commit.
 fn commit_batch(
     store: &mut Store,
     cache: &mut ingest::CallCache,
     batch: &[Job],
+    index_now: bool,
 ) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
     let options = store.options.clone();
     let tx = store.conn.transaction().map_err(StoreError::classify)?;
@@ -304,6 +374,9 @@ fn commit_batch(
             Err(e) => return Err(e),
         }
     }
+    if index_now {
+        ingest::flush_search(&tx)?;
+    }
     tx.commit().map_err(StoreError::classify)?;
     Ok(results)
 }
@@ -315,6 +388,7 @@ impl Store {
         let tx = self.conn.transaction().map_err(StoreError::classify)?;
         let outcome =
             ingest::apply_delivery(&tx, &options, &mut ingest::CallCache::default(), delivery)?;
+        ingest::flush_search(&tx)?;
         tx.commit().map_err(StoreError::classify)?;
         Ok(outcome)
     }
@@ -344,6 +418,7 @@ impl Store {
             kind,
             payload,
         )?;
+        ingest::flush_search(&tx)?;
         tx.commit().map_err(StoreError::classify)?;
         Ok(changes)
     }
@@ -363,6 +438,7 @@ impl Store {
             | IngestOutcome::Duplicate { raw_event_id, .. } => *raw_event_id,
         };
         ingest::resolve_quarantine(&tx, quarantine_id, raw_event_id)?;
+        ingest::flush_search(&tx)?;
         tx.commit().map_err(StoreError::classify)?;
         Ok(outcome)
     }
@@ -370,5 +446,83 @@ impl Store {
     /// Records why a quarantined body still cannot be used.
     pub fn requarantine(&mut self, quarantine_id: i64, reason: &str) -> Result<(), StoreError> {
         ingest::requarantine(&self.conn, quarantine_id, reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DB_FILE;
+
+    fn record(i: usize) -> Delivery {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-02T09:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc)
+            + chrono::Duration::minutes(i as i64);
+        let record = serde_json::json!({
+            "id": format!("L{i:05}"),
+            "telephonySessionId": format!("s-{i:05}"),
+            "startTime": start.to_rfc3339(),
+            "duration": 60,
+            "type": "Voice", "direction": "Inbound", "action": "Phone Call",
+            "result": "Accepted",
+            "from": {"phoneNumber": format!("+1415555{:04}", i), "name": "JANE ROE"},
+            "to": {"phoneNumber": "+16505550100", "extensionNumber": "101"},
+        });
+        crate::ringcentral::calllog::record_to_delivery(
+            &record,
+            &crate::numbers::Country::from_iso("US").expect("US"),
+            start,
+        )
+        .expect("record")
+    }
+
+    fn indexed(path: &std::path::Path) -> (i64, i64) {
+        // A plain connection: opening a Store would apply the queue itself.
+        let conn = rusqlite::Connection::open(path).expect("open");
+        let found = conn
+            .query_row(
+                "SELECT count(*) FROM calls_search WHERE calls_search MATCH '\"JANE ROE\"'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("search");
+        let pending = conn
+            .query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
+            .expect("pending");
+        (found, pending)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_lone_call_is_searchable_when_acknowledged_and_a_burst_soon_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        let store = Store::open(&path, crate::store::tests::options()).expect("open");
+        let (changes, _) = broadcast::channel(16);
+        let (writer, thread) = StoreWriter::spawn(store, changes).expect("writer");
+
+        writer.ingest(record(0)).await.expect("ingest");
+        assert_eq!(indexed(&path), (1, 0), "searchable as soon as acknowledged");
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 1..=2_000 {
+            let writer = writer.clone();
+            let d = record(i);
+            tasks.spawn(async move { writer.ingest(d).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task").expect("ingest");
+        }
+        // The burst's index work may still be queued; a pause in the traffic applies it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while indexed(&path) != (2_001, 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(indexed(&path), (2_001, 0));
+        drop(writer);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("join")
+            .expect("writer thread");
     }
 }
