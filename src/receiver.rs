@@ -37,6 +37,11 @@ pub const RINGOTEL_PATH: &str = "/api/v1/webhooks/phone_calls_webhooks/ringotel"
 /// The longest validation token echoed back; keeps the handshake reply far below 1024 bytes.
 const MAX_VALIDATION_TOKEN: usize = 512;
 
+/// How long a client may take to send a request body once its headers are in. Senders must
+/// be answered within 3 s (PROTOCOL.md §1.1), so a body still arriving after this is a dead
+/// link or an attack; without a limit it held its connection, and memory, forever.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Request headers kept with a stored delivery (never credentials).
 const KEPT_HEADERS: &[&str] = &[
     "content-type",
@@ -223,11 +228,14 @@ impl Inner {
         r.into_response()
     }
 
-    /// Reads the body within the size cap: a declared length over the cap is refused before
-    /// any of the body is read, a longer streamed body as soon as it passes the cap.
+    /// Reads the body within the size cap and [`BODY_READ_TIMEOUT`]: a declared length over
+    /// the cap is refused before any of the body is read, a longer streamed body as soon as it
+    /// passes the cap, a slow one when its time is up.
     async fn read_capped(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Reject> {
         check_declared_length(headers, self.max_body_bytes)?;
-        read_body(body, self.max_body_bytes).await
+        tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, self.max_body_bytes))
+            .await
+            .unwrap_or_else(|_| Err(body_timeout()))
     }
 }
 
@@ -259,6 +267,20 @@ fn too_large(limit: usize) -> Reject {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("bodies are limited to {limit} bytes"),
+        )
+    }
+}
+
+fn body_timeout() -> Reject {
+    Reject {
+        close: true,
+        ..Reject::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} seconds",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
         )
     }
 }

@@ -1,14 +1,18 @@
 //! Serving the router on a listener with hyper directly, so the same loop serves the local
 //! TCP listener and (later) the tunnel's listener, with header timeouts against slow clients,
 //! the peer address on every request, and a graceful shutdown that finishes in-flight requests.
+//!
+//! Only HTTP/1.1 is spoken: webhook senders and the ngrok tunnel use it. hyper-util's
+//! HTTP/1-or-2 detection reads the first bytes before the header timeout starts, so a client
+//! that connected and said nothing (or half of the HTTP/2 preface) held its connection forever.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -17,7 +21,8 @@ use tower::ServiceExt;
 
 use crate::receiver::PeerAddr;
 
-/// How long a client may take to send its request headers.
+/// How long a client may take to send its request headers (counted from the connection, or
+/// from the previous reply on a kept-alive one, so an idle connection is closed as well).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests get to finish after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -47,9 +52,8 @@ impl Accept for tokio::net::TcpListener {
 /// finish (up to [`SHUTDOWN_GRACE`]).
 pub async fn serve<L: Accept>(mut listener: L, router: Router, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
@@ -74,9 +78,7 @@ pub async fn serve<L: Accept>(mut listener: L, router: Router, shutdown: Cancell
                 req.extensions_mut().insert(PeerAddr(peer));
                 req
             });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
