@@ -84,7 +84,13 @@ pub fn read_request(body: &[u8]) -> Result<Request, ParseError> {
 }
 
 /// Returns the body with the `api_token` value replaced, so stored deliveries hold no secret.
+///
+/// The body is kept as received where possible (the token's usual encoding replaced in place).
+/// When the token was written in a way that does not survive that (escapes such as `\u0061`,
+/// a repeated `api_token` key, or the value copied into another field), the document is
+/// rewritten with every string equal to the token replaced.
 pub fn redact_token(body: &[u8], token: Option<&str>) -> Vec<u8> {
+    const REDACTED: &str = "[redacted]";
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return body.to_vec();
     };
@@ -92,19 +98,88 @@ pub fn redact_token(body: &[u8], token: Option<&str>) -> Vec<u8> {
         return body.to_vec();
     };
     let encoded = serde_json::Value::String(token.to_string()).to_string();
-    if text.contains(&encoded) {
-        return text.replace(&encoded, "\"[redacted]\"").into_bytes();
+    let replaced = text.replace(&encoded, &format!("\"{REDACTED}\""));
+    if !mentions(&replaced, token) {
+        return replaced.into_bytes();
     }
-    // The token was written with escapes we did not reproduce: rewrite the document instead.
     match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(mut map)) => {
-            map.insert(
-                "api_token".into(),
-                serde_json::Value::String("[redacted]".into()),
-            );
-            serde_json::Value::Object(map).to_string().into_bytes()
+        Ok(mut v) => {
+            scrub(&mut v, token, REDACTED);
+            v.to_string().into_bytes()
         }
-        _ => body.to_vec(),
+        // Not JSON: it never authenticated, so it cannot hold the token in a readable form.
+        Err(_) => replaced.into_bytes(),
+    }
+}
+
+/// Whether any key or string of the JSON `text` is `token`, repeated keys included (a parsed
+/// map keeps only the last of them); text that is not JSON counts as a yes.
+fn mentions(text: &str, token: &str) -> bool {
+    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+    struct Seek<'t>(&'t str);
+
+    impl<'de> DeserializeSeed<'de> for Seek<'_> {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seek<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<bool, E> {
+            Ok(v == self.0)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(f) = seq.next_element_seed(Seek(self.0))? {
+                found |= f;
+            }
+            Ok(found)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut found = false;
+            while let Some(k) = map.next_key_seed(Seek(self.0))? {
+                found |= k | map.next_value_seed(Seek(self.0))?;
+            }
+            Ok(found)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    Seek(token).deserialize(&mut de).unwrap_or(true)
+}
+
+fn scrub(v: &mut serde_json::Value, token: &str, with: &str) {
+    match v {
+        serde_json::Value::String(s) if s == token => *s = with.to_string(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| scrub(i, token, with)),
+        serde_json::Value::Object(map) => {
+            if let Some(inner) = map.remove(token) {
+                map.insert(with.to_string(), inner);
+            }
+            map.values_mut().for_each(|i| scrub(i, token, with));
+        }
+        _ => {}
     }
 }
 
@@ -455,6 +530,34 @@ mod tests {
         let body = br#"{"method":"x","api_token":"\u0061bc"}"#;
         let text = String::from_utf8(redact_token(body, Some("abc"))).expect("utf-8");
         assert!(!text.contains("0061bc"), "{text}");
+    }
+
+    #[test]
+    fn redaction_holds_for_repeated_keys_and_copies() {
+        let token = "tok-123456";
+        for body in [
+            // The reader keeps the last key: the other one hides from a parsed map or a text
+            // search, whichever looks.
+            r#"{"method":"x","api_token":"tok-123456","api_token":"\u0074ok-123456"}"#,
+            r#"{"method":"x","api_token":"\u0074ok-123456","api_token":"tok-123456"}"#,
+            r#"{"method":"x","api_token":"\u0074ok-123456","params":{"caller_name":"\u0074ok-123456"}}"#,
+            r#"{"method":"x","api_token":"\u0074ok-123456","params":{"\u0074ok-123456":["tok-123456"]}}"#,
+        ] {
+            let out = String::from_utf8(redact_token(body.as_bytes(), Some(token))).expect("utf-8");
+            serde_json::from_str::<serde_json::Value>(&out).expect("still JSON");
+            assert!(
+                !mentions(&out, token) && !out.contains("ok-123456"),
+                "{body} → {out}"
+            );
+            assert!(out.contains("[redacted]"), "{out}");
+        }
+        // The usual body keeps its exact text apart from the token.
+        let body = r#"{"method":"x",  "api_token":"tok-123456","params":{"n":"tok-1234567"}}"#;
+        let out = String::from_utf8(redact_token(body.as_bytes(), Some(token))).expect("utf-8");
+        assert_eq!(
+            out,
+            r#"{"method":"x",  "api_token":"[redacted]","params":{"n":"tok-1234567"}}"#
+        );
     }
 
     #[test]
