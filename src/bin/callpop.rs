@@ -201,7 +201,8 @@ fn main() {
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("callpop: {e:#}");
+            // Errors can quote what a remote server or a sender wrote.
+            eprintln!("callpop: {}", shown(&format!("{e:#}")));
             1
         }
     };
@@ -458,6 +459,34 @@ fn call_json(r: &CallRecord) -> serde_json::Value {
     })
 }
 
+/// Text from a sender or a remote server as it may go to a terminal: control characters (which
+/// move the cursor or recolour the screen) and bidi or zero-width characters (which reorder or
+/// hide what follows on the line) are dropped. The JSON and CSV outputs keep the exact text.
+fn shown(text: &str) -> String {
+    callpop::notify::sanitize(text, usize::MAX)
+}
+
+/// `value` as one line of JSON that is safe on a terminal: the characters [`shown`] drops are
+/// written as `\uXXXX` escapes instead (outside strings JSON has none), so the data is exact.
+fn json_line(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if !text.chars().any(callpop::notify::is_invisible_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 32);
+    for c in text.chars() {
+        if callpop::notify::is_invisible_control(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn party_label(number: &Option<String>, e164: &Option<String>, name: &Option<String>) -> String {
     let number = e164.clone().or_else(|| number.clone());
     match (name, number) {
@@ -529,7 +558,7 @@ fn calls(config: &Config, args: CallsArgs) -> Result<()> {
     let records = store.calls(&filter)?;
     if args.json {
         for r in &records {
-            writeln!(out, "{}", call_json(r))?;
+            writeln!(out, "{}", json_line(&call_json(r)))?;
         }
         out.flush()?;
         return Ok(());
@@ -555,9 +584,12 @@ fn calls(config: &Config, args: CallsArgs) -> Result<()> {
             r.id,
             c.started_at.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
             c.direction.as_str(),
-            truncate(&party_label(&c.from.raw, &c.from.e164, &c.from.name), 26),
-            truncate(&party_label(&c.to.raw, &c.to.e164, &c.to.name), 22),
-            truncate(&extensions_label(c), 10),
+            truncate(
+                &shown(&party_label(&c.from.raw, &c.from.e164, &c.from.name)),
+                26
+            ),
+            truncate(&shown(&party_label(&c.to.raw, &c.to.e164, &c.to.name)), 22),
+            truncate(&shown(&extensions_label(c)), 10),
             result,
             c.ring_seconds,
             c.talk_seconds,
@@ -608,7 +640,11 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                     QuarantineReplay::StillInvalid {
                         quarantine_id,
                         reason,
-                    } => writeln!(out, "quarantine {quarantine_id}: still unusable: {reason}")?,
+                    } => writeln!(
+                        out,
+                        "quarantine {quarantine_id}: still unusable: {}",
+                        shown(&reason)
+                    )?,
                 }
             }
             return Ok(out.flush()?);
@@ -626,7 +662,11 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                 }
                 Err(e) => {
                     failed += 1;
-                    writeln!(out, "delivery {id}: cannot be read by this version: {e}")?;
+                    writeln!(
+                        out,
+                        "delivery {id}: cannot be read by this version: {}",
+                        shown(&e.to_string())
+                    )?;
                 }
             }
         }
@@ -654,7 +694,7 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                     "headers": q.headers,
                     "body": body_json(&q.body),
                 });
-                writeln!(out, "{line}")?;
+                writeln!(out, "{}", json_line(&line))?;
             } else {
                 writeln!(
                     out,
@@ -665,7 +705,7 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                         .format("%Y-%m-%d %H:%M:%S"),
                     q.provider.as_str(),
                     q.occurrences,
-                    q.reason,
+                    shown(&q.reason),
                     if q.resolved_at.is_some() {
                         "  (resolved)"
                     } else {
@@ -697,7 +737,7 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                 "headers": e.headers,
                 "body": body_json(&e.body),
             });
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", json_line(&line))?;
         } else {
             writeln!(
                 out,
@@ -707,7 +747,7 @@ fn events(config: &Config, args: EventsArgs) -> Result<()> {
                     .with_timezone(&Local)
                     .format("%Y-%m-%d %H:%M:%S"),
                 e.provider.as_str(),
-                e.kind,
+                shown(&e.kind),
                 e.call_ids,
                 if e.redeliveries > 0 {
                     format!("  (+{} re-deliveries)", e.redeliveries)
@@ -793,19 +833,19 @@ fn subscriptions(mut config: Config, action: SubscriptionAction) -> Result<()> {
                     if json {
                         println!(
                             "{}",
-                            serde_json::json!({
+                            json_line(&serde_json::json!({
                                 "id": s.id, "status": s.status, "address": s.delivery_mode.address,
                                 "expiration_time": s.expiration_time, "event_filters": s.event_filters,
                                 "blacklisted_reason": s.blacklisted_data.as_ref().and_then(|b| b.reason.clone()),
-                            })
+                            }))
                         );
                     } else {
                         println!(
                             "{}  {:<11}  expires {}  {}",
-                            s.id,
-                            s.status,
-                            s.expiration_time.as_deref().unwrap_or("-"),
-                            s.delivery_mode.address.as_deref().unwrap_or("-")
+                            shown(&s.id),
+                            shown(&s.status),
+                            shown(s.expiration_time.as_deref().unwrap_or("-")),
+                            shown(s.delivery_mode.address.as_deref().unwrap_or("-"))
                         );
                     }
                 }
@@ -814,13 +854,13 @@ fn subscriptions(mut config: Config, action: SubscriptionAction) -> Result<()> {
                 let e = keeper.ensure(false).await?;
                 println!(
                     "Subscription {} is Active until {}{}{}",
-                    e.subscription_id,
+                    shown(&e.subscription_id),
                     e.expires_at.map_or("-".into(), |t| t.to_rfc3339()),
                     if e.created { " (created)" } else if e.renewed { " (renewed)" } else { "" },
                     if e.deleted.is_empty() {
                         String::new()
                     } else {
-                        format!("; deleted {}", e.deleted.join(", "))
+                        format!("; deleted {}", shown(&e.deleted.join(", ")))
                     }
                 );
                 if let Ok(store) = open_history(&config) {
@@ -901,7 +941,7 @@ fn status(config: &Config, json: bool, only: Option<&str>) -> Result<()> {
             .context("the running CallPop sent an unreadable status")
     })?;
     if json {
-        println!("{body}");
+        println!("{}", json_line(&body));
         return Ok(());
     }
     let parts = body["parts"].as_object().cloned().unwrap_or_default();
@@ -909,26 +949,29 @@ fn status(config: &Config, json: bool, only: Option<&str>) -> Result<()> {
         let part = &parts.get(name).cloned().unwrap_or_default();
         println!(
             "{name}: {} — {}",
-            part["state"].as_str().unwrap_or("unknown"),
-            part["detail"].as_str().unwrap_or("")
+            shown(part["state"].as_str().unwrap_or("unknown")),
+            shown(part["detail"].as_str().unwrap_or(""))
         );
         if name == "tunnel" {
             println!(
                 "public URL: {}",
-                body["public_url"].as_str().unwrap_or("(none)")
+                shown(body["public_url"].as_str().unwrap_or("(none)"))
             );
         }
         return Ok(());
     }
     println!(
         "CallPop {} — {}",
-        body["version"].as_str().unwrap_or("?"),
-        body["status"].as_str().unwrap_or("?")
+        shown(body["version"].as_str().unwrap_or("?")),
+        shown(body["status"].as_str().unwrap_or("?"))
     );
-    println!("  listening on {}", body["listen"].as_str().unwrap_or("?"));
+    println!(
+        "  listening on {}",
+        shown(body["listen"].as_str().unwrap_or("?"))
+    );
     println!(
         "  public URL:  {}",
-        body["public_url"].as_str().unwrap_or("(none)")
+        shown(body["public_url"].as_str().unwrap_or("(none)"))
     );
     for provider in ["ringcentral", "ringotel"] {
         let c = &body[provider];
@@ -938,13 +981,14 @@ fn status(config: &Config, json: bool, only: Option<&str>) -> Result<()> {
         );
     }
     if let Some(e) = body["storage_error"].as_str() {
-        println!("  STORAGE: {e}");
+        println!("  STORAGE: {}", shown(e));
     }
     for (name, part) in parts {
         println!(
-            "  {name}: {} — {}",
-            part["state"].as_str().unwrap_or("?"),
-            part["detail"].as_str().unwrap_or("")
+            "  {}: {} — {}",
+            shown(&name),
+            shown(part["state"].as_str().unwrap_or("?")),
+            shown(part["detail"].as_str().unwrap_or(""))
         );
     }
     Ok(())
@@ -1006,5 +1050,40 @@ mod tests {
         assert!(parse_time("soon", now).is_err());
         assert!(parse_time("5y", now).is_err());
         assert!(parse_time("99999999999999999999h", now).is_err());
+    }
+
+    #[test]
+    fn provider_text_cannot_reorder_or_drive_the_terminal() {
+        let evil = "Bob \u{202E}exe.txt\u{202C} \u{1b}[2J\u{9b}31m\u{7f}\u{2066}x\u{2069}\u{200B}\nnext <b>";
+        let line = shown(evil);
+        assert_eq!(line, "Bob exe.txt [2J31mx next <b>");
+        assert!(!line.chars().any(callpop::notify::is_invisible_control));
+        // The table cuts after cleaning, so a hidden character never counts towards the width.
+        assert_eq!(truncate(&shown("\u{202E}\u{202E}abc"), 3), "abc");
+    }
+
+    #[test]
+    fn json_lines_escape_what_could_disturb_a_terminal_and_keep_the_data() {
+        let value = serde_json::json!({
+            "from_name": "Bob \u{202E}exe.txt\u{202C}\u{7f}\u{9b}\u{0}\u{1b}[2J",
+            "note": "plain café ☎",
+            "\u{202E}key": [1, "\u{2067}"],
+        });
+        let line = json_line(&value);
+        assert!(
+            !line
+                .chars()
+                .any(|c| callpop::notify::is_invisible_control(c) || c == '\n'),
+            "{line:?}"
+        );
+        assert!(line.contains("\\u202e") && line.contains("\\u007f") && line.contains("\\u009b"));
+        assert!(
+            line.contains("plain café ☎"),
+            "ordinary text is left alone: {line}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&line).expect("still JSON");
+        assert_eq!(back, value);
+        let plain = serde_json::json!({"a": "b"});
+        assert_eq!(json_line(&plain), plain.to_string());
     }
 }

@@ -89,8 +89,9 @@ pub trait Notifier: Send + 'static {
     fn open(&mut self, url: &str) -> Result<(), NotifyError>;
 }
 
-/// Characters that reorder or hide text: a caller name must not be able to disguise itself.
-fn is_invisible_control(c: char) -> bool {
+/// Characters that reorder or hide text, or drive a terminal: a caller name must not be able
+/// to disguise itself or anything shown after it.
+pub fn is_invisible_control(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
