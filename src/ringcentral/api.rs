@@ -331,7 +331,7 @@ impl Platform {
             self.clock.sleep(chrono::Duration::seconds(10)).await;
         };
         let status = response.status();
-        let retry_after = retry_after(&response);
+        let retry_after = retry_after(response.headers());
         let text = response
             .text()
             .await
@@ -354,11 +354,10 @@ impl Platform {
         }
         let token: TokenResponse = serde_json::from_str(&text)
             .map_err(|e| ApiError::Protocol(format!("token response: {e}")))?;
-        let expires_in = token.expires_in.map_or(3600, |n| n.0).max(60);
         let secret = Secret::new(token.access_token);
         *cached = Some(Token {
             access_token: secret.clone(),
-            expires_at: self.clock.now() + chrono::Duration::seconds(expires_in),
+            expires_at: self.clock.now() + token_lifetime(token.expires_in.map(|n| n.0)),
         });
         Ok(secret)
     }
@@ -408,7 +407,7 @@ impl Platform {
                 }
             };
             let status = response.status();
-            let retry = retry_after(&response);
+            let retry = retry_after(response.headers());
             if status == StatusCode::TOO_MANY_REQUESTS {
                 return Err(self.punish(group, retry));
             }
@@ -592,12 +591,23 @@ impl Platform {
     }
 }
 
-fn retry_after(response: &reqwest::Response) -> Option<i64> {
-    response
-        .headers()
+/// The longest `Retry-After` obeyed, seconds. RingCentral asks for about a minute; a larger
+/// value (a broken proxy, a hostile server) would stop subscription management for good, or
+/// overflow the time it is added to.
+const MAX_RETRY_AFTER: i64 = 3600;
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<i64> {
+    headers
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|s| s.clamp(0, MAX_RETRY_AFTER))
+}
+
+/// How long a granted access token is used: `expires_in` as sent, between a minute and a day
+/// (the platform grants at most an hour; a larger value must not overflow the clock).
+fn token_lifetime(expires_in: Option<i64>) -> chrono::Duration {
+    chrono::Duration::seconds(expires_in.unwrap_or(3600).clamp(60, 86_400))
 }
 
 /// Reads an id that may be a string or a number (keeps [`Id`] in use for API types).
@@ -612,4 +622,37 @@ pub fn time_field(value: &Value) -> Option<DateTime<Utc>> {
     serde_json::from_value::<Timestamp>(value.clone())
         .ok()
         .map(|t| t.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_waits_and_lifetimes_from_the_server_are_bounded() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (sent, obeyed) in [
+            ("60", Some(60)),
+            ("-5", Some(0)),
+            ("99999999999999999", Some(MAX_RETRY_AFTER)),
+            ("soon", None),
+        ] {
+            headers.insert(
+                "retry-after",
+                reqwest::header::HeaderValue::from_static(sent),
+            );
+            assert_eq!(retry_after(&headers), obeyed, "{sent}");
+        }
+        let now = Utc::now();
+        for (sent, seconds) in [
+            (None, 3600),
+            (Some(7199), 7199),
+            (Some(-1), 60),
+            (Some(i64::MAX), 86_400),
+        ] {
+            let lifetime = token_lifetime(sent);
+            assert_eq!(lifetime.num_seconds(), seconds, "{sent:?}");
+            assert!(now.checked_add_signed(lifetime).is_some());
+        }
+    }
 }

@@ -16,6 +16,9 @@ use crate::model::{
 use crate::numbers::{Country, PhoneNumber};
 use crate::wire::{clean_text, Id, LenientInt, ParseError, Timestamp};
 
+/// The longest call a call-log record may describe, seconds.
+const MAX_CALL_SECONDS: i64 = 7 * 24 * 3600;
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct Record {
@@ -137,7 +140,16 @@ pub fn record_to_delivery(
         .and_then(|e| e.id)
         .and_then(Id::into_non_empty)
         .or(own_id);
-    let end = start + chrono::Duration::seconds(duration);
+    // A week bounds any real call; a larger figure from the platform would overflow the end
+    // time (and chrono panics on that) rather than describe a call.
+    let end = chrono::Duration::try_seconds(duration)
+        .filter(|_| duration <= MAX_CALL_SECONDS)
+        .and_then(|d| start.checked_add_signed(d))
+        .ok_or_else(|| {
+            ParseError::new(format!(
+                "call-log record {record_id}: duration {duration} is not a call length in seconds"
+            ))
+        })?;
     let voicemail_message_id = r
         .message
         .filter(|m| {
@@ -263,6 +275,13 @@ mod tests {
             json!({"telephonySessionId": "s"}),
             json!({"id": "1"}),
             json!({"id": "1", "telephonySessionId": "s"}),
+            // Durations past chrono's range panicked when the end time was worked out.
+            json!({"id": "1", "telephonySessionId": "s", "startTime": "2026-11-20T13:00:00Z",
+                   "duration": i64::MAX}),
+            json!({"id": "1", "telephonySessionId": "s", "startTime": "9999-12-31T23:59:59Z",
+                   "duration": 9_000_000_000_000_000i64}),
+            json!({"id": "1", "telephonySessionId": "s", "startTime": "2026-11-20T13:00:00Z",
+                   "duration": MAX_CALL_SECONDS + 1}),
         ] {
             assert!(
                 record_to_delivery(&bad, &us(), Utc::now()).is_err(),
