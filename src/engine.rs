@@ -105,6 +105,8 @@ impl Engine {
         let (writer, writer_thread) =
             StoreWriter::spawn(store, changes.clone()).map_err(EngineError::Thread)?;
         let health = Health::new();
+        let (state, detail) = crate::secrets::credential_health(&config);
+        health.set_part("credentials", state, detail);
         let shutdown = CancellationToken::new();
         let (reminders_tx, reminders_rx) = mpsc::channel(16);
         let (popup_requests, _) = broadcast::channel(16);

@@ -209,6 +209,36 @@ fn in_keyring(config: &Config, name: &str) -> bool {
         }
 }
 
+/// Where typed-in credentials are kept, as a health part: `(state, detail)`. A file chosen
+/// in the configuration is "file"; a file because no keyring answered is "fallback", which the
+/// health view flags.
+pub fn credential_health(config: &Config) -> (&'static str, String) {
+    let file = config.data_dir.join(SECRETS_FILE);
+    if in_keyring(config, names::RINGCENTRAL_JWT) {
+        (
+            "keyring",
+            "RingCentral client secret, JWT and ngrok authtoken are kept in the OS keyring".into(),
+        )
+    } else if config.secret_store == SecretStoreChoice::File {
+        (
+            "file",
+            format!(
+                "credentials are kept in {} (readable only by you), as configured",
+                file.display()
+            ),
+        )
+    } else {
+        (
+            "fallback",
+            format!(
+                "no OS keyring answered, so credentials are kept in {} (readable only by you); \
+                 unlock or install a keyring (GNOME Keyring, KWallet) and restart CallPop to use it",
+                file.display()
+            ),
+        )
+    }
+}
+
 /// Where credentials are kept under this configuration, for people.
 pub fn credential_store(config: &Config) -> &'static str {
     if in_keyring(config, names::RINGCENTRAL_JWT) {

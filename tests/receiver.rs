@@ -342,6 +342,34 @@ fn healthz_reports_counters_and_no_secrets() {
 }
 
 #[test]
+fn healthz_flags_credentials_kept_in_the_file_because_no_keyring_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead_bus = format!("unix:path={}", dir.path().join("no-bus").display());
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("CALLPOP_SECRET_STORE", "auto"),
+            ("DBUS_SESSION_BUS_ADDRESS", &dead_bus),
+        ],
+    );
+    let health = http(server.port, "GET", "/healthz", &[], b"").json();
+    let part = &health["parts"]["credentials"];
+    assert_eq!(part["state"], "fallback", "{health}");
+    let detail = part["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("no OS keyring answered") && detail.contains("secrets.json"),
+        "{detail}"
+    );
+    server.stop();
+
+    // Chosen on purpose, the file is not a problem to flag.
+    let server = Server::start_with(dir.path(), &[("CALLPOP_SECRET_STORE", "file")]);
+    let health = http(server.port, "GET", "/healthz", &[], b"").json();
+    assert_eq!(health["parts"]["credentials"]["state"], "file", "{health}");
+    server.stop();
+}
+
+#[test]
 fn other_ringcentral_events_are_stored_and_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());

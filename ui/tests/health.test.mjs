@@ -131,3 +131,21 @@ test("pause popups menu: 1 hour, until resumed, resume (keyboard operable)", asy
     assert.equal(await page.isHidden(".menu"), true);
   });
 });
+
+test("credentials: the keyring is fine, the file fallback is flagged with where they are and how to fix it", async () => {
+  await withApp({}, async (page) => {
+    await page.click("[data-testid='status-badge']");
+    await page.waitForSelector(card("credentials"));
+    assert.equal((await page.textContent(`${card("credentials")} .state-pill`)).trim(), "OS keyring");
+    assert.match(await page.getAttribute(card("credentials"), "class"), /tone-ok/);
+    const fallback = "no OS keyring answered, so credentials are kept in /home/desk/.local/share/callpop/secrets.json (readable only by you); unlock or install a keyring (GNOME Keyring, KWallet) and restart CallPop to use it";
+    await page.evaluate((detail) => {
+      const { parts } = window.__mock.setHealth({});
+      window.__mock.setHealth({ parts: { ...parts, credentials: { state: "fallback", detail, since: "2026-11-23T18:00:00Z" } } });
+    }, fallback);
+    await page.waitForSelector(`${card("credentials")}.tone-warn`);
+    assert.equal((await page.textContent(`${card("credentials")} .state-pill`)).trim(), "File fallback");
+    assert.match(await page.textContent(card("credentials")), /secrets\.json \(readable only by you\)/);
+    assert.match(await page.textContent(".health-summary"), /Credentials: file fallback/);
+  });
+});

@@ -334,6 +334,7 @@
       tunnel: { state: "online", detail: "https://callpop-baymotors.ngrok.app", since: since(60 * 26) },
       notifications: { state: "active", detail: "Desktop notifications allowed", since: since(60 * 26) },
       backfill: { state: "idle", detail: "Last backfill 09:12 fetched 3 calls", since: since(78) },
+      credentials: { state: "keyring", detail: "RingCentral client secret, JWT and ngrok authtoken are kept in the OS keyring", since: since(60 * 26) },
     },
   }, cfg.health || {});
   let pause = { paused: false, until: null };

@@ -7,8 +7,8 @@ import { toast, toastError } from "../toast";
 
 export type Tone = "ok" | "warn" | "error" | "neutral";
 
-const OK_STATES = new Set(["active", "online", "ok", "running", "idle", "done", "enabled", "on", "ready", "connected"]);
-const WARN_STATES = new Set(["renewing", "connecting", "reconnecting", "paused", "pending", "starting", "degraded", "running_backfill", "backfilling", "quiet", "quiet_hours", "denied", "unsupported"]);
+const OK_STATES = new Set(["keyring", "file", "active", "online", "ok", "running", "idle", "done", "enabled", "on", "ready", "connected"]);
+const WARN_STATES = new Set(["fallback", "renewing", "connecting", "reconnecting", "paused", "pending", "starting", "degraded", "running_backfill", "backfilling", "quiet", "quiet_hours", "denied", "unsupported"]);
 const ERROR_STATES = new Set(["error", "blacklisted", "offline", "expired", "failed", "unauthorized"]);
 
 export function stateTone(state: string): Tone {
@@ -19,7 +19,10 @@ export function stateTone(state: string): Tone {
   return "neutral";
 }
 
+const STATE_LABELS: Record<string, string> = { keyring: "OS keyring", file: "Private file", fallback: "File fallback" };
+
 function stateLabel(state: string): string {
+  if (STATE_LABELS[state]) return STATE_LABELS[state];
   const s = state.replace(/_/g, " ");
   return s ? s[0].toUpperCase() + s.slice(1) : "Unknown";
 }
@@ -83,6 +86,7 @@ export class HealthPage {
       this.partCard("notifications", "Notifications", "bell", v.parts.notifications, null),
       this.partCard("backfill", "Backfill", "history", v.parts.backfill, h("p", { class: "card-note", text: "Fetches calls from the RingCentral call log that webhooks missed (for example while the computer was off)." })),
       this.storageCard(v),
+      this.partCard("credentials", "Credentials", "key", v.parts.credentials, null),
     );
     if (focused) this.el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
   }
@@ -189,5 +193,5 @@ function summaryLine(v: HealthView): string {
 }
 
 export function partName(k: string): string {
-  return ({ tunnel: "Public URL", subscription: "Subscription", notifications: "Notifications", backfill: "Backfill" } as Record<string, string>)[k] ?? k;
+  return ({ tunnel: "Public URL", subscription: "Subscription", notifications: "Notifications", backfill: "Backfill", credentials: "Credentials" } as Record<string, string>)[k] ?? k;
 }
