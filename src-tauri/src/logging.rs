@@ -31,9 +31,17 @@ pub fn init(dir: &Path) -> Result<WorkerGuard, String> {
         .with(
             fmt::layer()
                 .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr),
+                .with_writer(std::io::stderr)
+                // A line that cannot be written is dropped: by default tracing reports it
+                // with `eprintln!`, which panics when stderr is a file on a full disk.
+                .log_internal_errors(false),
         )
-        .with(fmt::layer().with_ansi(false).with_writer(file))
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(file)
+                .log_internal_errors(false),
+        )
         .try_init()
         .map_err(|e| format!("logging is already set up: {e}"))?;
     Ok(guard)

@@ -237,6 +237,10 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written is dropped. By default tracing reports it with
+        // `eprintln!`, which panics when stderr is a file on a full disk: the request in hand
+        // lost its reply and the store writer thread died, so storage never came back.
+        .log_internal_errors(false)
         .init();
 }
 
