@@ -73,8 +73,10 @@ pub struct Snapshot {
     pub ringcentral: ProviderCounters,
     /// Ringotel receiver counters.
     pub ringotel: ProviderCounters,
-    /// The last storage failure, while it lasts.
+    /// The last storage failure, while it lasts (`unwritable: disk full (…)`).
     pub storage_error: Option<String>,
+    /// When deliveries started failing to be stored (kept while the failure lasts).
+    pub storage_error_since: Option<DateTime<Utc>>,
     /// Background parts by name (`subscription`, `tunnel`, `notifications`, …).
     pub parts: std::collections::BTreeMap<String, PartStatus>,
 }
@@ -123,9 +125,16 @@ impl Health {
         s.public_url = url;
     }
 
-    /// Records (or clears, with `None`) a storage failure.
+    /// Records (or clears, with `None`) a storage failure; the time it started stays put
+    /// while failures go on, so the health page can say for how long nothing was stored.
     pub fn set_storage_error(&self, error: Option<String>) {
-        self.lock().storage_error = error;
+        let mut s = self.lock();
+        s.storage_error_since = match (&error, s.storage_error_since) {
+            (None, _) => None,
+            (Some(_), Some(since)) => Some(since),
+            (Some(_), None) => Some(Utc::now()),
+        };
+        s.storage_error = error;
     }
 
     /// Sets a background part's state; the time only moves when the state changes.
@@ -161,5 +170,39 @@ impl Health {
             "ok".into()
         };
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_keeps_its_start_until_it_clears() {
+        let health = Health::new();
+        assert_eq!(health.snapshot().status, "ok");
+        health.set_storage_error(Some("unwritable: disk full".into()));
+        let first = health.snapshot();
+        assert_eq!(first.status, "error");
+        let since = first.storage_error_since.expect("a start time");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        health.set_storage_error(Some("unwritable: read-only".into()));
+        let second = health.snapshot();
+        assert_eq!(
+            second.storage_error.as_deref(),
+            Some("unwritable: read-only")
+        );
+        assert_eq!(
+            second.storage_error_since,
+            Some(since),
+            "still the same outage"
+        );
+        health.set_storage_error(None);
+        let cleared = health.snapshot();
+        assert_eq!(cleared.status, "ok");
+        assert_eq!(
+            (cleared.storage_error, cleared.storage_error_since),
+            (None, None)
+        );
     }
 }

@@ -515,7 +515,7 @@ async fn ringotel_webhook(
 
 fn storage_unavailable(inner: &Inner, e: &crate::store::StoreError) -> Response {
     tracing::error!(error = %e, "delivery not stored");
-    inner.health.set_storage_error(Some(e.to_string()));
+    inner.health.set_storage_error(Some(storage_problem(e)));
     let mut response = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "storage_unavailable",
@@ -525,6 +525,15 @@ fn storage_unavailable(inner: &Inner, e: &crate::store::StoreError) -> Response 
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
     response
+}
+
+/// What the health page says about a failed write: `unwritable: <why>` when the disk or file
+/// refused it, else the error itself.
+fn storage_problem(e: &crate::store::StoreError) -> String {
+    match e {
+        crate::store::StoreError::Unwritable(reason) => format!("unwritable: {reason}"),
+        other => other.to_string(),
+    }
 }
 
 async fn store(inner: &Inner, delivery: Delivery) -> Response {
@@ -585,6 +594,8 @@ async fn quarantine(
     };
     match inner.writer.quarantine(entry).await {
         Ok(id) => {
+            // A commit went through: the history is writable again.
+            inner.health.set_storage_error(None);
             inner.health.provider(provider, |c| c.quarantined += 1);
             tracing::warn!(provider = provider.as_str(), quarantine_id = id, %reason,
                 "unusable delivery quarantined");

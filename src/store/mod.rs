@@ -61,7 +61,7 @@ pub enum StoreError {
     Unwritable(String),
     /// Any other SQLite failure.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// A stored JSON column could not be read.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
@@ -76,18 +76,33 @@ impl StoreError {
         matches!(self, StoreError::Unwritable(_) | StoreError::WriterGone)
     }
 
-    /// Maps SQLite errors that mean "cannot write now" to [`StoreError::Unwritable`].
+    /// Maps SQLite errors that mean "cannot write now" to [`StoreError::Unwritable`], with a
+    /// short reason first ("disk full", "read-only", …) for the health page.
     pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
         use rusqlite::ErrorCode as C;
         if let rusqlite::Error::SqliteFailure(f, msg) = &e {
-            if matches!(
-                f.code,
-                C::DiskFull | C::ReadOnly | C::SystemIoFailure | C::CannotOpen | C::DatabaseBusy
-            ) {
-                return StoreError::Unwritable(msg.clone().unwrap_or_else(|| f.to_string()));
-            }
+            let reason = match f.code {
+                C::DiskFull => "disk full",
+                C::ReadOnly => "read-only",
+                C::SystemIoFailure => "write failed",
+                C::CannotOpen => "cannot open the file",
+                C::DatabaseBusy | C::DatabaseLocked => "locked by another program",
+                _ => return StoreError::Sqlite(e),
+            };
+            let detail = msg.clone().unwrap_or_else(|| f.to_string());
+            return StoreError::Unwritable(format!("{reason} ({detail})"));
         }
         StoreError::Sqlite(e)
+    }
+}
+
+/// Every SQLite error is classified, so a disk-full or read-only failure raised deep inside
+/// an ingest (through `?`) is reported as [`StoreError::Unwritable`] like one from COMMIT;
+/// before, those arrived as plain "database error"s and the writer kept retrying each request
+/// of the group against a full disk.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::classify(e)
     }
 }
 
@@ -439,6 +454,39 @@ pub(crate) mod tests {
             matches!(err, StoreError::NewerSchema { found: 999, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn disk_errors_raised_through_question_mark_are_unwritable() {
+        fn failure(code: i32, msg: &str) -> Result<(), StoreError> {
+            let e = rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some(msg.to_string()),
+            );
+            Err(e)?
+        }
+        let full =
+            failure(rusqlite::ffi::SQLITE_FULL, "database or disk is full").expect_err("fails");
+        assert!(full.is_unavailable(), "{full:?}");
+        assert_eq!(
+            full.to_string(),
+            "the call history cannot be written right now: disk full (database or disk is full)"
+        );
+        let io = failure(rusqlite::ffi::SQLITE_IOERR_WRITE, "disk I/O error").expect_err("fails");
+        assert!(io.is_unavailable(), "{io:?}");
+        let ro = failure(
+            rusqlite::ffi::SQLITE_READONLY,
+            "attempt to write a readonly database",
+        )
+        .expect_err("fails");
+        assert!(
+            matches!(&ro, StoreError::Unwritable(r) if r.starts_with("read-only")),
+            "{ro:?}"
+        );
+        // A problem with the data is not a storage outage.
+        let constraint = failure(rusqlite::ffi::SQLITE_CONSTRAINT, "UNIQUE constraint failed")
+            .expect_err("fails");
+        assert!(!constraint.is_unavailable(), "{constraint:?}");
     }
 
     #[test]

@@ -251,9 +251,14 @@ fn run(
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; {} request(s) not stored", batch.len());
-                let message = e.to_string();
+                // The reason alone: wrapping the whole message again read "cannot be written
+                // right now: cannot be written right now: …" on the health page.
+                let reason = match e {
+                    StoreError::Unwritable(reason) => reason,
+                    other => other.to_string(),
+                };
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Unwritable(message.clone())));
+                    let _ = job.reply.send(Err(StoreError::Unwritable(reason.clone())));
                 }
             }
         }

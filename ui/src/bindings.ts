@@ -209,8 +209,10 @@ export type HealthView = {
   ringcentral: ProviderCounters,
   /** Ringotel receiver counters. */
   ringotel: ProviderCounters,
-  /** The last storage failure, while it lasts. */
+  /** The last storage failure, while it lasts (`unwritable: disk full (…)`). */
   storage_error: string | null,
+  /** When deliveries started failing to be stored (kept while the failure lasts). */
+  storage_error_since: string | null,
   /** Background parts by name (`subscription`, `tunnel`, `notifications`, …). */
   parts: { [key in string]: PartStatus },
 };

@@ -167,7 +167,7 @@ export class HealthPage {
   private storageCard(v: HealthView): HTMLElement {
     if (v.storage_error) {
       return this.cardShell("storage", "Storage", "database", "error", "Error",
-        h("p", { class: "hc-detail", text: v.storage_error }),
+        h("p", { class: "hc-detail", text: v.storage_error_since ? `${v.storage_error} (since ${formatDateTime(v.storage_error_since)})` : v.storage_error }),
         h("p", { class: "card-note", text: "Deliveries are not acknowledged while the history cannot be written, so the phone system will retry them. Check free disk space and the data folder's permissions." }));
     }
     return this.cardShell("storage", "Storage", "database", "ok", "OK", h("p", { class: "hc-detail", text: "The call history is being written normally." }));
