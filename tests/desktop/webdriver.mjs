@@ -58,6 +58,7 @@ export class Desktop {
       stdio: ["ignore", "inherit", "inherit"],
     });
     const desktop = new Desktop(port, driver);
+    desktop.appCommand = [path.resolve(binary), ...args];
     await until("tauri-driver", async () => (await fetch(`http://127.0.0.1:${port}/status`)).ok);
     const created = await desktop.wd("POST", "/session", {
       capabilities: { alwaysMatch: { browserName: "wry", "tauri:options": { application: binary, args } } },
@@ -70,6 +71,23 @@ export class Desktop {
     this.port = port;
     this.driver = driver;
     this.session = null;
+    this.appCommand = null;
+  }
+
+  /** Processes running exactly this session's app command line. */
+  appPids() {
+    if (!this.appCommand) return [];
+    const wanted = this.appCommand.join("\0");
+    const pids = [];
+    for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      try {
+        const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0$/, "");
+        if (cmdline === wanted) pids.push(Number(pid));
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return pids;
   }
 
   async wd(method, url, body) {
@@ -128,11 +146,23 @@ export class Desktop {
     fs.writeFileSync(file, Buffer.from(png, "base64"));
   }
 
-  /** Ends the session (which quits the app) and stops tauri-driver. */
+  /** Ends the session and stops tauri-driver, then makes sure the app is gone: ending the
+   * session only closes its window, which CallPop hides to the tray, and an app left running
+   * holds the test runner's output pipes open so the runner never exits. */
   async close() {
     if (this.session) await this.wd("DELETE", this.s("")).catch(() => {});
     this.session = null;
     this.driver.kill("SIGTERM");
     await sleep(300);
+    for (const signal of ["SIGTERM", "SIGKILL"]) {
+      for (const pid of this.appPids()) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // Already gone.
+        }
+      }
+      await until("the app to exit", async () => this.appPids().length === 0, 5000).catch(() => {});
+    }
   }
 }
