@@ -24,9 +24,8 @@ const MAX_BATCH: usize = 512;
 /// their search-index work is queued and applied once per call (see migration 4).
 const LIGHT_BATCH: usize = 4;
 
-/// Longest the search index may trail acknowledged calls during a burst. Each application
-/// writes a new index segment and merges older ones; at 200 ms merging took twice as long.
-const MAX_SEARCH_LAG: Duration = Duration::from_millis(1000);
+/// Longest the search index may trail acknowledged calls during a burst.
+const MAX_SEARCH_LAG: Duration = Duration::from_millis(200);
 
 /// A pause this long in the traffic applies the queued search-index work.
 const IDLE_FLUSH: Duration = Duration::from_millis(5);
