@@ -89,7 +89,8 @@ struct CachedCall {
     call: Call,
 }
 
-/// Calls kept in memory at most; past that the cache starts over (recent calls refill it).
+/// Calls kept in memory at most; past that ended calls are dropped (and, if that is not
+/// enough, everything: recent calls refill it).
 const CACHED_CALLS: usize = 2_000;
 
 impl CallCache {
@@ -104,9 +105,17 @@ impl CallCache {
     }
 
     fn trim(&mut self) {
-        if self.calls.len() > CACHED_CALLS || self.ids.len() > CACHED_CALLS * 2 {
-            self.clear();
+        if self.calls.len() <= CACHED_CALLS && self.ids.len() <= CACHED_CALLS * 2 {
+            return;
         }
+        // Starting over made every call still ringing re-read and re-parse its deliveries
+        // (~3 % of the writer's time under load); an ended call rarely hears more.
+        self.calls.retain(|_, c| c.call.ended_at.is_none());
+        if self.calls.len() > CACHED_CALLS / 2 {
+            self.calls.clear();
+        }
+        let calls = &self.calls;
+        self.ids.retain(|_, id| calls.contains_key(id));
     }
 }
 
@@ -1051,5 +1060,59 @@ mod tests {
         let store = Store::open(&path, crate::store::tests::options()).expect("reopen");
         assert_eq!(search(&store.conn, "charlie"), vec![700]);
         assert_eq!(pending(&store.conn), 0);
+    }
+
+    fn ended_call() -> Call {
+        let record = serde_json::json!({
+            "id": "L1", "telephonySessionId": "s-1", "startTime": "2026-11-02T09:00:00Z",
+            "duration": 60, "type": "Voice", "direction": "Inbound", "action": "Phone Call",
+            "result": "Accepted",
+            "from": {"phoneNumber": "+14155550123"},
+            "to": {"phoneNumber": "+16505550100", "extensionNumber": "101"},
+        });
+        let delivery = crate::ringcentral::calllog::record_to_delivery(
+            &record,
+            &crate::numbers::Country::from_iso("US").expect("US"),
+            Utc::now(),
+        )
+        .expect("record");
+        let Payload::Calls(events) = delivery.parsed.payload else {
+            panic!("a call-log record holds call events");
+        };
+        calls::derive(&events, 1, None).expect("a call")
+    }
+
+    #[test]
+    fn a_full_cache_drops_ended_calls_and_keeps_the_ones_still_going() {
+        let ended = ended_call();
+        assert!(ended.ended_at.is_some());
+        let mut going = ended.clone();
+        going.ended_at = None;
+        let mut cache = CallCache::default();
+        for id in 0..=CACHED_CALLS as i64 {
+            let call = if id % 10 == 0 {
+                going.clone()
+            } else {
+                ended.clone()
+            };
+            cache
+                .ids
+                .insert((Provider::RingCentral, format!("k{id}")), id);
+            let entry = CachedCall {
+                events: Vec::new(),
+                deliveries: 1,
+                voicemail: None,
+                call,
+            };
+            cache.calls.insert(id, entry);
+        }
+        cache.trim();
+        assert_eq!(cache.calls.len(), CACHED_CALLS / 10 + 1);
+        assert!(cache.calls.values().all(|c| c.call.ended_at.is_none()));
+        assert_eq!(
+            cache.ids.len(),
+            cache.calls.len(),
+            "ids of dropped calls go too"
+        );
     }
 }
