@@ -196,6 +196,7 @@ enum EventsAction {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    no_huge_pages();
     let cli = Cli::parse();
     callpop::ringcentral::api::install_crypto_provider();
     let code = match run(cli) {
@@ -208,6 +209,18 @@ fn main() {
     };
     std::process::exit(code);
 }
+
+/// mimalloc marks its arenas for transparent huge pages, and a 2 MiB page is resident as soon
+/// as one byte of it is touched: an idle `callpop serve` was at 25 MiB instead of 15 MiB. This
+/// is what mimalloc's own `allow_thp = 0` does, which it reads before `main` runs.
+#[cfg(target_os = "linux")]
+fn no_huge_pages() {
+    // SAFETY: integer arguments only; it changes how this process's memory is paged.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_huge_pages() {}
 
 fn run(cli: Cli) -> Result<()> {
     let overrides = |listen: Option<String>| Overrides {
