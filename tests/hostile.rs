@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{db, Response, Server, RC_PATH, RC_TOKEN, RO_PATH, RO_TOKEN};
+use common::{db, request_bytes, Response, Server, RC_PATH, RC_TOKEN, RO_PATH, RO_TOKEN};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -42,25 +42,6 @@ impl Endpoint {
             (Endpoint::Ringotel, true) => RO_TOKEN,
         }
     }
-}
-
-/// A request's bytes: the given headers plus Host, `Connection: close` and a Content-Length
-/// unless the headers carry their own framing.
-fn request(path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    let framed = headers.iter().any(|(k, _)| {
-        k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
-    });
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !framed {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
 }
 
 /// Sends `bytes` from one thread while reading the reply on another, so a server that answers
@@ -112,34 +93,22 @@ fn post(port: u16, endpoint: Endpoint, authenticated: bool, body: &[u8]) -> Resp
     if endpoint == Endpoint::RingCentral {
         headers.push(("Verification-Token", endpoint.token(authenticated)));
     }
-    exchange(port, request(endpoint.path(), &headers, body))
-        .unwrap_or_else(|e| panic!("{endpoint:?}: {e}"))
+    exchange(
+        port,
+        request_bytes(port, "POST", endpoint.path(), &headers, body),
+    )
+    .unwrap_or_else(|e| panic!("{endpoint:?}: {e}"))
 }
 
 fn rc_telephony(uuid: &str, session: &str, caller: &str) -> Value {
-    json!({
-        "uuid": uuid,
-        "event": "/restapi/v1.0/account/809646016/extension/62264425016/telephony/sessions",
-        "timestamp": "2026-11-20T15:00:00.050Z",
-        "subscriptionId": "sub-1",
-        "ownerId": "62264425016",
-        "body": {
-            "sequence": 2,
-            "telephonySessionId": session,
-            "eventTime": "2026-11-20T15:00:02.000Z",
-            "parties": [{
-                "id": format!("{session}-2"),
-                "extensionId": "62264425016",
-                "direction": "Inbound",
-                "from": {"phoneNumber": "+14155550123", "name": caller},
-                "to": {"phoneNumber": "101", "name": "Alice Sales", "extensionId": "62264425016"},
-                "status": {"code": "Setup", "reason": "CallerInputRedirect"},
-                "missedCall": false,
-                "queueCall": false,
-                "recordings": [{"id": "rec-1"}]
-            }]
-        }
-    })
+    let mut delivery = common::rc_telephony(uuid, session, 2, "Setup", caller);
+    // Every optional party field the parser reads, so the mistyped-field sweep reaches them.
+    let party = &mut delivery["body"]["parties"][0];
+    party["status"]["reason"] = json!("CallerInputRedirect");
+    party["missedCall"] = json!(false);
+    party["queueCall"] = json!(false);
+    party["recordings"] = json!([{"id": "rec-1"}]);
+    delivery
 }
 
 fn rc_presence(uuid: &str, session: &str) -> Value {
@@ -694,16 +663,22 @@ fn hostile_bodies_get_4xx_and_stored_data_is_untouched() {
                 ("Verification-Token", token),
             ];
             headers.push(("X-Long", long.as_str()));
-            let r = exchange(server.port, request(endpoint.path(), &headers, &body))
-                .expect("a reply to one long header");
+            let r = exchange(
+                server.port,
+                request_bytes(server.port, "POST", endpoint.path(), &headers, &body),
+            )
+            .expect("a reply to one long header");
             assert_eq!(r.status, 431, "long header: {}", r.head);
             let mut headers = vec![
                 ("Content-Type", "application/json"),
                 ("Verification-Token", token),
             ];
             headers.extend(many.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let r = exchange(server.port, request(endpoint.path(), &headers, &body))
-                .expect("a reply to many headers");
+            let r = exchange(
+                server.port,
+                request_bytes(server.port, "POST", endpoint.path(), &headers, &body),
+            )
+            .expect("a reply to many headers");
             assert_eq!(r.status, 431, "many headers: {}", r.head);
         }
     }
@@ -722,7 +697,9 @@ fn hostile_bodies_get_4xx_and_stored_data_is_untouched() {
             let port = server.port;
             handles.push(scope.spawn(move || {
                 let token = endpoint.token(i % 4 < 2);
-                let declared = request(
+                let declared = request_bytes(
+                    port,
+                    "POST",
                     endpoint.path(),
                     &[
                         ("Content-Type", "application/json"),
@@ -732,7 +709,9 @@ fn hostile_bodies_get_4xx_and_stored_data_is_untouched() {
                 );
                 let r = exchange(port, declared).expect("declared oversized");
                 assert_eq!(r.status, 413, "declared: {}", r.text());
-                let mut chunked = request(
+                let mut chunked = request_bytes(
+                    port,
+                    "POST",
                     endpoint.path(),
                     &[
                         ("Content-Type", "application/json"),
@@ -750,7 +729,9 @@ fn hostile_bodies_get_4xx_and_stored_data_is_untouched() {
                 let r = exchange(port, chunked).expect("streamed oversized");
                 assert_eq!(r.status, 413, "streamed: {}", r.text());
                 // A Content-Length that lies low: the rest is not part of this request.
-                let mut lying = request(
+                let mut lying = request_bytes(
+                    port,
+                    "POST",
                     endpoint.path(),
                     &[
                         ("Content-Type", "application/json"),

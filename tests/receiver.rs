@@ -11,28 +11,9 @@ use common::{calls_json, count, http, raw, run, Server, RC_PATH, RC_TOKEN, RO_TO
 use serde_json::json;
 
 fn telephony(uuid: &str, session: &str, seq: i64, code: &str) -> Vec<u8> {
-    json!({
-        "uuid": uuid,
-        "event": "/restapi/v1.0/account/809646016/extension/62264425016/telephony/sessions",
-        "timestamp": "2026-11-20T15:00:00.050Z",
-        "subscriptionId": "sub-1",
-        "ownerId": "62264425016",
-        "body": {
-            "sequence": seq,
-            "telephonySessionId": session,
-            "eventTime": format!("2026-11-20T15:00:{:02}.000Z", seq),
-            "parties": [{
-                "id": format!("{session}-2"),
-                "extensionId": "62264425016",
-                "direction": "Inbound",
-                "from": {"phoneNumber": "+14155550123", "name": "Jane Roe"},
-                "to": {"phoneNumber": "101", "name": "Alice Sales", "extensionId": "62264425016"},
-                "status": {"code": code}
-            }]
-        }
-    })
-    .to_string()
-    .into_bytes()
+    common::rc_telephony(uuid, session, seq, code, "Jane Roe")
+        .to_string()
+        .into_bytes()
 }
 
 #[test]

@@ -291,6 +291,18 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    raw(port, &request_bytes(port, method, path, headers, body))
+}
+
+/// A request's bytes: the given headers plus Host, `Connection: close` and a Content-Length
+/// unless the headers carry their own framing.
+pub fn request_bytes(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut req =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     let has_length = headers.iter().any(|(k, _)| {
@@ -305,7 +317,38 @@ pub fn http(
     req.push_str("\r\n");
     let mut bytes = req.into_bytes();
     bytes.extend_from_slice(body);
-    raw(port, &bytes)
+    bytes
+}
+
+/// A RingCentral telephony-session delivery: +14155550123 (`caller`) ringing extension 101
+/// (Alice Sales) with party status `code`; `seq` is the sequence and the event's second.
+pub fn rc_telephony(
+    uuid: &str,
+    session: &str,
+    seq: i64,
+    code: &str,
+    caller: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "uuid": uuid,
+        "event": "/restapi/v1.0/account/809646016/extension/62264425016/telephony/sessions",
+        "timestamp": "2026-11-20T15:00:00.050Z",
+        "subscriptionId": "sub-1",
+        "ownerId": "62264425016",
+        "body": {
+            "sequence": seq,
+            "telephonySessionId": session,
+            "eventTime": format!("2026-11-20T15:00:{:02}.000Z", seq),
+            "parties": [{
+                "id": format!("{session}-2"),
+                "extensionId": "62264425016",
+                "direction": "Inbound",
+                "from": {"phoneNumber": "+14155550123", "name": caller},
+                "to": {"phoneNumber": "101", "name": "Alice Sales", "extensionId": "62264425016"},
+                "status": {"code": code}
+            }]
+        }
+    })
 }
 
 /// Sends exact bytes and parses the response.
