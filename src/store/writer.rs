@@ -230,9 +230,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
             data_version = version;
         }
         if let Err(reason) = restore_trust(&mut store, &acks) {
-            for job in batch.drain(..) {
-                let _ = job.reply.send(Err(StoreError::Unwritable(reason.clone())));
-            }
+            refuse(&mut batch, &reason);
             continue;
         }
         let index_now = batch.len() <= LIGHT_BATCH
@@ -286,9 +284,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
                     StoreError::Unwritable(reason) => reason,
                     other => other.to_string(),
                 };
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Unwritable(reason.clone())));
-                }
+                refuse(&mut batch, &reason);
             }
         }
     }
@@ -298,6 +294,15 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
     // Dropping the syncer answers whatever is still waiting for a flush.
     drop(acks);
     tracing::debug!("store writer stopped");
+}
+
+/// Answers every request of a group that was not stored: the history cannot be written now.
+fn refuse(batch: &mut Vec<Job>, reason: &str) {
+    for job in batch.drain(..) {
+        let _ = job
+            .reply
+            .send(Err(StoreError::Unwritable(reason.to_string())));
+    }
 }
 
 /// Answers a committed group and broadcasts its changes, in commit order. `failed`: the
@@ -586,6 +591,15 @@ mod tests {
         (found, pending)
     }
 
+    /// Closes the writer's channel and waits for its thread to finish.
+    async fn stop(writer: StoreWriter, thread: JoinHandle<()>) {
+        drop(writer);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("join")
+            .expect("writer thread");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_lone_call_is_searchable_when_acknowledged_and_a_burst_soon_after() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -612,11 +626,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(indexed(&path), (2_001, 0));
-        drop(writer);
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .expect("join")
-            .expect("writer thread");
+        stop(writer, thread).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -650,11 +660,7 @@ mod tests {
             "{retried:?}"
         );
         writer.ingest(record(2)).await.expect("back to normal");
-        drop(writer);
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .expect("join")
-            .expect("writer thread");
+        stop(writer, thread).await;
         let conn = rusqlite::Connection::open(&path).expect("open");
         let stored: i64 = conn
             .query_row("SELECT count(*) FROM raw_events", [], |r| r.get(0))
