@@ -5,7 +5,9 @@
 //! commits with `synchronous = NORMAL` (the WAL frames are written, not yet synced), hands the
 //! group to this thread and starts on the next group at once. This thread fdatasyncs the WAL
 //! file — one sync covers every group committed before it — and only then are the group's
-//! requests answered, so a 200 still means "on disk".
+//! requests answered, so a 200 still means "on disk". While a sync is under way the writer
+//! keeps its next group open and adds requests to it ([`Syncer::busy`], [`Syncer::idle`]), so
+//! under load there is one commit per sync.
 //!
 //! Checkpoints stay on the writer's connection. With NORMAL, SQLite syncs the WAL before
 //! copying it into the database and syncs the database after, so the WAL is only rewritten
@@ -14,9 +16,11 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+
+use tokio::sync::Notify;
 
 /// Makes everything written so far durable.
 pub(super) type Flush = Box<dyn FnMut() -> io::Result<()> + Send>;
@@ -29,6 +33,10 @@ pub(super) struct Syncer<T: Send + 'static> {
     queue: Option<mpsc::Sender<T>>,
     thread: Option<JoinHandle<()>>,
     in_doubt: Arc<AtomicBool>,
+    /// Groups submitted and not answered yet.
+    pending: Arc<AtomicUsize>,
+    /// Woken whenever `pending` drops to zero.
+    idle: Arc<Notify>,
 }
 
 impl<T: Send + 'static> Syncer<T> {
@@ -37,6 +45,9 @@ impl<T: Send + 'static> Syncer<T> {
         let (queue, groups) = mpsc::channel::<T>();
         let in_doubt = Arc::new(AtomicBool::new(false));
         let doubt = in_doubt.clone();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let idle = Arc::new(Notify::new());
+        let (left, wake) = (pending.clone(), idle.clone());
         let thread = std::thread::Builder::new()
             .name("callpop-store-sync".into())
             .spawn(move || {
@@ -54,8 +65,12 @@ impl<T: Send + 'static> Syncer<T> {
                         tracing::error!(error = %e, "the disk did not confirm a write");
                         doubt.store(true, Ordering::SeqCst);
                     }
+                    let answered = ready.len();
                     for group in ready {
                         answer(group, flushed.as_ref().err());
+                    }
+                    if left.fetch_sub(answered, Ordering::SeqCst) == answered {
+                        wake.notify_one();
                     }
                 }
             })?;
@@ -63,14 +78,30 @@ impl<T: Send + 'static> Syncer<T> {
             queue: Some(queue),
             thread: Some(thread),
             in_doubt,
+            pending,
+            idle,
         })
     }
 
     /// Queues a committed group; it is answered once a flush after its commit returns.
     pub(super) fn submit(&self, group: T) {
         if let Some(queue) = &self.queue {
+            self.pending.fetch_add(1, Ordering::SeqCst);
             // The thread only ends when this sender is dropped.
             let _ = queue.send(group);
+        }
+    }
+
+    /// True while a submitted group waits for its flush.
+    pub(super) fn busy(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) > 0
+    }
+
+    /// Returns once every submitted group has been answered.
+    pub(super) async fn idle(&self) {
+        while self.busy() {
+            // A wake-up left over from an earlier idle moment only costs a second look.
+            self.idle.notified().await;
         }
     }
 

@@ -1,5 +1,6 @@
 //! The single writer: one thread owns the write connection, takes requests from a channel and
-//! commits them in groups (group commit), each request inside its own savepoint.
+//! commits them in groups (group commit). A group stays open, taking more requests, for as
+//! long as the syncer is still syncing the previous one.
 //!
 //! A request is answered only after the transaction holding it has committed and the WAL
 //! has been synced past that commit (see `syncer`), so an HTTP 200 always means "on disk".
@@ -21,7 +22,9 @@ const MAX_BATCH: usize = 512;
 
 /// Groups this small (a desk's ordinary traffic) are committed with the search index up to
 /// date, so a call is searchable the moment it is acknowledged. Bigger groups mean a burst:
-/// their search-index work is queued and applied once per call (see migration 4).
+/// their search-index work is queued and applied once per call (see migration 4), and small
+/// groups inside the burst leave it queued too (each flush of the full-text index starts
+/// segment merges, whatever its size).
 const LIGHT_BATCH: usize = 4;
 
 /// Longest the search index may trail acknowledged calls during a burst.
@@ -213,12 +216,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
             }
         };
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        fill(&mut rx, &mut batch);
         // Another connection (a CLI replay or backfill) changed the file: the cache is stale.
         // data_version only moves for other connections' commits, never for ours.
         let version = store
@@ -233,58 +231,26 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
             refuse(&mut batch, &reason);
             continue;
         }
-        let index_now = batch.len() <= LIGHT_BATCH
-            || search_behind.is_some_and(|since| since.elapsed() >= MAX_SEARCH_LAG);
-        let results = match commit_batch(&mut store, &mut cache, &batch, index_now) {
-            Ok(results) => Ok(results),
+        let lag_due = search_behind.is_some_and(|since| since.elapsed() >= MAX_SEARCH_LAG);
+        let calm = search_behind.is_none();
+        let index_now = |group: usize| (calm && group <= LIGHT_BATCH) || lag_due;
+        let mut more = |batch: &mut Vec<Job>| take_more(&mut rx, &acks, &timer, batch);
+        match commit_batch(&mut store, &mut cache, &mut batch, &mut more, &index_now) {
+            Ok((results, indexed)) => {
+                note_search(&mut search_behind, indexed);
+                hand_over(&acks, batch.drain(..).zip(results).collect());
+            }
             Err(e) => {
-                // One bad request must not fail its neighbours: redo them one by one.
                 cache.clear();
                 tracing::debug!(error = %e, "group commit failed; retrying requests one by one");
-                let mut single = Vec::with_capacity(batch.len());
-                let mut fatal = None;
-                for job in &batch {
-                    match commit_batch(&mut store, &mut cache, std::slice::from_ref(job), index_now)
-                    {
-                        Ok(mut r) => single.push(r.remove(0)),
-                        Err(e) => {
-                            cache.clear();
-                            if e.is_unavailable() {
-                                fatal = Some(e);
-                                break;
-                            }
-                            single.push(Err(e));
-                        }
-                    }
-                }
-                match fatal {
-                    Some(e) => Err(e),
-                    None => Ok(single),
-                }
-            }
-        };
-        match results {
-            Ok(results) => {
-                if index_now {
-                    search_behind = None;
-                } else {
-                    search_behind.get_or_insert_with(Instant::now);
-                }
-                let group: Vec<Answered> = batch.drain(..).zip(results).collect();
-                match &acks {
-                    Acks::AtCommit(changes) => answer(changes, group, None),
-                    Acks::AfterFlush(syncer) => syncer.submit(group),
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; {} request(s) not stored", batch.len());
-                // The reason alone: wrapping the whole message again read "cannot be written
-                // right now: cannot be written right now: …" on the health page.
-                let reason = match e {
-                    StoreError::Unwritable(reason) => reason,
-                    other => other.to_string(),
-                };
-                refuse(&mut batch, &reason);
+                one_by_one(
+                    &mut store,
+                    &mut cache,
+                    &mut batch,
+                    &acks,
+                    &index_now,
+                    &mut search_behind,
+                );
             }
         }
     }
@@ -294,6 +260,108 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
     // Dropping the syncer answers whatever is still waiting for a flush.
     drop(acks);
     tracing::debug!("store writer stopped");
+}
+
+/// Adds whatever requests are already waiting, up to a full group.
+fn fill(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// While the syncer is still flushing earlier groups, waits for another request to join the
+/// open group. False: commit now (the syncer is free, or no more requests will come).
+fn take_more(
+    rx: &mut mpsc::Receiver<Job>,
+    acks: &Acks,
+    timer: &tokio::runtime::Runtime,
+    batch: &mut Vec<Job>,
+) -> bool {
+    let Acks::AfterFlush(syncer) = acks else {
+        return false;
+    };
+    if !syncer.busy() {
+        return false;
+    }
+    let job = timer.block_on(async {
+        tokio::select! {
+            biased;
+            () = syncer.idle() => None,
+            job = rx.recv() => job,
+        }
+    });
+    match job {
+        Some(job) => {
+            batch.push(job);
+            fill(rx, batch);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Remembers whether the search index is up to date after a commit.
+fn note_search(search_behind: &mut Option<Instant>, indexed: bool) {
+    if indexed {
+        *search_behind = None;
+    } else {
+        search_behind.get_or_insert_with(Instant::now);
+    }
+}
+
+/// Passes a committed group on to be answered once it is on disk.
+fn hand_over(acks: &Acks, group: Vec<Answered>) {
+    if group.is_empty() {
+        return;
+    }
+    match acks {
+        Acks::AtCommit(changes) => answer(changes, group, None),
+        Acks::AfterFlush(syncer) => syncer.submit(group),
+    }
+}
+
+/// After a group failed: each request in a transaction of its own, so one bad request does
+/// not fail its neighbours. Once the history cannot be written at all, the rest is refused.
+fn one_by_one(
+    store: &mut Store,
+    cache: &mut ingest::CallCache,
+    batch: &mut Vec<Job>,
+    acks: &Acks,
+    index_now: &dyn Fn(usize) -> bool,
+    search_behind: &mut Option<Instant>,
+) {
+    let mut answered = Vec::with_capacity(batch.len());
+    let mut jobs = std::mem::take(batch).into_iter();
+    while let Some(job) = jobs.next() {
+        let mut alone = vec![job];
+        match commit_batch(store, cache, &mut alone, &mut |_| false, index_now) {
+            Ok((results, indexed)) => {
+                note_search(search_behind, indexed);
+                answered.extend(alone.into_iter().zip(results));
+            }
+            Err(e) if e.is_unavailable() => {
+                cache.clear();
+                let mut rest: Vec<Job> = alone.into_iter().chain(jobs).collect();
+                tracing::error!(error = %e, "commit failed; {} request(s) not stored", rest.len());
+                // The reason alone: wrapping the whole message again read "cannot be written
+                // right now: cannot be written right now: …" on the health page.
+                let reason = match e {
+                    StoreError::Unwritable(reason) => reason,
+                    other => other.to_string(),
+                };
+                refuse(&mut rest, &reason);
+                break;
+            }
+            Err(e) => {
+                cache.clear();
+                answered.extend(alone.pop().map(|job| (job, Err(e))));
+            }
+        }
+    }
+    hand_over(acks, answered);
 }
 
 /// Answers every request of a group that was not stored: the history cannot be written now.
@@ -406,77 +474,100 @@ fn broadcast_changes(changes: &broadcast::Sender<CommittedChange>, op: &Op, done
 /// Runs every job in one transaction and commits once. Any failure rolls the whole group
 /// back (the caller then retries the jobs one by one), so nothing half-done is ever committed.
 /// Without per-job savepoints the full-text index is flushed once per group, not per job.
-/// `index_now` also applies the queued search-index work before the commit.
+///
+/// While the syncer is still flushing an earlier group, committing now would gain nothing
+/// (this group would wait for the next flush anyway), so `more` is asked for further jobs and
+/// they join this transaction; the group commits as soon as the syncer is free. Under load
+/// that makes one commit per flush: the per-commit costs (WAL frames of shared pages, the
+/// search-index flush) are paid once for many deliveries rather than once for a handful.
+/// `index_now(group size)` says whether to apply the queued search-index work before the commit.
 fn commit_batch(
     store: &mut Store,
     cache: &mut ingest::CallCache,
-    batch: &[Job],
-    index_now: bool,
-) -> Result<Vec<Result<Done, StoreError>>, StoreError> {
+    batch: &mut Vec<Job>,
+    more: &mut dyn FnMut(&mut Vec<Job>) -> bool,
+    index_now: &dyn Fn(usize) -> bool,
+) -> Result<(Vec<Result<Done, StoreError>>, bool), StoreError> {
     let options = store.options.clone();
     let tx = store.conn.transaction().map_err(StoreError::classify)?;
     let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        let done = match &job.op {
-            Op::Ingest(d) => ingest::apply_delivery(&tx, &options, cache, d).map(Done::Ingested),
-            Op::Quarantine(q) => ingest::quarantine(&tx, q).map(Done::Quarantined),
-            Op::Replace {
-                raw_event_id,
-                kind,
-                payload,
-            } => ingest::replace_payload(&tx, &options, cache, *raw_event_id, kind, payload)
-                .map(Done::Replaced),
-            Op::SetState(k, v) => tx
-                .prepare_cached(
-                    "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                                                     updated_at = excluded.updated_at",
-                )
-                .and_then(|mut s| {
-                    s.execute(rusqlite::params![k, v, super::to_ms(chrono::Utc::now())])
-                })
-                .map(|_| Done::StateSet)
-                .map_err(StoreError::classify),
-            Op::SetPopup(p) => tx
-                .prepare_cached(
-                    "INSERT INTO popups (call_id, phase, notification_id, closed, shown_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (call_id) DO UPDATE SET phase = excluded.phase,
-                         notification_id = excluded.notification_id, closed = excluded.closed,
-                         updated_at = excluded.updated_at",
-                )
-                .and_then(|mut s| {
-                    s.execute(rusqlite::params![
-                        p.call_id,
-                        p.phase,
-                        p.notification_id.map(i64::from),
-                        p.closed as i64,
-                        super::to_ms(p.shown_at),
-                        super::to_ms(chrono::Utc::now()),
-                    ])
-                })
-                .map(|_| Done::PopupSet)
-                .map_err(StoreError::classify),
-        };
-        match done {
-            Ok(d) => results.push(Ok(d)),
-            Err(e) if batch.len() == 1 => {
-                // Alone in its transaction: report it and commit nothing.
-                drop(tx);
-                cache.clear();
-                return Ok(vec![Err(match e {
-                    StoreError::Sqlite(inner) => StoreError::classify(inner),
-                    other => other,
-                })]);
+    loop {
+        while let Some(job) = batch.get(results.len()) {
+            match apply_job(&tx, &options, cache, job) {
+                Ok(d) => results.push(Ok(d)),
+                Err(e) if batch.len() == 1 => {
+                    // Alone in its transaction: report it and commit nothing.
+                    drop(tx);
+                    cache.clear();
+                    return Ok((
+                        vec![Err(match e {
+                            StoreError::Sqlite(inner) => StoreError::classify(inner),
+                            other => other,
+                        })],
+                        false,
+                    ));
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
+        }
+        if batch.len() >= MAX_BATCH || !more(batch) {
+            break;
         }
     }
-    if index_now {
+    let indexed = index_now(batch.len());
+    if indexed {
         ingest::flush_search(&tx)?;
     }
     tx.commit().map_err(StoreError::classify)?;
-    Ok(results)
+    Ok((results, indexed))
+}
+
+/// Carries out one request inside the group's transaction.
+fn apply_job(
+    tx: &rusqlite::Transaction<'_>,
+    options: &super::StoreOptions,
+    cache: &mut ingest::CallCache,
+    job: &Job,
+) -> Result<Done, StoreError> {
+    match &job.op {
+        Op::Ingest(d) => ingest::apply_delivery(tx, options, cache, d).map(Done::Ingested),
+        Op::Quarantine(q) => ingest::quarantine(tx, q).map(Done::Quarantined),
+        Op::Replace {
+            raw_event_id,
+            kind,
+            payload,
+        } => ingest::replace_payload(tx, options, cache, *raw_event_id, kind, payload)
+            .map(Done::Replaced),
+        Op::SetState(k, v) => tx
+            .prepare_cached(
+                "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                                                 updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![k, v, super::to_ms(chrono::Utc::now())]))
+            .map(|_| Done::StateSet)
+            .map_err(StoreError::classify),
+        Op::SetPopup(p) => tx
+            .prepare_cached(
+                "INSERT INTO popups (call_id, phase, notification_id, closed, shown_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (call_id) DO UPDATE SET phase = excluded.phase,
+                     notification_id = excluded.notification_id, closed = excluded.closed,
+                     updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| {
+                s.execute(rusqlite::params![
+                    p.call_id,
+                    p.phase,
+                    p.notification_id.map(i64::from),
+                    p.closed as i64,
+                    super::to_ms(p.shown_at),
+                    super::to_ms(chrono::Utc::now()),
+                ])
+            })
+            .map(|_| Done::PopupSet)
+            .map_err(StoreError::classify),
+    }
 }
 
 impl Store {
@@ -626,6 +717,70 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(indexed(&path), (2_001, 0));
+        stop(writer, thread).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_arriving_during_a_flush_wait_in_one_open_group_and_commit_together() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        let store = Store::open(&path, crate::store::tests::options()).expect("open");
+        let (changes, _) = broadcast::channel(16);
+        let mut real = syncer::wal_flush(&path);
+        // The first flush waits until the test lets it go.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let flushes = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = flushes.clone();
+        let flush: syncer::Flush = Box::new(move || {
+            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                let _ = held.recv();
+            }
+            real()
+        });
+        let (writer, thread) =
+            StoreWriter::spawn_with_flush(store, changes, flush).expect("writer");
+        let stored = || -> i64 {
+            rusqlite::Connection::open(&path)
+                .and_then(|c| c.query_row("SELECT count(*) FROM raw_events", [], |r| r.get(0)))
+                .expect("count")
+        };
+
+        let first = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.ingest(record(0)).await }
+        });
+        while flushes.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let later: Vec<_> = (1..4)
+            .map(|i| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.ingest(record(i)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            stored(),
+            1,
+            "nothing more is committed while the syncer is busy"
+        );
+
+        release.send(()).expect("release");
+        first.await.expect("join").expect("first stored");
+        for task in later {
+            let outcome = task.await.expect("join").expect("stored");
+            assert!(
+                matches!(outcome, IngestOutcome::Stored { .. }),
+                "{outcome:?}"
+            );
+        }
+        assert_eq!(stored(), 4);
+        assert_eq!(
+            flushes.load(Ordering::SeqCst),
+            2,
+            "the three later requests were one group, synced once"
+        );
         stop(writer, thread).await;
     }
 
