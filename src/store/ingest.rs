@@ -829,12 +829,15 @@ fn update_call(
         }
     }
     // Search text, extensions and list position change rarely (a name arrives, a transfer, an
-    // earlier event shows up late); only then are the indexes rewritten.
+    // earlier event shows up late); only then are the indexes rewritten. The new text and keys
+    // are built once, for the comparison and the index alike.
+    let searchable = before.is_none_or(|b| searchable_changed(b, call));
+    let mut index = searchable.then(|| (search_text(call, opts), extension_keys(call)));
     let reindex = before.is_none_or(|b| {
         b.started_at != call.started_at
-            || (searchable_changed(b, call)
-                && (search_text(b, opts) != search_text(call, opts)
-                    || extension_keys(b) != extension_keys(call)))
+            || index.as_ref().is_some_and(|(text, keys)| {
+                search_text(b, opts) != *text || extension_keys(b) != *keys
+            })
     });
     let mut new_key = None;
     if reindex {
@@ -862,14 +865,9 @@ fn update_call(
     conn.prepare_cached(&sql)?
         .execute(rusqlite::params_from_iter(args))?;
     if let Some((old_key, key)) = new_key {
-        index_call(
-            conn,
-            id,
-            Some(old_key),
-            key,
-            &search_text(call, opts),
-            &extension_keys(call),
-        )?;
+        let (text, keys) =
+            index.get_or_insert_with(|| (search_text(call, opts), extension_keys(call)));
+        index_call(conn, id, Some(old_key), key, text, keys)?;
     }
     Ok(())
 }
