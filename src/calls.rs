@@ -184,9 +184,19 @@ fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
 }
 
 /// Picks which legs describe the call: telephony sessions win over presence for the same
-/// extension, and call-log records only fill in calls no live source reported.
+/// extension, and call-log records only fill in calls no live source reported to the end.
+/// A call-log record exists only once a call is over, so live legs still ringing or talking
+/// beside one mean their last events never arrived (CallPop was down, or was killed before it
+/// acknowledged them): the record then describes the call on its own.
 fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> Vec<LegSummary<'a>> {
-    let live = legs.iter().any(|l| l.source != EventSource::CallLog);
+    let has_log = legs.iter().any(|l| l.source == EventSource::CallLog);
+    let has_live = legs.iter().any(|l| l.source != EventSource::CallLog);
+    let mut live_statuses = legs
+        .iter()
+        .filter(|l| l.source != EventSource::CallLog && l.last_status.is_some())
+        .peekable();
+    let live_finished = live_statuses.peek().is_some() && live_statuses.all(|l| l.is_terminal());
+    let use_live = has_live && (live_finished || !has_log);
     let telephony_extensions: Vec<String> = legs
         .iter()
         .filter(|l| l.source == EventSource::TelephonySession)
@@ -197,7 +207,8 @@ fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> Vec<LegSummary<'a>> {
         .any(|l| l.source == EventSource::TelephonySession);
     legs.into_iter()
         .filter(|l| match l.source {
-            EventSource::CallLog => !live,
+            EventSource::CallLog => !use_live,
+            _ if !use_live => false,
             EventSource::Presence => {
                 !any_telephony
                     || l.leg
@@ -669,6 +680,61 @@ mod tests {
         assert_eq!(call.state, CallState::Ended);
         assert_eq!(call.result, Some(CallResult::Missed));
         assert_eq!(call.ended_at, Some(at(30)));
+    }
+
+    /// The call-log record RingCentral keeps for session `s-1`, as the backfill reads it.
+    fn call_log_events(result: &str, duration: i64) -> Vec<CallEvent> {
+        let record = serde_json::json!({
+            "id": "L-1", "telephonySessionId": "s-1", "startTime": at(0).to_rfc3339(),
+            "duration": duration, "type": "Voice", "direction": "Inbound",
+            "action": "Phone Call", "result": result,
+            "from": {"phoneNumber": "+14155550123"},
+            "to": {"phoneNumber": "+16505550100", "extensionNumber": "101"},
+        });
+        let delivery = crate::ringcentral::calllog::record_to_delivery(
+            &record,
+            &Country::from_iso("US").expect("US"),
+            at(600),
+        )
+        .expect("record");
+        match delivery.parsed.payload {
+            crate::model::Payload::Calls(events) => events,
+            other => panic!("not call events: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_call_log_record_completes_a_call_whose_last_live_events_never_arrived() {
+        // CallPop went down while the desk was ringing; the answer and hang-up were lost.
+        let mut events = vec![
+            ev("caller", None, Out, 1, 0, "Setup"),
+            ev("desk", Some("101"), In, 2, 1, "Proceeding"),
+        ];
+        assert_eq!(
+            derive(&events, 2, None).expect("call").state,
+            CallState::Ringing
+        );
+        events.extend(call_log_events("Accepted", 95));
+        let call = derive(&events, 3, None).expect("call");
+        assert_eq!(call.state, CallState::Ended);
+        assert_eq!(call.result, Some(CallResult::Answered));
+    }
+
+    #[test]
+    fn a_call_told_completely_by_live_events_keeps_them_over_its_call_log_record() {
+        let mut events = vec![
+            ev("caller", None, Out, 1, 0, "Setup"),
+            ev("desk", Some("101"), In, 2, 1, "Proceeding"),
+            ev("desk", Some("101"), In, 3, 30, "Disconnected"),
+            ev("caller", None, Out, 4, 30, "Disconnected"),
+        ];
+        let live = derive(&events, 4, None).expect("call");
+        assert_eq!(live.result, Some(CallResult::Missed));
+        // A record that disagrees (it never does in practice) does not override the live story.
+        events.extend(call_log_events("Accepted", 95));
+        let merged = derive(&events, 5, None).expect("call");
+        assert_eq!(merged.result, live.result);
+        assert_eq!(merged.ended_at, live.ended_at);
     }
 
     #[test]
