@@ -683,6 +683,24 @@ mod tests {
     }
 
     /// Closes the writer's channel and waits for its thread to finish.
+    /// A writer on a new history at `path` whose WAL flush goes through `wrap`.
+    fn writer_flushing_with(
+        path: &std::path::Path,
+        wrap: impl FnOnce(syncer::Flush) -> syncer::Flush,
+    ) -> (StoreWriter, JoinHandle<()>) {
+        let store = Store::open(path, crate::store::tests::options()).expect("open");
+        let (changes, _) = broadcast::channel(16);
+        let flush = wrap(syncer::wal_flush(path));
+        StoreWriter::spawn_with_flush(store, changes, flush).expect("writer")
+    }
+
+    /// How many raw deliveries the history at `path` holds, read by a connection of its own.
+    fn stored(path: &std::path::Path) -> i64 {
+        rusqlite::Connection::open(path)
+            .and_then(|c| c.query_row("SELECT count(*) FROM raw_events", [], |r| r.get(0)))
+            .expect("count")
+    }
+
     async fn stop(writer: StoreWriter, thread: JoinHandle<()>) {
         drop(writer);
         tokio::task::spawn_blocking(move || thread.join())
@@ -725,26 +743,18 @@ mod tests {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(DB_FILE);
-        let store = Store::open(&path, crate::store::tests::options()).expect("open");
-        let (changes, _) = broadcast::channel(16);
-        let mut real = syncer::wal_flush(&path);
         // The first flush waits until the test lets it go.
         let (release, held) = std::sync::mpsc::channel::<()>();
         let flushes = std::sync::Arc::new(AtomicUsize::new(0));
         let counted = flushes.clone();
-        let flush: syncer::Flush = Box::new(move || {
-            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
-                let _ = held.recv();
-            }
-            real()
+        let (writer, thread) = writer_flushing_with(&path, |mut real| {
+            Box::new(move || {
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _ = held.recv();
+                }
+                real()
+            })
         });
-        let (writer, thread) =
-            StoreWriter::spawn_with_flush(store, changes, flush).expect("writer");
-        let stored = || -> i64 {
-            rusqlite::Connection::open(&path)
-                .and_then(|c| c.query_row("SELECT count(*) FROM raw_events", [], |r| r.get(0)))
-                .expect("count")
-        };
 
         let first = tokio::spawn({
             let writer = writer.clone();
@@ -761,7 +771,7 @@ mod tests {
             .collect();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(
-            stored(),
+            stored(&path),
             1,
             "nothing more is committed while the syncer is busy"
         );
@@ -775,7 +785,7 @@ mod tests {
                 "{outcome:?}"
             );
         }
-        assert_eq!(stored(), 4);
+        assert_eq!(stored(&path), 4);
         assert_eq!(
             flushes.load(Ordering::SeqCst),
             2,
@@ -788,19 +798,16 @@ mod tests {
     async fn nothing_is_acknowledged_after_a_failed_flush_until_the_history_is_resynced() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(DB_FILE);
-        let store = Store::open(&path, crate::store::tests::options()).expect("open");
-        let (changes, _) = broadcast::channel(16);
-        let mut real = syncer::wal_flush(&path);
         let mut flushes = 0;
-        let flush: syncer::Flush = Box::new(move || {
-            flushes += 1;
-            match flushes {
-                2 => Err(std::io::Error::other("EIO")),
-                _ => real(),
-            }
+        let (writer, thread) = writer_flushing_with(&path, |mut real| {
+            Box::new(move || {
+                flushes += 1;
+                match flushes {
+                    2 => Err(std::io::Error::other("EIO")),
+                    _ => real(),
+                }
+            })
         });
-        let (writer, thread) =
-            StoreWriter::spawn_with_flush(store, changes, flush).expect("writer");
 
         writer.ingest(record(0)).await.expect("first flush is fine");
         let refused = writer.ingest(record(1)).await.expect_err("flush failed");
@@ -816,11 +823,7 @@ mod tests {
         );
         writer.ingest(record(2)).await.expect("back to normal");
         stop(writer, thread).await;
-        let conn = rusqlite::Connection::open(&path).expect("open");
-        let stored: i64 = conn
-            .query_row("SELECT count(*) FROM raw_events", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(stored, 3);
+        assert_eq!(stored(&path), 3);
     }
 
     #[test]
