@@ -28,6 +28,9 @@ const PER_PAGE: u32 = 1000;
 const PAGE_SPACING: Duration = Duration::seconds(6);
 /// Calls appear in the call log 15–30 s after they end; look this much further back.
 const LOOKBACK: Duration = Duration::minutes(10);
+/// How far back a gap fill reaches for calls still open: one that has been ringing or
+/// connected for longer is not waiting for its call-log record any more.
+const OPEN_CALL_HORIZON: Duration = Duration::hours(24);
 
 /// A request to fill a gap.
 #[derive(Debug, Clone)]
@@ -155,6 +158,22 @@ pub struct Backfiller {
 }
 
 impl Backfiller {
+    /// Where a gap that started at `since` is filled from. A call still open that started
+    /// earlier may have lost its end in the gap, and the call log files a record under the
+    /// call's start, so the fill reaches back to the oldest such call.
+    async fn fill_from(&self, since: DateTime<Utc>) -> DateTime<Utc> {
+        let horizon = self.clock.now() - OPEN_CALL_HORIZON;
+        let reach = match self.writer.oldest_open_call_since(horizon).await {
+            Ok(Some(open)) => open.min(since),
+            Ok(None) => since,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for open calls; filling the gap only");
+                since
+            }
+        };
+        reach - LOOKBACK
+    }
+
     fn report(&self, outcome: &Result<BackfillReport, BackfillError>, from: DateTime<Utc>) {
         match outcome {
             Ok(r) => self.health.set_part(
@@ -198,7 +217,7 @@ impl Backfiller {
                     },
                     _ = sleep_until_opt(&self.clock, run_at) => {
                         let Some((since, _)) = pending.take() else { continue };
-                        let from = since - LOOKBACK;
+                        let from = self.fill_from(since).await;
                         let to = self.clock.now();
                         let outcome = run_once(&self.platform, &self.writer, &self.country, &self.clock, from, to).await;
                         self.report(&outcome, from);

@@ -593,7 +593,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    use crate::model::{Delivery, Origin};
+    use crate::model::Delivery;
     use crate::store::writer::StoreWriter;
 
     fn us() -> Country {
@@ -995,39 +995,6 @@ mod tests {
         assert_eq!(p.total_at_least, None);
     }
 
-    /// The deliveries of a scenario in `tests/scenarios`, parsed as the receiver parses them.
-    fn scenario(name: &str) -> Vec<Delivery> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests")
-            .join("scenarios")
-            .join(name);
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .expect("scenario")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.file_name().is_some_and(|n| n != "expected.json"))
-            .collect();
-        files.sort();
-        let received = Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap();
-        files
-            .iter()
-            .map(|f| {
-                let body = std::fs::read(f).expect("payload");
-                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
-                let parsed =
-                    crate::replay::reparse(Provider::RingCentral, &body, &sha, received, &us())
-                        .expect("parse");
-                Delivery {
-                    parsed,
-                    origin: Origin::Webhook,
-                    received_at: received,
-                    headers: vec![("user-agent".into(), "RingCentral-Webhook/1.0".into())],
-                    body,
-                    body_sha256: sha,
-                }
-            })
-            .collect()
-    }
-
     /// A timeline entry as (source, code, reason, extension, state).
     type Step<'a> = (
         &'a str,
@@ -1041,7 +1008,7 @@ mod tests {
     fn a_calls_detail_has_its_timeline_oldest_first_and_deliveries_newest_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = open(dir.path());
-        let deliveries = scenario("rc-inbound-voicemail");
+        let deliveries = crate::store::tests::scenario("rc-inbound-voicemail");
         for d in &deliveries {
             store.ingest(d).expect("ingest");
         }

@@ -128,6 +128,17 @@ impl Rig {
             .expect("rows")
     }
 
+    /// State of the newest call from `e164`.
+    fn state_of(&self, e164: &str) -> Option<String> {
+        common::db(self.dir.path())
+            .query_row(
+                "SELECT state FROM calls WHERE from_e164 = ?1 ORDER BY started_at DESC LIMIT 1",
+                [e164],
+                |r| r.get(0),
+            )
+            .ok()
+    }
+
     /// The platform's call log as (session, expected result).
     fn truth(&self) -> Vec<(String, Option<String>)> {
         let mut v: Vec<(String, Option<String>)> = self
@@ -338,6 +349,44 @@ fn an_outage_is_backfilled_with_no_duplicates() {
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("0 calls added"), "{text}");
+    server.stop();
+    assert_eq!(rig.history(), rig.truth(), "no gaps, no duplicates");
+}
+
+#[test]
+fn a_call_still_going_at_a_crash_is_completed_from_the_call_log() {
+    let rig = rig(3_600.0, |_| {});
+    let server = rig.start();
+    rig.wait("an Active subscription", StdDuration::from_secs(20), || {
+        rig.active().len() == 1
+    });
+    // A four-hour call, and a short one half an hour into it: the newest live delivery is
+    // then far later than the long call's start.
+    let now = rig.clock.now();
+    let long_caller = "+14155550199";
+    rig.fake.schedule(ScriptedCall::to_owner(
+        now + Duration::minutes(1),
+        long_caller,
+        CallOutcome::Answered {
+            ring: 6,
+            talk: 4 * 3_600,
+        },
+    ));
+    rig.place(1, now + Duration::minutes(30));
+    rig.wait_until(now + Duration::minutes(35));
+    rig.wait("both calls live", StdDuration::from_secs(20), || {
+        rig.history().len() == 2
+    });
+    assert_eq!(rig.state_of(long_caller).as_deref(), Some("connected"));
+    // The machine dies during the call and comes back after it ended.
+    server.kill9();
+    rig.wait_until(now + Duration::hours(5));
+    let server = rig.start();
+    rig.wait(
+        "the long call completed",
+        StdDuration::from_secs(30),
+        || rig.state_of(long_caller).as_deref() == Some("ended"),
+    );
     server.stop();
     assert_eq!(rig.history(), rig.truth(), "no gaps, no duplicates");
 }

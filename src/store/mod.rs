@@ -432,6 +432,50 @@ pub(crate) mod tests {
         StoreOptions::new(Country::from_iso("US").expect("US"))
     }
 
+    /// The deliveries of a RingCentral scenario in `tests/scenarios`, parsed as the receiver
+    /// parses them, all received at 2026-11-20 16:00 UTC.
+    pub(crate) fn scenario(name: &str) -> Vec<crate::model::Delivery> {
+        use chrono::TimeZone;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("scenarios")
+            .join(name);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("scenario")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.file_name().is_some_and(|n| n != "expected.json"))
+            .collect();
+        files.sort();
+        let received = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 20, 16, 0, 0)
+            .single()
+            .expect("time");
+        let country = options().country;
+        files
+            .iter()
+            .map(|f| {
+                let body = std::fs::read(f).expect("payload");
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+                let parsed = crate::replay::reparse(
+                    crate::model::Provider::RingCentral,
+                    &body,
+                    &sha,
+                    received,
+                    &country,
+                )
+                .expect("parse");
+                crate::model::Delivery {
+                    parsed,
+                    origin: crate::model::Origin::Webhook,
+                    received_at: received,
+                    headers: vec![("user-agent".into(), "RingCentral-Webhook/1.0".into())],
+                    body,
+                    body_sha256: sha,
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn a_new_file_is_private_and_migrated() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -650,9 +650,63 @@ impl Store {
     }
 }
 
+/// Start of the oldest RingCentral call that started at or after `since` and is still ringing
+/// or connected. Such a call may have lost its end in a gap (a crash, a dead tunnel), and only
+/// its call-log record, filed under its start, can complete it.
+pub(crate) fn oldest_open_call(
+    conn: &rusqlite::Connection,
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let ms: Option<i64> = conn
+        .prepare_cached(
+            "SELECT min(started_at) FROM calls
+             WHERE sort_key >= ?1 AND provider = ?2 AND state IN (?3, ?4)",
+        )?
+        .query_row(
+            params![
+                super::sort_key_floor(since),
+                Provider::RingCentral.as_str(),
+                CallState::Ringing.as_str(),
+                CallState::Connected.as_str()
+            ],
+            |r| r.get(0),
+        )?;
+    Ok(ms.map(from_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_stays_open_to_the_catch_up_until_its_end_arrives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(crate::store::DB_FILE);
+        let mut store = Store::open(&path, crate::store::tests::options()).expect("open");
+        let deliveries = crate::store::tests::scenario("rc-inbound-answered");
+        let (hang_up, before) = deliveries.split_last().expect("events");
+        for d in before {
+            store.ingest(d).expect("ingest");
+        }
+        let (started, state): (i64, String) = store
+            .conn
+            .query_row("SELECT started_at, state FROM calls", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("the call");
+        assert_eq!(state, "connected");
+        let started = from_ms(started);
+        let day = chrono::Duration::hours(24);
+        let open = |store: &Store, since| oldest_open_call(&store.conn, since).expect("query");
+        assert_eq!(open(&store, started - day), Some(started));
+        assert_eq!(
+            open(&store, started + chrono::Duration::milliseconds(1)),
+            None,
+            "it started before the cut-off"
+        );
+        store.ingest(hang_up).expect("ingest");
+        assert_eq!(open(&store, started - day), None, "it ended");
+    }
 
     #[test]
     fn phone_looking_searches_become_digit_strings() {

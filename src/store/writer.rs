@@ -10,6 +10,7 @@
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::ingest::{self, CallChange, IngestOutcome, QuarantineEntry};
@@ -52,6 +53,7 @@ enum Op {
     },
     SetState(String, String),
     SetPopup(PopupRecord),
+    OldestOpenCall(DateTime<Utc>),
 }
 
 enum Done {
@@ -60,6 +62,7 @@ enum Done {
     Replaced(Vec<CallChange>),
     StateSet,
     PopupSet,
+    OldestOpenCall(Option<DateTime<Utc>>),
 }
 
 struct Job {
@@ -190,11 +193,24 @@ impl StoreWriter {
             )),
         }
     }
+
+    /// Start of the oldest RingCentral call since `since` that is still ringing or connected
+    /// (see [`super::query::oldest_open_call`]).
+    pub async fn oldest_open_call_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.submit(Op::OldestOpenCall(since)).await? {
+            Done::OldestOpenCall(start) => Ok(start),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
 }
 
 fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::runtime::Runtime) {
     let mut cache = ingest::CallCache::default();
-    let mut data_version: Option<i64> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     // Since when search-index work has been waiting (None: the index is up to date).
     let mut search_behind: Option<Instant> = None;
@@ -566,6 +582,9 @@ fn apply_job(
                 ])
             })
             .map(|_| Done::PopupSet)
+            .map_err(StoreError::classify),
+        Op::OldestOpenCall(since) => super::query::oldest_open_call(tx, *since)
+            .map(Done::OldestOpenCall)
             .map_err(StoreError::classify),
     }
 }
