@@ -170,7 +170,7 @@ impl Engine {
         };
         let (handle, task) = TunnelPart {
             mode,
-            router: self.receiver().router(),
+            router: self.receiver().public_router(),
             health: self.health.clone(),
             clock: self.config.clock,
             backfill: self.backfill.clone(),

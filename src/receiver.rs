@@ -111,12 +111,28 @@ impl Receiver {
         }
     }
 
-    /// The axum router serving the webhook routes and `/healthz`.
+    /// The router of the local listener: the webhook routes and `/healthz`.
     pub fn router(&self) -> Router {
-        Router::new()
+        self.routes(true)
+    }
+
+    /// The router behind the public tunnel: the webhook routes only. Health names the account's
+    /// subscription, the machine's paths and its problems, which are nobody's business on the
+    /// internet; the window, the CLI and monitoring read it on the local listener.
+    pub fn public_router(&self) -> Router {
+        self.routes(false)
+    }
+
+    fn routes(&self, with_health: bool) -> Router {
+        let webhooks = Router::new()
             .route(RINGCENTRAL_PATH, post(ringcentral_webhook))
-            .route(RINGOTEL_PATH, post(ringotel_webhook))
-            .route("/healthz", get(healthz))
+            .route(RINGOTEL_PATH, post(ringotel_webhook));
+        let routes = if with_health {
+            webhooks.route("/healthz", get(healthz))
+        } else {
+            webhooks
+        };
+        routes
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(self.clone())

@@ -169,6 +169,20 @@ fn the_subscription_follows_a_changing_public_url_with_no_gap() {
         first_address.starts_with(&public),
         "{first_address} vs {public}"
     );
+    // Health stays on the local listener: the internet gets the webhook routes only.
+    let public_port: u16 = public
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("port of the loopback tunnel");
+    assert_eq!(
+        common::http(public_port, "GET", "/healthz", &[], b"").status,
+        404
+    );
+    assert_eq!(
+        common::http(server.port, "GET", "/healthz", &[], b"").status,
+        200
+    );
     // Calls every ten minutes for seven hours: the URL changes three times meanwhile.
     let start = clock.now() + Duration::minutes(2);
     let mut n = 0u64;
