@@ -80,6 +80,9 @@ pub(crate) fn headers_json(headers: &[(String, String)]) -> String {
 pub(crate) struct CallCache {
     ids: HashMap<(Provider, String), i64>,
     calls: HashMap<i64, CachedCall>,
+    /// `PRAGMA data_version` when the cache last looked: it moves only when another
+    /// connection commits.
+    data_version: Option<i64>,
 }
 
 struct CachedCall {
@@ -94,10 +97,22 @@ struct CachedCall {
 const CACHED_CALLS: usize = 2_000;
 
 impl CallCache {
-    /// Forgets everything.
+    /// Forgets every call.
     pub(crate) fn clear(&mut self) {
         self.ids.clear();
         self.calls.clear();
+    }
+
+    /// Forgets every call if another connection committed since the last look. Called inside
+    /// an IMMEDIATE transaction: its lock keeps other writers out until the commit, so what the
+    /// cache holds stays true for the whole group.
+    pub(crate) fn follow(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        if self.data_version != Some(version) {
+            self.clear();
+            self.data_version = Some(version);
+        }
+        Ok(())
     }
 
     fn forget(&mut self, call_id: i64) {

@@ -233,16 +233,6 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
         };
         batch.push(first);
         fill(&mut rx, &mut batch);
-        // Another connection (a CLI replay or backfill) changed the file: the cache is stale.
-        // data_version only moves for other connections' commits, never for ours.
-        let version = store
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
-            .ok();
-        if version != data_version {
-            cache.clear();
-            data_version = version;
-        }
         if let Err(reason) = restore_trust(&mut store, &acks) {
             refuse(&mut batch, &reason);
             continue;
@@ -505,7 +495,12 @@ fn commit_batch(
     index_now: &dyn Fn(usize) -> bool,
 ) -> Result<(Vec<Result<Done, StoreError>>, bool), StoreError> {
     let options = store.options.clone();
-    let tx = store.conn.transaction().map_err(StoreError::classify)?;
+    let tx = store
+        .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(StoreError::classify)?;
+    // Another connection (a CLI replay or backfill) may have changed the file.
+    cache.follow(&tx)?;
     let mut results = Vec::with_capacity(batch.len());
     loop {
         while let Some(job) = batch.get(results.len()) {
