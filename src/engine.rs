@@ -131,11 +131,14 @@ impl Engine {
         engine.start_platform_parts(reminders_rx, &remembered, &mode)?;
         engine.start_tunnel(mode);
         engine.start_popups(&options, remembered.popups, remembered.pause);
+        engine.tasks.push(tokio::spawn(recheck_storage(
+            engine.health.clone(),
+            engine.writer.clone(),
+            engine.shutdown.clone(),
+        )));
         Ok(engine)
     }
 
-    /// With RingCentral credentials: the subscription keeper and backfill. Without: reminders
-    /// can only be reported, and the health view says subscription management is off.
     /// The public URL source the settings ask for.
     pub fn tunnel_mode(&self) -> TunnelMode {
         use crate::config::TunnelChoice as C;
@@ -207,6 +210,8 @@ impl Engine {
         self.tunnel.clone()
     }
 
+    /// With RingCentral credentials: the subscription keeper and backfill. Without: reminders
+    /// can only be reported, and the health view says subscription management is off.
     fn start_platform_parts(
         &mut self,
         reminders: mpsc::Receiver<RenewalReminder>,
@@ -536,5 +541,34 @@ impl Engine {
             }
         }
         tracing::info!("call history closed");
+    }
+}
+
+/// How often a history that could not be written is tried again while no delivery arrives.
+const STORAGE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Engine-state key written to find out whether the history takes writes again.
+const STORAGE_PROBE_KEY: &str = "storage.probe";
+
+/// Clears a storage error once the history takes writes again. Deliveries clear it too, but at
+/// a quiet desk the next one may be an hour away, and until then the tray and the window would
+/// go on saying that calls cannot be stored after the disk was freed.
+async fn recheck_storage(health: Arc<Health>, writer: StoreWriter, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(STORAGE_RECHECK) => {}
+        }
+        if !health.storage_failing() {
+            continue;
+        }
+        let now = chrono::Utc::now().to_rfc3339();
+        match writer.set_state(STORAGE_PROBE_KEY, &now).await {
+            Ok(()) => {
+                tracing::info!("the call history takes writes again");
+                health.set_storage_error(None);
+            }
+            Err(e) => tracing::debug!(error = %e, "the call history still refuses writes"),
+        }
     }
 }

@@ -125,6 +125,11 @@ impl Health {
         s.public_url = url;
     }
 
+    /// Whether the last write to the history failed.
+    pub fn storage_failing(&self) -> bool {
+        self.lock().storage_error.is_some()
+    }
+
     /// Records (or clears, with `None`) a storage failure; the time it started stays put
     /// while failures go on, so the health page can say for how long nothing was stored.
     pub fn set_storage_error(&self, error: Option<String>) {

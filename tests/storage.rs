@@ -190,6 +190,16 @@ fn a_full_disk_is_answered_503_until_space_returns() {
     assert_eq!(common::calls_json(&data).len(), 20);
 
     std::fs::remove_file(&filler).expect("free the space");
+    // Health turns ok by itself, before any delivery tries the disk again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while common::health(server.port)["status"] != "ok" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "health still says {} after space returned",
+            common::health(server.port)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_recovered(&server, "full", 10, before);
     assert!(server.stop().success());
     drop(fs);
