@@ -27,12 +27,19 @@ use crate::http::Conn;
 use crate::load::{percentile, RC_PATH};
 use crate::serve::{temp_dir, Serve};
 
+/// Keep-alive connections of the ingest load.
+const INGEST_CONNECTIONS: usize = 64;
+
 struct Options {
     callpop: PathBuf,
     out: Option<PathBuf>,
     quick: bool,
     /// Only drive an already running server on this port (for profiling).
     load_port: Option<u16>,
+    /// Only drive a ceiling server started in this process (for profiling).
+    load_ceiling: bool,
+    /// Connections of the `--load-port` / `--load-ceiling` load.
+    connections: usize,
     /// Only the history figures, on a kept (and reused) database.
     history_db: Option<PathBuf>,
     /// Leave the freshly generated million-call history in this directory (for the desktop
@@ -45,6 +52,8 @@ fn options() -> Result<Options> {
     let mut out = None;
     let mut quick = false;
     let mut load_port = None;
+    let mut load_ceiling = false;
+    let mut connections = INGEST_CONNECTIONS;
     let mut history_db = None;
     let mut keep_history = None;
     let mut args = std::env::args().skip(1);
@@ -54,6 +63,8 @@ fn options() -> Result<Options> {
             "--out" => out = Some(PathBuf::from(args.next().context("--out FILE")?)),
             "--quick" => quick = true,
             "--load-port" => load_port = Some(args.next().context("--load-port PORT")?.parse()?),
+            "--load-ceiling" => load_ceiling = true,
+            "--connections" => connections = args.next().context("--connections N")?.parse()?,
             "--history-db" => {
                 history_db = Some(PathBuf::from(args.next().context("--history-db PATH")?))
             }
@@ -63,7 +74,8 @@ fn options() -> Result<Options> {
             "-h" | "--help" => {
                 println!(
                     "callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] \
-                     [--load-port PORT] [--history-db PATH] [--keep-history DIR]"
+                     [--load-port PORT | --load-ceiling] [--connections N] [--history-db PATH] \
+                     [--keep-history DIR]"
                 );
                 std::process::exit(0);
             }
@@ -75,6 +87,8 @@ fn options() -> Result<Options> {
         out,
         quick,
         load_port,
+        load_ceiling,
+        connections,
         history_db,
         keep_history,
     })
@@ -280,8 +294,16 @@ async fn run(o: Options) -> Result<()> {
     if std::env::var_os("CALLPOP_BENCH_STORE_ONLY").is_some() {
         return store_only(if o.quick { 30_000 } else { 200_000 }).await;
     }
-    if let Some(port) = o.load_port {
-        let result = load::closed_loop(port, 64, if o.quick { 30_000 } else { 200_000 }, 7).await;
+    let ceiling_dir;
+    let load_port = if o.load_ceiling {
+        ceiling_dir = temp_dir()?;
+        Some(ceiling::start(&ceiling_dir.path().join("ceiling.db")).await?)
+    } else {
+        o.load_port
+    };
+    if let Some(port) = load_port {
+        let total = if o.quick { 30_000 } else { 200_000 };
+        let result = load::closed_loop(port, o.connections, total, 7).await;
         println!(
             "{} ok, {} failed, {:.0}/s",
             result.ok,
@@ -352,7 +374,7 @@ async fn run(o: Options) -> Result<()> {
     );
 
     // Ingest: CallPop, then the ceiling, same workload and durability.
-    let ours = load::closed_loop(serve.port, 64, ingest_total, 1).await;
+    let ours = load::closed_loop(serve.port, INGEST_CONNECTIONS, ingest_total, 1).await;
     let rss_after = serve.rss_mib()?;
     let db = dir.path().join("callpop.db");
     serve.stop()?;
@@ -361,7 +383,7 @@ async fn run(o: Options) -> Result<()> {
     let ceiling_dir = temp_dir()?;
     let ceiling_db = ceiling_dir.path().join("ceiling.db");
     let ceiling_port = ceiling::start(&ceiling_db).await?;
-    let ceiling_run = load::closed_loop(ceiling_port, 64, ceiling_total, 2).await;
+    let ceiling_run = load::closed_loop(ceiling_port, INGEST_CONNECTIONS, ceiling_total, 2).await;
     let ratio = ours.rate() / ceiling_run.rate().max(1.0);
     r.add(
         "ingest",
