@@ -583,8 +583,34 @@ async fn store(inner: &Inner, delivery: Delivery) -> Response {
             }
             (StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response()
         }
-        Err(e) => storage_unavailable(inner, &e),
+        Err(e) => not_stored(inner, provider, &e),
     }
+}
+
+/// The reply to a delivery the writer did not store.
+fn not_stored(inner: &Inner, provider: Provider, e: &crate::store::StoreError) -> Response {
+    match e {
+        crate::store::StoreError::Internal { .. } => internal_failure(inner, provider, e),
+        _ => storage_unavailable(inner, e),
+    }
+}
+
+/// A bug in CallPop stopped this delivery (not the disk): 500, and the delivery is counted
+/// as quarantined when the writer could keep it there.
+fn internal_failure(inner: &Inner, provider: Provider, e: &crate::store::StoreError) -> Response {
+    tracing::error!(provider = provider.as_str(), error = %e, "delivery not stored");
+    if let crate::store::StoreError::Internal {
+        quarantine_id: Some(_),
+        ..
+    } = e
+    {
+        inner.health.provider(provider, |c| c.quarantined += 1);
+    }
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        e.to_string(),
+    )
 }
 
 fn summarize(p: &ParsedDelivery) -> String {
@@ -617,6 +643,6 @@ async fn quarantine(
                 "unusable delivery quarantined");
             error(StatusCode::BAD_REQUEST, "invalid_body", reason.to_string())
         }
-        Err(e) => storage_unavailable(inner, &e),
+        Err(e) => not_stored(inner, provider, &e),
     }
 }

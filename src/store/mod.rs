@@ -69,6 +69,15 @@ pub enum StoreError {
     /// The writer thread is gone (shutting down or crashed).
     #[error("the store writer has stopped")]
     WriterGone,
+    /// A bug in CallPop stopped this request (the writer carries on). A delivery it hit is
+    /// kept in quarantine, so a fixed version can replay it.
+    #[error("CallPop failed while storing this: {message}{}", quarantine_id.map_or(String::new(), |id| format!(" (kept as quarantine #{id} for a replay)")))]
+    Internal {
+        /// What went wrong (the panic message).
+        message: String,
+        /// Where the delivery was kept, when it was one.
+        quarantine_id: Option<i64>,
+    },
 }
 
 impl StoreError {

@@ -504,7 +504,7 @@ fn commit_batch(
     let mut results = Vec::with_capacity(batch.len());
     loop {
         while let Some(job) = batch.get(results.len()) {
-            match apply_job(&tx, &options, cache, job) {
+            match apply_guarded(&tx, &options, cache, job) {
                 Ok(d) => results.push(Ok(d)),
                 Err(e) if batch.len() == 1 => {
                     // Alone in its transaction: report it and commit nothing.
@@ -513,6 +513,7 @@ fn commit_batch(
                     return Ok((
                         vec![Err(match e {
                             StoreError::Sqlite(inner) => StoreError::classify(inner),
+                            StoreError::Internal { message, .. } => keep_aside(store, job, message),
                             other => other,
                         })],
                         false,
@@ -531,6 +532,69 @@ fn commit_batch(
     }
     tx.commit().map_err(StoreError::classify)?;
     Ok((results, indexed))
+}
+
+/// [`apply_job`], with a panic in CallPop's own code turned into an error for this request
+/// alone: one delivery that hits a bug must not stop the writer, and every later delivery
+/// with it. The caller rolls the transaction back and clears the call cache.
+fn apply_guarded(
+    tx: &rusqlite::Transaction<'_>,
+    options: &super::StoreOptions,
+    cache: &mut ingest::CallCache,
+    job: &Job,
+) -> Result<Done, StoreError> {
+    let run = std::panic::AssertUnwindSafe(|| apply_job(tx, options, cache, job));
+    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        tracing::error!(%message, "storing a request panicked; it alone fails");
+        Err(StoreError::Internal {
+            message,
+            quarantine_id: None,
+        })
+    })
+}
+
+/// Keeps a delivery whose storing panicked in quarantine, in a transaction of its own, so
+/// nothing is lost and a fixed CallPop can replay it.
+fn keep_aside(store: &mut Store, job: &Job, message: String) -> StoreError {
+    let Op::Ingest(d) = &job.op else {
+        return StoreError::Internal {
+            message,
+            quarantine_id: None,
+        };
+    };
+    let entry = QuarantineEntry {
+        provider: d.parsed.provider,
+        received_at: d.received_at,
+        reason: format!("CallPop failed while storing it: {message}"),
+        headers: d.headers.clone(),
+        body: d.body.clone(),
+        body_sha256: d.body_sha256.clone(),
+    };
+    let kept = store
+        .conn
+        .transaction()
+        .map_err(StoreError::classify)
+        .and_then(|tx| {
+            let id = ingest::quarantine(&tx, &entry)?;
+            tx.commit().map_err(StoreError::classify)?;
+            Ok(id)
+        });
+    let quarantine_id = match kept {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::error!(error = %e, "the delivery could not be kept in quarantine either");
+            None
+        }
+    };
+    StoreError::Internal {
+        message,
+        quarantine_id,
+    }
 }
 
 /// Carries out one request inside the group's transaction.
@@ -696,7 +760,6 @@ mod tests {
         (found, pending)
     }
 
-    /// Closes the writer's channel and waits for its thread to finish.
     /// A writer on a new history at `path` whose WAL flush goes through `wrap`.
     fn writer_flushing_with(
         path: &std::path::Path,
@@ -715,12 +778,69 @@ mod tests {
             .expect("count")
     }
 
+    /// Closes the writer's channel and waits for its thread to finish.
     async fn stop(writer: StoreWriter, thread: JoinHandle<()>) {
         drop(writer);
         tokio::task::spawn_blocking(move || thread.join())
             .await
             .expect("join")
             .expect("writer thread");
+    }
+
+    /// Reads stored deliveries again the way a parser bug would.
+    fn exploding_reparse(
+        _: &crate::store::StoredBody<'_>,
+        _: &crate::numbers::Country,
+    ) -> Result<Vec<crate::model::CallEvent>, String> {
+        panic!("reparse exploded");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_panic_fails_its_delivery_alone_which_is_kept_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        let mut options = crate::store::tests::options();
+        options.reparse = exploding_reparse;
+        let store = Store::open(&path, options).expect("open");
+        let (changes, _) = broadcast::channel(16);
+        let (writer, thread) = StoreWriter::spawn(store, changes).expect("writer");
+        let call = crate::store::tests::scenario("rc-inbound-answered");
+        writer.ingest(call[0].clone()).await.expect("first event");
+        // Another connection writes, so the writer drops its cache and the call's next event
+        // reads the earlier one back through the parser.
+        rusqlite::Connection::open(&path)
+            .and_then(|c| {
+                c.execute(
+                    "INSERT INTO engine_state (key, value, updated_at) VALUES ('t', 'x', 0)",
+                    [],
+                )
+            })
+            .expect("a write from outside");
+        let err = writer
+            .ingest(call[1].clone())
+            .await
+            .expect_err("the panic fails this delivery");
+        match &err {
+            StoreError::Internal {
+                message,
+                quarantine_id: Some(_),
+            } => assert!(message.contains("reparse exploded"), "{err}"),
+            other => panic!("expected an internal error with a quarantine id, got {other:?}"),
+        }
+        writer
+            .ingest(record(0))
+            .await
+            .expect("the writer takes the next delivery");
+        stop(writer, thread).await;
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        let (kept, reason): (Vec<u8>, String) = conn
+            .query_row("SELECT body, reason FROM quarantine", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("the delivery is in quarantine");
+        assert_eq!(kept, call[1].body);
+        assert!(reason.contains("reparse exploded"), "{reason}");
+        assert_eq!(stored(&path), 2, "the first event and the next delivery");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
