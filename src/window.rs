@@ -495,12 +495,23 @@ pub fn extensions_label(call: &Call) -> String {
         .join(", ")
 }
 
+/// How the text of CSV cells is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvText {
+    /// Exactly as stored (files and pipes).
+    Exact,
+    /// For a terminal: control, bidi and zero-width characters dropped, so a caller's name
+    /// cannot move the cursor, clear the screen or reorder the line.
+    Shown,
+}
+
 /// Writes every call matching `filter` as CSV, newest first, without holding them in memory;
 /// returns how many rows were written.
 pub fn write_csv(
     store: &Store,
     filter: &CallFilter,
     labels: &[LineLabel],
+    text: CsvText,
     out: &mut dyn Write,
 ) -> Result<u64, StoreError> {
     let io = |e: std::io::Error| StoreError::Unwritable(e.to_string());
@@ -539,7 +550,13 @@ pub fn write_csv(
             c.provider.as_str().into(),
             c.call_key.clone(),
         ];
-        let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+        let line: Vec<String> = cells
+            .iter()
+            .map(|c| match text {
+                CsvText::Exact => csv_field(c),
+                CsvText::Shown => csv_field(&crate::notify::sanitize(c, usize::MAX)),
+            })
+            .collect();
         rows += 1;
         writeln!(out, "{}", line.join(",")).map_err(io)
     })?;
@@ -575,7 +592,7 @@ pub fn export_csv(
     let file =
         std::fs::File::create(&partial).map_err(|e| WindowError::Export(shown.clone(), e))?;
     let mut out = std::io::BufWriter::new(file);
-    let rows = match write_csv(store, &filter, labels, &mut out) {
+    let rows = match write_csv(store, &filter, labels, CsvText::Exact, &mut out) {
         Ok(rows) => rows,
         Err(e) => {
             drop(out);
@@ -1202,7 +1219,14 @@ mod tests {
         r["from"]["name"] = serde_json::json!("=EVIL(), INC");
         store.ingest(&delivery(&r)).expect("ingest");
         let mut out = Vec::new();
-        let rows = write_csv(&store, &CallFilter::default(), &sales(), &mut out).expect("csv");
+        let rows = write_csv(
+            &store,
+            &CallFilter::default(),
+            &sales(),
+            CsvText::Exact,
+            &mut out,
+        )
+        .expect("csv");
         assert_eq!(rows, 3);
         let text = String::from_utf8(out).expect("utf8");
         let lines: Vec<&str> = text.lines().collect();
@@ -1249,10 +1273,41 @@ mod tests {
             search: Some("zebediah".into()),
             ..Default::default()
         };
-        assert_eq!(write_csv(&store, &none, &[], &mut out).expect("csv"), 0);
+        assert_eq!(
+            write_csv(&store, &none, &[], CsvText::Exact, &mut out).expect("csv"),
+            0
+        );
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             format!("{CSV_HEADER}\n")
+        );
+    }
+
+    #[test]
+    fn csv_for_a_terminal_drops_what_could_drive_it_and_files_keep_the_exact_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = store_with(dir.path(), 0);
+        let mut r = record(0);
+        r["from"]["name"] = serde_json::json!("\u{1b}[2J\u{202e}MALLORY\u{200b} \u{7}INC");
+        store.ingest(&delivery(&r)).expect("ingest");
+        let csv = |text| {
+            let mut out = Vec::new();
+            write_csv(&store, &CallFilter::default(), &[], text, &mut out).expect("csv");
+            String::from_utf8(out).expect("utf8")
+        };
+        let shown = csv(CsvText::Shown);
+        assert!(shown.contains(",[2JMALLORY INC,"), "{shown}");
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c != '\n' && crate::notify::is_invisible_control(c)),
+            "{shown:?}"
+        );
+        // The parser already drops C0 controls; bidi and zero-width characters are kept.
+        let exact = csv(CsvText::Exact);
+        assert!(
+            exact.contains(",[2J\u{202e}MALLORY\u{200b} INC,"),
+            "{exact:?}"
         );
     }
 

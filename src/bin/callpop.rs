@@ -478,7 +478,8 @@ fn call_json(r: &CallRecord) -> serde_json::Value {
 
 /// Text from a sender or a remote server as it may go to a terminal: control characters (which
 /// move the cursor or recolour the screen) and bidi or zero-width characters (which reorder or
-/// hide what follows on the line) are dropped. The JSON and CSV outputs keep the exact text.
+/// hide what follows on the line) are dropped. JSON output escapes them instead; CSV drops them
+/// on a terminal and keeps them when written to a file or a pipe.
 fn shown(text: &str) -> String {
     callpop::notify::sanitize(text, usize::MAX)
 }
@@ -568,7 +569,13 @@ fn calls(config: &Config, args: CallsArgs) -> Result<()> {
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.csv {
-        callpop::window::write_csv(&store, &filter, &config.line_labels, &mut out)?;
+        // A terminal gets names it cannot be driven by; a file or a pipe the exact text.
+        let text = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            callpop::window::CsvText::Shown
+        } else {
+            callpop::window::CsvText::Exact
+        };
+        callpop::window::write_csv(&store, &filter, &config.line_labels, text, &mut out)?;
         out.flush()?;
         return Ok(());
     }
