@@ -331,7 +331,7 @@ impl Platform {
             self.clock.sleep(chrono::Duration::seconds(10)).await;
         };
         let status = response.status();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after(response.headers(), self.clock.now());
         let text = response
             .text()
             .await
@@ -407,7 +407,7 @@ impl Platform {
                 }
             };
             let status = response.status();
-            let retry = retry_after(response.headers());
+            let retry = retry_after(response.headers(), self.clock.now());
             if status == StatusCode::TOO_MANY_REQUESTS {
                 return Err(self.punish(group, retry));
             }
@@ -596,12 +596,18 @@ impl Platform {
 /// overflow the time it is added to.
 const MAX_RETRY_AFTER: i64 = 3600;
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<i64> {
-    headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .map(|s| s.clamp(0, MAX_RETRY_AFTER))
+/// Seconds to wait from a `Retry-After` header: a number of seconds or, as RFC 9110 also
+/// allows, an HTTP date (counted from `now`).
+fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<i64> {
+    let value = headers.get("retry-after")?.to_str().ok()?.trim();
+    let seconds = match value.parse::<i64>() {
+        Ok(seconds) => seconds,
+        Err(_) => {
+            let until = DateTime::parse_from_rfc2822(value).ok()?;
+            (until.with_timezone(&Utc) - now).num_seconds()
+        }
+    };
+    Some(seconds.clamp(0, MAX_RETRY_AFTER))
 }
 
 /// How long a granted access token is used: `expires_in` as sent, between a minute and a day
@@ -631,17 +637,28 @@ mod tests {
     #[test]
     fn absurd_waits_and_lifetimes_from_the_server_are_bounded() {
         let mut headers = reqwest::header::HeaderMap::new();
+        let at = DateTime::parse_from_rfc3339("2026-11-24T07:27:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        assert_eq!(retry_after(&headers, at), None, "absent");
         for (sent, obeyed) in [
             ("60", Some(60)),
+            (" 90 ", Some(90)),
             ("-5", Some(0)),
             ("99999999999999999", Some(MAX_RETRY_AFTER)),
             ("soon", None),
+            ("", None),
+            // The HTTP-date form (RFC 9110 §10.2.3), counted from `at`.
+            ("Tue, 24 Nov 2026 07:28:00 GMT", Some(60)),
+            ("Tue, 24 Nov 2026 07:00:00 GMT", Some(0)),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", Some(MAX_RETRY_AFTER)),
+            ("Tue, 24 Nov 2026 99:00:00 GMT", None),
         ] {
             headers.insert(
                 "retry-after",
                 reqwest::header::HeaderValue::from_static(sent),
             );
-            assert_eq!(retry_after(&headers), obeyed, "{sent}");
+            assert_eq!(retry_after(&headers, at), obeyed, "{sent}");
         }
         let now = Utc::now();
         for (sent, seconds) in [
