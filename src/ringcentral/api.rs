@@ -332,10 +332,7 @@ impl Platform {
         };
         let status = response.status();
         let retry_after = retry_after(response.headers(), self.clock.now());
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ApiError::Network(e.to_string()))?;
+        let text = answer_text(response).await?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(self.punish(RateGroup::Auth, retry_after));
         }
@@ -423,10 +420,7 @@ impl Platform {
                 self.clock.sleep(chrono::Duration::seconds(wait)).await;
                 continue;
             }
-            let text = response
-                .text()
-                .await
-                .map_err(|e| ApiError::Network(e.to_string()))?;
+            let text = answer_text(response).await?;
             if !status.is_success() {
                 let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
                 return Err(ApiError::Api {
@@ -591,6 +585,41 @@ impl Platform {
     }
 }
 
+/// The largest API answer read. A call-log page of 1,000 records is 1–2 MB; anything much
+/// larger is a broken proxy or a hostile server, and reading all of it would take the desk's
+/// memory.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads an answer's body as text, refusing one larger than [`MAX_ANSWER_BYTES`] (a declared
+/// length at once, a streamed one as soon as it passes the cap).
+async fn answer_text(mut response: reqwest::Response) -> Result<String, ApiError> {
+    let too_large = || {
+        ApiError::Protocol(format!(
+            "the answer is larger than {} MiB",
+            MAX_ANSWER_BYTES / (1024 * 1024)
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ApiError::Network(e.to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8(body)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
 /// The longest `Retry-After` obeyed, seconds. RingCentral asks for about a minute; a larger
 /// value (a broken proxy, a hostile server) would stop subscription management for good, or
 /// overflow the time it is added to.
@@ -633,6 +662,63 @@ pub fn time_field(value: &Value) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves one HTTP answer made of `head` and then `body_len` spaces, on 127.0.0.1.
+    async fn one_answer(head: &'static str, body_len: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(head.as_bytes()).await;
+            let chunk = vec![b' '; 64 * 1024];
+            let mut left = body_len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if socket.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn oversized_answers_are_refused_without_reading_them_whole() {
+        install_crypto_provider();
+        let client = reqwest::Client::new();
+        let get = |url: String| {
+            let client = client.clone();
+            async move { client.get(url).send().await.expect("answer") }
+        };
+        // A declared length over the cap: refused before any of the body is read.
+        let url = one_answer("HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n", 0).await;
+        let err = answer_text(get(url).await).await.expect_err("too large");
+        assert!(err.to_string().contains("larger than 16 MiB"), "{err}");
+        // No declared length: refused once the stream passes the cap.
+        let url = one_answer(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            MAX_ANSWER_BYTES + 1,
+        )
+        .await;
+        let err = answer_text(get(url).await).await.expect_err("too large");
+        assert!(err.to_string().contains("larger than 16 MiB"), "{err}");
+        // Up to the cap is fine.
+        let url = one_answer(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            MAX_ANSWER_BYTES,
+        )
+        .await;
+        let text = answer_text(get(url).await).await.expect("within the cap");
+        assert_eq!(text.len(), MAX_ANSWER_BYTES);
+    }
 
     #[test]
     fn absurd_waits_and_lifetimes_from_the_server_are_bounded() {
