@@ -67,7 +67,14 @@ impl<T: Send + 'static> Syncer<T> {
                     }
                     let answered = ready.len();
                     for group in ready {
-                        answer(group, flushed.as_ref().err());
+                        // A bug while answering one group must not end the thread: every later
+                        // group would wait for an answer forever. The panicking group's
+                        // requests see their answer dropped (503), and the count stays right.
+                        let one =
+                            std::panic::AssertUnwindSafe(|| answer(group, flushed.as_ref().err()));
+                        if std::panic::catch_unwind(one).is_err() {
+                            tracing::error!("answering a synced group panicked; it got no answer");
+                        }
                     }
                     if left.fetch_sub(answered, Ordering::SeqCst) == answered {
                         wake.notify_one();
@@ -203,6 +210,36 @@ mod tests {
         assert_eq!(answered[1].1.as_deref(), Some("EIO"));
         assert_eq!(answered[2].1, None);
         assert!(*flushes.lock().expect("lock") >= 3);
+    }
+
+    #[test]
+    fn a_panic_while_answering_one_group_does_not_stop_the_others() {
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let a = answered.clone();
+        let syncer = Syncer::spawn(
+            Box::new(|| Ok(())),
+            Box::new(move |group: u32, _: Option<&io::Error>| {
+                assert_ne!(group, 2, "answering group 2 hits a bug");
+                a.lock().expect("lock").push(group);
+            }),
+        )
+        .expect("spawn");
+        for group in 1..=3 {
+            syncer.submit(group);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), syncer.idle())
+                .await
+                .expect("the syncer counts the panicking group as done");
+        });
+        assert!(!syncer.busy());
+        syncer.submit(4);
+        drop(syncer);
+        assert_eq!(*answered.lock().expect("lock"), vec![1, 3, 4]);
     }
 
     #[test]
