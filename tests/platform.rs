@@ -78,6 +78,15 @@ impl Rig {
         Server::start_at(self.dir.path(), self.port, &refs)
     }
 
+    /// Starts the server and waits until it holds one Active subscription.
+    fn start_subscribed(&self) -> Server {
+        let server = self.start();
+        self.wait("an Active subscription", StdDuration::from_secs(20), || {
+            self.active().len() == 1
+        });
+        server
+    }
+
     fn cli(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = common::command(self.dir.path());
         for (k, v) in self.env() {
@@ -192,10 +201,7 @@ fn a_simulated_week_passes_with_zero_gaps() {
     // 12,000 x: a simulated week takes under a minute. Subscriptions last at most 7 days here,
     // so CallPop must step down from its 10-year request and renew before expiry.
     let rig = rig(12_000.0, |c| c.max_expires_in = 604_800);
-    let server = rig.start();
-    rig.wait("an Active subscription", StdDuration::from_secs(20), || {
-        rig.active().len() == 1
-    });
+    let server = rig.start_subscribed();
     let first = rig.active()[0].clone();
     assert_eq!(
         first.expires_at - first.created_at,
@@ -250,10 +256,7 @@ fn a_simulated_week_passes_with_zero_gaps() {
 #[test]
 fn a_blacklisting_is_repaired_and_backfilled() {
     let rig = rig(3_600.0, |_| {});
-    let server = rig.start();
-    rig.wait("an Active subscription", StdDuration::from_secs(20), || {
-        rig.active().len() == 1
-    });
+    let server = rig.start_subscribed();
     let old = rig.active()[0].id.clone();
     let now = rig.clock.now();
     rig.place(1, now + Duration::minutes(1));
@@ -305,10 +308,7 @@ fn a_blacklisting_is_repaired_and_backfilled() {
 #[test]
 fn an_outage_is_backfilled_with_no_duplicates() {
     let rig = rig(3_600.0, |_| {});
-    let server = rig.start();
-    rig.wait("an Active subscription", StdDuration::from_secs(20), || {
-        rig.active().len() == 1
-    });
+    let server = rig.start_subscribed();
     let now = rig.clock.now();
     for i in 0..3 {
         rig.place(i, now + Duration::minutes(1 + i as i64));
@@ -356,10 +356,7 @@ fn an_outage_is_backfilled_with_no_duplicates() {
 #[test]
 fn a_call_still_going_at_a_crash_is_completed_from_the_call_log() {
     let rig = rig(3_600.0, |_| {});
-    let server = rig.start();
-    rig.wait("an Active subscription", StdDuration::from_secs(20), || {
-        rig.active().len() == 1
-    });
+    let server = rig.start_subscribed();
     // A four-hour call, and a short one half an hour into it: the newest live delivery is
     // then far later than the long call's start.
     let now = rig.clock.now();
