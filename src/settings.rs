@@ -542,53 +542,51 @@ impl SettingsUpdate {
     }
 
     /// Writes the non-secret settings to `config_file` and the secrets to the secret store.
-    /// Settings the window does not show (event filters, body limit, …) stay as written.
+    /// Only the values the window owns change: everything else in the file (settings the
+    /// window does not show, comments, order, layout) stays as written.
     /// Call [`SettingsUpdate::validate`] first.
     pub fn save(&self, config: &Config, config_file: &Path) -> Result<(), SettingsError> {
-        use toml::Value as V;
         let unwritable = |e: String| SettingsError::Write(config_file.to_path_buf(), e);
-        let mut doc: toml::Table = match std::fs::read_to_string(config_file) {
-            Ok(text) => toml::from_str(&text).map_err(|e| unwritable(e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+        // A file that does not parse is refused rather than replaced: it may be a
+        // half-finished hand edit whose settings would otherwise be lost.
+        let (mut doc, blank) = match std::fs::read_to_string(config_file) {
+            Ok(text) => (
+                text.parse::<toml_edit::Document>()
+                    .map_err(|e| unwritable(e.to_string()))?,
+                text.trim().is_empty(),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (toml_edit::Document::new(), true)
+            }
             Err(e) => return Err(unwritable(e.to_string())),
         };
-        let text = |v: &str| Some(V::String(v.trim().to_string())).filter(|_| !v.trim().is_empty());
+        let text = |v: &str| Some(value(v.trim())).filter(|_| !v.trim().is_empty());
         let p = &self.popups;
+        let root = doc.as_table_mut();
         // `listen` and `data_dir` are not the window's to write: they may come from the command
         // line, and saving must not turn a one-off override into a permanent setting.
         set(
-            &mut doc,
+            root,
             "default_country",
-            Some(V::String(
+            Some(value(
                 self.general.default_country.trim().to_ascii_uppercase(),
             )),
         );
+        let extensions: toml_edit::Array = self
+            .watch_extensions
+            .iter()
+            .map(|e| e.trim().to_string())
+            .collect();
+        set(root, "watch_extensions", Some(value(extensions)));
         set(
-            &mut doc,
-            "watch_extensions",
-            Some(V::Array(
-                self.watch_extensions
-                    .iter()
-                    .map(|e| V::String(e.trim().into()))
-                    .collect(),
-            )),
-        );
-        set(
-            &mut doc,
+            root,
             "public_url",
-            validate_public_url(&self.tunnel.public_url)
-                .ok()
-                .map(V::String),
+            validate_public_url(&self.tunnel.public_url).ok().map(value),
         );
         let server = self.ringcentral.server.trim().trim_end_matches('/');
+        set_in(root, "ringcentral", "server", Some(value(server)));
         set_in(
-            &mut doc,
-            "ringcentral",
-            "server",
-            Some(V::String(server.into())),
-        );
-        set_in(
-            &mut doc,
+            root,
             "ringcentral",
             "client_id",
             text(&self.ringcentral.client_id),
@@ -598,9 +596,9 @@ impl SettingsUpdate {
             TunnelModeView::Ngrok => "ngrok",
             TunnelModeView::Provided => "provided",
         };
-        set_in(&mut doc, "tunnel", "mode", Some(V::String(mode.into())));
+        set_in(root, "tunnel", "mode", Some(value(mode)));
         set_in(
-            &mut doc,
+            root,
             "tunnel",
             "ngrok_domain",
             text(&self.tunnel.ngrok_domain),
@@ -610,69 +608,68 @@ impl SettingsUpdate {
             NotificationsView::On => "on",
             NotificationsView::Off => "off",
         };
+        set_in(root, "popups", "notifications", Some(value(notifications)));
         set_in(
-            &mut doc,
-            "popups",
-            "notifications",
-            Some(V::String(notifications.into())),
-        );
-        set_in(
-            &mut doc,
+            root,
             "popups",
             "max_on_screen",
-            Some(V::Integer(p.max_on_screen.into())),
+            Some(value(i64::from(p.max_on_screen))),
         );
         set_in(
-            &mut doc,
+            root,
             "popups",
             "answered_close_seconds",
-            Some(V::Integer(p.answered_close_seconds.into())),
+            Some(value(i64::from(p.answered_close_seconds))),
         );
         let quiet = p.quiet_hours.as_ref().map(|q| {
-            let mut t = toml::Table::new();
-            t.insert("start".into(), V::String(q.start.trim().into()));
-            t.insert("end".into(), V::String(q.end.trim().into()));
-            V::Table(t)
+            let mut t = toml_edit::Table::new();
+            t.insert("start", value(q.start.trim()));
+            t.insert("end", value(q.end.trim()));
+            toml_edit::Item::Table(t)
         });
-        set_in(&mut doc, "popups", "quiet_hours", quiet);
+        set_in(root, "popups", "quiet_hours", quiet);
         set_in(
-            &mut doc,
+            root,
             "popups",
             "crm_url_template",
             text(&p.crm_url_template),
         );
-        let labels = self
-            .line_labels
-            .iter()
-            .map(|l| {
-                let mut t = toml::Table::new();
-                t.insert("number".into(), V::String(l.number.trim().into()));
-                t.insert("label".into(), V::String(l.label.trim().into()));
-                V::Table(t)
-            })
-            .collect();
-        set(&mut doc, "line_labels", Some(V::Array(labels)));
+        let mut labels = toml_edit::ArrayOfTables::new();
+        for l in &self.line_labels {
+            let mut t = toml_edit::Table::new();
+            t.insert("number", value(l.number.trim()));
+            t.insert("label", value(l.label.trim()));
+            labels.push(t);
+        }
+        set(
+            root,
+            "line_labels",
+            Some(toml_edit::Item::ArrayOfTables(labels)),
+        );
         set_in(
-            &mut doc,
+            root,
             "desktop",
             "autostart",
-            Some(V::Boolean(self.general.autostart)),
+            Some(value(self.general.autostart)),
         );
         set_in(
-            &mut doc,
+            root,
             "desktop",
             "close_to_tray",
-            Some(V::Boolean(self.general.close_to_tray)),
+            Some(value(self.general.close_to_tray)),
         );
 
-        let body = toml::to_string_pretty(&doc).map_err(|e| unwritable(e.to_string()))?;
-        write_atomically(
-            config_file,
-            &format!(
+        let body = doc.to_string();
+        // Only a file CallPop starts gets the header; a hand-written one stays the admin's.
+        let text = if !blank {
+            body
+        } else {
+            format!(
                 "# Written by CallPop's settings window; secrets are kept in the secret store, \
                  not here.\n{body}"
-            ),
-        )?;
+            )
+        };
+        write_atomically(config_file, &text)?;
         for (name, value) in [
             (
                 names::RINGCENTRAL_CLIENT_SECRET,
@@ -691,28 +688,52 @@ impl SettingsUpdate {
     }
 }
 
-/// Sets (or, with `None`, removes) a top-level key.
-fn set(doc: &mut toml::Table, key: &str, value: Option<toml::Value>) {
-    match value {
-        Some(v) => {
-            doc.insert(key.to_string(), v);
+fn value(v: impl Into<toml_edit::Value>) -> toml_edit::Item {
+    toml_edit::value(v)
+}
+
+/// Sets (or, with `None`, removes) a key. An existing key is changed in place, so the comment
+/// lines above it and a comment after its value stay, and a table or list of tables written
+/// inline (`quiet_hours = { … }`) stays inline.
+fn set(table: &mut dyn toml_edit::TableLike, key: &str, item: Option<toml_edit::Item>) {
+    use toml_edit::Item;
+    let Some(mut item) = item else {
+        table.remove(key);
+        return;
+    };
+    match table.get_mut(key) {
+        Some(old) => {
+            if old.is_value() {
+                item.make_value();
+            }
+            match (&*old, &mut item) {
+                (Item::Value(before), Item::Value(after)) => {
+                    *after.decor_mut() = before.decor().clone();
+                }
+                (Item::Table(before), Item::Table(after)) => {
+                    *after.decor_mut() = before.decor().clone();
+                }
+                _ => {}
+            }
+            *old = item;
         }
         None => {
-            doc.remove(key);
+            table.insert(key, item);
         }
     }
 }
 
-/// Sets (or removes) a key of a `[section]`, creating the section when needed.
-fn set_in(doc: &mut toml::Table, section: &str, key: &str, value: Option<toml::Value>) {
-    let table = doc
-        .entry(section.to_string())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if !table.is_table() {
-        *table = toml::Value::Table(toml::Table::new());
+/// Sets (or removes) a key of a `[section]` (or an inline `section = { … }`), creating the
+/// section when it is missing or is not a table.
+fn set_in(root: &mut toml_edit::Table, section: &str, key: &str, item: Option<toml_edit::Item>) {
+    let entry = root
+        .entry(section)
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+    if !entry.is_table_like() {
+        *entry = toml_edit::Item::Table(toml_edit::Table::new());
     }
-    if let toml::Value::Table(t) = table {
-        set(t, key, value);
+    if let Some(table) = entry.as_table_like_mut() {
+        set(table, key, item);
     }
 }
 
@@ -733,7 +754,11 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), SettingsError> {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
     let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).map_err(err)?;
+    // Synced before the rename: a power cut right after saving must leave the old file or the
+    // new one, never an empty one.
+    let mut file = std::fs::File::create(&tmp).map_err(err)?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }
 
@@ -1436,6 +1461,71 @@ mod tests {
         assert_eq!(c.ringcentral.subscription_expires_in, 3600);
         assert_eq!(c.ringcentral.check_interval, chrono::Duration::seconds(300));
         assert_eq!(c.popups.stale_after, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn saving_keeps_the_files_comments_layout_and_the_settings_the_window_does_not_show() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = r#"# Dealership phones. Ask Sam before changing anything here.
+
+# Fourteen-digit bodies from the old PBX bridge need more room.
+max_body_bytes = 131072
+default_country = "US" # most callers are local
+
+[ringcentral]
+# The sandbox until go-live on the 1st.
+server = "https://platform.devtest.ringcentral.com"
+check_interval_seconds = 600 # RingCentral asked us not to poll faster
+
+[popups]
+notifications = "auto"
+stale_after_seconds = 900
+quiet_hours = { start = "19:00", end = "07:30" } # the showroom closes at seven
+"#;
+        let (config, file) = config_with(dir.path(), written);
+        let view = SettingsView::from_config(&config);
+        let mut update = view.unchanged();
+        update.general.default_country = "ca".into();
+        update.ringcentral.server = "https://platform.ringcentral.com/".into();
+        update.popups.notifications = NotificationsView::Off;
+        update.popups.quiet_hours = Some(QuietHoursView {
+            start: "20:00".into(),
+            end: "07:30".into(),
+        });
+        assert_eq!(update.validate(&view), Ok(()));
+        update.save(&config, &file).expect("save");
+
+        let saved = std::fs::read_to_string(&file).expect("read");
+        for kept in [
+            "# Dealership phones. Ask Sam before changing anything here.\n",
+            "# Fourteen-digit bodies from the old PBX bridge need more room.\nmax_body_bytes = 131072\n",
+            "default_country = \"CA\" # most callers are local\n",
+            "[ringcentral]\n# The sandbox until go-live on the 1st.\nserver = \"https://platform.ringcentral.com\"\n",
+            "check_interval_seconds = 600 # RingCentral asked us not to poll faster\n",
+            "notifications = \"off\"\nstale_after_seconds = 900\n",
+            "quiet_hours = { start = \"20:00\", end = \"07:30\" } # the showroom closes at seven\n",
+        ] {
+            assert!(saved.contains(kept), "lost {kept:?} in:\n{saved}");
+        }
+        assert!(
+            !saved.contains("Written by CallPop"),
+            "a hand-written file gets no header:\n{saved}"
+        );
+        let reloaded = load(dir.path(), &file);
+        assert_eq!(reloaded.max_body_bytes, 131_072);
+        assert_eq!(
+            reloaded.ringcentral.server,
+            "https://platform.ringcentral.com"
+        );
+        assert_eq!(
+            reloaded.ringcentral.check_interval,
+            chrono::Duration::seconds(600)
+        );
+
+        // Saving again changes nothing: the file settles.
+        let view = SettingsView::from_config(&reloaded);
+        view.unchanged().save(&reloaded, &file).expect("save again");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), saved);
     }
 
     #[test]
