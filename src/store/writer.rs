@@ -54,6 +54,10 @@ enum Op {
     SetState(String, String),
     SetPopup(PopupRecord),
     OldestOpenCall(DateTime<Utc>),
+    /// Tests only: stores nothing, and the writer's loop panics once its group is committed,
+    /// the way a bug in the loop's own bookkeeping would.
+    #[cfg(test)]
+    PanicAfterCommit,
 }
 
 enum Done {
@@ -209,63 +213,120 @@ impl StoreWriter {
     }
 }
 
+/// What the writer's loop carries from one round to the next.
+struct Rounds {
+    cache: ingest::CallCache,
+    batch: Vec<Job>,
+    /// Since when search-index work has been waiting (None: the index is up to date).
+    search_behind: Option<Instant>,
+}
+
 fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::runtime::Runtime) {
-    let mut cache = ingest::CallCache::default();
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    // Since when search-index work has been waiting (None: the index is up to date).
-    let mut search_behind: Option<Instant> = None;
+    let mut rounds = Rounds {
+        cache: ingest::CallCache::default(),
+        batch: Vec::with_capacity(MAX_BATCH),
+        search_behind: None,
+    };
     loop {
-        let first = if search_behind.is_some() {
-            match timer.block_on(async { tokio::time::timeout(IDLE_FLUSH, rx.recv()).await }) {
-                Ok(Some(job)) => job,
-                Ok(None) => break,
-                Err(_) => {
-                    search_behind = None;
-                    flush_search_alone(&mut store);
-                    continue;
-                }
-            }
-        } else {
-            match rx.blocking_recv() {
-                Some(job) => job,
-                None => break,
-            }
-        };
-        batch.push(first);
-        fill(&mut rx, &mut batch);
-        if let Err(reason) = restore_trust(&mut store, &acks) {
-            refuse(&mut batch, &reason);
-            continue;
-        }
-        let lag_due = search_behind.is_some_and(|since| since.elapsed() >= MAX_SEARCH_LAG);
-        let calm = search_behind.is_none();
-        let index_now = |group: usize| (calm && group <= LIGHT_BATCH) || lag_due;
-        let mut more = |batch: &mut Vec<Job>| take_more(&mut rx, &acks, &timer, batch);
-        match commit_batch(&mut store, &mut cache, &mut batch, &mut more, &index_now) {
-            Ok((results, indexed)) => {
-                note_search(&mut search_behind, indexed);
-                hand_over(&acks, batch.drain(..).zip(results).collect());
-            }
-            Err(e) => {
-                cache.clear();
-                tracing::debug!(error = %e, "group commit failed; retrying requests one by one");
-                one_by_one(
-                    &mut store,
-                    &mut cache,
-                    &mut batch,
-                    &acks,
-                    &index_now,
-                    &mut search_behind,
+        // A bug in the loop's own bookkeeping (outside storing a request, which
+        // `apply_guarded` contains) must not stop the writer: every later delivery would get
+        // 503 until CallPop is restarted.
+        let round = std::panic::AssertUnwindSafe(|| {
+            one_round(&mut store, &mut rx, &acks, &timer, &mut rounds)
+        });
+        match std::panic::catch_unwind(round) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(panic) => {
+                tracing::error!(
+                    message = %panic_message(panic.as_ref()),
+                    "the store writer hit a bug; this group's requests get no answer (503, the \
+                     senders retry) and the writer goes on"
                 );
+                // An open transaction rolled back as the panic unwound; anything committed is
+                // recognised as a duplicate when it is sent again.
+                rounds.cache.clear();
+                rounds.batch.clear();
+                rounds.search_behind.get_or_insert_with(Instant::now);
             }
         }
     }
-    if search_behind.is_some() {
+    if rounds.search_behind.is_some() {
         flush_search_alone(&mut store);
     }
     // Dropping the syncer answers whatever is still waiting for a flush.
     drop(acks);
     tracing::debug!("store writer stopped");
+}
+
+/// Takes one group of requests, commits it and hands it on to be answered. False once the
+/// channel is closed (CallPop is stopping).
+fn one_round(
+    store: &mut Store,
+    rx: &mut mpsc::Receiver<Job>,
+    acks: &Acks,
+    timer: &tokio::runtime::Runtime,
+    rounds: &mut Rounds,
+) -> bool {
+    let Rounds {
+        cache,
+        batch,
+        search_behind,
+    } = rounds;
+    let first = if search_behind.is_some() {
+        match timer.block_on(async { tokio::time::timeout(IDLE_FLUSH, rx.recv()).await }) {
+            Ok(Some(job)) => job,
+            Ok(None) => return false,
+            Err(_) => {
+                *search_behind = None;
+                flush_search_alone(store);
+                return true;
+            }
+        }
+    } else {
+        match rx.blocking_recv() {
+            Some(job) => job,
+            None => return false,
+        }
+    };
+    batch.push(first);
+    fill(rx, batch);
+    if let Err(reason) = restore_trust(store, acks) {
+        refuse(batch, &reason);
+        return true;
+    }
+    let lag_due = search_behind.is_some_and(|since| since.elapsed() >= MAX_SEARCH_LAG);
+    let calm = search_behind.is_none();
+    let index_now = |group: usize| (calm && group <= LIGHT_BATCH) || lag_due;
+    let mut more = |batch: &mut Vec<Job>| take_more(rx, acks, timer, batch);
+    match commit_batch(store, cache, batch, &mut more, &index_now) {
+        Ok((results, indexed)) => {
+            #[cfg(test)]
+            if batch
+                .iter()
+                .any(|job| matches!(job.op, Op::PanicAfterCommit))
+            {
+                panic!("the writer's loop hit a bug");
+            }
+            note_search(search_behind, indexed);
+            hand_over(acks, batch.drain(..).zip(results).collect());
+        }
+        Err(e) => {
+            cache.clear();
+            tracing::debug!(error = %e, "group commit failed; retrying requests one by one");
+            one_by_one(store, cache, batch, acks, &index_now, search_behind);
+        }
+    }
+    true
+}
+
+/// The message a panic carried.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Adds whatever requests are already waiting, up to a full group.
@@ -545,11 +606,7 @@ fn apply_guarded(
 ) -> Result<Done, StoreError> {
     let run = std::panic::AssertUnwindSafe(|| apply_job(tx, options, cache, job));
     std::panic::catch_unwind(run).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into());
+        let message = panic_message(panic.as_ref());
         tracing::error!(%message, "storing a request panicked; it alone fails");
         Err(StoreError::Internal {
             message,
@@ -645,6 +702,8 @@ fn apply_job(
         Op::OldestOpenCall(since) => super::query::oldest_open_call(tx, *since)
             .map(Done::OldestOpenCall)
             .map_err(StoreError::classify),
+        #[cfg(test)]
+        Op::PanicAfterCommit => Ok(Done::StateSet),
     }
 }
 
@@ -841,6 +900,28 @@ mod tests {
         assert_eq!(kept, call[1].body);
         assert!(reason.contains("reparse exploded"), "{reason}");
         assert_eq!(stored(&path), 2, "the first event and the next delivery");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_the_writers_own_loop_fails_that_group_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        let store = Store::open(&path, crate::store::tests::options()).expect("open");
+        let (changes, _) = broadcast::channel(16);
+        let (writer, thread) = StoreWriter::spawn(store, changes).expect("writer");
+        writer.ingest(record(0)).await.expect("before");
+
+        let answer = writer.submit(Op::PanicAfterCommit).await;
+        assert!(
+            matches!(answer, Err(StoreError::WriterGone)),
+            "the group that hit the bug gets no answer"
+        );
+
+        let after = writer.ingest(record(1)).await.expect("the writer goes on");
+        assert!(matches!(after, IngestOutcome::Stored { .. }), "{after:?}");
+        // The thread ends normally when CallPop stops.
+        stop(writer, thread).await;
+        assert_eq!(stored(&path), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
