@@ -830,6 +830,11 @@ mod tests {
         StoreWriter::spawn_with_flush(store, changes, flush).expect("writer")
     }
 
+    /// A writer on a new history at `path`.
+    fn writer_at(path: &std::path::Path) -> (StoreWriter, JoinHandle<()>) {
+        writer_flushing_with(path, |real| real)
+    }
+
     /// How many raw deliveries the history at `path` holds, read by a connection of its own.
     fn stored(path: &std::path::Path) -> i64 {
         rusqlite::Connection::open(path)
@@ -906,9 +911,7 @@ mod tests {
     async fn a_panic_in_the_writers_own_loop_fails_that_group_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(DB_FILE);
-        let store = Store::open(&path, crate::store::tests::options()).expect("open");
-        let (changes, _) = broadcast::channel(16);
-        let (writer, thread) = StoreWriter::spawn(store, changes).expect("writer");
+        let (writer, thread) = writer_at(&path);
         writer.ingest(record(0)).await.expect("before");
 
         let answer = writer.submit(Op::PanicAfterCommit).await;
@@ -928,9 +931,7 @@ mod tests {
     async fn a_lone_call_is_searchable_when_acknowledged_and_a_burst_soon_after() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(DB_FILE);
-        let store = Store::open(&path, crate::store::tests::options()).expect("open");
-        let (changes, _) = broadcast::channel(16);
-        let (writer, thread) = StoreWriter::spawn(store, changes).expect("writer");
+        let (writer, thread) = writer_at(&path);
 
         writer.ingest(record(0)).await.expect("ingest");
         assert_eq!(indexed(&path), (1, 0), "searchable as soon as acknowledged");
