@@ -30,8 +30,15 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Connections served at once on one listener. Each may buffer a body of up to
 /// `max_body_bytes`, so this bounds what a flood can make CallPop hold; the phone systems
-/// use a handful. Past it, new connections wait in the listener's queue.
+/// use a handful. Past it, a new connection gets 503 at once (senders retry). It is still
+/// accepted: leaving it unaccepted would stall the ngrok session, whose one reader hands new
+/// streams over and would stop reading the streams already being served.
 pub const MAX_CONNECTIONS: usize = 256;
+/// How often, at most, connections turned away at the limit are logged.
+const REFUSED_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// What a connection over the limit is told before it is closed.
+const BUSY_REPLY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\
+    retry-after: 5\r\nconnection: close\r\n\r\n";
 
 /// A source of incoming connections (TCP listener, tunnel listener, …).
 pub trait Accept: Send {
@@ -54,8 +61,52 @@ impl Accept for tokio::net::TcpListener {
     }
 }
 
+/// Connections turned away at the limit since they were last logged.
+#[derive(Default)]
+struct Refused {
+    count: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Refused {
+    /// Counts one; logs at the first and then at most every [`REFUSED_LOG_INTERVAL`], so a
+    /// flood does not flood the log as well.
+    fn note(&mut self, limit: usize) {
+        self.count += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= REFUSED_LOG_INTERVAL)
+        {
+            self.flush(limit);
+            self.logged_at = Some(Instant::now());
+        }
+    }
+
+    fn flush(&mut self, limit: usize) {
+        if self.count > 0 {
+            tracing::warn!(
+                refused = self.count,
+                "{limit} connections were open at once; turned new ones away with 503"
+            );
+            self.count = 0;
+        }
+    }
+}
+
+/// Answers a connection over the limit with 503 and closes it, without reading its request.
+async fn turn_away<Io: AsyncWrite + Unpin>(mut io: Io) {
+    use tokio::io::AsyncWriteExt;
+    let reply = async {
+        io.write_all(BUSY_REPLY).await?;
+        io.shutdown().await
+    };
+    // A peer that does not read cannot hold this task for long.
+    let _ = tokio::time::timeout(Duration::from_secs(2), reply).await;
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish (up to [`SHUTDOWN_GRACE`]). At most [`MAX_CONNECTIONS`] are served at once.
+/// finish (up to [`SHUTDOWN_GRACE`]). At most [`MAX_CONNECTIONS`] are served at once; more
+/// get 503.
 pub async fn serve<L: Accept>(listener: L, router: Router, shutdown: CancellationToken) {
     serve_at_most(listener, router, shutdown, MAX_CONNECTIONS).await;
 }
@@ -67,29 +118,13 @@ async fn serve_at_most<L: Accept>(
     max_connections: usize,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
-    let mut full_since: Option<Instant> = None;
+    let mut refused = Refused::default();
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     loop {
-        if slots.available_permits() == 0 && full_since.is_none() {
-            tracing::warn!(
-                "{max_connections} connections open at once; new ones wait until one closes"
-            );
-            full_since = Some(Instant::now());
-        }
-        let slot = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => slot,
-        };
-        // The semaphore is never closed.
-        let Ok(slot) = slot else { break };
-        if let Some(since) = full_since.take() {
-            tracing::info!(waited = ?since.elapsed(), "connections are accepted again");
-        }
         let accepted = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -104,6 +139,11 @@ async fn serve_at_most<L: Accept>(
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused.note(max_connections);
+            tokio::spawn(turn_away(io));
+            continue;
         };
         let service = router
             .clone()
@@ -121,6 +161,7 @@ async fn serve_at_most<L: Accept>(
         });
     }
     drop(listener);
+    refused.flush(max_connections);
     tokio::select! {
         _ = graceful.shutdown() => tracing::debug!("all connections finished"),
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
@@ -138,7 +179,7 @@ mod tests {
     const REQUEST: &[u8] = b"GET /ping HTTP/1.1\r\nhost: x\r\n\r\n";
 
     async fn first_bytes(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; 64];
+        let mut buf = vec![0u8; 512];
         match tokio::time::timeout(within, stream.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => Some(buf[..n].to_vec()),
             _ => None,
@@ -146,7 +187,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn past_the_limit_a_connection_waits_until_another_closes() {
+    async fn past_the_limit_a_connection_gets_503_and_a_freed_slot_is_used_again() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -154,33 +195,40 @@ mod tests {
         let router = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve_at_most(listener, router, shutdown.clone(), 2));
-
-        // Two kept-alive connections take both slots.
-        let mut held = Vec::new();
-        for _ in 0..2 {
+        let ask = || async move {
             let mut c = TcpStream::connect(addr).await.expect("connect");
             c.write_all(REQUEST).await.expect("write");
-            let reply = first_bytes(&mut c, Duration::from_secs(10)).await;
-            assert!(reply.is_some_and(|r| r.starts_with(b"HTTP/1.1 200")));
-            held.push(c);
-        }
-        // A third is queued by the kernel, not served.
-        let mut third = TcpStream::connect(addr).await.expect("connect");
-        third.write_all(REQUEST).await.expect("write");
-        assert_eq!(
-            first_bytes(&mut third, Duration::from_millis(300)).await,
-            None,
-            "served past the limit"
-        );
-        // Closing one frees its slot for the waiting connection.
-        drop(held.remove(0));
-        let reply = first_bytes(&mut third, Duration::from_secs(10)).await;
+            let reply = first_bytes(&mut c, Duration::from_secs(10))
+                .await
+                .unwrap_or_default();
+            (c, String::from_utf8_lossy(&reply).into_owned())
+        };
+
+        // Two kept-alive connections take both slots.
+        let (first, reply) = ask().await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let (second, reply) = ask().await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let (_, reply) = ask().await;
         assert!(
-            reply.is_some_and(|r| r.starts_with(b"HTTP/1.1 200")),
-            "the waiting connection was served once a slot was free"
+            reply.starts_with("HTTP/1.1 503"),
+            "a third is turned away: {reply}"
         );
+        assert!(reply.contains("retry-after: 5"), "{reply}");
+
+        // Closing one frees its slot.
+        drop(first);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let reply = loop {
+            let (_, reply) = ask().await;
+            if reply.starts_with("HTTP/1.1 200") || Instant::now() > deadline {
+                break reply;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(reply.starts_with("HTTP/1.1 200"), "served again: {reply}");
         shutdown.cancel();
-        drop((held, third));
+        drop(second);
         server.await.expect("server task");
     }
 }
