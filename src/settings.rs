@@ -692,34 +692,124 @@ fn value(v: impl Into<toml_edit::Value>) -> toml_edit::Item {
     toml_edit::value(v)
 }
 
-/// Sets (or, with `None`, removes) a key. An existing key is changed in place, so the comment
-/// lines above it and a comment after its value stay, and a table or list of tables written
-/// inline (`quiet_hours = { … }`) stays inline.
+/// Sets (or, with `None`, removes) a key. A key that already holds the same data is left
+/// alone, comments inside it included; a changed one is replaced in place, keeping the
+/// comment lines above it, a comment after its value, and how it is written (inline, dotted,
+/// where its `[table]` sits).
 fn set(table: &mut dyn toml_edit::TableLike, key: &str, item: Option<toml_edit::Item>) {
     use toml_edit::Item;
     let Some(mut item) = item else {
-        table.remove(key);
+        remove_keeping_comments(table, key);
         return;
     };
-    match table.get_mut(key) {
-        Some(old) => {
-            if old.is_value() {
-                item.make_value();
-            }
-            match (&*old, &mut item) {
-                (Item::Value(before), Item::Value(after)) => {
-                    *after.decor_mut() = before.decor().clone();
-                }
-                (Item::Table(before), Item::Table(after)) => {
-                    *after.decor_mut() = before.decor().clone();
-                }
-                _ => {}
-            }
-            *old = item;
+    let Some(old) = table.get_mut(key) else {
+        table.insert(key, item);
+        return;
+    };
+    if old.is_value() {
+        item.make_value();
+    }
+    if same_data(old, &item) {
+        return;
+    }
+    match (&*old, &mut item) {
+        (Item::Value(before), Item::Value(after)) => {
+            *after.decor_mut() = before.decor().clone();
         }
-        None => {
-            table.insert(key, item);
+        (Item::Table(before), Item::Table(after)) => {
+            *after.decor_mut() = before.decor().clone();
+            after.set_dotted(before.is_dotted());
+            if let Some(position) = before.position() {
+                after.set_position(position);
+            }
         }
+        (Item::ArrayOfTables(before), Item::ArrayOfTables(after)) => {
+            let old_tables: Vec<_> = before.iter().collect();
+            for (i, table) in after.iter_mut().enumerate() {
+                let Some(model) = old_tables.get(i).or(old_tables.last()) else {
+                    break;
+                };
+                if let Some(position) = model.position() {
+                    table.set_position(position);
+                }
+                if i < old_tables.len() {
+                    *table.decor_mut() = model.decor().clone();
+                }
+            }
+        }
+        _ => {}
+    }
+    *old = item;
+}
+
+/// Removes a key, handing the comment lines above it to the key (or `[table]`) that follows,
+/// so clearing a setting does not delete a comment that was about the file or the section.
+fn remove_keeping_comments(table: &mut dyn toml_edit::TableLike, key: &str) {
+    let comments = table
+        .key_decor(key)
+        .and_then(|d| d.prefix())
+        .and_then(|p| p.as_str())
+        .filter(|p| p.contains('#'))
+        .map(str::to_owned);
+    let next = table
+        .iter()
+        .map(|(k, _)| k.to_owned())
+        .skip_while(|k| k != key)
+        .nth(1);
+    table.remove(key);
+    let (Some(comments), Some(next)) = (comments, next) else {
+        return;
+    };
+    let decor = match table.get_mut(&next) {
+        Some(toml_edit::Item::Table(t)) => Some(t.decor_mut()),
+        Some(toml_edit::Item::ArrayOfTables(a)) => a.iter_mut().next().map(|t| t.decor_mut()),
+        Some(_) => table.key_decor_mut(&next),
+        None => None,
+    };
+    if let Some(decor) = decor {
+        let after = decor
+            .prefix()
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        decor.set_prefix(format!("{comments}{after}"));
+    }
+}
+
+/// Whether two items hold the same data, whatever their comments and layout.
+fn same_data(a: &toml_edit::Item, b: &toml_edit::Item) -> bool {
+    use toml_edit::Item;
+    if let (Some(x), Some(y)) = (a.as_table_like(), b.as_table_like()) {
+        return same_table(x, y);
+    }
+    match (a, b) {
+        (Item::ArrayOfTables(x), Item::ArrayOfTables(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(t, u)| same_table(t, u))
+        }
+        (Item::Value(x), Item::Value(y)) => same_value(x, y),
+        _ => false,
+    }
+}
+
+fn same_table(x: &dyn toml_edit::TableLike, y: &dyn toml_edit::TableLike) -> bool {
+    x.len() == y.len()
+        && x.iter()
+            .all(|(k, v)| y.get(k).is_some_and(|w| same_data(v, w)))
+}
+
+fn same_value(x: &toml_edit::Value, y: &toml_edit::Value) -> bool {
+    use toml_edit::Value;
+    match (x, y) {
+        (Value::String(a), Value::String(b)) => a.value() == b.value(),
+        (Value::Integer(a), Value::Integer(b)) => a.value() == b.value(),
+        (Value::Float(a), Value::Float(b)) => a.value() == b.value(),
+        (Value::Boolean(a), Value::Boolean(b)) => a.value() == b.value(),
+        (Value::Datetime(a), Value::Datetime(b)) => a.value() == b.value(),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|(p, q)| same_value(p, q))
+        }
+        (Value::InlineTable(a), Value::InlineTable(b)) => same_table(a, b),
+        _ => false,
     }
 }
 
@@ -749,17 +839,28 @@ pub enum SettingsError {
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), SettingsError> {
-    let err = |e: std::io::Error| SettingsError::Write(path.to_path_buf(), e.to_string());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let tmp = path.with_extension("toml.tmp");
-    // Synced before the rename: a power cut right after saving must leave the old file or the
-    // new one, never an empty one.
-    let mut file = std::fs::File::create(&tmp).map_err(err)?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    // The new file is synced before the rename and the directory after it: a power cut
+    // right after saving leaves the old file or the new one, never an empty one.
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = dir {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        // Nothing half-written is left next to the settings.
+        let _ = std::fs::remove_file(&tmp);
+        SettingsError::Write(path.to_path_buf(), e.to_string())
+    })
 }
 
 #[cfg(test)]
@@ -1463,6 +1564,35 @@ mod tests {
         assert_eq!(c.popups.stale_after, std::time::Duration::from_secs(30));
     }
 
+    /// Writes `written` as the settings file, saves the settings shown with `change` made to
+    /// them, and returns the file's text afterwards and its path.
+    fn save_over(
+        dir: &Path,
+        written: &str,
+        change: impl FnOnce(&mut SettingsUpdate),
+    ) -> (String, PathBuf) {
+        let (config, file) = config_with(dir, written);
+        let view = SettingsView::from_config(&config);
+        let mut update = view.unchanged();
+        change(&mut update);
+        assert_eq!(update.validate(&view), Ok(()));
+        update.save(&config, &file).expect("save");
+        (std::fs::read_to_string(&file).expect("read"), file)
+    }
+
+    fn assert_kept(saved: &str, kept: &[&str]) {
+        for k in kept {
+            assert!(saved.contains(k), "lost {k:?} in:\n{saved}");
+        }
+    }
+
+    fn evening_quiet_hours() -> Option<QuietHoursView> {
+        Some(QuietHoursView {
+            start: "20:00".into(),
+            end: "07:30".into(),
+        })
+    }
+
     #[test]
     fn saving_keeps_the_files_comments_layout_and_the_settings_the_window_does_not_show() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1482,31 +1612,24 @@ notifications = "auto"
 stale_after_seconds = 900
 quiet_hours = { start = "19:00", end = "07:30" } # the showroom closes at seven
 "#;
-        let (config, file) = config_with(dir.path(), written);
-        let view = SettingsView::from_config(&config);
-        let mut update = view.unchanged();
-        update.general.default_country = "ca".into();
-        update.ringcentral.server = "https://platform.ringcentral.com/".into();
-        update.popups.notifications = NotificationsView::Off;
-        update.popups.quiet_hours = Some(QuietHoursView {
-            start: "20:00".into(),
-            end: "07:30".into(),
+        let (saved, file) = save_over(dir.path(), written, |update| {
+            update.general.default_country = "ca".into();
+            update.ringcentral.server = "https://platform.ringcentral.com/".into();
+            update.popups.notifications = NotificationsView::Off;
+            update.popups.quiet_hours = evening_quiet_hours();
         });
-        assert_eq!(update.validate(&view), Ok(()));
-        update.save(&config, &file).expect("save");
-
-        let saved = std::fs::read_to_string(&file).expect("read");
-        for kept in [
-            "# Dealership phones. Ask Sam before changing anything here.\n",
-            "# Fourteen-digit bodies from the old PBX bridge need more room.\nmax_body_bytes = 131072\n",
-            "default_country = \"CA\" # most callers are local\n",
-            "[ringcentral]\n# The sandbox until go-live on the 1st.\nserver = \"https://platform.ringcentral.com\"\n",
-            "check_interval_seconds = 600 # RingCentral asked us not to poll faster\n",
-            "notifications = \"off\"\nstale_after_seconds = 900\n",
-            "quiet_hours = { start = \"20:00\", end = \"07:30\" } # the showroom closes at seven\n",
-        ] {
-            assert!(saved.contains(kept), "lost {kept:?} in:\n{saved}");
-        }
+        assert_kept(
+            &saved,
+            &[
+                "# Dealership phones. Ask Sam before changing anything here.\n",
+                "# Fourteen-digit bodies from the old PBX bridge need more room.\nmax_body_bytes = 131072\n",
+                "default_country = \"CA\" # most callers are local\n",
+                "[ringcentral]\n# The sandbox until go-live on the 1st.\nserver = \"https://platform.ringcentral.com\"\n",
+                "check_interval_seconds = 600 # RingCentral asked us not to poll faster\n",
+                "notifications = \"off\"\nstale_after_seconds = 900\n",
+                "quiet_hours = { start = \"20:00\", end = \"07:30\" } # the showroom closes at seven\n",
+            ],
+        );
         assert!(
             !saved.contains("Written by CallPop"),
             "a hand-written file gets no header:\n{saved}"
@@ -1526,6 +1649,47 @@ quiet_hours = { start = "19:00", end = "07:30" } # the showroom closes at seven
         let view = SettingsView::from_config(&reloaded);
         view.unchanged().save(&reloaded, &file).expect("save again");
         assert_eq!(std::fs::read_to_string(&file).expect("read"), saved);
+    }
+
+    #[test]
+    fn unchanged_lists_keep_their_comments_and_a_cleared_key_leaves_its_comment_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = r#"# Showroom PC. Ask Sam before changing anything here.
+public_url = "https://calls.dealer.example"
+watch_extensions = [
+  "101", # front desk
+  "102",
+]
+
+[popups]
+quiet_hours.start = "19:00"
+quiet_hours.end = "07:30"
+
+# Our main lines.
+[[line_labels]]
+number = "+14155550100" # the number on the sign
+label = "Sales"
+"#;
+        let (saved, file) = save_over(dir.path(), written, |update| {
+            update.tunnel.mode = TunnelModeView::Off;
+            update.tunnel.public_url = String::new();
+            update.popups.quiet_hours = evening_quiet_hours();
+        });
+        assert!(!saved.contains("public_url"), "{saved}");
+        assert_kept(
+            &saved,
+            &[
+                "# Showroom PC. Ask Sam before changing anything here.\n",
+                "watch_extensions = [\n  \"101\", # front desk\n  \"102\",\n]\n",
+                "quiet_hours.start = \"20:00\"\nquiet_hours.end = \"07:30\"\n",
+                "# Our main lines.\n[[line_labels]]\nnumber = \"+14155550100\" # the number on the sign\n",
+            ],
+        );
+        let reloaded = load(dir.path(), &file);
+        let shown = SettingsView::from_config(&reloaded);
+        assert_eq!(shown.watch_extensions, vec!["101", "102"]);
+        assert_eq!(shown.line_labels, vec![label("+14155550100", "Sales")]);
+        assert_eq!(shown.tunnel.public_url, "");
     }
 
     #[test]
