@@ -639,6 +639,11 @@ mod tests {
             listen: Some(listen.into()),
             data_dir: Some(dir.join("data")),
             config_file: Some(file),
+            // Nothing from the developer's environment; secrets in the data directory.
+            environment: Some(crate::config::Environment::only(&[(
+                "CALLPOP_SECRET_STORE",
+                "file",
+            )])),
         }
     }
 

@@ -362,6 +362,33 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--config`.
     pub config_file: Option<PathBuf>,
+    /// Where `CALLPOP_*` settings are read from; None: the process environment. Tests give
+    /// their own, so a developer's variables cannot change what they check.
+    pub environment: Option<Environment>,
+}
+
+/// Reads one environment variable.
+type ReadVar = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// A source of environment variables.
+#[derive(Clone)]
+pub struct Environment(std::sync::Arc<ReadVar>);
+
+impl Environment {
+    /// Exactly these variables, nothing from the process.
+    pub fn only(vars: &[(&str, &str)]) -> Environment {
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Environment(std::sync::Arc::new(move |k| vars.get(k).cloned()))
+    }
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Environment(..)")
+    }
 }
 
 /// The platform's data directory for CallPop (`~/.local/share/callpop` on Linux).
@@ -405,7 +432,10 @@ fn parse_extensions(value: &str) -> Vec<String> {
 impl Config {
     /// Loads settings from the real environment.
     pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
-        Config::load_with(overrides, &|k| std::env::var(k).ok())
+        match &overrides.environment {
+            Some(Environment(env)) => Config::load_with(overrides, &|k| env(k)),
+            None => Config::load_with(overrides, &|k| std::env::var(k).ok()),
+        }
     }
 
     /// Loads settings with an explicit environment (for tests).
@@ -647,14 +677,27 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
+        let Environment(read) = Environment::only(pairs);
+        move |k| read(k)
+    }
+
+    #[test]
+    fn a_given_environment_replaces_the_processs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "").expect("write");
+        let o = Overrides {
+            data_dir: Some(dir.path().to_path_buf()),
+            environment: Some(Environment::only(&[
+                ("CALLPOP_CONFIG", file.to_str().expect("utf-8 path")),
+                ("CALLPOP_LISTEN", "127.0.0.1:9321"),
+            ])),
+            ..Default::default()
+        };
+        let c = Config::load(&o).expect("config");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9321");
     }
 
     #[test]

@@ -227,6 +227,7 @@ fn run(cli: Cli) -> Result<()> {
         listen,
         data_dir: cli.global.data_dir.clone(),
         config_file: cli.global.config.clone(),
+        environment: None,
     };
     match cli.command {
         Command::Serve { listen } => serve(Config::load(&overrides(listen))?),
