@@ -563,10 +563,13 @@ async fn recheck_storage(health: Arc<Health>, writer: StoreWriter, shutdown: Can
             continue;
         }
         let now = chrono::Utc::now().to_rfc3339();
+        // A delivery failing while the probe runs keeps the error up: its write was
+        // submitted later.
+        let ticket = health.storage_ticket();
         match writer.set_state(STORAGE_PROBE_KEY, &now).await {
             Ok(()) => {
                 tracing::info!("the call history takes writes again");
-                health.set_storage_error(None);
+                health.storage_succeeded(ticket);
             }
             Err(e) => tracing::debug!(error = %e, "the call history still refuses writes"),
         }

@@ -3,6 +3,7 @@
 //! a secret.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -15,7 +16,18 @@ use crate::model::Provider;
 #[derive(Debug, Default)]
 pub struct Health {
     inner: Mutex<Snapshot>,
+    /// The last [`StorageTicket`] handed out.
+    tickets: AtomicU64,
+    /// The ticket of the write whose outcome the storage error reflects (changed under
+    /// `inner`'s lock).
+    judged: AtomicU64,
 }
+
+/// Taken just before a write to the history is submitted. Writes finish out of order (a reply
+/// can be slower than a later failure), so an outcome counts only if no write submitted after
+/// it has been judged already: the health page then shows the state of the most recent write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StorageTicket(u64);
 
 /// Per-provider receiver counters.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, TS)]
@@ -130,10 +142,34 @@ impl Health {
         self.lock().storage_error.is_some()
     }
 
+    /// A ticket for a write about to be submitted.
+    pub fn storage_ticket(&self) -> StorageTicket {
+        StorageTicket(self.tickets.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// The write submitted with `ticket` failed.
+    pub fn storage_failed(&self, ticket: StorageTicket, error: String) {
+        self.judge(ticket, Some(error));
+    }
+
+    /// The write submitted with `ticket` went through: the history takes writes.
+    pub fn storage_succeeded(&self, ticket: StorageTicket) {
+        self.judge(ticket, None);
+    }
+
+    /// Records an outcome unless a later-submitted write's outcome is already recorded.
+    fn judge(&self, ticket: StorageTicket, error: Option<String>) {
+        let mut s = self.lock();
+        if ticket.0 < self.judged.load(Ordering::SeqCst) {
+            return;
+        }
+        self.judged.store(ticket.0, Ordering::SeqCst);
+        Health::set_storage_error(&mut s, error);
+    }
+
     /// Records (or clears, with `None`) a storage failure; the time it started stays put
     /// while failures go on, so the health page can say for how long nothing was stored.
-    pub fn set_storage_error(&self, error: Option<String>) {
-        let mut s = self.lock();
+    fn set_storage_error(s: &mut Snapshot, error: Option<String>) {
         s.storage_error_since = match (&error, s.storage_error_since) {
             (None, _) => None,
             (Some(_), Some(since)) => Some(since),
@@ -186,12 +222,12 @@ mod tests {
     fn a_storage_failure_keeps_its_start_until_it_clears() {
         let health = Health::new();
         assert_eq!(health.snapshot().status, "ok");
-        health.set_storage_error(Some("unwritable: disk full".into()));
+        health.storage_failed(health.storage_ticket(), "unwritable: disk full".into());
         let first = health.snapshot();
         assert_eq!(first.status, "error");
         let since = first.storage_error_since.expect("a start time");
         std::thread::sleep(std::time::Duration::from_millis(5));
-        health.set_storage_error(Some("unwritable: read-only".into()));
+        health.storage_failed(health.storage_ticket(), "unwritable: read-only".into());
         let second = health.snapshot();
         assert_eq!(
             second.storage_error.as_deref(),
@@ -202,12 +238,34 @@ mod tests {
             Some(since),
             "still the same outage"
         );
-        health.set_storage_error(None);
+        health.storage_succeeded(health.storage_ticket());
         let cleared = health.snapshot();
         assert_eq!(cleared.status, "ok");
         assert_eq!(
             (cleared.storage_error, cleared.storage_error_since),
             (None, None)
         );
+    }
+
+    #[test]
+    fn an_outcome_older_than_the_last_one_judged_changes_nothing() {
+        let health = Health::new();
+        let (early, late) = (health.storage_ticket(), health.storage_ticket());
+        health.storage_failed(late, "unwritable: disk full".into());
+        health.storage_succeeded(early);
+        assert!(
+            health.storage_failing(),
+            "a write submitted before the failure does not clear it"
+        );
+        let (before_fix, after_fix) = (health.storage_ticket(), health.storage_ticket());
+        health.storage_succeeded(after_fix);
+        assert!(!health.storage_failing());
+        health.storage_failed(before_fix, "unwritable: disk full".into());
+        assert!(
+            !health.storage_failing(),
+            "a failure submitted before a later success does not set it again"
+        );
+        health.storage_failed(health.storage_ticket(), "unwritable: disk full".into());
+        assert!(health.storage_failing(), "a new failure does");
     }
 }

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
 use crate::config::Secret;
-use crate::health::Health;
+use crate::health::{Health, StorageTicket};
 use crate::model::{Delivery, Origin, ParsedDelivery, Payload, Provider, RenewalReminder};
 use crate::numbers::Country;
 use crate::store::writer::StoreWriter;
@@ -529,9 +529,13 @@ async fn ringotel_webhook(
     }
 }
 
-fn storage_unavailable(inner: &Inner, e: &crate::store::StoreError) -> Response {
+fn storage_unavailable(
+    inner: &Inner,
+    ticket: StorageTicket,
+    e: &crate::store::StoreError,
+) -> Response {
     tracing::error!(error = %e, "delivery not stored");
-    inner.health.set_storage_error(Some(storage_problem(e)));
+    inner.health.storage_failed(ticket, storage_problem(e));
     let mut response = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "storage_unavailable",
@@ -559,9 +563,10 @@ async fn store(inner: &Inner, delivery: Delivery) -> Response {
         _ => None,
     };
     let summary = summarize(&delivery.parsed);
+    let ticket = inner.health.storage_ticket();
     match inner.writer.ingest(delivery).await {
         Ok(IngestOutcome::Stored { .. }) => {
-            inner.health.set_storage_error(None);
+            inner.health.storage_succeeded(ticket);
             inner.health.provider(provider, |c| {
                 c.accepted += 1;
                 c.last_accepted_at = Some(inner.clock.now());
@@ -575,7 +580,7 @@ async fn store(inner: &Inner, delivery: Delivery) -> Response {
             (StatusCode::OK, Json(json!({"status": "accepted"}))).into_response()
         }
         Ok(IngestOutcome::Duplicate { same_body, .. }) => {
-            inner.health.set_storage_error(None);
+            inner.health.storage_succeeded(ticket);
             inner.health.provider(provider, |c| c.duplicates += 1);
             if !same_body {
                 tracing::warn!(provider = provider.as_str(), %summary,
@@ -583,15 +588,20 @@ async fn store(inner: &Inner, delivery: Delivery) -> Response {
             }
             (StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response()
         }
-        Err(e) => not_stored(inner, provider, &e),
+        Err(e) => not_stored(inner, provider, ticket, &e),
     }
 }
 
 /// The reply to a delivery the writer did not store.
-fn not_stored(inner: &Inner, provider: Provider, e: &crate::store::StoreError) -> Response {
+fn not_stored(
+    inner: &Inner,
+    provider: Provider,
+    ticket: StorageTicket,
+    e: &crate::store::StoreError,
+) -> Response {
     match e {
         crate::store::StoreError::Internal { .. } => internal_failure(inner, provider, e),
-        _ => storage_unavailable(inner, e),
+        _ => storage_unavailable(inner, ticket, e),
     }
 }
 
@@ -634,15 +644,16 @@ async fn quarantine(
         body,
         body_sha256,
     };
+    let ticket = inner.health.storage_ticket();
     match inner.writer.quarantine(entry).await {
         Ok(id) => {
             // A commit went through: the history is writable again.
-            inner.health.set_storage_error(None);
+            inner.health.storage_succeeded(ticket);
             inner.health.provider(provider, |c| c.quarantined += 1);
             tracing::warn!(provider = provider.as_str(), quarantine_id = id, %reason,
                 "unusable delivery quarantined");
             error(StatusCode::BAD_REQUEST, "invalid_body", reason.to_string())
         }
-        Err(e) => not_stored(inner, provider, &e),
+        Err(e) => not_stored(inner, provider, ticket, &e),
     }
 }
