@@ -93,14 +93,19 @@ impl Refused {
     }
 }
 
-/// Answers a connection over the limit with 503 and closes it, without reading its request.
-async fn turn_away<Io: AsyncWrite + Unpin>(mut io: Io) {
-    use tokio::io::AsyncWriteExt;
+/// Answers a connection over the limit with 503 and closes it. Its request is read only to be
+/// thrown away, until the peer closes: closing with unread bytes would send a reset, which
+/// can destroy the reply before the peer reads it.
+async fn turn_away<Io: AsyncRead + AsyncWrite + Unpin>(mut io: Io) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let reply = async {
         io.write_all(BUSY_REPLY).await?;
-        io.shutdown().await
+        io.shutdown().await?;
+        let mut scrap = [0u8; 4096];
+        while io.read(&mut scrap).await? > 0 {}
+        Ok::<(), std::io::Error>(())
     };
-    // A peer that does not read cannot hold this task for long.
+    // A peer that neither reads nor closes cannot hold this task for long.
     let _ = tokio::time::timeout(Duration::from_secs(2), reply).await;
 }
 

@@ -914,6 +914,38 @@ fn slow_client(port: u16, head: Vec<u8>, trickle: Vec<u8>, every: Duration) -> E
 }
 
 #[test]
+fn a_flood_of_connections_gets_503_past_the_limit_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    seed(&server);
+    let stored = max_id(dir.path(), "raw_events");
+    // Silent connections take every slot (each would be cut off by the header timeout).
+    let flood: Vec<TcpStream> = (0..callpop::server::MAX_CONNECTIONS)
+        .map(|_| TcpStream::connect(("127.0.0.1", server.port)).expect("connect"))
+        .collect();
+    let delivery = bytes(&rc_telephony("flood-1", "s-flood", "Flo Od"));
+
+    let turned_away = post(server.port, Endpoint::RingCentral, true, &delivery);
+    assert_eq!(turned_away.status, 503, "{}", turned_away.text());
+    assert_eq!(turned_away.header("retry-after"), Some("5"));
+    assert_eq!(max_id(dir.path(), "raw_events"), stored, "nothing stored");
+
+    // Once the flood is gone the sender's retry is served and stored.
+    drop(flood);
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    let retried = loop {
+        let r = post(server.port, Endpoint::RingCentral, true, &delivery);
+        if r.status != 503 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(retried.status, 200, "{}", retried.text());
+    assert_eq!(retried.json()["status"], "accepted");
+    assert_eq!(max_id(dir.path(), "raw_events"), stored + 1);
+}
+
+#[test]
 fn slow_senders_are_cut_off_and_others_are_served_meanwhile() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path());
