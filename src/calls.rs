@@ -402,10 +402,10 @@ pub fn derive(
     sorted.sort_by(|a, b| canonical_cmp(a, b));
     sorted.dedup_by(|a, b| a == b);
 
-    let mut by_leg: BTreeMap<(u8, String), Vec<&CallEvent>> = BTreeMap::new();
+    let mut by_leg: BTreeMap<(u8, &str), Vec<&CallEvent>> = BTreeMap::new();
     for e in &sorted {
         by_leg
-            .entry((leg_group(e), e.leg.id.clone()))
+            .entry((leg_group(e), e.leg.id.as_str()))
             .or_default()
             .push(e);
     }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
+use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{to_ms, StoreError, StoreOptions};
@@ -374,14 +375,14 @@ fn add_events(
             .query_row(params![provider.as_str(), key], |r| r.get(0))
             .optional()?,
     };
-    let (call_id, mut entry, before) = match known {
+    // `entry.call` is the call as it was until the new events are in.
+    let (call_id, mut entry, existed) = match known {
         Some(id) => {
             let entry = match cache.calls.remove(&id) {
                 Some(e) => e,
                 None => load_cached(conn, opts, id)?,
             };
-            let before = entry.call.clone();
-            (id, entry, Some(before))
+            (id, entry, true)
         }
         None => {
             let call = calls::derive(&new_events, 1, None)
@@ -393,7 +394,7 @@ fn add_events(
                 voicemail: None,
                 call,
             };
-            (id, entry, None)
+            (id, entry, false)
         }
     };
     cache.ids.insert(cache_key, call_id);
@@ -424,7 +425,7 @@ fn add_events(
     let mut call = calls::derive(&entry.events, entry.deliveries, entry.voicemail.as_ref())
         .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?;
     // Look for a waiting voicemail when the call first becomes one that can have it.
-    let newly_eligible = before.as_ref().is_none_or(|b| b.result != call.result);
+    let newly_eligible = !existed || entry.call.result != call.result;
     if entry.voicemail.is_none() && wants_voicemail(&call) && newly_eligible {
         if let Some((row, msg)) = voicemail_for_call(conn, &call)? {
             conn.prepare_cached("UPDATE voicemails SET call_id = ?1 WHERE id = ?2")?
@@ -435,11 +436,11 @@ fn add_events(
         }
     }
     // A new call was inserted from its first events already; write only what changed.
-    let previous = before.as_ref().unwrap_or(&entry.call);
-    if *previous != call {
-        update_call(conn, opts, call_id, &call, Some(previous))?;
+    if entry.call != call {
+        update_call(conn, opts, call_id, &call, Some(&entry.call))?;
     }
-    entry.call = call.clone();
+    let previous = std::mem::replace(&mut entry.call, call.clone());
+    let before = existed.then_some(previous);
     cache.calls.insert(call_id, entry);
     Ok(CallChange {
         id: call_id,
@@ -659,46 +660,74 @@ fn extension_keys(call: &Call) -> Vec<String> {
     keys
 }
 
-fn call_params(call: &Call) -> Result<Vec<rusqlite::types::Value>, StoreError> {
-    use rusqlite::types::Value as V;
-    let text = |s: &Option<String>| s.clone().map_or(V::Null, V::Text);
-    let time = |t: Option<DateTime<Utc>>| t.map_or(V::Null, |t| V::Integer(to_ms(t)));
-    let vm = call.voicemail.clone().unwrap_or_default();
-    Ok(vec![
-        V::Text(call.provider.as_str().into()),
-        V::Text(call.call_key.clone()),
-        V::Text(call.direction.as_str().into()),
-        V::Text(call.state.as_str().into()),
-        call.result.map_or(V::Null, |r| V::Text(r.as_str().into())),
-        text(&call.from.raw),
-        text(&call.from.e164),
-        text(&call.from.name),
-        text(&call.to.raw),
-        text(&call.to.e164),
-        text(&call.to.name),
-        V::Text(
+/// One `calls` column of a call (index into [`CALL_COLUMN_NAMES`]), borrowed where it can be:
+/// an update compares every column of the old and new call and binds only the changed ones.
+fn call_column(call: &Call, column: usize) -> Result<ToSqlOutput<'_>, StoreError> {
+    use rusqlite::types::{Value, ValueRef};
+    fn text(s: &str) -> ToSqlOutput<'_> {
+        ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+    }
+    fn opt_text(s: Option<&str>) -> ToSqlOutput<'_> {
+        s.map_or(ToSqlOutput::Borrowed(ValueRef::Null), text)
+    }
+    fn int(i: i64) -> ToSqlOutput<'static> {
+        ToSqlOutput::Owned(Value::Integer(i))
+    }
+    fn opt_int(i: Option<i64>) -> ToSqlOutput<'static> {
+        i.map_or(ToSqlOutput::Borrowed(ValueRef::Null), int)
+    }
+    let vm = call.voicemail.as_ref();
+    Ok(match column {
+        0 => text(call.provider.as_str()),
+        1 => text(&call.call_key),
+        2 => text(call.direction.as_str()),
+        3 => text(call.state.as_str()),
+        4 => opt_text(call.result.map(|r| r.as_str())),
+        5 => opt_text(call.from.raw.as_deref()),
+        6 => opt_text(call.from.e164.as_deref()),
+        7 => opt_text(call.from.name.as_deref()),
+        8 => opt_text(call.to.raw.as_deref()),
+        9 => opt_text(call.to.e164.as_deref()),
+        10 => opt_text(call.to.name.as_deref()),
+        EXTENSIONS_COLUMN => ToSqlOutput::Owned(Value::Text(
             serde_json::to_string(&call.extensions)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        ),
-        V::Integer(to_ms(call.started_at)),
-        time(call.answered_at),
-        time(call.ended_at),
-        V::Integer(call.ring_seconds),
-        V::Integer(call.talk_seconds),
-        text(&call.recording_url),
-        text(&vm.message_id),
-        vm.seconds.map_or(V::Null, V::Integer),
-        text(&vm.url),
-        V::Integer(call.event_count),
-        V::Integer(to_ms(call.last_event_at)),
-        V::Integer(to_ms(Utc::now())),
-    ])
+        )),
+        12 => int(to_ms(call.started_at)),
+        13 => opt_int(call.answered_at.map(to_ms)),
+        14 => opt_int(call.ended_at.map(to_ms)),
+        15 => int(call.ring_seconds),
+        16 => int(call.talk_seconds),
+        17 => opt_text(call.recording_url.as_deref()),
+        18 => opt_text(vm.and_then(|v| v.message_id.as_deref())),
+        19 => opt_int(vm.and_then(|v| v.seconds)),
+        20 => opt_text(vm.and_then(|v| v.url.as_deref())),
+        21 => int(call.event_count),
+        22 => int(to_ms(call.last_event_at)),
+        UPDATED_AT_COLUMN => int(to_ms(Utc::now())),
+        _ => return Err(StoreError::Corrupt(format!("no calls column {column}"))),
+    })
+}
+
+/// Whether a column differs between two versions of a call; `updated_at` always does.
+fn column_changed(old: &Call, new: &Call, column: usize) -> Result<bool, StoreError> {
+    Ok(match column {
+        // Compared as data: serializing both lists to compare the text cost more than the
+        // rest of the row together.
+        EXTENSIONS_COLUMN => old.extensions != new.extensions,
+        UPDATED_AT_COLUMN => true,
+        _ => call_column(old, column)? != call_column(new, column)?,
+    })
 }
 
 fn insert_call(conn: &Connection, opts: &StoreOptions, call: &Call) -> Result<i64, StoreError> {
-    let mut values = call_params(call)?;
+    let mut values = (0..CALL_COLUMN_NAMES.len())
+        .map(|column| call_column(call, column))
+        .collect::<Result<Vec<_>, _>>()?;
     let sort_key = free_sort_key(conn, call.started_at)?;
-    values.push(rusqlite::types::Value::Integer(sort_key));
+    values.push(ToSqlOutput::Owned(rusqlite::types::Value::Integer(
+        sort_key,
+    )));
     conn.prepare_cached(
         "INSERT INTO calls (provider, call_key, direction, state, result,
             from_raw, from_e164, from_name, to_raw, to_e164, to_name, extensions,
@@ -815,7 +844,7 @@ fn unindex_call(conn: &Connection, id: i64, sort_key: i64) -> Result<(), StoreEr
     Ok(())
 }
 
-/// The `calls` columns in the order [`call_params`] produces their values.
+/// The `calls` columns an insert or update writes, as [`call_column`] numbers them.
 const CALL_COLUMN_NAMES: [&str; 24] = [
     "provider",
     "call_key",
@@ -842,6 +871,8 @@ const CALL_COLUMN_NAMES: [&str; 24] = [
     "last_event_at",
     "updated_at",
 ];
+const EXTENSIONS_COLUMN: usize = 11;
+const UPDATED_AT_COLUMN: usize = 23;
 
 /// True when the text the search index holds for a call may differ between two versions.
 /// Whether what the search text and the extension keys are built from differs: the parties
@@ -876,15 +907,16 @@ fn update_call(
     call: &Call,
     before: Option<&Call>,
 ) -> Result<(), StoreError> {
-    let values = call_params(call)?;
     // Only the columns that changed: an untouched indexed column then costs no index update.
-    let old = before.map(call_params).transpose()?;
     let mut sets = String::with_capacity(256);
     let mut args = Vec::new();
-    for (i, (name, value)) in CALL_COLUMN_NAMES.iter().zip(values).enumerate() {
-        let unchanged = old.as_ref().is_some_and(|o| o[i] == value);
-        if !unchanged || *name == "updated_at" {
-            args.push(value);
+    for (column, name) in CALL_COLUMN_NAMES.iter().enumerate() {
+        let changed = match before {
+            Some(old) => column_changed(old, call, column)?,
+            None => true,
+        };
+        if changed {
+            args.push(call_column(call, column)?);
             set_column(&mut sets, name, args.len());
         }
     }
@@ -908,7 +940,7 @@ fn update_call(
             old_key
         } else {
             let key = free_sort_key(conn, call.started_at)?;
-            args.push(rusqlite::types::Value::Integer(key));
+            args.push(ToSqlOutput::Owned(rusqlite::types::Value::Integer(key)));
             set_column(&mut sets, "sort_key", args.len());
             key
         };
@@ -916,7 +948,7 @@ fn update_call(
             .execute([id])?;
         new_key = Some((old_key, key));
     }
-    args.push(rusqlite::types::Value::Integer(id));
+    args.push(ToSqlOutput::Owned(rusqlite::types::Value::Integer(id)));
     let sql = format!("UPDATE calls SET {sets} WHERE id = ?{}", args.len());
     conn.prepare_cached(&sql)?
         .execute(rusqlite::params_from_iter(args))?;
