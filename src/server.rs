@@ -111,7 +111,7 @@ async fn turn_away<Io: AsyncRead + AsyncWrite + Unpin>(mut io: Io) {
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets in-flight requests
 /// finish (up to [`SHUTDOWN_GRACE`]). At most [`MAX_CONNECTIONS`] are served at once; more
-/// get 503.
+/// get 503 (as many again at a time; past that they are closed unanswered).
 pub async fn serve<L: Accept>(listener: L, router: Router, shutdown: CancellationToken) {
     serve_at_most(listener, router, shutdown, MAX_CONNECTIONS).await;
 }
@@ -123,6 +123,9 @@ async fn serve_at_most<L: Accept>(
     max_connections: usize,
 ) {
     let slots = Arc::new(Semaphore::new(max_connections));
+    // Turning a connection away holds its socket for up to two seconds; a flood must not
+    // turn that into an unbounded number of open sockets. Past this many, it is just closed.
+    let farewells = Arc::new(Semaphore::new(max_connections));
     let mut refused = Refused::default();
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
@@ -147,7 +150,12 @@ async fn serve_at_most<L: Accept>(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             refused.note(max_connections);
-            tokio::spawn(turn_away(io));
+            if let Ok(farewell) = farewells.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    turn_away(io).await;
+                    drop(farewell);
+                });
+            }
             continue;
         };
         let service = router
@@ -178,62 +186,92 @@ async fn serve_at_most<L: Accept>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
+    use tokio::task::JoinHandle;
 
     const REQUEST: &[u8] = b"GET /ping HTTP/1.1\r\nhost: x\r\n\r\n";
 
-    async fn first_bytes(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; 512];
-        match tokio::time::timeout(within, stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => Some(buf[..n].to_vec()),
-            _ => None,
-        }
-    }
-
-    #[tokio::test]
-    async fn past_the_limit_a_connection_gets_503_and_a_freed_slot_is_used_again() {
+    /// A server answering `/ping` with at most `limit` connections served at once.
+    async fn server_of(limit: usize) -> (SocketAddr, CancellationToken, JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_at_most(listener, router, shutdown.clone(), 2));
-        let ask = || async move {
-            let mut c = TcpStream::connect(addr).await.expect("connect");
-            c.write_all(REQUEST).await.expect("write");
-            let reply = first_bytes(&mut c, Duration::from_secs(10))
-                .await
-                .unwrap_or_default();
-            (c, String::from_utf8_lossy(&reply).into_owned())
-        };
+        let server = tokio::spawn(serve_at_most(listener, router, shutdown.clone(), limit));
+        (addr, shutdown, server)
+    }
 
-        // Two kept-alive connections take both slots.
-        let (first, reply) = ask().await;
+    /// Sends one request on a new connection; the connection and the start of its reply
+    /// (empty when it was closed unanswered).
+    async fn ask(addr: SocketAddr) -> (TcpStream, String) {
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(REQUEST).await.expect("write");
+        let mut buf = vec![0u8; 512];
+        let n = match tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            _ => 0,
+        };
+        (c, String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// Asks again (each time on a new connection) until the reply starts with `wanted`, for
+    /// up to 10 s; the last reply.
+    async fn ask_until(addr: SocketAddr, wanted: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, reply) = ask(addr).await;
+            if reply.starts_with(wanted) || Instant::now() > deadline {
+                return reply;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_limit_a_connection_gets_503_and_a_freed_slot_is_used_again() {
+        let (addr, shutdown, server) = server_of(2).await;
+        let (first, reply) = ask(addr).await;
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-        let (second, reply) = ask().await;
+        let (second, reply) = ask(addr).await;
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-        let (_, reply) = ask().await;
+        let (_, reply) = ask(addr).await;
         assert!(
             reply.starts_with("HTTP/1.1 503"),
             "a third is turned away: {reply}"
         );
         assert!(reply.contains("retry-after: 5"), "{reply}");
 
-        // Closing one frees its slot.
         drop(first);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let reply = loop {
-            let (_, reply) = ask().await;
-            if reply.starts_with("HTTP/1.1 200") || Instant::now() > deadline {
-                break reply;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let reply = ask_until(addr, "HTTP/1.1 200").await;
         assert!(reply.starts_with("HTTP/1.1 200"), "served again: {reply}");
         shutdown.cancel();
         drop(second);
+        server.await.expect("server task");
+    }
+
+    #[tokio::test]
+    async fn past_as_many_again_being_turned_away_a_connection_is_closed_unanswered() {
+        let (addr, shutdown, server) = server_of(1).await;
+        let (served, reply) = ask(addr).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        // Kept open: its farewell waits for it to close.
+        let (lingering, reply) = ask(addr).await;
+        assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+        let (_, reply) = ask(addr).await;
+        assert_eq!(
+            reply, "",
+            "closed without a reply while one farewell is pending"
+        );
+
+        drop(lingering);
+        let reply = ask_until(addr, "HTTP/1.1 503").await;
+        assert!(reply.starts_with("HTTP/1.1 503"), "answered again: {reply}");
+        shutdown.cancel();
+        drop(served);
         server.await.expect("server task");
     }
 }
