@@ -793,11 +793,11 @@ impl PopupManager {
     }
 
     async fn on_change(&mut self, committed: CommittedChange) {
-        let Some(call) = committed.change.after else {
+        let Some(call) = &committed.change.after else {
             return;
         };
         let call_id = committed.change.id;
-        let desired = desired_phase(&call, &self.settings.watch_extensions);
+        let desired = desired_phase(call, &self.settings.watch_extensions);
         let now = self.clock.now();
 
         if self.overflow_ringing.contains(&call_id) && desired != Some(Phase::Ringing) {
@@ -811,7 +811,7 @@ impl PopupManager {
         let current = self.shown.get(&call_id).map(|s| (s.phase, s.closed));
         match (current, desired) {
             (None, Some(phase @ (Phase::Ringing | Phase::Missed))) => {
-                if let Some(why) = self.suppressed(&call, committed.origin, now) {
+                if let Some(why) = self.suppressed(call, committed.origin, now) {
                     tracing::debug!(call_id, why, "popup not shown");
                     return;
                 }
@@ -825,7 +825,7 @@ impl PopupManager {
                     self.refresh_summary().await;
                     return;
                 }
-                self.show(call_id, &call, phase, now).await;
+                self.show(call_id, call, phase, now).await;
             }
             (Some((from, closed)), Some(to))
                 if to > from || (to == from && to == Phase::Missed) =>
@@ -834,7 +834,7 @@ impl PopupManager {
                     // The user dismissed the missed-call popup: leave it dismissed.
                     return;
                 }
-                self.show(call_id, &call, to, now).await;
+                self.show(call_id, call, to, now).await;
                 if to == Phase::Answered {
                     let delay = self.settings.answered_close_after;
                     self.closings.push((Instant::now() + delay, call_id));
@@ -842,7 +842,7 @@ impl PopupManager {
             }
             _ => {
                 if let Some(s) = self.shown.get_mut(&call_id) {
-                    s.call = Some(call);
+                    s.call = Some(call.clone());
                 }
             }
         }
@@ -1195,11 +1195,11 @@ mod tests {
     impl Rig {
         async fn send(&self, id: i64, call: Call, origin: Origin) {
             let _ = self.changes.send(CommittedChange {
-                change: crate::store::CallChange {
+                change: std::sync::Arc::new(crate::store::CallChange {
                     id,
                     before: None,
                     after: Some(call),
-                },
+                }),
                 origin,
             });
             // Let the manager and the notifier thread run.

@@ -2,6 +2,7 @@
 //! inside the caller's transaction, so a delivery is stored completely or not at all.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::types::ToSqlOutput;
@@ -33,8 +34,8 @@ pub enum IngestOutcome {
     Stored {
         /// The raw event's row id.
         raw_event_id: i64,
-        /// Calls it created or changed.
-        changes: Vec<CallChange>,
+        /// Calls it created or changed, shared with the broadcast of the same changes.
+        changes: Vec<Arc<CallChange>>,
     },
     /// Already stored earlier: nothing changed.
     Duplicate {
@@ -206,7 +207,7 @@ pub(crate) fn apply_delivery(
     let changes = apply_payload(conn, opts, cache, raw_event_id, &p.payload)?;
     Ok(IngestOutcome::Stored {
         raw_event_id,
-        changes,
+        changes: changes.into_iter().map(Arc::new).collect(),
     })
 }
 

@@ -7,6 +7,7 @@
 //! Changes are broadcast after the commit and in commit order, so every subscriber sees a
 //! call's rows in the order they were written.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,9 @@ const IDLE_FLUSH: Duration = Duration::from_millis(5);
 /// A committed change to a call, as broadcast to the notifier, the UI and other listeners.
 #[derive(Debug, Clone)]
 pub struct CommittedChange {
-    /// The change.
-    pub change: CallChange,
+    /// The change, shared with the reply to the request that made it and every subscriber:
+    /// copying both versions of the call for each of them cost more than writing it out.
+    pub change: Arc<CallChange>,
     /// Where the delivery that caused it came from.
     pub origin: Origin,
 }
@@ -523,18 +525,21 @@ fn origin_of(op: &Op) -> Origin {
 }
 
 fn broadcast_changes(changes: &broadcast::Sender<CommittedChange>, op: &Op, done: &Done) {
-    let list = match done {
-        Done::Ingested(IngestOutcome::Stored { changes, .. }) => changes.as_slice(),
-        Done::Replaced(changes) => changes.as_slice(),
-        _ => return,
-    };
     let origin = origin_of(op);
-    for change in list {
-        // No subscribers is fine (CLI replays, tests).
-        let _ = changes.send(CommittedChange {
-            change: change.clone(),
-            origin,
-        });
+    // No subscribers is fine (CLI replays, tests).
+    let send = |change: Arc<CallChange>| {
+        let _ = changes.send(CommittedChange { change, origin });
+    };
+    match done {
+        Done::Ingested(IngestOutcome::Stored { changes, .. }) => {
+            changes.iter().cloned().for_each(send);
+        }
+        // Replays are rare: their changes are copied.
+        Done::Replaced(changes) => changes
+            .iter()
+            .map(|change| Arc::new(change.clone()))
+            .for_each(send),
+        _ => {}
     }
 }
 
