@@ -49,8 +49,9 @@ build_ui() {
     cd ui
     if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
       # Not `npm ci`: npm 11 rejects a lock without every platform's optional rollup
-      # binary, which this registry does not list (https://github.com/npm/cli/issues/4828).
-      # `npm install` installs the locked versions and leaves the lock unchanged.
+      # binary, which the registry has not always listed (https://github.com/npm/cli/issues/4828).
+      # `npm install` installs the locked versions; where the registry lists more platforms'
+      # binaries than the lock, it adds them to the lock (committed once seen, 2026-11-24).
       npm install --no-audit --no-fund --loglevel=error
     fi
     npm run --silent build >/dev/null
