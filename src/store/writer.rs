@@ -531,11 +531,11 @@ fn broadcast_changes(changes: &broadcast::Sender<CommittedChange>, op: &Op, done
         let _ = changes.send(CommittedChange { change, origin });
     };
     match done {
-        Done::Ingested(IngestOutcome::Stored { changes, .. }) => {
-            changes.iter().cloned().for_each(send);
+        Done::Ingested(IngestOutcome::Stored { changes: list, .. }) => {
+            list.iter().cloned().for_each(send);
         }
         // Replays are rare: their changes are copied.
-        Done::Replaced(changes) => changes
+        Done::Replaced(list) => list
             .iter()
             .map(|change| Arc::new(change.clone()))
             .for_each(send),
