@@ -10,6 +10,7 @@
 //! exists) and measures only the history figures: for tuning queries without regenerating.
 
 mod ceiling;
+mod cpu;
 mod history;
 mod http;
 mod load;
@@ -374,7 +375,10 @@ async fn run(o: Options) -> Result<()> {
     );
 
     // Ingest: CallPop, then the ceiling, same workload and durability.
+    let (machine_before, serve_before) = (cpu::Machine::now()?, cpu::process_seconds(serve.pid())?);
     let ours = load::closed_loop(serve.port, INGEST_CONNECTIONS, ingest_total, 1).await;
+    let serve_cpu = cpu::process_seconds(serve.pid())? - serve_before;
+    let ours_machine = cpu::Machine::now()?.since(machine_before);
     let rss_after = serve.rss_mib()?;
     let db = dir.path().join("callpop.db");
     serve.stop()?;
@@ -383,7 +387,9 @@ async fn run(o: Options) -> Result<()> {
     let ceiling_dir = temp_dir()?;
     let ceiling_db = ceiling_dir.path().join("ceiling.db");
     let ceiling_port = ceiling::start(&ceiling_db).await?;
+    let machine_before = cpu::Machine::now()?;
     let ceiling_run = load::closed_loop(ceiling_port, INGEST_CONNECTIONS, ceiling_total, 2).await;
+    let ceiling_machine = cpu::Machine::now()?.since(machine_before);
     let ratio = ours.rate() / ceiling_run.rate().max(1.0);
     r.add(
         "ingest",
@@ -408,6 +414,36 @@ async fn run(o: Options) -> Result<()> {
         format!("{:.0} %", ratio * 100.0),
         "≥ 50 %",
         Some(ratio >= 0.5),
+    );
+    let per_delivery = |seconds: f64, ok: u64| seconds * 1e6 / ok.max(1) as f64;
+    r.add(
+        "ingest",
+        "CPU per delivery: the whole machine, CallPop run / ceiling run (both include the load generator)",
+        format!(
+            "{:.0} / {:.0} µs",
+            per_delivery(ours_machine.busy_seconds, ours.ok),
+            per_delivery(ceiling_machine.busy_seconds, ceiling_run.ok)
+        ),
+        "",
+        None,
+    );
+    r.add(
+        "ingest",
+        "CPU per delivery: the callpop serve process alone",
+        format!("{:.0} µs", per_delivery(serve_cpu, ours.ok)),
+        "",
+        None,
+    );
+    r.add(
+        "ingest",
+        "share of the cores busy, CallPop run / ceiling run",
+        format!(
+            "{:.0} % / {:.0} %",
+            ours_machine.busy_share * 100.0,
+            ceiling_machine.busy_share * 100.0
+        ),
+        "",
+        None,
     );
     r.add(
         "ingest",

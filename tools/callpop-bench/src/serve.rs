@@ -70,6 +70,11 @@ impl Serve {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory in MiB (VmRSS).
     pub fn rss_mib(&self) -> Result<f64> {
         rss_mib(self.child.id())

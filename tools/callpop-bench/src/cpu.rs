@@ -1,0 +1,96 @@
+//! CPU accounting around a run, so each rate is published next to what it cost: on two
+//! shared cores the rate is bounded by busy share × 2 / CPU per delivery, and the CPU figure
+//! drifts far less between runs than the rate does.
+
+use anyhow::{Context, Result};
+
+/// Ticks per second of `/proc/stat` (USER_HZ): part of the kernel's ABI, 100 on x86 and ARM.
+const USER_HZ: f64 = 100.0;
+
+/// The whole machine's CPU counters at one moment.
+#[derive(Clone, Copy)]
+pub struct Machine {
+    busy: u64,
+    total: u64,
+}
+
+/// What the machine did between two samples.
+pub struct MachineUse {
+    /// Core-seconds spent running anything (user, system, interrupts, steal).
+    pub busy_seconds: f64,
+    /// Share of the cores' time that was busy.
+    pub busy_share: f64,
+}
+
+impl Machine {
+    /// Reads the aggregate `cpu` line of `/proc/stat`.
+    pub fn now() -> Result<Machine> {
+        let stat = std::fs::read_to_string("/proc/stat").context("/proc/stat")?;
+        Machine::parse(&stat)
+    }
+
+    fn parse(stat: &str) -> Result<Machine> {
+        let line = stat
+            .lines()
+            .find(|l| l.starts_with("cpu "))
+            .context("/proc/stat has no cpu line")?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .context("/proc/stat cpu line")?;
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        let idle = field(3) + field(4);
+        let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+        Ok(Machine {
+            busy,
+            total: busy + idle,
+        })
+    }
+
+    /// What the machine did since `earlier`.
+    pub fn since(&self, earlier: Machine) -> MachineUse {
+        let busy = self.busy.saturating_sub(earlier.busy);
+        let total = self.total.saturating_sub(earlier.total).max(1);
+        MachineUse {
+            busy_seconds: busy as f64 / USER_HZ,
+            busy_share: busy as f64 / total as f64,
+        }
+    }
+}
+
+/// CPU time one process's threads have used so far, in seconds (nanosecond `schedstat`
+/// counters, summed over its live threads).
+pub fn process_seconds(pid: u32) -> Result<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .context("schedstat")?;
+    }
+    Ok(ns as f64 / 1e9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_and_idle_are_told_apart() {
+        let before = Machine::parse("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n").unwrap();
+        let after = Machine::parse("cpu  250 0 100 900 100 0 50 0 0 0\n").unwrap();
+        let used = after.since(before);
+        assert!((used.busy_seconds - 2.5).abs() < 1e-9);
+        assert!((used.busy_share - 250.0 / 400.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_process_has_used_some_cpu() {
+        assert!(process_seconds(std::process::id()).unwrap() > 0.0);
+    }
+}
