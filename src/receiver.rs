@@ -579,8 +579,14 @@ async fn store(inner: &Inner, delivery: Delivery) -> Response {
             }
             (StatusCode::OK, Json(json!({"status": "accepted"}))).into_response()
         }
-        Ok(IngestOutcome::Duplicate { same_body, .. }) => {
-            inner.health.storage_succeeded(ticket);
+        Ok(IngestOutcome::Duplicate {
+            same_body, counted, ..
+        }) => {
+            // Recognised from the stored copy while the history cannot be written: nothing
+            // was written, so the storage problem is not over.
+            if counted {
+                inner.health.storage_succeeded(ticket);
+            }
             inner.health.provider(provider, |c| c.duplicates += 1);
             if !same_body {
                 tracing::warn!(provider = provider.as_str(), %summary,

@@ -89,6 +89,29 @@ fn assert_refused(server: &Server, tag: &str, count: usize, why: &str) {
     assert_eq!(stored(&server.data_dir, tag), before, "nothing half-stored");
 }
 
+/// While the history cannot be written, a re-delivery of something it holds is still 200
+/// ("duplicate"): the provider would retry it for nothing, and may give up on the
+/// subscription. Health keeps saying what is wrong.
+fn assert_stored_still_answered(server: &Server, tag: &str, why: &str) {
+    for n in [0, 7] {
+        let r = server.post_rc(&delivery(tag, n));
+        assert_eq!(
+            r.status,
+            200,
+            "stored delivery {n} sent again: {}",
+            r.text()
+        );
+        assert_eq!(r.json()["status"], "duplicate");
+    }
+    let health = common::health(server.port);
+    assert_eq!(health["status"], "error", "{health}");
+    let problem = health["storage_error"].as_str().unwrap_or_default();
+    assert!(
+        problem.starts_with(&format!("unwritable: {why}")),
+        "{problem}"
+    );
+}
+
 /// After recovery: the refused deliveries (resent, as a provider would) and new ones get 200,
 /// each is stored once, and health is clear.
 fn assert_recovered(server: &Server, tag: &str, refused: usize, stored_before: i64) {
@@ -186,6 +209,7 @@ fn a_full_disk_is_answered_503_until_space_returns() {
         eprintln!("server log:\n{}", server.log());
         std::panic::resume_unwind(e);
     }
+    assert_stored_still_answered(&server, "full", "disk full");
     // Reading still works while the disk is full.
     assert_eq!(common::calls_json(&data).len(), 20);
 
@@ -257,6 +281,7 @@ fn a_read_only_history_is_answered_503_until_it_is_writable_again() {
     let guard = Unfreeze(files.clone());
     assert!(immutable(&files, true), "chattr +i on the history");
     assert_refused(&server, "ro", 10, "write failed");
+    assert_stored_still_answered(&server, "ro", "write failed");
     drop(guard);
     assert_recovered(&server, "ro", 10, before);
     assert!(server.stop().success());

@@ -43,6 +43,9 @@ pub enum IngestOutcome {
         raw_event_id: i64,
         /// False when the re-delivery had the same id but a different body.
         same_body: bool,
+        /// False when the history could not be written: the re-delivery was recognised from
+        /// the stored copy, and not counted.
+        counted: bool,
     },
 }
 
@@ -186,13 +189,17 @@ pub(crate) fn apply_delivery(
             delivery.body,
         ])?;
     if inserted == 0 {
-        let (raw_event_id, sha): (i64, String) = conn
-            .prepare_cached(
-                "SELECT id, body_sha256 FROM raw_events WHERE provider = ?1 AND dedup_key = ?2",
-            )?
-            .query_row(params![p.provider.as_str(), p.dedup_key], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        let Some(IngestOutcome::Duplicate {
+            raw_event_id,
+            same_body,
+            ..
+        }) = stored_copy(conn, delivery)?
+        else {
+            return Err(StoreError::Corrupt(format!(
+                "delivery {:?} conflicts with a stored one that cannot be found",
+                p.dedup_key
+            )));
+        };
         conn.prepare_cached(
             "UPDATE raw_events SET redeliveries = redeliveries + 1, last_redelivered_at = ?2
              WHERE id = ?1",
@@ -200,7 +207,8 @@ pub(crate) fn apply_delivery(
         .execute(params![raw_event_id, to_ms(delivery.received_at)])?;
         return Ok(IngestOutcome::Duplicate {
             raw_event_id,
-            same_body: sha == delivery.body_sha256,
+            same_body,
+            counted: true,
         });
     }
     let raw_event_id = conn.last_insert_rowid();
@@ -209,6 +217,28 @@ pub(crate) fn apply_delivery(
         raw_event_id,
         changes: changes.into_iter().map(Arc::new).collect(),
     })
+}
+
+/// The delivery's stored copy, as an uncounted duplicate, if one with its id is stored; it
+/// only reads, so it still answers when the history cannot be written.
+pub(crate) fn stored_copy(
+    conn: &Connection,
+    delivery: &Delivery,
+) -> Result<Option<IngestOutcome>, StoreError> {
+    let p = &delivery.parsed;
+    let found: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT id, body_sha256 FROM raw_events WHERE provider = ?1 AND dedup_key = ?2",
+        )?
+        .query_row(params![p.provider.as_str(), p.dedup_key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    Ok(found.map(|(raw_event_id, sha)| IngestOutcome::Duplicate {
+        raw_event_id,
+        same_body: sha == delivery.body_sha256,
+        counted: false,
+    }))
 }
 
 /// Applies what a stored raw event means to calls and voicemails.

@@ -413,7 +413,9 @@ fn one_by_one(
             }
             Err(e) if e.is_unavailable() => {
                 cache.clear();
-                let mut rest: Vec<Job> = alone.into_iter().chain(jobs).collect();
+                let rest: Vec<Job> = alone.into_iter().chain(jobs).collect();
+                let (known, mut rest) = recognise_stored(store, rest);
+                answered.extend(known);
                 tracing::error!(error = %e, "commit failed; {} request(s) not stored", rest.len());
                 // The reason alone: wrapping the whole message again read "cannot be written
                 // right now: cannot be written right now: …" on the health page.
@@ -431,6 +433,27 @@ fn one_by_one(
         }
     }
     hand_over(acks, answered);
+}
+
+/// Splits requests the history could not take into re-deliveries of deliveries it already
+/// holds, answered as (uncounted) duplicates, and the rest. A provider that keeps getting 503
+/// for deliveries that are safe on disk retries them for nothing and may give up on the
+/// subscription. The duplicates are answered through the syncer like any other reply: their
+/// stored copy may be in a group whose flush is still under way.
+fn recognise_stored(store: &Store, jobs: Vec<Job>) -> (Vec<Answered>, Vec<Job>) {
+    let mut known = Vec::new();
+    let mut rest = Vec::new();
+    for job in jobs {
+        let stored = match &job.op {
+            Op::Ingest(delivery) => ingest::stored_copy(&store.conn, delivery).ok().flatten(),
+            _ => None,
+        };
+        match stored {
+            Some(duplicate) => known.push((job, Ok(Done::Ingested(duplicate)))),
+            None => rest.push(job),
+        }
+    }
+    (known, rest)
 }
 
 /// Answers every request of a group that was not stored: the history cannot be written now.
