@@ -71,17 +71,7 @@ fn assert_refused(server: &Server, tag: &str, count: usize, why: &str) {
         assert_eq!(r.status, 503, "delivery {n} while unwritable: {}", r.text());
         assert_eq!(r.header("Retry-After"), Some("30"));
         assert_eq!(r.json()["error"]["code"], "storage_unavailable");
-        let health = common::health(server.port);
-        assert_eq!(health["status"], "error", "{health}");
-        let problem = health["storage_error"].as_str().unwrap_or_default();
-        assert!(
-            problem.starts_with(&format!("unwritable: {why}")),
-            "health says why: {problem}"
-        );
-        assert!(
-            !problem.contains("right now: the call history"),
-            "said once: {problem}"
-        );
+        let health = assert_health_says(server, why);
         let started = health["storage_error_since"].clone();
         assert!(started.is_string(), "a start time: {health}");
         assert_eq!(*since.get_or_insert(started.clone()), started, "stays put");
@@ -103,13 +93,23 @@ fn assert_stored_still_answered(server: &Server, tag: &str, why: &str) {
         );
         assert_eq!(r.json()["status"], "duplicate");
     }
+    assert_health_says(server, why);
+}
+
+/// Health is `error` with `unwritable: <why>`, said once; returns the health document.
+fn assert_health_says(server: &Server, why: &str) -> serde_json::Value {
     let health = common::health(server.port);
     assert_eq!(health["status"], "error", "{health}");
     let problem = health["storage_error"].as_str().unwrap_or_default();
     assert!(
         problem.starts_with(&format!("unwritable: {why}")),
-        "{problem}"
+        "health says why: {problem}"
     );
+    assert!(
+        !problem.contains("right now: the call history"),
+        "said once: {problem}"
+    );
+    health
 }
 
 /// After recovery: the refused deliveries (resent, as a provider would) and new ones get 200,
