@@ -61,12 +61,18 @@ impl Machine {
     }
 }
 
-/// CPU time one process's threads have used so far, in seconds (nanosecond `schedstat`
-/// counters, summed over its live threads).
+/// CPU time one process's live threads have used so far, in seconds (their nanosecond
+/// `schedstat` counters, summed).
 pub fn process_seconds(pid: u32) -> Result<f64> {
     let mut ns = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+        // A thread may end between listing and reading (Tokio's blocking pool, a test's own
+        // threads): its time is gone with it.
+        let stat = match task.and_then(|t| std::fs::read_to_string(t.path().join("schedstat"))) {
+            Ok(stat) => stat,
+            Err(e) if thread_gone(&e) => continue,
+            Err(e) => return Err(e.into()),
+        };
         ns += stat
             .split_whitespace()
             .next()
@@ -74,6 +80,12 @@ pub fn process_seconds(pid: u32) -> Result<f64> {
             .context("schedstat")?;
     }
     Ok(ns as f64 / 1e9)
+}
+
+/// Reading a thread that has just ended fails with ENOENT or, once it is being torn down, ESRCH.
+fn thread_gone(e: &std::io::Error) -> bool {
+    const ESRCH: i32 = 3;
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(ESRCH)
 }
 
 #[cfg(test)]
@@ -90,7 +102,15 @@ mod tests {
     }
 
     #[test]
-    fn a_process_has_used_some_cpu() {
-        assert!(process_seconds(std::process::id()).unwrap() > 0.0);
+    fn a_process_has_used_some_cpu_even_while_its_threads_come_and_go() {
+        let churn: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(1))))
+            .collect();
+        for _ in 0..50 {
+            assert!(process_seconds(std::process::id()).unwrap() > 0.0);
+        }
+        for thread in churn {
+            thread.join().unwrap();
+        }
     }
 }
