@@ -189,12 +189,7 @@ pub(crate) fn apply_delivery(
             delivery.body,
         ])?;
     if inserted == 0 {
-        let Some(IngestOutcome::Duplicate {
-            raw_event_id,
-            same_body,
-            ..
-        }) = stored_copy(conn, delivery)?
-        else {
+        let Some((raw_event_id, same_body)) = stored_copy(conn, delivery)? else {
             return Err(StoreError::Corrupt(format!(
                 "delivery {:?} conflicts with a stored one that cannot be found",
                 p.dedup_key
@@ -219,12 +214,12 @@ pub(crate) fn apply_delivery(
     })
 }
 
-/// The delivery's stored copy, as an uncounted duplicate, if one with its id is stored; it
-/// only reads, so it still answers when the history cannot be written.
+/// The stored delivery with this one's id, if any: its raw event id and whether the bodies
+/// are the same. It only reads, so it still answers when the history cannot be written.
 pub(crate) fn stored_copy(
     conn: &Connection,
     delivery: &Delivery,
-) -> Result<Option<IngestOutcome>, StoreError> {
+) -> Result<Option<(i64, bool)>, StoreError> {
     let p = &delivery.parsed;
     let found: Option<(i64, String)> = conn
         .prepare_cached(
@@ -234,11 +229,7 @@ pub(crate) fn stored_copy(
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
-    Ok(found.map(|(raw_event_id, sha)| IngestOutcome::Duplicate {
-        raw_event_id,
-        same_body: sha == delivery.body_sha256,
-        counted: false,
-    }))
+    Ok(found.map(|(raw_event_id, sha)| (raw_event_id, sha == delivery.body_sha256)))
 }
 
 /// Applies what a stored raw event means to calls and voicemails.

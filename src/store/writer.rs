@@ -449,7 +449,14 @@ fn recognise_stored(store: &Store, jobs: Vec<Job>) -> (Vec<Answered>, Vec<Job>) 
             _ => None,
         };
         match stored {
-            Some(duplicate) => known.push((job, Ok(Done::Ingested(duplicate)))),
+            Some((raw_event_id, same_body)) => {
+                let duplicate = IngestOutcome::Duplicate {
+                    raw_event_id,
+                    same_body,
+                    counted: false,
+                };
+                known.push((job, Ok(Done::Ingested(duplicate))));
+            }
             None => rest.push(job),
         }
     }
