@@ -112,6 +112,8 @@ pub(crate) struct CallCache {
     /// `PRAGMA data_version` when the cache last looked: it moves only when another
     /// connection commits.
     data_version: Option<i64>,
+    /// Counts the calls put back after use, so the least recently used can be told apart.
+    uses: u64,
 }
 
 struct CachedCall {
@@ -119,10 +121,12 @@ struct CachedCall {
     deliveries: i64,
     voicemail: Option<VoicemailMessage>,
     call: Call,
+    /// [`CallCache::uses`] when the call was last put back.
+    last_used: u64,
 }
 
-/// Calls kept in memory at most; past that ended calls are dropped (and, if that is not
-/// enough, everything: recent calls refill it).
+/// Calls kept in memory at most; past that ended calls are dropped and, if that is not
+/// enough, the least recently used of the rest.
 const CACHED_CALLS: usize = 2_000;
 
 impl CallCache {
@@ -148,6 +152,13 @@ impl CallCache {
         self.calls.remove(&call_id);
     }
 
+    /// Puts a call back after use.
+    fn keep(&mut self, call_id: i64, mut entry: CachedCall) {
+        self.uses += 1;
+        entry.last_used = self.uses;
+        self.calls.insert(call_id, entry);
+    }
+
     fn trim(&mut self) {
         if self.calls.len() <= CACHED_CALLS && self.ids.len() <= CACHED_CALLS * 2 {
             return;
@@ -155,8 +166,17 @@ impl CallCache {
         // Starting over made every call still ringing re-read and re-parse its deliveries
         // (~3 % of the writer's time under load); an ended call rarely hears more.
         self.calls.retain(|_, c| c.call.ended_at.is_none());
-        if self.calls.len() > CACHED_CALLS / 2 {
-            self.calls.clear();
+        let keep = CACHED_CALLS / 2;
+        if self.calls.len() > keep {
+            // More calls going on than that (a burst of traffic, or calls whose end never
+            // arrived): keep the most recently used. Dropping them all made every call of a
+            // burst re-read its deliveries after each trim: a third of the writer's time with
+            // 2,000 calls going on at once.
+            let mut uses: Vec<u64> = self.calls.values().map(|c| c.last_used).collect();
+            let first_kept = uses.len() - keep;
+            let (_, oldest_kept, _) = uses.select_nth_unstable(first_kept);
+            let oldest_kept = *oldest_kept;
+            self.calls.retain(|_, c| c.last_used >= oldest_kept);
         }
         let calls = &self.calls;
         self.ids.retain(|_, id| calls.contains_key(id));
@@ -374,6 +394,7 @@ fn load_cached(
         deliveries,
         voicemail,
         call,
+        last_used: 0,
     })
 }
 
@@ -415,6 +436,7 @@ fn add_events(
                 deliveries: 0,
                 voicemail: None,
                 call,
+                last_used: 0,
             };
             (id, entry, false)
         }
@@ -463,7 +485,7 @@ fn add_events(
     }
     let previous = std::mem::replace(&mut entry.call, call.clone());
     let before = existed.then_some(previous);
-    cache.calls.insert(call_id, entry);
+    cache.keep(call_id, entry);
     Ok(CallChange {
         id: call_id,
         before,
@@ -1214,19 +1236,10 @@ mod tests {
         calls::derive(&events, 1, None).expect("a call")
     }
 
-    #[test]
-    fn a_full_cache_drops_ended_calls_and_keeps_the_ones_still_going() {
-        let ended = ended_call();
-        assert!(ended.ended_at.is_some());
-        let mut going = ended.clone();
-        going.ended_at = None;
+    /// A cache one call past full; `call_for(id)` is each call, put back in id order.
+    fn overfull_cache(call_for: impl Fn(i64) -> Call) -> CallCache {
         let mut cache = CallCache::default();
         for id in 0..=CACHED_CALLS as i64 {
-            let call = if id % 10 == 0 {
-                going.clone()
-            } else {
-                ended.clone()
-            };
             cache
                 .ids
                 .insert((Provider::RingCentral, format!("k{id}")), id);
@@ -1234,10 +1247,32 @@ mod tests {
                 events: Vec::new(),
                 deliveries: 1,
                 voicemail: None,
-                call,
+                call: call_for(id),
+                last_used: 0,
             };
-            cache.calls.insert(id, entry);
+            cache.keep(id, entry);
         }
+        cache
+    }
+
+    fn going_call() -> Call {
+        let mut going = ended_call();
+        going.ended_at = None;
+        going
+    }
+
+    #[test]
+    fn a_full_cache_drops_ended_calls_and_keeps_the_ones_still_going() {
+        let ended = ended_call();
+        assert!(ended.ended_at.is_some());
+        let going = going_call();
+        let mut cache = overfull_cache(|id| {
+            if id % 10 == 0 {
+                going.clone()
+            } else {
+                ended.clone()
+            }
+        });
         cache.trim();
         assert_eq!(cache.calls.len(), CACHED_CALLS / 10 + 1);
         assert!(cache.calls.values().all(|c| c.call.ended_at.is_none()));
@@ -1246,5 +1281,25 @@ mod tests {
             cache.calls.len(),
             "ids of dropped calls go too"
         );
+    }
+
+    #[test]
+    fn a_cache_full_of_calls_still_going_keeps_the_most_recently_used_half() {
+        let going = going_call();
+        let mut cache = overfull_cache(|_| going.clone());
+        cache.trim();
+        let kept = CACHED_CALLS / 2;
+        assert_eq!(
+            cache.calls.len(),
+            kept,
+            "half stays: a burst's calls are not all re-read"
+        );
+        let newest = CACHED_CALLS as i64;
+        let oldest_kept = newest - kept as i64 + 1;
+        assert!(
+            (oldest_kept..=newest).all(|id| cache.calls.contains_key(&id)),
+            "the calls used last are the ones kept"
+        );
+        assert_eq!(cache.ids.len(), kept, "ids of dropped calls go too");
     }
 }
