@@ -14,12 +14,28 @@ pub struct Machine {
     total: u64,
 }
 
-/// What the machine did between two samples.
+/// What the machine did between two samples (or over several such stretches).
+#[derive(Clone, Copy, Default)]
 pub struct MachineUse {
     /// Core-seconds spent running anything (user, system, interrupts, steal).
     pub busy_seconds: f64,
+    /// Core-seconds that went by, busy or idle.
+    pub core_seconds: f64,
+}
+
+impl MachineUse {
     /// Share of the cores' time that was busy.
-    pub busy_share: f64,
+    pub fn busy_share(&self) -> f64 {
+        self.busy_seconds / self.core_seconds.max(1.0 / USER_HZ)
+    }
+
+    /// Both stretches together.
+    pub fn plus(self, other: MachineUse) -> MachineUse {
+        MachineUse {
+            busy_seconds: self.busy_seconds + other.busy_seconds,
+            core_seconds: self.core_seconds + other.core_seconds,
+        }
+    }
 }
 
 impl Machine {
@@ -56,7 +72,7 @@ impl Machine {
         let total = self.total.saturating_sub(earlier.total).max(1);
         MachineUse {
             busy_seconds: busy as f64 / USER_HZ,
-            busy_share: busy as f64 / total as f64,
+            core_seconds: total as f64 / USER_HZ,
         }
     }
 }
@@ -98,7 +114,10 @@ mod tests {
         let after = Machine::parse("cpu  250 0 100 900 100 0 50 0 0 0\n").unwrap();
         let used = after.since(before);
         assert!((used.busy_seconds - 2.5).abs() < 1e-9);
-        assert!((used.busy_share - 250.0 / 400.0).abs() < 1e-9);
+        assert!((used.busy_share() - 250.0 / 400.0).abs() < 1e-9);
+        let twice = used.plus(used);
+        assert!((twice.busy_seconds - 5.0).abs() < 1e-9);
+        assert!((twice.busy_share() - 250.0 / 400.0).abs() < 1e-9);
     }
 
     #[test]

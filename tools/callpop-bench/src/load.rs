@@ -161,6 +161,15 @@ impl RunResult {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Adds a later run of the same load, as if it had been one run.
+    pub fn absorb(&mut self, later: RunResult) {
+        self.ok += later.ok;
+        self.failed += later.failed;
+        self.elapsed += later.elapsed;
+        self.latencies_us.extend(later.latencies_us);
+        self.latencies_us.sort_unstable();
+    }
+
     /// A percentile in milliseconds.
     pub fn pct_ms(&self, p: f64) -> f64 {
         percentile(&self.latencies_us, p) as f64 / 1000.0
