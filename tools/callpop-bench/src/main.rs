@@ -288,6 +288,17 @@ async fn handshakes(port: u16, count: usize) -> Result<(f64, f64)> {
     ))
 }
 
+/// One turn at the ingest load against `port`, with what the whole machine did meanwhile.
+async fn ingest_turn(
+    port: u16,
+    total: u64,
+    salt: u64,
+) -> Result<(load::RunResult, cpu::MachineUse)> {
+    let before = cpu::Machine::now()?;
+    let run = load::closed_loop(port, INGEST_CONNECTIONS, total, salt).await;
+    Ok((run, cpu::Machine::now()?.since(before)))
+}
+
 fn count_rows(db: &std::path::Path, table: &str) -> Result<i64> {
     let conn = rusqlite::Connection::open(db)?;
     Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
@@ -389,28 +400,15 @@ async fn run(o: Options) -> Result<()> {
         (cpu::MachineUse::default(), cpu::MachineUse::default());
     let mut serve_cpu = 0.0;
     for round in 0..INGEST_ROUNDS {
-        let (machine_before, serve_before) =
-            (cpu::Machine::now()?, cpu::process_seconds(serve.pid())?);
+        let serve_before = cpu::process_seconds(serve.pid())?;
         // A salt of its own per round: a repeated delivery would only be a duplicate.
-        let run = load::closed_loop(
-            serve.port,
-            INGEST_CONNECTIONS,
-            ingest_total / INGEST_ROUNDS,
-            10 + round,
-        )
-        .await;
+        let (run, used) = ingest_turn(serve.port, ingest_total / INGEST_ROUNDS, 10 + round).await?;
         serve_cpu += cpu::process_seconds(serve.pid())? - serve_before;
-        ours_machine = ours_machine.plus(cpu::Machine::now()?.since(machine_before));
+        ours_machine = ours_machine.plus(used);
         ours.absorb(run);
-        let machine_before = cpu::Machine::now()?;
-        let run = load::closed_loop(
-            ceiling_port,
-            INGEST_CONNECTIONS,
-            ceiling_total / INGEST_ROUNDS,
-            100 + round,
-        )
-        .await;
-        ceiling_machine = ceiling_machine.plus(cpu::Machine::now()?.since(machine_before));
+        let (run, used) =
+            ingest_turn(ceiling_port, ceiling_total / INGEST_ROUNDS, 100 + round).await?;
+        ceiling_machine = ceiling_machine.plus(used);
         ceiling_run.absorb(run);
     }
     let rss_after = serve.rss_mib()?;
