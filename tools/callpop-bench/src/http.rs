@@ -36,26 +36,18 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(u16, Option<String>)> {
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            request.push_str(k);
-            request.push_str(": ");
-            request.push_str(v);
-            request.push_str("\r\n");
-        }
-        request.push_str("\r\n");
-        let mut bytes = request.into_bytes();
-        bytes.extend_from_slice(body);
-        match self.exchange(&bytes).await {
+        let bytes = request(path, headers, body);
+        self.send(&bytes).await
+    }
+
+    /// Sends a request built by [`request`] and returns what [`Conn::post`] returns.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(u16, Option<String>)> {
+        match self.exchange(bytes).await {
             Ok(r) => Ok(r),
             Err(_) => {
                 // The server may close an idle keep-alive connection: retry once on a fresh one.
                 self.stream = None;
-                self.exchange(&bytes).await
+                self.exchange(bytes).await
             }
         }
     }
@@ -100,4 +92,22 @@ impl Conn {
         }
         Ok((status, token))
     }
+}
+
+/// The bytes of a POST to the server on loopback, ready to send on any connection to it.
+pub fn request(path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(k);
+        request.push_str(": ");
+        request.push_str(v);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }

@@ -294,8 +294,9 @@ async fn ingest_turn(
     total: u64,
     salt: u64,
 ) -> Result<(load::RunResult, cpu::MachineUse)> {
+    let requests = load::prepare(total, salt);
     let before = cpu::Machine::now()?;
-    let run = load::closed_loop(port, INGEST_CONNECTIONS, total, salt).await;
+    let run = load::closed_loop(port, INGEST_CONNECTIONS, &requests).await;
     Ok((run, cpu::Machine::now()?.since(before)))
 }
 
@@ -321,7 +322,7 @@ async fn run(o: Options) -> Result<()> {
     };
     if let Some(port) = load_port {
         let total = if o.quick { 30_000 } else { 200_000 };
-        let result = load::closed_loop(port, o.connections, total, 7).await;
+        let result = load::closed_loop(port, o.connections, &load::prepare(total, 7)).await;
         println!(
             "{} ok, {} failed, {:.0}/s",
             result.ok,
