@@ -45,6 +45,8 @@ struct Options {
     load_port: Option<u16>,
     /// Only drive a ceiling server started in this process (for profiling).
     load_ceiling: bool,
+    /// Only drive a one-commit-per-request server started in this process.
+    load_per_request: bool,
     /// Connections of the `--load-port` / `--load-ceiling` load.
     connections: usize,
     /// Only the history figures, on a kept (and reused) database.
@@ -60,6 +62,7 @@ fn options() -> Result<Options> {
     let mut quick = false;
     let mut load_port = None;
     let mut load_ceiling = false;
+    let mut load_per_request = false;
     let mut connections = INGEST_CONNECTIONS;
     let mut history_db = None;
     let mut keep_history = None;
@@ -71,6 +74,7 @@ fn options() -> Result<Options> {
             "--quick" => quick = true,
             "--load-port" => load_port = Some(args.next().context("--load-port PORT")?.parse()?),
             "--load-ceiling" => load_ceiling = true,
+            "--load-per-request" => load_per_request = true,
             "--connections" => connections = args.next().context("--connections N")?.parse()?,
             "--history-db" => {
                 history_db = Some(PathBuf::from(args.next().context("--history-db PATH")?))
@@ -81,7 +85,7 @@ fn options() -> Result<Options> {
             "-h" | "--help" => {
                 println!(
                     "callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] \
-                     [--load-port PORT | --load-ceiling] [--connections N] [--history-db PATH] \
+                     [--load-port PORT | --load-ceiling | --load-per-request] [--connections N] [--history-db PATH] \
                      [--keep-history DIR]"
                 );
                 std::process::exit(0);
@@ -95,6 +99,7 @@ fn options() -> Result<Options> {
         quick,
         load_port,
         load_ceiling,
+        load_per_request,
         connections,
         history_db,
         keep_history,
@@ -317,6 +322,9 @@ async fn run(o: Options) -> Result<()> {
     let load_port = if o.load_ceiling {
         ceiling_dir = temp_dir()?;
         Some(ceiling::start(&ceiling_dir.path().join("ceiling.db")).await?)
+    } else if o.load_per_request {
+        ceiling_dir = temp_dir()?;
+        Some(ceiling::start_per_request(&ceiling_dir.path().join("plain.db")).await?)
     } else {
         o.load_port
     };
@@ -412,6 +420,10 @@ async fn run(o: Options) -> Result<()> {
         ceiling_machine = ceiling_machine.plus(used);
         ceiling_run.absorb(run);
     }
+    // The plainest durable receiver, for scale: one commit (and sync) per request.
+    let per_request_port =
+        ceiling::start_per_request(&ceiling_dir.path().join("per-request.db")).await?;
+    let (per_request, _) = ingest_turn(per_request_port, ceiling_total / 20, 200).await?;
     let rss_after = serve.rss_mib()?;
     let db = dir.path().join("callpop.db");
     serve.stop()?;
@@ -432,6 +444,23 @@ async fn run(o: Options) -> Result<()> {
         "ingest",
         "ceiling: bare axum + SQLite append, same durability",
         format!("{:.0}/s", ceiling_run.rate()),
+        "",
+        None,
+    );
+    r.add(
+        "ingest",
+        format!(
+            "one commit per request: a bare handler without group commit ({} deliveries)",
+            per_request.ok
+        ),
+        format!("{:.0}/s", per_request.rate()),
+        "",
+        None,
+    );
+    r.add(
+        "ingest",
+        "CallPop as a multiple of one commit per request",
+        format!("{:.1} ×", ours.rate() / per_request.rate().max(1.0)),
         "",
         None,
     );
@@ -754,7 +783,8 @@ fn write_report(path: &std::path::Path, r: &Report, took: Duration, quick: bool)
          group commit, `synchronous = FULL`: synced inside COMMIT, reply after it), measured in \
          the same run on the same deliveries. CallPop gives the same guarantee differently: it \
          commits with `synchronous = NORMAL` and a second thread fdatasyncs the WAL before any \
-         reply.\n",
+         reply. For scale, a handler committing each request on its own (no group commit, \
+         same durability) takes a twentieth of the deliveries.\n",
         if quick { ", quick mode" } else { "" }
     );
     let _ = writeln!(md, "- Machine: {}", machine());
