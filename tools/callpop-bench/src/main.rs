@@ -49,6 +49,8 @@ struct Options {
     load_per_request: bool,
     /// Connections of the `--load-port` / `--load-ceiling` load.
     connections: usize,
+    /// Keeps the deliveries of repeated `--load-port` runs against one server distinct.
+    salt: u64,
     /// Only the history figures, on a kept (and reused) database.
     history_db: Option<PathBuf>,
     /// Leave the freshly generated million-call history in this directory (for the desktop
@@ -64,6 +66,7 @@ fn options() -> Result<Options> {
     let mut load_ceiling = false;
     let mut load_per_request = false;
     let mut connections = INGEST_CONNECTIONS;
+    let mut salt = 7;
     let mut history_db = None;
     let mut keep_history = None;
     let mut args = std::env::args().skip(1);
@@ -76,6 +79,7 @@ fn options() -> Result<Options> {
             "--load-ceiling" => load_ceiling = true,
             "--load-per-request" => load_per_request = true,
             "--connections" => connections = args.next().context("--connections N")?.parse()?,
+            "--salt" => salt = args.next().context("--salt N")?.parse()?,
             "--history-db" => {
                 history_db = Some(PathBuf::from(args.next().context("--history-db PATH")?))
             }
@@ -85,7 +89,7 @@ fn options() -> Result<Options> {
             "-h" | "--help" => {
                 println!(
                     "callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] \
-                     [--load-port PORT | --load-ceiling | --load-per-request] [--connections N] [--history-db PATH] \
+                     [--load-port PORT | --load-ceiling | --load-per-request] [--connections N] [--salt N] [--history-db PATH] \
                      [--keep-history DIR]"
                 );
                 std::process::exit(0);
@@ -101,6 +105,7 @@ fn options() -> Result<Options> {
         load_ceiling,
         load_per_request,
         connections,
+        salt,
         history_db,
         keep_history,
     })
@@ -330,7 +335,7 @@ async fn run(o: Options) -> Result<()> {
     };
     if let Some(port) = load_port {
         let total = if o.quick { 30_000 } else { 200_000 };
-        let result = load::closed_loop(port, o.connections, &load::prepare(total, 7)).await;
+        let result = load::closed_loop(port, o.connections, &load::prepare(total, o.salt)).await;
         println!(
             "{} ok, {} failed, {:.0}/s",
             result.ok,
