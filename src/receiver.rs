@@ -550,9 +550,9 @@ fn storage_unavailable(
 /// What the health page says about a failed write: `unwritable: <why>` when the disk or file
 /// refused it, else the error itself.
 fn storage_problem(e: &crate::store::StoreError) -> String {
-    match e {
-        crate::store::StoreError::Unwritable(reason) => format!("unwritable: {reason}"),
-        other => other.to_string(),
+    match e.storage_reason() {
+        Some(reason) => format!("unwritable: {reason}"),
+        None => e.to_string(),
     }
 }
 

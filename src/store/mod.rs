@@ -60,6 +60,10 @@ pub enum StoreError {
     /// The disk is full or the database is read-only: nothing can be stored now.
     #[error("the call history cannot be written right now: {0}")]
     Unwritable(String),
+    /// Another program holds the history's lock (a backup tool, a database browser): neither
+    /// reads nor writes can go on until it lets go.
+    #[error("the call history is locked by another program ({0}); try again once it lets go")]
+    Busy(String),
     /// Any other SQLite failure.
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
@@ -81,25 +85,41 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when the failure is about the disk (full, read-only, I/O) rather than the data.
+    /// True when the failure is about the disk (full, read-only, I/O, locked) rather than
+    /// the data.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unwritable(_) | StoreError::WriterGone)
+        matches!(
+            self,
+            StoreError::Unwritable(_) | StoreError::Busy(_) | StoreError::WriterGone
+        )
+    }
+
+    /// Why nothing can be stored now, for the health page ("disk full (…)", "locked by
+    /// another program (…)"); None when the failure is not about storage.
+    pub fn storage_reason(&self) -> Option<String> {
+        match self {
+            StoreError::Unwritable(reason) => Some(reason.clone()),
+            StoreError::Busy(detail) => Some(format!("locked by another program ({detail})")),
+            _ => None,
+        }
     }
 
     /// Maps SQLite errors that mean "cannot write now" to [`StoreError::Unwritable`], with a
-    /// short reason first ("disk full", "read-only", …) for the health page.
+    /// short reason first ("disk full", "read-only", …) for the health page, and a lock held
+    /// by another program to [`StoreError::Busy`]: a search can hit that too, and must not
+    /// read as a write failure.
     pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
         use rusqlite::ErrorCode as C;
         if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+            let detail = msg.clone().unwrap_or_else(|| f.to_string());
             let reason = match f.code {
                 C::DiskFull => "disk full",
                 C::ReadOnly => "read-only",
                 C::SystemIoFailure => "write failed",
                 C::CannotOpen => "cannot open the file",
-                C::DatabaseBusy | C::DatabaseLocked => "locked by another program",
+                C::DatabaseBusy | C::DatabaseLocked => return StoreError::Busy(detail),
                 _ => return StoreError::Sqlite(e),
             };
-            let detail = msg.clone().unwrap_or_else(|| f.to_string());
             return StoreError::Unwritable(format!("{reason} ({detail})"));
         }
         StoreError::Sqlite(e)
@@ -234,10 +254,19 @@ impl Store {
         &self.path
     }
 
+    /// The file could not be read as a history: damaged or not a database — or only locked
+    /// by another program, which must not tell the user to move their history away.
     fn unreadable(&self, e: rusqlite::Error) -> StoreError {
-        StoreError::Unreadable {
-            path: self.path.clone(),
-            detail: e.to_string(),
+        use rusqlite::ErrorCode as C;
+        let detail = e.to_string();
+        match e.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => {
+                StoreError::Busy(format!("{}: {detail}", self.path.display()))
+            }
+            _ => StoreError::Unreadable {
+                path: self.path.clone(),
+                detail,
+            },
         }
     }
 
@@ -519,6 +548,23 @@ pub(crate) mod tests {
             b"this is not a database at all, just text ........"
         );
 
+        // Only locked by another program (a backup tool, a database browser): say so, and
+        // do not tell the user to move their history away.
+        let path = dir.path().join("locked.db");
+        Store::open(&path, options()).expect("create");
+        let holder = Connection::open(&path).expect("sqlite");
+        holder
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+            .expect("lock");
+        let err = Store::open(&path, options()).err().expect("locked");
+        assert!(matches!(err, StoreError::Busy(_)), "{err}");
+        assert!(
+            err.to_string().contains("locked by another program"),
+            "{err}"
+        );
+        drop(holder);
+        Store::open(&path, options()).expect("opens once the lock is gone");
+
         let path = dir.path().join("newer.db");
         {
             let conn = Connection::open(&path).expect("sqlite");
@@ -558,6 +604,22 @@ pub(crate) mod tests {
         assert!(
             matches!(&ro, StoreError::Unwritable(r) if r.starts_with("read-only")),
             "{ro:?}"
+        );
+        let busy = failure(rusqlite::ffi::SQLITE_BUSY, "database is locked").expect_err("fails");
+        assert!(busy.is_unavailable(), "{busy:?}");
+        assert_eq!(
+            busy.to_string(),
+            "the call history is locked by another program (database is locked); try again once \
+             it lets go",
+            "a search that meets another program's lock must not read as a write failure"
+        );
+        assert_eq!(
+            busy.storage_reason().as_deref(),
+            Some("locked by another program (database is locked)")
+        );
+        assert_eq!(
+            ro.storage_reason().as_deref(),
+            Some("read-only (attempt to write a readonly database)")
         );
         // A problem with the data is not a storage outage.
         let constraint = failure(rusqlite::ffi::SQLITE_CONSTRAINT, "UNIQUE constraint failed")

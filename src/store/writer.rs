@@ -419,10 +419,7 @@ fn one_by_one(
                 tracing::error!(error = %e, "commit failed; {} request(s) not stored", rest.len());
                 // The reason alone: wrapping the whole message again read "cannot be written
                 // right now: cannot be written right now: …" on the health page.
-                let reason = match e {
-                    StoreError::Unwritable(reason) => reason,
-                    other => other.to_string(),
-                };
+                let reason = e.storage_reason().unwrap_or_else(|| e.to_string());
                 refuse(&mut rest, &reason);
                 break;
             }
