@@ -29,7 +29,7 @@ fn open(db: &Path) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// Serves every POST with `append` on 127.0.0.1; returns the port.
+/// Serves `app` on a fresh port on 127.0.0.1; returns the port.
 async fn serve(app: Router) -> Result<u16> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();

@@ -89,8 +89,8 @@ fn options() -> Result<Options> {
             "-h" | "--help" => {
                 println!(
                     "callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] \
-                     [--load-port PORT | --load-ceiling | --load-per-request] [--connections N] [--salt N] [--history-db PATH] \
-                     [--keep-history DIR]"
+                     [--load-port PORT | --load-ceiling | --load-per-request] [--connections N] \
+                     [--salt N] [--history-db PATH] [--keep-history DIR]"
                 );
                 std::process::exit(0);
             }
