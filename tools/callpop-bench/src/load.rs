@@ -3,10 +3,9 @@
 //! without coordinated omission).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use chrono::{TimeZone, Utc};
 use fake_ringcentral::{CallOutcome, ScriptedCall};
 use serde_json::json;
@@ -141,11 +140,6 @@ impl Delivery {
     }
 }
 
-/// Sends one delivery.
-pub async fn send(conn: &mut Conn, d: &Delivery) -> Result<u16> {
-    Ok(conn.send(&d.request()).await?.0)
-}
-
 /// What a run measured.
 #[derive(Debug, Clone, Default)]
 pub struct RunResult {
@@ -264,46 +258,43 @@ impl RunResult {
     }
 }
 
-/// Sends deliveries at a fixed `rate` for `duration`; latency is measured from each request's
-/// scheduled time, so a slow server cannot hide its queueing.
+/// Sends the prepared requests, in order, at a fixed `rate` for `duration`; latency is
+/// measured from each request's scheduled time, so a slow server cannot hide its queueing.
 pub async fn open_loop(
     port: u16,
     workers: usize,
     rate: f64,
     duration: Duration,
-    salt: u64,
+    prepared: &Prepared,
 ) -> RunResult {
-    let count = (rate * duration.as_secs_f64()) as u64;
+    // Slot k sends the k-th request of the blocks laid end to end.
+    let order: Arc<Vec<(usize, usize)>> = Arc::new(
+        prepared
+            .blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(b, requests)| (0..requests.len()).map(move |i| (b, i)))
+            .take((rate * duration.as_secs_f64()) as usize)
+            .collect(),
+    );
     let slot = Arc::new(AtomicU64::new(0));
-    let queue: Arc<Mutex<Vec<Delivery>>> = Arc::new(Mutex::new(Vec::new()));
-    let next_block = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let (slot, queue, next_block) = (slot.clone(), queue.clone(), next_block.clone());
+        let (blocks, order, slot) = (prepared.blocks.clone(), order.clone(), slot.clone());
         handles.push(tokio::spawn(async move {
             let mut conn = Conn::new(port);
             let (mut ok, mut failed) = (0u64, 0u64);
             let mut latencies = Vec::new();
             loop {
                 let k = slot.fetch_add(1, Ordering::Relaxed);
-                if k >= count {
+                let Some(&(b, i)) = order.get(k as usize) else {
                     break;
-                }
-                let d = {
-                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-                    if q.is_empty() {
-                        let mut b = block(next_block.fetch_add(1, Ordering::Relaxed), salt);
-                        b.reverse();
-                        *q = b;
-                    }
-                    q.pop()
                 };
-                let Some(d) = d else { continue };
                 let due = started + Duration::from_secs_f64(k as f64 / rate);
                 tokio::time::sleep_until(due.into()).await;
-                match send(&mut conn, &d).await {
-                    Ok(200) => ok += 1,
+                match conn.send(&blocks[b][i]).await {
+                    Ok((200, _)) => ok += 1,
                     _ => failed += 1,
                 }
                 latencies.push(due.elapsed().as_micros() as u64);

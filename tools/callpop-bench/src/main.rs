@@ -525,14 +525,10 @@ async fn run(o: Options) -> Result<()> {
     let dir = temp_dir()?;
     let serve = Serve::start(&o.callpop, dir.path(), 0, &[])?;
     let half = (ours.rate() / 2.0).max(100.0);
-    let lat = load::open_loop(
-        serve.port,
-        64,
-        half,
-        Duration::from_secs(if o.quick { 4 } else { 10 }),
-        3,
-    )
-    .await;
+    let latency_run = Duration::from_secs(if o.quick { 4 } else { 10 });
+    let latency_requests = (half * latency_run.as_secs_f64()) as u64;
+    let requests = load::prepare(latency_requests, 3);
+    let lat = load::open_loop(serve.port, 64, half, latency_run, &requests).await;
     serve.stop()?;
     r.add(
         "ingest",
@@ -549,14 +545,8 @@ async fn run(o: Options) -> Result<()> {
         None,
     );
     let cl = ceiling::start(&ceiling_dir.path().join("ceiling-latency.db")).await?;
-    let clat = load::open_loop(
-        cl,
-        64,
-        half,
-        Duration::from_secs(if o.quick { 4 } else { 10 }),
-        4,
-    )
-    .await;
+    let requests = load::prepare(latency_requests, 4);
+    let clat = load::open_loop(cl, 64, half, latency_run, &requests).await;
     r.add(
         "ingest",
         "ceiling latency at the same rate p50 / p99",
