@@ -785,10 +785,14 @@ impl PopupManager {
         None
     }
 
+    /// Popups this run has on screen. Remembered ones from before a restart are left out:
+    /// after a reboot they are gone, and a dismissal made while CallPop was not running is
+    /// never heard, so counting them let yesterday's missed calls hold every new caller in
+    /// the summary popup. They are still kept to be updated in place.
     fn on_screen(&self) -> usize {
         self.shown
             .values()
-            .filter(|s| !s.closed && s.notification_id.is_some())
+            .filter(|s| !s.closed && s.notification_id.is_some() && s.last.is_some())
             .count()
     }
 
@@ -1158,6 +1162,10 @@ mod tests {
     }
 
     async fn rig(settings: PopupSettings) -> Rig {
+        rig_remembering(settings, Vec::new()).await
+    }
+
+    async fn rig_remembering(settings: PopupSettings, remembered: Vec<PopupRecord>) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::store::Store::open(
             &dir.path().join("callpop.db"),
@@ -1176,7 +1184,7 @@ mod tests {
             writer,
             Health::new(),
             requests,
-            Vec::new(),
+            remembered,
             None,
             crate::clock::Clock::real(),
         )
@@ -1323,6 +1331,28 @@ mod tests {
             summary[1..].iter().all(|x| x.1 == Some(summary[0].0)),
             "summary updated in place"
         );
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn popups_left_from_before_a_restart_do_not_hold_new_callers_back() {
+        // Three missed-call popups were still up when the PC was shut down for the night.
+        let remembered = (1..=3)
+            .map(|id| PopupRecord {
+                call_id: id,
+                phase: Phase::Missed.as_str().to_string(),
+                notification_id: Some(id as u32),
+                closed: false,
+                shown_at: Utc::now() - chrono::Duration::hours(14),
+            })
+            .collect();
+        let rig = rig_remembering(PopupSettings::default(), remembered).await;
+        let mut c = call(CallState::Ringing, None, LegState::Ringing);
+        c.call_key = "s-next-morning".into();
+        rig.send(10, c, Origin::Webhook).await;
+        let s = shows(&rig.recorded());
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(s[0].2.starts_with("Incoming call from"), "{s:?}");
         rig.shutdown.cancel();
     }
 }
