@@ -10,6 +10,7 @@
 //! subscription keeper can re-point RingCentral.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -28,6 +29,32 @@ use crate::health::Health;
 /// How long connecting to ngrok may take before the tunnel is declared offline (the promise
 /// to users is "under 5 seconds").
 pub const CONNECT_BOUND: StdDuration = StdDuration::from_secs(4);
+
+/// Failed reconnect attempts ngrok-rust may make on its own before the session is ended.
+/// Its backoff (`accept_incoming` in ngrok 0.19's `session.rs`: tokio-retry's
+/// `ExponentialBackoff::from_millis(50)` without a cap) waits 50 ms, 2.5 s, 125 s, then 104
+/// minutes: a three-minute internet outage left the tunnel dead for almost two hours while it
+/// looked connected. Ending the session hands reconnecting to [`Runner::run_ngrok`], whose
+/// backoff stops at two minutes and which marks the URL down (and backfills the gap).
+const RECONNECT_ATTEMPTS: u32 = 3;
+
+/// Counts ngrok-rust's failed reconnect attempts in a row, to end the session in time.
+#[derive(Debug, Default)]
+struct ReconnectBudget {
+    failed: AtomicU32,
+}
+
+impl ReconnectBudget {
+    /// Records one connect attempt; false: stop ngrok-rust from trying again. The first
+    /// connect (not a reconnect) is never counted: its failure is reported by `connect()`.
+    fn keep_trying(&self, reconnecting: bool, connected: bool) -> bool {
+        if connected {
+            self.failed.store(0, Ordering::Relaxed);
+            return true;
+        }
+        !reconnecting || self.failed.fetch_add(1, Ordering::Relaxed) + 1 < RECONNECT_ATTEMPTS
+    }
+}
 
 /// Where the public URL comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,17 +306,22 @@ impl Runner {
             Some(u) => {
                 tracing::info!(url = %u, "public URL");
                 if let Some(since) = self.down_since.take() {
-                    if let Some(tx) = &self.backfill {
-                        let _ = tx.try_send(BackfillRequest {
-                            since,
-                            reason: "the public URL was down".into(),
-                        });
-                    }
+                    self.request_backfill(since, "the public URL was down");
                 }
             }
         }
         self.health.set_public_url(url.clone());
         let _ = self.url.send(url);
+    }
+
+    /// Asks for the calls RingCentral could not deliver since `since` (it does not retry).
+    fn request_backfill(&self, since: DateTime<Utc>, reason: &str) {
+        if let Some(tx) = &self.backfill {
+            let _ = tx.try_send(BackfillRequest {
+                since,
+                reason: reason.into(),
+            });
+        }
     }
 
     fn set(&self, state: &str, detail: impl Into<String>) {
@@ -357,6 +389,9 @@ impl Runner {
                     // ngrok-rust reconnects by itself and tells us only when an attempt starts;
                     // without a new attempt for a while, the session is back.
                     let mut last_report: Option<tokio::time::Instant> = None;
+                    // Deliveries sent while ngrok reconnects are lost (RingCentral does not
+                    // retry): the gap is backfilled once the session is back or has ended.
+                    let mut reconnecting_since: Option<DateTime<Utc>> = None;
                     let mut served = false;
                     let next = loop {
                         tokio::select! {
@@ -366,6 +401,7 @@ impl Runner {
                             }
                             Some(reason) = reports.recv() => {
                                 last_report = Some(tokio::time::Instant::now());
+                                reconnecting_since.get_or_insert(self.clock.now());
                                 self.set("reconnecting", format!("tunnel reconnecting: {reason}"));
                             }
                             next = self.wait(Some(StdDuration::from_secs(15))) => match next {
@@ -373,6 +409,9 @@ impl Runner {
                                     if last_report.is_some_and(|t| t.elapsed() > StdDuration::from_secs(30)) {
                                         last_report = None;
                                         self.set("online", format!("tunnel online: {url}"));
+                                        if let Some(since) = reconnecting_since.take() {
+                                            self.request_backfill(since, "the tunnel reconnected");
+                                        }
                                     }
                                 }
                                 other => break other,
@@ -384,6 +423,9 @@ impl Runner {
                         let _ = serving.await;
                     }
                     let _ = session.close().await;
+                    if let Some(since) = reconnecting_since {
+                        self.down_since.get_or_insert(since);
+                    }
                     self.publish(None);
                     match next {
                         Next::Continue => TunnelProblem::Other("the tunnel closed".into()),
@@ -464,15 +506,18 @@ async fn open_ngrok(
             .server_addr(addr.clone())
             .map_err(|e| TunnelProblem::Other(e.to_string()))?;
     }
+    let budget = Arc::new(ReconnectBudget::default());
     builder.connector(
         move |host: String, port: u16, tls, err: Option<ngrok::tunnel::AcceptError>| {
             let reports = reports.clone();
+            let budget = budget.clone();
             async move {
+                let reconnecting = err.is_some();
                 if let Some(e) = &err {
                     let _ = reports.send(e.to_string());
                 }
                 // The default connector has no timeout: a black-holed network would hang forever.
-                match tokio::time::timeout(
+                let connected = match tokio::time::timeout(
                     CONNECT_BOUND,
                     ngrok::session::default_connect(host, port, tls, err),
                 )
@@ -483,6 +528,12 @@ async fn open_ngrok(
                         std::io::ErrorKind::TimedOut,
                         "timed out connecting to ngrok",
                     ))),
+                };
+                if budget.keep_trying(reconnecting, connected.is_ok()) {
+                    connected
+                } else {
+                    let _ = reports.send("ngrok cannot be reached; starting over".into());
+                    Err(ngrok::session::ConnectError::Canceled)
                 }
             }
         },
@@ -502,6 +553,25 @@ async fn open_ngrok(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ngrok_gives_up_reconnecting_after_a_few_failures_in_a_row() {
+        let budget = ReconnectBudget::default();
+        // A first connect that fails is reported by connect(), not cut short here.
+        for _ in 0..5 {
+            assert!(budget.keep_trying(false, false));
+        }
+        assert!(budget.keep_trying(true, false));
+        assert!(budget.keep_trying(true, false));
+        // A reconnect that works starts the count again.
+        assert!(budget.keep_trying(true, true));
+        assert!(budget.keep_trying(true, false));
+        assert!(budget.keep_trying(true, false));
+        assert!(
+            !budget.keep_trying(true, false),
+            "the third failure in a row ends it"
+        );
+    }
 
     #[test]
     fn ngrok_error_codes_become_actionable_problems() {
