@@ -231,6 +231,12 @@ pub struct Platform {
     penalties: Mutex<HashMap<RateGroup, DateTime<Utc>>>,
 }
 
+/// A token-request answer that says nothing about the credentials (PROTOCOL.md §3.1: 408 and
+/// 5xx are retried; only a 4xx refusal means the credentials are wrong).
+fn passing_token_failure(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT
+}
+
 /// Installs the TLS crypto provider once per process (rustls needs one chosen); every HTTP
 /// client in the process needs it, including test tools built on this crate.
 pub fn install_crypto_provider() {
@@ -319,7 +325,7 @@ impl Platform {
                 .send()
                 .await;
             match sent {
-                Ok(r) if r.status().is_server_error() && attempt < RETRIES => {}
+                Ok(r) if passing_token_failure(r.status()) && attempt < RETRIES => {}
                 Ok(r) => break r,
                 Err(e) if attempt < RETRIES => {
                     tracing::debug!(error = %e, "token request failed; retrying");
@@ -338,6 +344,21 @@ impl Platform {
         }
         if !status.is_success() {
             let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+            if passing_token_failure(status) {
+                // Still failing after the retries, but not a refusal of the credentials:
+                // the keeper tries again soon instead of in an hour.
+                return Err(ApiError::Api {
+                    status: status.as_u16(),
+                    code: body
+                        .error_code
+                        .or(body.error)
+                        .unwrap_or_else(|| status.as_u16().to_string()),
+                    message: body
+                        .message
+                        .or(body.error_description)
+                        .unwrap_or_else(|| "the token server is not answering".into()),
+                });
+            }
             return Err(ApiError::Auth {
                 code: body
                     .error_code
@@ -718,6 +739,68 @@ mod tests {
         .await;
         let text = answer_text(get(url).await).await.expect("within the cap");
         assert_eq!(text.len(), MAX_ANSWER_BYTES);
+    }
+
+    /// A token endpoint that answers every request with `status`; counts the requests.
+    async fn token_server(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().route(
+            "/restapi/oauth/token",
+            axum::routing::post(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    (
+                        axum::http::StatusCode::from_u16(status).expect("status"),
+                        r#"{"error":"invalid_grant","errorCode":"OAU-213","message":"Token is expired"}"#,
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn a_failing_token_server_is_not_taken_for_refused_credentials() {
+        // Ten thousand times faster: the retries' ten-second waits take a millisecond.
+        let now = Utc::now();
+        let clock = Clock::scaled(10_000.0, now, now);
+        let credentials = || Credentials {
+            client_id: "id".into(),
+            client_secret: Secret::new("secret"),
+            jwt: Secret::new("jwt"),
+        };
+        for status in [503u16, 500, 408] {
+            let (url, hits) = token_server(status).await;
+            let platform = Platform::new(&url, credentials(), clock.clone()).expect("client");
+            let err = platform.authenticate().await.expect_err("failing");
+            assert!(
+                matches!(err, ApiError::Api { status: s, .. } if s == status),
+                "{status}: {err:?}"
+            );
+            assert_eq!(
+                hits.load(std::sync::atomic::Ordering::SeqCst),
+                4,
+                "{status}: retried"
+            );
+        }
+        let (url, hits) = token_server(400).await;
+        let platform = Platform::new(&url, credentials(), clock).expect("client");
+        let err = platform.authenticate().await.expect_err("refused");
+        assert!(
+            matches!(err, ApiError::Auth { ref code, .. } if code == "OAU-213"),
+            "{err:?}"
+        );
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a refusal is final"
+        );
     }
 
     #[test]
