@@ -129,6 +129,33 @@ pub struct KeeperState {
     pub expires_at: Option<DateTime<Utc>>,
     /// When RingCentral last confirmed it Active.
     pub confirmed_at: Option<DateTime<Utc>>,
+    /// Addresses this install delivered to before (newest last): subscriptions left at them
+    /// are ours to delete. One at a CallPop address this install never used belongs to
+    /// another desk sharing the RingCentral app and user, and is left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub past_addresses: Vec<String>,
+}
+
+/// Past addresses remembered at most (a tunnel without a reserved domain changes its URL at
+/// every start).
+const PAST_ADDRESSES: usize = 32;
+
+impl KeeperState {
+    /// Whether this install created subscriptions delivering to `address`.
+    fn used(&self, address: &str) -> bool {
+        self.address.as_deref() == Some(address) || self.past_addresses.iter().any(|a| a == address)
+    }
+
+    /// Remembers that this install now delivers to `address`.
+    fn moved_to(&mut self, address: &str) {
+        if let Some(old) = self.address.take().filter(|old| old != address) {
+            self.past_addresses.retain(|a| *a != old && a != address);
+            self.past_addresses.push(old);
+            let over = self.past_addresses.len().saturating_sub(PAST_ADDRESSES);
+            self.past_addresses.drain(..over);
+        }
+        self.address = Some(address.to_string());
+    }
 }
 
 /// Why keeping the subscription failed this time.
@@ -259,10 +286,11 @@ impl Keeper {
                     index += 1;
                 }
                 Err(e) if e.code() == Some("SUB-505") && !tried_cleanup => {
-                    // Limit reached: our own leftovers are the first to go.
+                    // Limit reached: our own leftovers and dead subscriptions are the first to
+                    // go; other desks' live ones stay.
                     tried_cleanup = true;
                     for s in self.ours().await? {
-                        if Some(&s.id) != self.state.id.as_ref() {
+                        if Some(&s.id) != self.state.id.as_ref() && self.may_delete(&s, address) {
                             let _ = self.platform.delete_subscription(&s.id).await;
                         }
                     }
@@ -281,6 +309,18 @@ impl Keeper {
         }
     }
 
+    /// Whether a CallPop subscription is this install's to delete: one at our address, at an
+    /// address we used before, the one we remember, or one RingCentral no longer delivers on
+    /// (its owner replaces it anyway). Another desk's live subscription is not: deleting it
+    /// made two desks sharing one RingCentral app and user delete each other's every check.
+    fn may_delete(&self, s: &Subscription, address: &str) -> bool {
+        let at = s.delivery_mode.address.as_deref().unwrap_or_default();
+        at == address
+            || self.state.used(at)
+            || self.state.id.as_deref() == Some(s.id.as_str())
+            || !s.is_active()
+    }
+
     /// Makes sure exactly one Active subscription delivers to our address; creates, renews,
     /// re-creates and deletes as needed.
     pub async fn ensure(&mut self, force_recreate: bool) -> Result<Ensured, KeeperError> {
@@ -291,6 +331,10 @@ impl Keeper {
         let mut keep: Option<Subscription> = None;
         let mut delete: Vec<String> = Vec::new();
         for s in ours {
+            if !self.may_delete(&s, &address) {
+                tracing::debug!(id = %s.id, address = ?s.delivery_mode.address, "another desk's subscription; left alone");
+                continue;
+            }
             let usable = s.is_active()
                 && s.delivery_mode.address.as_deref() == Some(address.as_str())
                 && filters_match(&self.filters(self.settings.expires_in), &s.event_filters)
@@ -369,12 +413,10 @@ impl Keeper {
                 Err(e) => tracing::warn!(%id, error = %e, "cannot delete an old subscription"),
             }
         }
-        self.state = KeeperState {
-            id: Some(kept.id.clone()),
-            address: Some(address),
-            expires_at: kept.expires_at(),
-            confirmed_at: Some(now),
-        };
+        self.state.moved_to(&address);
+        self.state.id = Some(kept.id.clone());
+        self.state.expires_at = kept.expires_at();
+        self.state.confirmed_at = Some(now);
         Ok(Ensured {
             subscription_id: kept.id,
             expires_at: self.state.expires_at,
@@ -470,7 +512,10 @@ impl Keeper {
     pub async fn delete(&mut self, id: &str) -> Result<(), ApiError> {
         self.platform.delete_subscription(id).await?;
         if self.state.id.as_deref() == Some(id) {
-            self.state = KeeperState::default();
+            // Its address stays known as ours, for leftovers there.
+            self.state.id = None;
+            self.state.expires_at = None;
+            self.state.confirmed_at = None;
         }
         Ok(())
     }
@@ -707,6 +752,35 @@ impl KeeperTask {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_install_remembers_the_addresses_it_delivered_to() {
+        let mut state = KeeperState::default();
+        for n in 0..40 {
+            state.moved_to(&format!("https://{n}.ngrok.app/hook"));
+        }
+        state.moved_to("https://39.ngrok.app/hook");
+        assert!(state.used("https://39.ngrok.app/hook"));
+        assert!(state.used("https://38.ngrok.app/hook"));
+        assert!(state.used("https://7.ngrok.app/hook"));
+        assert!(
+            !state.used("https://6.ngrok.app/hook"),
+            "only the newest are kept"
+        );
+        assert!(!state.used("https://other-desk.ngrok.app/hook"));
+        assert_eq!(state.past_addresses.len(), PAST_ADDRESSES);
+        // Going back to an earlier address does not list it twice.
+        state.moved_to("https://20.ngrok.app/hook");
+        assert_eq!(
+            state
+                .past_addresses
+                .iter()
+                .filter(|a| a.contains("/20."))
+                .count(),
+            0
+        );
+        assert!(state.used("https://39.ngrok.app/hook"));
+    }
     use super::*;
 
     #[test]

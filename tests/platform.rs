@@ -424,7 +424,9 @@ fn stale_subscriptions_are_cleaned_up_and_the_cli_manages_them() {
         "http://127.0.0.1:{}/api/v1/webhooks/phone_calls_webhooks/ringcentral",
         rig.port
     );
-    let old_tunnel = "https://old-desk.ngrok.app/api/v1/webhooks/phone_calls_webhooks/ringcentral";
+    // Another desk's CallPop on the same RingCentral app and user: not ours to delete.
+    let other_desk =
+        "https://other-desk.ngrok.app/api/v1/webhooks/phone_calls_webhooks/ringcentral";
     let filters = vec![
         "/restapi/v1.0/account/809646016/telephony/sessions".to_string(),
         "/restapi/v1.0/account/809646016/extension/62264425016/voicemail".to_string(),
@@ -444,7 +446,9 @@ fn stale_subscriptions_are_cleaned_up_and_the_cli_manages_them() {
         last_reminder: None,
     };
     rig.fake
-        .insert_subscription(sub("old-address", old_tunnel, "Active"));
+        .insert_subscription(sub("other-desk", other_desk, "Active"));
+    rig.fake
+        .insert_subscription(sub("other-desk-blacklisted", other_desk, "Blacklisted"));
     rig.fake
         .insert_subscription(sub("blacklisted", &ours, "Blacklisted"));
     rig.fake
@@ -464,7 +468,7 @@ fn stale_subscriptions_are_cleaned_up_and_the_cli_manages_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     let listed = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(listed.lines().count(), 4, "only CallPop's own: {listed}");
+    assert_eq!(listed.lines().count(), 5, "only CallPop's: {listed}");
 
     let server = rig.start();
     rig.wait(
@@ -475,15 +479,12 @@ fn stale_subscriptions_are_cleaned_up_and_the_cli_manages_them() {
             subs.iter()
                 .filter(|s| s.address.ends_with("/ringcentral"))
                 .count()
-                == 1
+                == 2
         },
     );
     let subs = rig.fake.subscriptions();
-    let kept: Vec<&FakeSubscription> = subs
-        .iter()
-        .filter(|s| s.address.ends_with("/ringcentral"))
-        .collect();
-    assert_eq!(kept[0].address, ours);
+    let kept: Vec<&FakeSubscription> = subs.iter().filter(|s| s.address == ours).collect();
+    assert_eq!(kept.len(), 1, "{subs:#?}");
     assert!(
         ["duplicate-a", "duplicate-b"].contains(&kept[0].id.as_str()),
         "an Active one was kept: {subs:#?}"
@@ -491,6 +492,14 @@ fn stale_subscriptions_are_cleaned_up_and_the_cli_manages_them() {
     assert!(
         subs.iter().any(|s| s.id == "someone-else"),
         "other integrations are left alone"
+    );
+    assert!(
+        subs.iter().any(|s| s.id == "other-desk"),
+        "another desk's live subscription is left alone: {subs:#?}"
+    );
+    assert!(
+        !subs.iter().any(|s| s.id == "other-desk-blacklisted"),
+        "a dead one goes, whoever made it: {subs:#?}"
     );
     assert_eq!(rig.fake.stats().created, 0, "nothing new was needed");
     server.stop();
