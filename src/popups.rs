@@ -185,6 +185,14 @@ pub fn desired_phase(call: &Call, watched: &[String]) -> Option<Phase> {
     if mine.is_empty() {
         return None;
     }
+    let ringing_here = mine.iter().any(|p| p.state == Some(LegState::Ringing));
+    let answered_here = mine.iter().any(|p| p.answered);
+    if !watched.is_empty() && ringing_here && !answered_here {
+        // The call rings at this desk now, whoever answered it before: reception took it and
+        // transferred it here. By the call's result alone this desk saw it as already answered
+        // and never got a popup, ringing or missed.
+        return Some(Phase::Ringing);
+    }
     match call.result {
         Some(CallResult::Answered) => Some(Phase::Answered),
         Some(CallResult::Missed) | Some(CallResult::Voicemail)
@@ -192,11 +200,7 @@ pub fn desired_phase(call: &Call, watched: &[String]) -> Option<Phase> {
         {
             Some(Phase::Missed)
         }
-        None if call.state == CallState::Ringing
-            || mine.iter().any(|p| p.state == Some(LegState::Ringing)) =>
-        {
-            Some(Phase::Ringing)
-        }
+        None if call.state == CallState::Ringing || ringing_here => Some(Phase::Ringing),
         _ => None,
     }
 }
@@ -347,10 +351,18 @@ impl Renderer<'_> {
                 icon,
             },
             Phase::Answered => {
-                let by = call
+                // This desk if it answered, else whoever took the call last (after a transfer
+                // that is not the reception desk that answered first).
+                let answering: Vec<_> = call
                     .extensions
                     .iter()
-                    .find(|p| p.answered && p.direction != Some(LegDirection::Outbound))
+                    .filter(|p| p.answered && p.direction != Some(LegDirection::Outbound))
+                    .collect();
+                let watched = &self.settings.watch_extensions;
+                let by = answering
+                    .iter()
+                    .find(|p| !watched.is_empty() && p.matches_extension(watched))
+                    .or(answering.last())
                     .map(|p| {
                         let name = p.name.as_deref().map(|n| sanitize(n, 40));
                         match (name, p.extension_number.as_deref()) {
@@ -1080,6 +1092,40 @@ mod tests {
         let mut outbound = ringing.clone();
         outbound.direction = CallDirection::Outbound;
         assert_eq!(desired_phase(&outbound, &[]), None);
+    }
+
+    #[test]
+    fn a_call_transferred_to_a_watched_desk_rings_there() {
+        // Reception (101) answered, then transferred blind to sales (102), which rings now.
+        let mut transferred = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Ended,
+        );
+        transferred.extensions[0].answered = true;
+        let mut sales = transferred.extensions[0].clone();
+        sales.extension_id = Some("62264425017".into());
+        sales.extension_number = Some("102".into());
+        sales.name = Some("Bob Sales".into());
+        sales.answered = false;
+        sales.state = Some(LegState::Ringing);
+        transferred.extensions.push(sales);
+        assert_eq!(
+            desired_phase(&transferred, &["102".into()]),
+            Some(Phase::Ringing)
+        );
+        assert_eq!(
+            desired_phase(&transferred, &["101".into()]),
+            Some(Phase::Answered)
+        );
+        assert_eq!(desired_phase(&transferred, &[]), Some(Phase::Answered));
+        // Sales picks up.
+        transferred.extensions[1].answered = true;
+        transferred.extensions[1].state = Some(LegState::Connected);
+        assert_eq!(
+            desired_phase(&transferred, &["102".into()]),
+            Some(Phase::Answered)
+        );
     }
 
     #[test]

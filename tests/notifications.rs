@@ -241,6 +241,49 @@ fn outbound_stale_and_unwatched_calls_never_pop_up() {
 }
 
 #[test]
+fn a_call_transferred_to_the_watched_desk_pops_up_there() {
+    let desktop = DesktopSession::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // This is sales' desk (102); reception (101) answers first and transfers.
+    let server = start(dir.path(), &desktop, &[("CALLPOP_WATCH_EXTENSIONS", "102")]);
+    let bob = Some(("62264425017", "102", "Bob Sales"));
+    let now = Utc::now();
+    let event = |uuid, party, ext, seq, code| {
+        rc_party_event(uuid, "s-xfer", party, ext, "Inbound", seq, code, now)
+    };
+    ok(
+        &server,
+        rc_party_event("x1", "s-xfer", "p1", None, "Outbound", 1, "Setup", now),
+    );
+    ok(&server, event("x2", "p2", ALICE, 2, "Proceeding"));
+    ok(&server, event("x3", "p2", ALICE, 3, "Answered"));
+    let mut handed_over: serde_json::Value =
+        serde_json::from_slice(&event("x4", "p2", ALICE, 4, "Disconnected")).expect("json");
+    handed_over["body"]["parties"][0]["status"]["reason"] = "BlindTransfer".into();
+    ok(&server, handed_over.to_string().into_bytes());
+    // Nothing for this desk yet: it has not rung here.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        notifies(&desktop.seen()).is_empty(),
+        "{:#?}",
+        desktop.seen()
+    );
+    ok(&server, event("x5", "p3", bob, 5, "Proceeding"));
+    let seen = desktop.wait_for("the ringing popup on sales' desk", |s| {
+        notifies(s).len() == 1 && notifies(s)[0].id.is_some()
+    });
+    let first = notifies(&seen)[0].clone();
+    assert_eq!(first.summary, "Incoming call from Jane Roe");
+    let id = first.id.expect("id");
+    ok(&server, event("x6", "p3", bob, 6, "Answered"));
+    let seen = desktop.wait_for("the answered update", |s| notifies(s).len() >= 2);
+    let all = notifies(&seen);
+    assert_eq!(all[1].replaces_id, id, "updated in place");
+    assert_eq!(all[1].summary, "Answered by Bob Sales (102)");
+    server.stop();
+}
+
+#[test]
 fn a_restart_in_the_middle_of_a_ringing_call_shows_no_second_popup() {
     let desktop = DesktopSession::start();
     let dir = tempfile::tempdir().expect("tempdir");
