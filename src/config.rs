@@ -236,7 +236,7 @@ impl NotificationsMode {
 pub struct PopupConfig {
     /// auto / on / off.
     pub notifications: NotificationsMode,
-    /// Events older than this on arrival never pop up.
+    /// RingCentral events older than this on arrival never pop up.
     pub stale_after: Duration,
     /// How long an "answered" popup stays.
     pub answered_close_after: Duration,

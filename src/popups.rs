@@ -19,7 +19,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
-use crate::model::{Call, CallDirection, CallResult, CallState, LegDirection, LegState, Origin};
+use crate::model::{
+    Call, CallDirection, CallResult, CallState, LegDirection, LegState, Origin, Provider,
+};
 use crate::notify::{
     escape_markup, sanitize, Capabilities, Notifier, NotifierEvent, NotifyError, Popup, Urgency,
 };
@@ -64,7 +66,8 @@ impl QuietHours {
 pub struct PopupSettings {
     /// Extensions whose calls pop up here (ids or numbers); empty = every extension.
     pub watch_extensions: Vec<String>,
-    /// Events older than this when they arrive are stored but never announced.
+    /// RingCentral events older than this when they arrive are stored but never announced
+    /// (Ringotel sends each event once, as it happens, with the call's start as its time).
     pub stale_after: Duration,
     /// How long an "answered" popup stays before it is closed.
     pub answered_close_after: Duration,
@@ -780,8 +783,14 @@ impl PopupManager {
         if origin != Origin::Webhook {
             return Some("not a live delivery");
         }
+        // Ringotel's Start carries the call's start on the PBX (`call_start`), not when it
+        // reached the desk: a caller who waited in the menu or a queue for a few minutes
+        // looked stale and never popped up. Ringotel sends each event once, when it happens,
+        // so only RingCentral's event times say how late a delivery is.
         let age = now.signed_duration_since(call.last_event_at);
-        if age > chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default() {
+        if call.provider == Provider::RingCentral
+            && age > chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default()
+        {
             return Some("stale");
         }
         if self.is_paused(now) {
@@ -1334,7 +1343,13 @@ mod tests {
         .await;
         let mut stale = call(CallState::Ringing, None, LegState::Ringing);
         stale.last_event_at = Utc::now() - chrono::Duration::minutes(10);
-        rig.send(3, stale, Origin::Webhook).await;
+        rig.send(3, stale.clone(), Origin::Webhook).await;
+        // A Ringotel call that waited in the queue: its Start names the call's start on the
+        // PBX, minutes ago, yet it rings at the desk now.
+        let mut queued = stale;
+        queued.provider = Provider::Ringotel;
+        queued.call_key = "ro-queued".into();
+        rig.send(5, queued, Origin::Webhook).await;
         // Paused: nothing new.
         rig.handle
             .pause(Some(Duration::from_secs(3600)))
@@ -1349,9 +1364,14 @@ mod tests {
         let state = rig.handle.resume().await.expect("resumed");
         assert!(!state.paused);
         let s = shows(&rig.recorded());
-        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(s.len(), 3, "{s:?}");
         assert!(s[1].2.starts_with("Missed call from"));
         assert_eq!(s[1].1, Some(s[0].0));
+        assert!(
+            s[2].2.starts_with("Incoming call from"),
+            "the queued Ringotel call"
+        );
+        assert_eq!(s[2].1, None);
         rig.shutdown.cancel();
     }
 
