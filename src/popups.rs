@@ -25,7 +25,7 @@ use crate::model::{
 use crate::notify::{
     escape_markup, sanitize, Capabilities, Notifier, NotifierEvent, NotifyError, Popup, Urgency,
 };
-use crate::numbers::format_for_display;
+use crate::numbers::{format_for_display, Country, PhoneNumber};
 use crate::store::writer::{CommittedChange, StoreWriter};
 use crate::store::PopupRecord;
 
@@ -243,14 +243,23 @@ pub fn crm_url(template: &str, call: &Call) -> String {
         .replace("{call_id}", &url_encode(&call.call_key))
 }
 
-/// The label of the dealership line `dialled` (E.164), if one is configured; a label's number
-/// may be written in any format, and national forms match by their trailing digits.
+/// The label of the dealership line `dialled` (E.164), if one is configured. A label's number
+/// may be written in any format: international, or national as the dialled number's country
+/// writes it ("(07) 3000 0000" for +61 7 3000 0000). The whole number must match: comparing
+/// trailing digits missed national forms with a trunk prefix and let an extension label
+/// ("101") match every line ending in 101.
 pub fn line_label<'a>(labels: &'a [LineLabel], dialled: &str) -> Option<&'a LineLabel> {
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-    let dialled = digits(dialled);
+    let dialled_digits = digits(dialled);
+    let countries: Vec<Country> = Country::supported()
+        .filter_map(Country::from_iso)
+        .filter(|c| dialled_digits.starts_with(c.calling_code))
+        .collect();
     labels.iter().find(|l| {
-        let want = digits(&l.number);
-        !want.is_empty() && dialled.ends_with(&want)
+        (!dialled_digits.is_empty() && digits(&l.number) == dialled_digits)
+            || countries
+                .iter()
+                .any(|c| PhoneNumber::parse(&l.number, c).e164.as_deref() == Some(dialled))
     })
 }
 
@@ -1186,6 +1195,26 @@ mod tests {
         );
         assert_eq!(r.summary(3, 0).summary, "3 more incoming calls");
         assert_eq!(r.summary(0, 1).summary, "1 missed call");
+    }
+
+    #[test]
+    fn line_labels_match_whole_numbers_in_any_format() {
+        let label = |number: &str, label: &str| LineLabel {
+            number: number.into(),
+            label: label.into(),
+        };
+        let labels = vec![
+            label("101", "Desk"),
+            label("(07) 3000 0000", "Brisbane sales"),
+            label("(650) 555-0100", "Sales"),
+            label("+49 30 1234567", "Berlin"),
+        ];
+        let found = |dialled: &str| line_label(&labels, dialled).map(|l| l.label.as_str());
+        assert_eq!(found("+16505550100"), Some("Sales"));
+        assert_eq!(found("+61730000000"), Some("Brisbane sales"));
+        assert_eq!(found("+49301234567"), Some("Berlin"));
+        assert_eq!(found("+16505550101"), None, "not the extension label");
+        assert_eq!(found("+14155550100"), None, "another area code");
     }
 
     #[test]
