@@ -317,8 +317,17 @@ fn to_e164(digits: &str, has_plus: bool, country: &Country) -> Option<String> {
             return Some(format!("+{}{}", country.calling_code, rest));
         }
     }
-    // A national number without the trunk prefix (415 555 0123; AU 412 345 678).
-    if country.national_lengths.contains(&digits.len()) && !digits.starts_with('0') {
+    // A national number without the trunk prefix (415 555 0123; AU 412 345 678) — unless it
+    // is the country's own calling code followed by a national number: Ringotel sends
+    // international numbers without the '+', and NZ's 64 9 300 1234 is ten digits, a national
+    // length there too; reading it as national made it +64 64 9300 1234.
+    let own_international = digits
+        .strip_prefix(country.calling_code)
+        .is_some_and(|rest| country.national_lengths.contains(&rest.len()));
+    if country.national_lengths.contains(&digits.len())
+        && !digits.starts_with('0')
+        && !own_international
+    {
         return Some(format!("+{}{}", country.calling_code, digits));
     }
     // Otherwise long digit strings are already international without the '+' (Ringotel sends
@@ -335,6 +344,25 @@ mod tests {
     }
     fn au() -> Country {
         Country::from_iso("au").expect("AU is supported")
+    }
+
+    #[test]
+    fn an_international_number_without_plus_keeps_its_own_country_code() {
+        let nz = Country::from_iso("NZ").expect("NZ is supported");
+        // Ringotel's caller_number for an Auckland landline.
+        assert_eq!(
+            PhoneNumber::parse("6493001234", &nz).e164.as_deref(),
+            Some("+6493001234")
+        );
+        // National forms still read as national.
+        assert_eq!(
+            PhoneNumber::parse("093001234", &nz).e164.as_deref(),
+            Some("+6493001234")
+        );
+        assert_eq!(
+            PhoneNumber::parse("211234567", &nz).e164.as_deref(),
+            Some("+64211234567")
+        );
     }
 
     #[test]
