@@ -118,6 +118,22 @@ fn is_callpop_webhook(s: &Subscription) -> bool {
             .is_some_and(|a| a.split('?').next().unwrap_or(a).ends_with(RINGCENTRAL_PATH))
 }
 
+/// How long deliveries fail before RingCentral blacklists a subscription (PROTOCOL.md §1.4:
+/// "during 10 minutes", noticed at a reconciliation every 15 minutes).
+const FAILING_BEFORE_BLACKLIST: Duration = Duration::minutes(25);
+
+/// Since when a subscription found not Active has probably not delivered: deliveries were
+/// failing for a while before `blacklisted_at`, and at the latest since we last saw it Active
+/// and delivering was not checked. The earliest bound wins (the backfill is idempotent).
+fn undelivered_since(
+    blacklisted_at: Option<DateTime<Utc>>,
+    confirmed_active_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let failing = blacklisted_at.unwrap_or(now) - FAILING_BEFORE_BLACKLIST;
+    confirmed_active_at.map_or(failing, |c| c.min(failing))
+}
+
 /// What the keeper remembers between runs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct KeeperState {
@@ -341,7 +357,11 @@ impl Keeper {
                 && s.expires_at().is_none_or(|t| t > now)
                 && !force_recreate;
             if !s.is_active() {
-                let since = s.blacklisted_at().unwrap_or(now);
+                let confirmed = self
+                    .state
+                    .confirmed_at
+                    .filter(|_| self.state.id.as_deref() == Some(s.id.as_str()));
+                let since = undelivered_since(s.blacklisted_at(), confirmed, now);
                 tracing::warn!(
                     id = %s.id,
                     status = %s.status,
@@ -752,6 +772,30 @@ impl KeeperTask {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_blacklisting_gap_starts_before_the_blacklisting() {
+        let now = Utc::now();
+        let blacklisted = now - Duration::minutes(5);
+        assert_eq!(
+            undelivered_since(Some(blacklisted), None, now),
+            blacklisted - FAILING_BEFORE_BLACKLIST
+        );
+        assert_eq!(
+            undelivered_since(None, None, now),
+            now - FAILING_BEFORE_BLACKLIST
+        );
+        // Last seen Active an hour ago: deliveries may have been failing since.
+        let confirmed = now - Duration::hours(1);
+        assert_eq!(
+            undelivered_since(Some(blacklisted), Some(confirmed), now),
+            confirmed
+        );
+        assert_eq!(
+            undelivered_since(Some(blacklisted), Some(now - Duration::minutes(10)), now),
+            blacklisted - FAILING_BEFORE_BLACKLIST
+        );
+    }
 
     #[test]
     fn an_install_remembers_the_addresses_it_delivered_to() {
