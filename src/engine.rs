@@ -48,6 +48,9 @@ struct Remembered {
     last_live_delivery: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// How long background parts (keeper, backfill, popups, tunnel) get to stop at shutdown.
+const PARTS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How the embedding application runs the engine.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -524,8 +527,31 @@ impl Engine {
             ..
         } = self;
         shutdown.cancel();
-        for task in tasks {
-            let _ = task.await;
+        let mut tasks = tasks;
+        let parts_stopped = async {
+            for task in tasks.iter_mut() {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(PARTS_GRACE, parts_stopped)
+            .await
+            .is_err()
+        {
+            // A part in the middle of a RingCentral request (a 30 s timeout, retries, a
+            // Retry-After of up to an hour) must not keep CallPop from stopping: whatever it
+            // was doing is redone at the next start (listing finds any subscription it made).
+            tracing::warn!(
+                "a background part was still waiting on RingCentral after {} s; stopped it",
+                PARTS_GRACE.as_secs()
+            );
+            // Those already awaited are finished (a JoinHandle must not be polled again).
+            let stuck: Vec<_> = tasks.into_iter().filter(|t| !t.is_finished()).collect();
+            for task in &stuck {
+                task.abort();
+            }
+            for task in stuck {
+                let _ = task.await;
+            }
         }
         // The writer thread exits when its last sender is gone; it finishes the batch in hand.
         drop(writer);

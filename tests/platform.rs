@@ -559,3 +559,44 @@ fn wrong_credentials_are_reported_not_retried_forever() {
     );
     assert_eq!(rig.fake.stats().tokens, 0);
 }
+
+#[test]
+fn callpop_stops_promptly_while_ringcentral_does_not_answer() {
+    // A RingCentral that accepts connections and never answers: the keeper's first request
+    // waits on its 30-second timeout, then retries.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", black_hole.local_addr().expect("addr"));
+    let (accepted_tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in black_hole.incoming().flatten() {
+            held.push(stream);
+            let _ = accepted_tx.send(());
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}");
+    let server = Server::start_at(
+        dir.path(),
+        port,
+        &[
+            ("CALLPOP_RINGCENTRAL_SERVER", url.as_str()),
+            ("CALLPOP_RINGCENTRAL_CLIENT_ID", "id"),
+            ("CALLPOP_RINGCENTRAL_CLIENT_SECRET", "secret"),
+            ("CALLPOP_RINGCENTRAL_JWT", "jwt"),
+            ("CALLPOP_PUBLIC_URL", public.as_str()),
+            ("CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN", common::RC_TOKEN),
+            ("CALLPOP_RINGOTEL_API_TOKEN", common::RO_TOKEN),
+        ],
+    );
+    accepted
+        .recv_timeout(StdDuration::from_secs(10))
+        .expect("CallPop asked RingCentral for a token");
+    // Stopping must not wait for RingCentral (stop() fails past 20 s, as a service manager
+    // would kill it).
+    let started = Instant::now();
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    println!("stopped in {:?}", started.elapsed());
+}
