@@ -414,7 +414,12 @@ impl Platform {
             let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    if attempt >= RETRIES {
+                    // A request that may have reached RingCentral is repeated only when that is
+                    // harmless: a second POST /subscription after a lost answer left a
+                    // duplicate delivering every event twice. The keeper lists and adopts
+                    // instead.
+                    let may_repeat = e.is_connect() || method != Method::POST;
+                    if attempt >= RETRIES || !may_repeat {
                         return Err(ApiError::Network(e.to_string()));
                     }
                     attempt += 1;
@@ -800,6 +805,80 @@ mod tests {
             hits.load(std::sync::atomic::Ordering::SeqCst),
             1,
             "a refusal is final"
+        );
+    }
+
+    /// A RingCentral that grants tokens and hangs up on every other request without an
+    /// answer (the answer lost on the way back); counts those requests.
+    async fn hanging_up_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    if request.starts_with(b"POST /restapi/oauth/token") {
+                        let body = r#"{"access_token":"t","expires_in":3600}"#;
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = socket.write_all(answer.as_bytes()).await;
+                    } else {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn a_create_whose_answer_was_lost_is_not_sent_again() {
+        let now = Utc::now();
+        let clock = Clock::scaled(10_000.0, now, now);
+        let credentials = Credentials {
+            client_id: "id".into(),
+            client_secret: Secret::new("secret"),
+            jwt: Secret::new("jwt"),
+        };
+        let (url, hits) = hanging_up_server().await;
+        let platform = Platform::new(&url, credentials, clock).expect("client");
+        let err = platform
+            .create_subscription(
+                &["/restapi/v1.0/account/~/telephony/sessions".into()],
+                "https://x/hook",
+                None,
+                3600,
+            )
+            .await
+            .expect_err("no answer");
+        assert!(matches!(err, ApiError::Network(_)), "{err:?}");
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "sent once"
+        );
+        // Reading is repeated: it cannot leave anything behind.
+        let err = platform.list_subscriptions().await.expect_err("no answer");
+        assert!(matches!(err, ApiError::Network(_)), "{err:?}");
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            1 + 4,
+            "retried"
         );
     }
 
