@@ -134,6 +134,17 @@ fn undelivered_since(
     confirmed_active_at.map_or(failing, |c| c.min(failing))
 }
 
+/// A `CMN-101` about the lifetime (PROTOCOL.md §0 #6), not about another parameter such as the
+/// address: only then does asking for a shorter lifetime help.
+fn refuses_lifetime(e: &ApiError) -> bool {
+    match e {
+        ApiError::Api { code, message, .. } if code == "CMN-101" => {
+            !message.contains("Parameter [") || message.contains("[expiresIn]")
+        }
+        _ => false,
+    }
+}
+
 /// What the keeper remembers between runs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct KeeperState {
@@ -294,7 +305,17 @@ impl Keeper {
                 .await
             {
                 Ok(s) => return Ok(s),
-                Err(e) if e.code() == Some("CMN-101") && index + 1 < LIFETIMES.len() => {
+                Err(ApiError::Api { code, message, .. })
+                    if code == "CMN-101" && message.contains("deliveryMode.address") =>
+                {
+                    // How RingCentral also reports a webhook that failed the handshake.
+                    return Err(KeeperError::Handshake {
+                        address: address.to_string(),
+                        code,
+                        message,
+                    });
+                }
+                Err(e) if refuses_lifetime(&e) && index + 1 < LIFETIMES.len() => {
                     tracing::info!(
                         lifetime,
                         "RingCentral refused that lifetime; asking for less"
@@ -459,7 +480,7 @@ impl Keeper {
                 .renew_subscription(&s.id, &self.filters(lifetime), lifetime)
                 .await
             {
-                Err(e) if e.code() == Some("CMN-101") && index + 1 < LIFETIMES.len() => index += 1,
+                Err(e) if refuses_lifetime(&e) && index + 1 < LIFETIMES.len() => index += 1,
                 other => return other,
             }
         }
@@ -772,6 +793,23 @@ impl KeeperTask {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_a_refused_lifetime_is_retried_shorter() {
+        let cmn101 = |message: &str| ApiError::Api {
+            status: 400,
+            code: "CMN-101".into(),
+            message: message.into(),
+        };
+        assert!(refuses_lifetime(&cmn101(
+            "Parameter [expiresIn] value is invalid"
+        )));
+        assert!(refuses_lifetime(&cmn101("Parameter value is invalid")));
+        assert!(!refuses_lifetime(&cmn101(
+            "Parameter [deliveryMode.address] value is invalid"
+        )));
+        assert!(!refuses_lifetime(&ApiError::Network("down".into())));
+    }
 
     #[test]
     fn a_blacklisting_gap_starts_before_the_blacklisting() {
