@@ -782,7 +782,7 @@ mod tests {
         };
         for status in [503u16, 500, 408] {
             let (url, hits) = token_server(status).await;
-            let platform = Platform::new(&url, credentials(), clock.clone()).expect("client");
+            let platform = Platform::new(&url, credentials(), clock).expect("client");
             let err = platform.authenticate().await.expect_err("failing");
             assert!(
                 matches!(err, ApiError::Api { status: s, .. } if s == status),
