@@ -301,6 +301,14 @@ impl Engine {
         }
         .start(self.shutdown.clone());
         self.tasks.push(task);
+        self.tasks.push(tokio::spawn(
+            crate::wake::WakeWatcher {
+                clock,
+                keeper: handle.clone(),
+                backfill: backfill_tx.clone(),
+            }
+            .run(self.shutdown.clone()),
+        ));
         self.keeper = Some(handle);
         self.backfill = Some(backfill_tx);
         Ok(())

@@ -25,6 +25,7 @@ pub mod store;
 pub mod subscriptions;
 pub mod tray;
 pub mod tunnel;
+pub mod wake;
 pub mod window;
 pub mod wire;
 
