@@ -216,6 +216,22 @@ struct ErrorBody {
     error_description: Option<String>,
 }
 
+impl ErrorBody {
+    /// RingCentral's error code and explanation (REST or OAuth spelling), else the fallbacks.
+    fn code_and_message(
+        self,
+        code: impl FnOnce() -> String,
+        message: impl FnOnce() -> String,
+    ) -> (String, String) {
+        (
+            self.error_code.or(self.error).unwrap_or_else(code),
+            self.message
+                .or(self.error_description)
+                .unwrap_or_else(message),
+        )
+    }
+}
+
 /// Retries for 5xx answers and network failures.
 const RETRIES: u32 = 3;
 /// Renew the access token when less than this is left.
@@ -344,31 +360,27 @@ impl Platform {
         }
         if !status.is_success() {
             let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
-            if passing_token_failure(status) {
+            let passing = passing_token_failure(status);
+            let (code, message) = body.code_and_message(
+                || status.as_u16().to_string(),
+                || {
+                    if passing {
+                        "the token server is not answering".into()
+                    } else {
+                        "token request refused".into()
+                    }
+                },
+            );
+            if passing {
                 // Still failing after the retries, but not a refusal of the credentials:
                 // the keeper tries again soon instead of in an hour.
                 return Err(ApiError::Api {
                     status: status.as_u16(),
-                    code: body
-                        .error_code
-                        .or(body.error)
-                        .unwrap_or_else(|| status.as_u16().to_string()),
-                    message: body
-                        .message
-                        .or(body.error_description)
-                        .unwrap_or_else(|| "the token server is not answering".into()),
+                    code,
+                    message,
                 });
             }
-            return Err(ApiError::Auth {
-                code: body
-                    .error_code
-                    .or(body.error)
-                    .unwrap_or_else(|| status.as_u16().to_string()),
-                message: body
-                    .message
-                    .or(body.error_description)
-                    .unwrap_or_else(|| "token request refused".into()),
-            });
+            return Err(ApiError::Auth { code, message });
         }
         let token: TokenResponse = serde_json::from_str(&text)
             .map_err(|e| ApiError::Protocol(format!("token response: {e}")))?;
@@ -449,16 +461,14 @@ impl Platform {
             let text = answer_text(response).await?;
             if !status.is_success() {
                 let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+                let (code, message) = body.code_and_message(
+                    || format!("HTTP-{}", status.as_u16()),
+                    || status.to_string(),
+                );
                 return Err(ApiError::Api {
                     status: status.as_u16(),
-                    code: body
-                        .error_code
-                        .or(body.error)
-                        .unwrap_or_else(|| format!("HTTP-{}", status.as_u16())),
-                    message: body
-                        .message
-                        .or(body.error_description)
-                        .unwrap_or_else(|| status.to_string()),
+                    code,
+                    message,
                 });
             }
             if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
