@@ -542,6 +542,9 @@ struct Shown {
     /// The last content sent, to skip updates that change nothing.
     last: Option<Popup>,
     call: Option<Call>,
+    /// It first rang at this (watching) desk after another desk had answered: a transfer. If
+    /// this desk then does not answer, it missed the caller, whoever talked to them before.
+    handed_over: bool,
 }
 
 /// Handles to a running popup manager.
@@ -636,6 +639,7 @@ impl PopupManager {
                     shown_at: r.shown_at,
                     last: None,
                     call: None,
+                    handed_over: false,
                 },
             );
         }
@@ -831,7 +835,16 @@ impl PopupManager {
             return;
         };
         let call_id = committed.change.id;
-        let desired = desired_phase(call, &self.settings.watch_extensions);
+        let watched = &self.settings.watch_extensions;
+        let desired = match desired_phase(call, watched) {
+            Some(Phase::Answered)
+                if self.shown.get(&call_id).is_some_and(|s| s.handed_over)
+                    && !watched_parts(call, watched).iter().any(|p| p.answered) =>
+            {
+                Some(Phase::Missed)
+            }
+            desired => desired,
+        };
         let now = self.clock.now();
 
         if self.overflow_ringing.contains(&call_id) && desired != Some(Phase::Ringing) {
@@ -900,6 +913,12 @@ impl PopupManager {
             Ok(id) => {
                 self.by_notification.insert(id, call_id);
                 let shown_at = previous.as_ref().map_or(now, |p| p.shown_at);
+                let handed_over = previous.as_ref().map_or(
+                    phase == Phase::Ringing
+                        && call.result == Some(CallResult::Answered)
+                        && !self.settings.watch_extensions.is_empty(),
+                    |p| p.handed_over,
+                );
                 self.shown.insert(
                     call_id,
                     Shown {
@@ -909,6 +928,7 @@ impl PopupManager {
                         shown_at,
                         last: Some(popup),
                         call: Some(call.clone()),
+                        handed_over,
                     },
                 );
                 self.remember(call_id).await;
@@ -1112,22 +1132,26 @@ mod tests {
         assert_eq!(desired_phase(&outbound, &[]), None);
     }
 
-    #[test]
-    fn a_call_transferred_to_a_watched_desk_rings_there() {
-        // Reception (101) answered, then transferred blind to sales (102), which rings now.
-        let mut transferred = call(
+    /// Reception (101) answered, then transferred blind to sales (102), whose leg is `sales`.
+    fn transferred(sales: LegState) -> Call {
+        let mut call = call(
             CallState::Connected,
             Some(CallResult::Answered),
             LegState::Ended,
         );
-        transferred.extensions[0].answered = true;
-        let mut sales = transferred.extensions[0].clone();
-        sales.extension_id = Some("62264425017".into());
-        sales.extension_number = Some("102".into());
-        sales.name = Some("Bob Sales".into());
-        sales.answered = false;
-        sales.state = Some(LegState::Ringing);
-        transferred.extensions.push(sales);
+        let mut leg = call.extensions[0].clone();
+        leg.extension_id = Some("62264425017".into());
+        leg.extension_number = Some("102".into());
+        leg.name = Some("Bob Sales".into());
+        leg.answered = false;
+        leg.state = Some(sales);
+        call.extensions.push(leg);
+        call
+    }
+
+    #[test]
+    fn a_call_transferred_to_a_watched_desk_rings_there() {
+        let mut transferred = transferred(LegState::Ringing);
         assert_eq!(
             desired_phase(&transferred, &["102".into()]),
             Some(Phase::Ringing)
@@ -1448,6 +1472,41 @@ mod tests {
         let s = shows(&rig.recorded());
         assert_eq!(s.len(), 1, "{s:?}");
         assert!(s[0].2.starts_with("Incoming call from"), "{s:?}");
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_transfer_the_watched_desk_does_not_answer_is_its_missed_call() {
+        let rig = rig(PopupSettings {
+            watch_extensions: vec!["102".into()],
+            ..PopupSettings::default()
+        })
+        .await;
+        rig.send(1, transferred(LegState::Ringing), Origin::Webhook)
+            .await;
+        // Sales does not pick up; the call goes back to reception.
+        rig.send(1, transferred(LegState::Ended), Origin::Webhook)
+            .await;
+        let s = shows(&rig.recorded());
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert!(s[0].2.starts_with("Incoming call from"), "{s:?}");
+        assert!(s[1].2.starts_with("Missed call from"), "{s:?}");
+        assert_eq!(s[1].1, Some(s[0].0), "updated in place");
+
+        // A ring group is not a transfer: both desks ring, reception answers first.
+        let mut both_ring = transferred(LegState::Ringing);
+        both_ring.call_key = "s-group".into();
+        both_ring.result = None;
+        both_ring.state = CallState::Ringing;
+        both_ring.extensions[0].answered = false;
+        both_ring.extensions[0].state = Some(LegState::Ringing);
+        rig.send(2, both_ring, Origin::Webhook).await;
+        let mut taken = transferred(LegState::Ended);
+        taken.call_key = "s-group".into();
+        rig.send(2, taken, Origin::Webhook).await;
+        let s = shows(&rig.recorded());
+        assert_eq!(s.len(), 4, "{s:?}");
+        assert_eq!(s[3].2, "Answered by Alice Sales (101)");
         rig.shutdown.cancel();
     }
 }
