@@ -354,6 +354,7 @@ impl Engine {
             watch_extensions: self.config.watch_extensions.clone(),
             stale_after: p.stale_after,
             answered_close_after: p.answered_close_after,
+            stuck_ringing_after: crate::popups::STUCK_RINGING,
             max_on_screen: p.max_on_screen,
             quiet_hours: p.quiet_hours,
             line_labels: self.config.line_labels.clone(),

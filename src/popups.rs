@@ -29,6 +29,11 @@ use crate::numbers::{format_for_display, Country, PhoneNumber};
 use crate::store::writer::{CommittedChange, StoreWriter};
 use crate::store::PopupRecord;
 
+/// A ringing popup whose call has not changed for this long is closed. No phone rings that
+/// long; a call whose every leg moved to another session (`Gone` after a pickup or park) is
+/// never heard of again in this one and would otherwise ring on screen for good.
+pub const STUCK_RINGING: Duration = Duration::from_secs(600);
+
 /// Engine-state key of the pause setting.
 pub const PAUSE_KEY: &str = "popups.pause";
 
@@ -71,6 +76,8 @@ pub struct PopupSettings {
     pub stale_after: Duration,
     /// How long an "answered" popup stays before it is closed.
     pub answered_close_after: Duration,
+    /// A ringing popup whose call has not changed for this long is closed ([`STUCK_RINGING`]).
+    pub stuck_ringing_after: Duration,
     /// Most call popups on screen at once; more calls go into one summary popup.
     pub max_on_screen: usize,
     /// No popups during these local hours.
@@ -91,6 +98,7 @@ impl Default for PopupSettings {
             watch_extensions: Vec::new(),
             stale_after: Duration::from_secs(120),
             answered_close_after: Duration::from_secs(8),
+            stuck_ringing_after: STUCK_RINGING,
             max_on_screen: 3,
             quiet_hours: None,
             line_labels: Vec::new(),
@@ -598,6 +606,8 @@ pub struct PopupManager {
     shown: HashMap<i64, Shown>,
     by_notification: HashMap<u32, i64>,
     overflow_ringing: BTreeSet<i64>,
+    /// When each call with a ringing popup last changed.
+    ringing_heard: HashMap<i64, Instant>,
     overflow_missed: usize,
     summary_id: Option<u32>,
     closings: Vec<(Instant, i64)>,
@@ -659,6 +669,7 @@ impl PopupManager {
             shown,
             by_notification,
             overflow_ringing: BTreeSet::new(),
+            ringing_heard: HashMap::new(),
             overflow_missed: 0,
             summary_id: None,
             closings: Vec::new(),
@@ -831,6 +842,23 @@ impl PopupManager {
     }
 
     async fn on_change(&mut self, committed: CommittedChange) {
+        let call_id = committed.change.id;
+        self.apply_change(committed).await;
+        if self
+            .shown
+            .get(&call_id)
+            .is_some_and(|s| s.phase == Phase::Ringing && !s.closed)
+        {
+            let now = Instant::now();
+            self.ringing_heard.insert(call_id, now);
+            self.closings
+                .push((now + self.settings.stuck_ringing_after, call_id));
+        } else {
+            self.ringing_heard.remove(&call_id);
+        }
+    }
+
+    async fn apply_change(&mut self, committed: CommittedChange) {
         let Some(call) = &committed.change.after else {
             return;
         };
@@ -976,11 +1004,22 @@ impl PopupManager {
         let (due, later): (Vec<_>, Vec<_>) = self.closings.drain(..).partition(|(t, _)| *t <= now);
         self.closings = later;
         for (_, call_id) in due {
-            if self
-                .shown
+            let phase = self.shown.get(&call_id).map(|s| s.phase);
+            if phase == Some(Phase::Answered) {
+                self.close_popup(call_id).await;
+            }
+            let silent = self
+                .ringing_heard
                 .get(&call_id)
-                .is_some_and(|s| s.phase == Phase::Answered)
-            {
+                .is_some_and(|heard| *heard + self.settings.stuck_ringing_after <= now);
+            if phase == Some(Phase::Ringing) && silent {
+                tracing::info!(
+                    call_id,
+                    "a call rang for {} s without a word from the phone system; its popup is \
+                     closed",
+                    self.settings.stuck_ringing_after.as_secs()
+                );
+                self.ringing_heard.remove(&call_id);
                 self.close_popup(call_id).await;
             }
         }
@@ -1507,6 +1546,33 @@ mod tests {
         let s = shows(&rig.recorded());
         assert_eq!(s.len(), 4, "{s:?}");
         assert_eq!(s[3].2, "Answered by Alice Sales (101)");
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_ringing_popup_nobody_hears_of_again_is_closed() {
+        let ms = Duration::from_millis;
+        let rig = rig(PopupSettings {
+            stuck_ringing_after: ms(1000),
+            ..PopupSettings::default()
+        })
+        .await;
+        let ringing = call(CallState::Ringing, None, LegState::Ringing);
+        rig.send(1, ringing.clone(), Origin::Webhook).await;
+        // News of the call (t ≈ 0.6 s) keeps it up past the first deadline (1 s).
+        tokio::time::sleep(ms(550)).await;
+        let mut later = ringing;
+        later.event_count = 2;
+        rig.send(1, later, Origin::Webhook).await;
+        tokio::time::sleep(ms(600)).await;
+        let recorded = rig.recorded();
+        let id = shows(&recorded)[0].0;
+        assert!(!recorded.contains(&Recorded::Close { id }), "{recorded:?}");
+        // Then silence: the call moved to another session, or its end never came.
+        tokio::time::sleep(ms(900)).await;
+        let recorded = rig.recorded();
+        assert!(recorded.contains(&Recorded::Close { id }), "{recorded:?}");
+        assert_eq!(shows(&recorded).len(), 1, "{recorded:?}");
         rig.shutdown.cancel();
     }
 }
