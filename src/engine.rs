@@ -530,13 +530,12 @@ impl Engine {
         let Engine {
             writer,
             writer_thread,
-            tasks,
+            mut tasks,
             shutdown,
             reminders_tx,
             ..
         } = self;
         shutdown.cancel();
-        let mut tasks = tasks;
         let parts_stopped = async {
             for task in tasks.iter_mut() {
                 let _ = task.await;

@@ -850,9 +850,11 @@ impl PopupManager {
             .is_some_and(|s| s.phase == Phase::Ringing && !s.closed)
         {
             let now = Instant::now();
-            self.ringing_heard.insert(call_id, now);
-            self.closings
-                .push((now + self.settings.stuck_ringing_after, call_id));
+            // One pending check per ringing popup; it moves itself on while the call is heard.
+            if self.ringing_heard.insert(call_id, now).is_none() {
+                self.closings
+                    .push((now + self.settings.stuck_ringing_after, call_id));
+            }
         } else {
             self.ringing_heard.remove(&call_id);
         }
@@ -1008,11 +1010,15 @@ impl PopupManager {
             if phase == Some(Phase::Answered) {
                 self.close_popup(call_id).await;
             }
-            let silent = self
-                .ringing_heard
-                .get(&call_id)
-                .is_some_and(|heard| *heard + self.settings.stuck_ringing_after <= now);
-            if phase == Some(Phase::Ringing) && silent {
+            let heard = self.ringing_heard.get(&call_id).copied();
+            let Some(quiet_until) = heard.map(|h| h + self.settings.stuck_ringing_after) else {
+                continue;
+            };
+            if phase != Some(Phase::Ringing) {
+                self.ringing_heard.remove(&call_id);
+            } else if quiet_until > now {
+                self.closings.push((quiet_until, call_id));
+            } else {
                 tracing::info!(
                     call_id,
                     "a call rang for {} s without a word from the phone system; its popup is \
