@@ -1,7 +1,7 @@
 //! In-process figures (`cargo bench`): the costs inside one delivery, without HTTP.
 
-use callpop::model::{CallEvent, Payload, Provider};
-use callpop::numbers::{Country, PhoneNumber};
+use callpop_core::model::{CallEvent, Payload, Provider};
+use callpop_core::numbers::{Country, PhoneNumber};
 
 fn main() {
     divan::main();
@@ -27,9 +27,12 @@ fn scenario_events() -> Vec<CallEvent> {
         .iter()
         .flat_map(|f| {
             let body = std::fs::read(f).expect("payload");
-            let parsed =
-                callpop::ringcentral::webhook::parse_delivery(&body, &us(), chrono::Utc::now())
-                    .expect("parses");
+            let parsed = callpop_core::ringcentral::webhook::parse_delivery(
+                &body,
+                &us(),
+                chrono::Utc::now(),
+            )
+            .expect("parses");
             match parsed.payload {
                 Payload::Calls(e) => e,
                 _ => Vec::new(),
@@ -42,7 +45,7 @@ fn scenario_events() -> Vec<CallEvent> {
 fn parse_ringcentral_telephony(b: divan::Bencher) {
     let country = us();
     b.bench(|| {
-        callpop::ringcentral::webhook::parse_delivery(
+        callpop_core::ringcentral::webhook::parse_delivery(
             divan::black_box(TELEPHONY.as_bytes()),
             &country,
             chrono::Utc::now(),
@@ -54,7 +57,7 @@ fn parse_ringcentral_telephony(b: divan::Bencher) {
 fn parse_ringotel_stop(b: divan::Bencher) {
     let country = us();
     b.bench(|| {
-        callpop::replay::reparse(
+        callpop_core::reparse::reparse(
             Provider::Ringotel,
             divan::black_box(RINGOTEL_STOP.as_bytes()),
             "0123456789abcdef",
@@ -67,7 +70,7 @@ fn parse_ringotel_stop(b: divan::Bencher) {
 #[divan::bench]
 fn derive_call_from_eleven_events(b: divan::Bencher) {
     let events = scenario_events();
-    b.bench(|| callpop::calls::derive(divan::black_box(&events), 11, None));
+    b.bench(|| callpop_core::calls::derive(divan::black_box(&events), 11, None));
 }
 
 #[divan::bench(args = ["+1 (415) 555-0123", "0412 345 678", "sip:+14155550123@sip.ringcentral.com", "anonymous"])]

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use callpop::config::{Config, Overrides};
-use callpop::secrets::{self, names};
+use callpop_engine::config::{Config, Overrides};
+use callpop_engine::secrets::{self, names};
 
 fn config(data_dir: &Path, store: &str) -> Config {
     std::fs::write(data_dir.join("empty.toml"), "").expect("config file");
@@ -76,7 +76,8 @@ fn credentials_live_in_the_os_keyring_and_never_in_the_data_folder() {
     let session = desktop_session::DesktopSession::start();
     let home = tempfile::tempdir().expect("home");
     start_keyring(&session.bus_address, home.path());
-    // This test binary has one test: pointing the process at the private bus is safe.
+    // This test binary has one test (it is kept out of tests/it for that reason): pointing the
+    // process at the private bus is safe.
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &session.bus_address);
 
     let desk = tempfile::tempdir().expect("data dir");

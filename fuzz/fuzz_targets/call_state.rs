@@ -2,8 +2,8 @@
 //! the same call whatever their order, and never panic.
 #![no_main]
 
-use callpop::model::{CallEvent, Payload};
-use callpop::numbers::Country;
+use callpop_core::model::{CallEvent, Payload};
+use callpop_core::numbers::Country;
 use libfuzzer_sys::fuzz_target;
 
 /// Every event of the RingCentral and Ringotel scenarios, parsed once.
@@ -28,15 +28,15 @@ fn scenario_events() -> Vec<CallEvent> {
         let name = file.to_string_lossy();
         let parsed = if name.contains("/ro-") {
             let country = Country::from_iso("AU");
-            callpop::ringotel::read_request(&body)
+            callpop_core::ringotel::read_request(&body)
                 .ok()
                 .zip(country)
                 .and_then(|(r, c)| {
-                    callpop::ringotel::parse_delivery(r, &"0".repeat(64), &c, received).ok()
+                    callpop_core::ringotel::parse_delivery(r, &"0".repeat(64), &c, received).ok()
                 })
         } else {
             Country::from_iso("US").and_then(|c| {
-                callpop::ringcentral::webhook::parse_delivery(&body, &c, received).ok()
+                callpop_core::ringcentral::webhook::parse_delivery(&body, &c, received).ok()
             })
         };
         if let Some(Payload::Calls(list)) = parsed.map(|p| p.payload) {
@@ -59,10 +59,10 @@ fuzz_target!(|picks: &[u8]| {
             .iter()
             .map(|b| all[*b as usize % all.len()].clone())
             .collect();
-        let call = callpop::calls::derive(&chosen, 1, None);
+        let call = callpop_core::calls::derive(&chosen, 1, None);
         let mut reversed = chosen.clone();
         reversed.reverse();
-        let again = callpop::calls::derive(&reversed, 1, None);
+        let again = callpop_core::calls::derive(&reversed, 1, None);
         // Events of different calls mixed together are not one call; only compare real calls.
         let one_call = chosen
             .windows(2)

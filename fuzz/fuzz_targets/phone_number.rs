@@ -1,7 +1,7 @@
 //! Number normalization on any text: never panics, and whatever it calls E.164 is E.164.
 #![no_main]
 
-use callpop::numbers::{Country, PhoneNumber};
+use callpop_core::numbers::{Country, PhoneNumber};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|raw: &str| {

@@ -1,5 +1,7 @@
 //! CallPop's desktop shell: a tray icon, the call-log window and nothing else. Every decision
-//! lives in the engine crate (`callpop::app`); this file wires it to Tauri.
+//! lives in the desktop backend crate (`callpop_app::app`); this file wires it to Tauri.
+// A binary: the terminal is where it talks to the person running it.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod logging;
 mod shell;
@@ -7,7 +9,7 @@ mod shell;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use callpop::config::Overrides;
+use callpop_engine::config::Overrides;
 
 /// Command-line options (the same names as `callpop serve` where they overlap).
 #[derive(Debug, Default)]
@@ -107,7 +109,7 @@ mod tests {
             .map(|p| p.replace('-', "_"))
             .collect();
         allowed.sort();
-        let mut commands: Vec<String> = callpop::bindings::COMMAND_NAMES
+        let mut commands: Vec<String> = callpop_app::bindings::COMMAND_NAMES
             .iter()
             .map(|c| c.to_string())
             .collect();

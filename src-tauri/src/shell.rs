@@ -1,17 +1,17 @@
 //! The Tauri side: the window, the tray, the commands the window may call, and the events it
-//! hears. Each command forwards to `callpop::app::App`; the tray shows `callpop::tray`.
+//! hears. Each command forwards to `callpop_app::app::App`; the tray shows `callpop_app::tray`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use callpop::app::{ActionResult, App, AppEvent, HealthAction, SaveResult};
-use callpop::config::Overrides;
-use callpop::engine::EngineOptions;
-use callpop::health::Snapshot;
-use callpop::popups::PauseState;
-use callpop::settings::{GeneralView, SettingsUpdate, SettingsView};
-use callpop::tray::{tray_status, TrayState};
-use callpop::window::{CallDetail, CallPage, CallQuery, ExportResult};
+use callpop_app::app::{ActionResult, App, AppEvent, HealthAction, SaveResult};
+use callpop_app::settings::{GeneralView, SettingsUpdate, SettingsView};
+use callpop_app::tray::{tray_status, TrayState};
+use callpop_app::window::{CallDetail, CallPage, CallQuery, ExportResult};
+use callpop_engine::config::Overrides;
+use callpop_engine::engine::EngineOptions;
+use callpop_engine::health::Snapshot;
+use callpop_engine::popups::PauseState;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
@@ -176,7 +176,7 @@ pub fn run(start_hidden: bool, overrides: Overrides) -> tauri::Result<()> {
                 *lock(&shell.last_pause) = app.get_pause().await;
                 refresh_tray(&shell).await;
             });
-            tauri::async_runtime::spawn(forward_events(handle.clone(), shell.clone()));
+            tauri::async_runtime::spawn(forward_events(handle, shell.clone()));
             tauri::async_runtime::spawn(tick_tray(shell));
             tracing::info!("tray ready");
             Ok(())

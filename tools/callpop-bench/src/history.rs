@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use callpop::model::CallResult;
-use callpop::numbers::Country;
-use callpop::store::writer::StoreWriter;
-use callpop::store::{CallFilter, Store, StoreOptions};
+use callpop_core::model::CallResult;
+use callpop_core::numbers::Country;
+use callpop_store::writer::StoreWriter;
+use callpop_store::{CallFilter, Store, StoreOptions};
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 
@@ -199,9 +199,11 @@ pub async fn generate(db: &Path, total: u64) -> Result<Duration> {
                     break;
                 }
                 let rec = record(n, total);
-                if let Ok(d) =
-                    callpop::ringcentral::calllog::record_to_delivery(&rec, &country, Utc::now())
-                {
+                if let Ok(d) = callpop_core::ringcentral::calllog::record_to_delivery(
+                    &rec,
+                    &country,
+                    Utc::now(),
+                ) {
                     let _ = writer.ingest(d).await;
                 }
             }

@@ -8,6 +8,8 @@
 //!
 //! `--history-db PATH` keeps the generated million-call history at PATH (and reuses it when it
 //! exists) and measures only the history figures: for tuning queries without regenerating.
+// A binary: the terminal is where it talks to the person running it.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod ceiling;
 mod cpu;
@@ -707,15 +709,15 @@ async fn history_figures(
 
 /// The store alone (parse + writer, no HTTP): where ingest time goes.
 async fn store_only(total: u64) -> Result<()> {
-    use callpop::model::{Delivery, Origin, Provider};
+    use callpop_core::model::{Delivery, Origin, Provider};
     let dir = temp_dir()?;
-    let country = callpop::numbers::Country::from_iso("US").context("US")?;
-    let store = callpop::store::Store::open(
+    let country = callpop_core::numbers::Country::from_iso("US").context("US")?;
+    let store = callpop_store::Store::open(
         &dir.path().join("callpop.db"),
-        callpop::store::StoreOptions::new(country),
+        callpop_store::StoreOptions::new(country),
     )?;
     let (changes, _) = tokio::sync::broadcast::channel(1);
-    let (writer, thread) = callpop::store::writer::StoreWriter::spawn(store, changes)?;
+    let (writer, thread) = callpop_store::writer::StoreWriter::spawn(store, changes)?;
     let mut deliveries = Vec::new();
     let mut b = 0;
     while (deliveries.len() as u64) < total {
@@ -726,9 +728,14 @@ async fn store_only(total: u64) -> Result<()> {
                 Provider::RingCentral
             };
             let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&d.body));
-            let parsed =
-                callpop::replay::reparse(provider, &d.body, &sha, chrono::Utc::now(), &country)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let parsed = callpop_core::reparse::reparse(
+                provider,
+                &d.body,
+                &sha,
+                chrono::Utc::now(),
+                &country,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             deliveries.push(Delivery {
                 parsed,
                 origin: Origin::Webhook,
@@ -811,7 +818,7 @@ fn write_report(path: &std::path::Path, r: &Report, took: Duration, quick: bool)
 
 fn main() -> Result<()> {
     let o = options()?;
-    callpop::ringcentral::api::install_crypto_provider();
+    callpop_ringcentral::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 /// One `Notify` call as the notification server received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifyCall {
+    /// The notification this one replaces (0: a new one).
     pub replaces_id: u32,
+    /// The title line.
     pub summary: String,
+    /// The body text.
     pub body: String,
+    /// Buttons as the server got them: key, label, key, label, …
     pub actions: Vec<String>,
     /// The id the server answered with.
     pub id: Option<u32>,
@@ -26,12 +30,17 @@ pub struct NotifyCall {
 /// What the monitor saw, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seen {
+    /// A notification was shown or updated.
     Notify(NotifyCall),
+    /// `CloseNotification` for this id.
     Close(u32),
 }
 
+/// A running desktop session; everything it started is stopped when it is dropped.
 pub struct DesktopSession {
+    /// `DBUS_SESSION_BUS_ADDRESS` of the private session bus.
     pub bus_address: String,
+    /// `DISPLAY` of the Xvfb server.
     pub display: String,
     children: Vec<Child>,
     seen: Arc<Mutex<Vec<Seen>>>,

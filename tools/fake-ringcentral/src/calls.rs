@@ -311,7 +311,7 @@ pub(crate) async fn delivery_loop(p: FakePlatform) {
                 .header("User-Agent", "RingCentral-Webhook/8.3")
                 .header("Accept", "application/json");
             if let Some(t) = &d.token {
-                // The current guide names the header Validation-Token (PROTOCOL.md §0 #3).
+                // The current guide names the header Validation-Token (docs/PROTOCOL.md §0 #3).
                 request = request.header("Validation-Token", t);
             }
             let ok = matches!(request.json(&d.body).send().await, Ok(r) if r.status().is_success());

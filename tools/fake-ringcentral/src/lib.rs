@@ -1,6 +1,6 @@
 //! A faithful local RingCentral platform, on 127.0.0.1, for CallPop's tests and demo.
 //!
-//! It implements what CallPop uses, with the behaviours integrations trip over (PROTOCOL.md
+//! It implements what CallPop uses, with the behaviours integrations trip over (docs/PROTOCOL.md
 //! §1–§4.5, §8): the JWT grant; subscription create / list / get / update (renew) / renew /
 //! delete with the real validation handshake against the webhook address on create (SUB-520 /
 //! SUB-521 / SUB-525 when it fails), `expiresIn` limits (CMN-101), the per-user subscription
@@ -17,7 +17,7 @@ mod server;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use callpop::clock::Clock;
+use callpop_clock::Clock;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
@@ -213,7 +213,7 @@ impl FakePlatform {
 
     /// Starts the platform on a given address.
     pub async fn start_on(addr: &str, config: FakeConfig) -> std::io::Result<FakePlatform> {
-        callpop::ringcentral::api::install_crypto_provider();
+        callpop_ringcentral::install_crypto_provider();
         let clock = config.clock;
         let state = Arc::new(Mutex::new(State {
             config,

@@ -6,9 +6,11 @@
 //! Prints the credentials to give CallPop. With `--calls-every`, an inbound call to extension 101
 //! is placed every so often (answered, missed or voicemail in turn) and delivered to whatever
 //! subscriptions exist.
+// A binary: the terminal is where it talks to the person running it.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use anyhow::{bail, Context, Result};
-use callpop::clock::Clock;
+use callpop_clock::Clock;
 use chrono::Duration;
 use fake_ringcentral::{CallOutcome, FakeConfig, FakePlatform, ScriptedCall};
 

@@ -61,7 +61,7 @@ fn limited(p: &FakePlatform, group: Group) -> Option<Response> {
     let state = s.rates.entry(group).or_default();
     if let Some(until) = state.penalty_until {
         if now < until {
-            // Every request inside the penalty window restarts it (PROTOCOL.md §0 #19).
+            // Every request inside the penalty window restarts it (docs/PROTOCOL.md §0 #19).
             state.penalty_until = Some(now + Duration::seconds(60));
             s.stats.during_penalty += 1;
             s.stats.rate_limited += 1;
@@ -341,7 +341,7 @@ async fn create(
         .and_then(|d| d.get("expiresIn"))
         .is_some()
     {
-        // Pipedream's mistake (PROTOCOL.md §8 #1): inside deliveryMode it is ignored.
+        // Pipedream's mistake (docs/PROTOCOL.md §8 #1): inside deliveryMode it is ignored.
         tracing::warn!("expiresIn inside deliveryMode is ignored; it belongs at the top level");
     }
     let Some(expires_in) = expires_in_of(&p, &body) else {
@@ -436,7 +436,7 @@ fn apply_renewal(p: &FakePlatform, id: &str, body: &Value) -> Response {
             sub.event_filters = filters;
         }
     }
-    // Renewing does not revive a blacklisted subscription (PROTOCOL.md §1.4).
+    // Renewing does not revive a blacklisted subscription (docs/PROTOCOL.md §1.4).
     sub.expires_at = now + Duration::seconds(expires_in);
     sub.last_reminder = None;
     let sub = sub.clone();
@@ -454,7 +454,7 @@ async fn update(
     if let Some(r) = guard(&p, &headers, Group::Medium) {
         return r;
     }
-    // An empty body renews with the default lifetime (PROTOCOL.md §0 #7).
+    // An empty body renews with the default lifetime (docs/PROTOCOL.md §0 #7).
     let body: Value = if body.is_empty() {
         json!({})
     } else {
@@ -532,9 +532,9 @@ async fn call_log(
         );
     }
     let now = p.clock.now();
-    let parse = |v: &Option<String>| v.as_deref().and_then(callpop::wire::parse_timestamp);
+    let parse = |v: &Option<String>| v.as_deref().and_then(callpop_core::wire::parse_timestamp);
     let to = parse(&q.date_to).unwrap_or(now);
-    // The API's default is only the last 24 hours (PROTOCOL.md §0 #17).
+    // The API's default is only the last 24 hours (docs/PROTOCOL.md §0 #17).
     let from = parse(&q.date_from).unwrap_or(to - Duration::hours(24));
     let per_page: usize = match q.per_page.as_deref() {
         None => 100,

@@ -1,0 +1,1133 @@
+//! The desktop app's backend: runs the engine (restarting it when settings are saved), answers
+//! the window's requests and turns engine changes into window events. It knows nothing of
+//! Tauri: the shell forwards commands to it and events from it, so everything here is tested
+//! without a GUI.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use ts_rs::TS;
+
+use crate::settings::{FieldError, SettingsUpdate, SettingsView};
+use crate::window::{CallDetail, CallPage, CallQuery, CallView, ExportResult};
+use callpop_engine::backfill::BackfillRequest;
+use callpop_engine::config::{Config, Overrides};
+use callpop_engine::engine::{Engine, EngineOptions};
+use callpop_engine::health::{Health, Snapshot};
+use callpop_engine::popups::{PauseState, PopupHandle, PopupRequest};
+use callpop_engine::subscriptions::KeeperHandle;
+use callpop_engine::tunnel::TunnelHandle;
+use callpop_store::{Store, StoreOptions};
+
+/// The outcome of an action button ("Test connection", "Backfill now", …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ActionResult {
+    /// It worked.
+    pub ok: bool,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl ActionResult {
+    fn ok(message: impl Into<String>) -> ActionResult {
+        ActionResult {
+            ok: true,
+            message: message.into(),
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> ActionResult {
+        ActionResult {
+            ok: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// What saving settings did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(untagged)]
+pub enum SaveResult {
+    /// Saved, and the engine restarted with them.
+    Saved {
+        /// Always true.
+        #[ts(type = "true")]
+        ok: bool,
+        /// The settings now in force.
+        settings: Box<SettingsView>,
+    },
+    /// Nothing was saved: these fields need fixing.
+    Invalid {
+        /// Always false.
+        #[ts(type = "false")]
+        ok: bool,
+        /// One message per bad field.
+        errors: Vec<FieldError>,
+    },
+}
+
+/// The fixes the health page offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthAction {
+    /// Drop and re-open the tunnel.
+    ReconnectTunnel,
+    /// Delete and create the RingCentral subscription.
+    RecreateSubscription,
+    /// Fetch the last day of the call log now.
+    BackfillNow,
+}
+
+/// What the window hears about without asking.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppEvent {
+    /// A call was stored or changed (coalesced: at most one per call every 100 ms).
+    CallChanged(Box<CallView>),
+    /// The health board changed.
+    HealthChanged(Box<Snapshot>),
+    /// A popup's "Open" was clicked: show this call.
+    OpenCall(i64),
+    /// Popups were paused or resumed (from the window or the tray).
+    PauseChanged(PauseState),
+}
+
+/// Handles to a running engine.
+struct Running {
+    config: Config,
+    health: Arc<Health>,
+    popups: Option<PopupHandle>,
+    keeper: Option<KeeperHandle>,
+    tunnel: Option<TunnelHandle>,
+    platform: Option<Arc<callpop_ringcentral::api::Platform>>,
+    backfill: Option<tokio::sync::mpsc::Sender<BackfillRequest>>,
+    shutdown: CancellationToken,
+    /// The engine's serve loop; finished once the engine has shut down.
+    serve: JoinHandle<()>,
+    /// Tasks that forward engine changes to window events.
+    forwarders: Vec<JoinHandle<()>>,
+}
+
+/// Why the engine is not running.
+#[derive(Debug, Clone)]
+struct Stopped {
+    config: Option<Config>,
+    reason: String,
+}
+
+enum State {
+    Running(Box<Running>),
+    Stopped(Box<Stopped>),
+}
+
+impl State {
+    fn stopped(config: Option<Config>, reason: impl Into<String>) -> State {
+        State::Stopped(Box::new(Stopped {
+            config,
+            reason: reason.into(),
+        }))
+    }
+}
+
+/// The desktop backend.
+pub struct App {
+    overrides: Overrides,
+    options: EngineOptions,
+    state: tokio::sync::Mutex<State>,
+    reader: Arc<Mutex<Option<Store>>>,
+    events: broadcast::Sender<AppEvent>,
+}
+
+/// How long a running engine gets to finish its last commit when restarted or quit.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+fn error_snapshot(reason: &str) -> Snapshot {
+    Snapshot {
+        status: "error".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        storage_error: Some(reason.to_string()),
+        ..Snapshot::default()
+    }
+}
+
+impl App {
+    /// Loads the configuration and starts the engine. Never fails: an engine that cannot start
+    /// is reported on the health page (and `start_error`), and the window still opens.
+    pub async fn start(overrides: Overrides, options: EngineOptions) -> App {
+        let (events, _) = broadcast::channel(1024);
+        let app = App {
+            overrides,
+            options,
+            state: tokio::sync::Mutex::new(State::stopped(None, "starting")),
+            reader: Arc::new(Mutex::new(None)),
+            events,
+        };
+        let state = app.launch().await;
+        *app.state.lock().await = state;
+        app
+    }
+
+    /// Window events.
+    pub fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.events.subscribe()
+    }
+
+    /// Why the engine is not running, if it is not.
+    pub async fn start_error(&self) -> Option<String> {
+        match &*self.state.lock().await {
+            State::Running(_) => None,
+            State::Stopped(s) => Some(s.reason.clone()),
+        }
+    }
+
+    async fn launch(&self) -> State {
+        let config = match Config::load(&self.overrides) {
+            Ok(c) => c,
+            Err(e) => return State::stopped(None, format!("the settings cannot be read: {e}")),
+        };
+        let stopped = |reason: String| {
+            tracing::error!("{reason}");
+            State::stopped(Some(config.clone()), reason)
+        };
+        // The history is readable even when the engine cannot run (port taken, …), so the
+        // window still shows the calls already on disk.
+        if let Ok(store) =
+            Store::open_existing(&config.db_path(), StoreOptions::new(config.default_country))
+        {
+            *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+        }
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                return stopped(format!(
+                    "cannot receive webhooks on {}: {e} (is another CallPop running?)",
+                    config.listen
+                ))
+            }
+        };
+        let engine = match Engine::start_with(config.clone(), self.options.clone()) {
+            Ok(e) => e,
+            Err(e) => return stopped(format!("the engine cannot start: {e}")),
+        };
+        let first_run = self
+            .reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
+        if first_run {
+            // The engine has just created the history: open it for reading now.
+            match Store::open_existing(&config.db_path(), StoreOptions::new(config.default_country))
+            {
+                Ok(store) => {
+                    *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+                }
+                Err(e) => {
+                    // Stop the engine that did start rather than leak it.
+                    engine.shutdown_token().cancel();
+                    drop(engine);
+                    return stopped(format!("the call history cannot be read: {e}"));
+                }
+            }
+        }
+        let mut running = Running {
+            config: engine.config().clone(),
+            health: engine.health(),
+            popups: engine.popups(),
+            keeper: engine.keeper(),
+            tunnel: engine.tunnel(),
+            platform: engine.platform(),
+            backfill: engine.backfill_requests(),
+            shutdown: engine.shutdown_token(),
+            forwarders: Vec::new(),
+            serve: tokio::spawn(async {}),
+        };
+        running.forwarders.push(forward_calls(
+            engine.subscribe(),
+            self.events.clone(),
+            running.config.line_labels.clone(),
+            running.shutdown.clone(),
+        ));
+        running.forwarders.push(forward_open_requests(
+            engine.popup_requests(),
+            self.events.clone(),
+            running.shutdown.clone(),
+        ));
+        running.forwarders.push(forward_health(
+            running.health.clone(),
+            self.events.clone(),
+            running.shutdown.clone(),
+        ));
+        // Known before the serve task first runs, so a window asking right after a restart
+        // already sees where the engine listens.
+        if let Ok(addr) = listener.local_addr() {
+            running.health.set_listen(addr);
+        }
+        running.serve = tokio::spawn(engine.run(listener));
+        tracing::info!(listen = %running.config.listen, "engine running");
+        State::Running(Box::new(running))
+    }
+
+    /// Stops the engine gracefully (last commit finished, popups closed).
+    pub async fn shutdown(&self) {
+        let mut state = self.state.lock().await;
+        let previous = std::mem::replace(
+            &mut *state,
+            State::stopped(None, "CallPop is shutting down"),
+        );
+        if let State::Running(r) = previous {
+            *state = State::stopped(Some(r.config.clone()), "CallPop is shutting down");
+            stop(*r).await;
+        }
+        *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Restarts the engine with the settings on disk.
+    pub async fn restart(&self) {
+        let mut state = self.state.lock().await;
+        let previous = std::mem::replace(&mut *state, State::stopped(None, "restarting"));
+        if let State::Running(r) = previous {
+            stop(*r).await;
+        }
+        *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *state = self.launch().await;
+        let health = match &*state {
+            State::Running(r) => r.health.snapshot(),
+            State::Stopped(s) => error_snapshot(&s.reason),
+        };
+        let _ = self.events.send(AppEvent::HealthChanged(Box::new(health)));
+    }
+
+    /// The settings in force (the last loaded configuration).
+    async fn config(&self) -> Result<Config, String> {
+        match &*self.state.lock().await {
+            State::Running(r) => Ok(r.config.clone()),
+            State::Stopped(s) => s.config.clone().ok_or_else(|| s.reason.clone()),
+        }
+    }
+
+    /// Runs a read against the history on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = reader.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(store) => f(store),
+                None => Err("the call history is not open (see Health)".into()),
+            }
+        })
+        .await
+        .map_err(|e| format!("the history read failed: {e}"))?
+    }
+
+    /// A page of the call log.
+    pub async fn list_calls(&self, query: CallQuery) -> Result<CallPage, String> {
+        let config = self.config().await?;
+        self.read(move |store| {
+            crate::window::list_calls(store, &query, &config.watch_extensions, &config.line_labels)
+                .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// One call with its timeline and deliveries.
+    pub async fn get_call(&self, id: i64) -> Result<CallDetail, String> {
+        let config = self.config().await?;
+        self.read(move |store| {
+            crate::window::call_detail(store, id, &config.default_country, &config.line_labels)
+                .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// Writes the calls of `query` to a CSV file in the Downloads folder.
+    pub async fn export_csv(&self, query: CallQuery) -> Result<ExportResult, String> {
+        let config = self.config().await?;
+        let dir = export_dir(&config);
+        self.read(move |store| {
+            crate::window::export_csv(
+                store,
+                &query,
+                &config.watch_extensions,
+                &config.line_labels,
+                &dir,
+                Utc::now(),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// The settings page.
+    pub async fn get_settings(&self) -> Result<SettingsView, String> {
+        Ok(SettingsView::from_config(&self.config().await?))
+    }
+
+    /// Validates and saves settings, then restarts the engine with them.
+    pub async fn save_settings(&self, update: SettingsUpdate) -> Result<SaveResult, String> {
+        let config = self.config().await?;
+        let current = SettingsView::from_config(&config);
+        if let Err(errors) = update.validate(&current) {
+            return Ok(SaveResult::Invalid { ok: false, errors });
+        }
+        let file = self.config_file(&config);
+        update.save(&config, &file).map_err(|e| e.to_string())?;
+        self.restart().await;
+        let config = self.config().await?;
+        Ok(SaveResult::Saved {
+            ok: true,
+            settings: Box::new(SettingsView::from_config(&config)),
+        })
+    }
+
+    /// The file settings are saved to: the one read, else the default location.
+    fn config_file(&self, config: &Config) -> PathBuf {
+        config
+            .config_file
+            .clone()
+            .or_else(|| self.overrides.config_file.clone())
+            .or_else(callpop_engine::config::default_config_file)
+            .unwrap_or_else(|| config.data_dir.join("config.toml"))
+    }
+
+    /// Signs in to RingCentral with the saved credentials.
+    pub async fn test_ringcentral(&self) -> ActionResult {
+        let platform = match &*self.state.lock().await {
+            State::Running(r) => r.platform.clone(),
+            State::Stopped(s) => return ActionResult::failed(s.reason.clone()),
+        };
+        let Some(platform) = platform else {
+            return ActionResult::failed(
+                "Set the client id, client secret and JWT, and save, to connect to RingCentral.",
+            );
+        };
+        match platform.list_subscriptions().await {
+            Ok(subs) => ActionResult::ok(format!(
+                "Connected to {}: signed in, {} webhook subscription{} on the account.",
+                platform.server(),
+                subs.len(),
+                if subs.len() == 1 { "" } else { "s" }
+            )),
+            Err(e) => ActionResult::failed(format!("RingCentral said no: {e}")),
+        }
+    }
+
+    /// The health board.
+    pub async fn get_health(&self) -> Snapshot {
+        match &*self.state.lock().await {
+            State::Running(r) => r.health.snapshot(),
+            State::Stopped(s) => error_snapshot(&s.reason),
+        }
+    }
+
+    /// Runs one of the health page's fixes.
+    pub async fn run_health_action(&self, action: HealthAction) -> ActionResult {
+        let handles = match &*self.state.lock().await {
+            State::Running(r) => Some((r.keeper.clone(), r.tunnel.clone(), r.backfill.clone())),
+            State::Stopped(_) => None,
+        };
+        // With the engine down, every fix starts with starting it again.
+        let Some((keeper, tunnel, backfill)) = handles else {
+            self.restart().await;
+            return match self.start_error().await {
+                None => ActionResult::ok("CallPop restarted."),
+                Some(reason) => ActionResult::failed(reason),
+            };
+        };
+        match action {
+            HealthAction::ReconnectTunnel => match tunnel {
+                Some(t) if t.reconnect().await => ActionResult::ok("Reconnecting the tunnel…"),
+                _ => ActionResult::failed("No tunnel is configured: choose one in Settings."),
+            },
+            HealthAction::RecreateSubscription => match keeper {
+                Some(k) => match k.recreate().await {
+                    Ok(msg) => ActionResult::ok(msg),
+                    Err(e) => ActionResult::failed(e),
+                },
+                None => ActionResult::failed(
+                    "Subscription management is off: set the RingCentral credentials in Settings.",
+                ),
+            },
+            HealthAction::BackfillNow => match backfill {
+                Some(tx) => {
+                    let request = BackfillRequest {
+                        since: Utc::now() - chrono::Duration::hours(24),
+                        reason: "asked for in the window".into(),
+                    };
+                    match tx.send(request).await {
+                        Ok(()) => ActionResult::ok("Fetching the last 24 hours of the call log…"),
+                        Err(_) => ActionResult::failed("the backfill is not running"),
+                    }
+                }
+                None => ActionResult::failed(
+                    "Backfill needs the RingCentral credentials: set them in Settings.",
+                ),
+            },
+        }
+    }
+
+    async fn popups(&self) -> Result<PopupHandle, String> {
+        match &*self.state.lock().await {
+            State::Running(r) => r.popups.clone().ok_or_else(|| {
+                let parts = r.health.snapshot().parts;
+                parts
+                    .get("notifications")
+                    .map(|p| p.detail.clone())
+                    .unwrap_or_else(|| "desktop notifications are off".into())
+            }),
+            State::Stopped(s) => Err(s.reason.clone()),
+        }
+    }
+
+    /// Whether popups are paused.
+    pub async fn get_pause(&self) -> PauseState {
+        let unpaused = PauseState {
+            paused: false,
+            until: None,
+        };
+        match self.popups().await {
+            Ok(p) => p.pause_state().await.unwrap_or(unpaused),
+            Err(_) => unpaused,
+        }
+    }
+
+    /// Pauses popups for `minutes` (`None` = until resumed).
+    pub async fn set_pause(&self, minutes: Option<u32>) -> Result<PauseState, String> {
+        if minutes == Some(0) {
+            return Err("pause for at least a minute".into());
+        }
+        let popups = self.popups().await?;
+        let state = popups
+            .pause(minutes.map(|m| Duration::from_secs(u64::from(m) * 60)))
+            .await
+            .ok_or("popups are not running")?;
+        let _ = self.events.send(AppEvent::PauseChanged(state));
+        Ok(state)
+    }
+
+    /// Resumes popups.
+    pub async fn resume(&self) -> Result<PauseState, String> {
+        let popups = self.popups().await?;
+        let state = popups.resume().await.ok_or("popups are not running")?;
+        let _ = self.events.send(AppEvent::PauseChanged(state));
+        Ok(state)
+    }
+}
+
+/// Where CSV exports go: the Downloads folder, else the data directory.
+fn export_dir(config: &Config) -> PathBuf {
+    dirs::download_dir()
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| config.data_dir.join("exports"))
+}
+
+async fn stop(r: Running) {
+    r.shutdown.cancel();
+    if tokio::time::timeout(STOP_GRACE, r.serve).await.is_err() {
+        tracing::warn!("the engine did not stop in time");
+    }
+    for f in r.forwarders {
+        f.abort();
+    }
+}
+
+/// Sends committed call changes to the window, at most one per call per 100 ms: under a
+/// burst the window gets the latest state of each call, not every step.
+fn forward_calls(
+    mut changes: broadcast::Receiver<callpop_store::writer::CommittedChange>,
+    events: broadcast::Sender<AppEvent>,
+    labels: Vec<callpop_core::lines::LineLabel>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pending: std::collections::BTreeMap<i64, CallView> = Default::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                change = changes.recv() => match change {
+                    Ok(c) => {
+                        if let Some(call) = &c.change.after {
+                            let view = CallView::of_call(c.change.id, call, Utc::now(), &labels);
+                            pending.insert(c.change.id, view);
+                        }
+                    }
+                    // Missed changes: the window re-reads on the next change it hears of.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick(), if !pending.is_empty() => {
+                    for (_, view) in std::mem::take(&mut pending) {
+                        let _ = events.send(AppEvent::CallChanged(Box::new(view)));
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn forward_open_requests(
+    mut requests: broadcast::Receiver<PopupRequest>,
+    events: broadcast::Sender<AppEvent>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = requests.recv() => match r {
+                    Ok(PopupRequest::OpenCall(id)) => {
+                        let _ = events.send(AppEvent::OpenCall(id));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    })
+}
+
+/// Reports the health board when it changes (checked twice a second; the counters move with
+/// every delivery, so this also bounds how often the window redraws them).
+fn forward_health(
+    health: Arc<Health>,
+    events: broadcast::Sender<AppEvent>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last: Option<Snapshot> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let now = health.snapshot();
+                    if last.as_ref() != Some(&now) {
+                        let _ = events.send(AppEvent::HealthChanged(Box::new(now.clone())));
+                        last = Some(now);
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::NotificationsView;
+    use callpop_core::lines::LineLabel;
+    use std::net::SocketAddr;
+    use std::path::Path;
+
+    /// Popups off: no test may reach the developer's notification server.
+    const QUIET: &str = "[popups]\nnotifications = \"off\"\n";
+
+    /// A data directory and config file of its own, listening on a free port (or `listen`).
+    fn overrides(dir: &Path, config: &str, listen: &str) -> Overrides {
+        let file = dir.join("config.toml");
+        std::fs::write(&file, config).expect("write config");
+        Overrides {
+            listen: Some(listen.into()),
+            data_dir: Some(dir.join("data")),
+            config_file: Some(file),
+            // Nothing from the developer's environment; secrets in the data directory.
+            environment: Some(callpop_engine::config::Environment::only(&[(
+                "CALLPOP_SECRET_STORE",
+                "file",
+            )])),
+        }
+    }
+
+    async fn start(dir: &Path, config: &str) -> App {
+        App::start(
+            overrides(dir, config, "127.0.0.1:0"),
+            EngineOptions::default(),
+        )
+        .await
+    }
+
+    fn page(limit: u32) -> CallQuery {
+        CallQuery {
+            limit,
+            ..Default::default()
+        }
+    }
+
+    /// Where the running engine listens, once it does.
+    async fn listening(app: &App) -> SocketAddr {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(addr) = app.get_health().await.listen {
+                return addr;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the engine never listened: {:?}",
+                app.get_health().await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The next event `pick` accepts (others are skipped), within ten seconds.
+    async fn next_event<T>(
+        events: &mut broadcast::Receiver<AppEvent>,
+        mut pick: impl FnMut(AppEvent) -> Option<T>,
+    ) -> T {
+        let wait = async {
+            loop {
+                match events.recv().await {
+                    Ok(e) => {
+                        if let Some(t) = pick(e) {
+                            return t;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(e) => panic!("events ended: {e}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("no such event within 10 s")
+    }
+
+    /// Posts `body` to the local receiver; returns the status line.
+    async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        s.write_all(body).await.expect("write");
+        let mut response = String::new();
+        s.read_to_string(&mut response).await.expect("read");
+        response.lines().next().unwrap_or_default().to_string()
+    }
+
+    fn scenario_file(name: &str) -> Vec<u8> {
+        std::fs::read(callpop_testkit::scenarios_dir().join(name)).expect("scenario file")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_started_app_answers_with_an_empty_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = start(dir.path(), QUIET).await;
+        assert_eq!(app.start_error().await, None);
+        let addr = listening(&app).await;
+        assert_eq!(addr.ip().to_string(), "127.0.0.1");
+        assert_ne!(addr.port(), 0);
+        let health = app.get_health().await;
+        assert_eq!(health.status, "ok", "{health:?}");
+        assert_eq!(health.parts["notifications"].state, "off");
+        assert_eq!(health.storage_error, None);
+
+        assert_eq!(
+            app.list_calls(page(50)).await,
+            Ok(CallPage {
+                calls: Vec::new(),
+                next_cursor: None,
+                total: Some(0),
+                total_at_least: None,
+            })
+        );
+        assert_eq!(
+            app.list_calls(page(0)).await,
+            Err("a page needs a size".to_string())
+        );
+        assert_eq!(
+            app.get_call(7).await,
+            Err("call 7 is not in the history".to_string())
+        );
+        let settings = app.get_settings().await.expect("settings");
+        assert_eq!(
+            settings.general.data_dir,
+            dir.path().join("data").display().to_string()
+        );
+        assert_eq!(settings.popups.notifications, NotificationsView::Off);
+
+        // Without popups there is nothing to pause, and the window is told why.
+        let unpaused = PauseState {
+            paused: false,
+            until: None,
+        };
+        assert_eq!(app.get_pause().await, unpaused);
+        assert_eq!(
+            app.set_pause(Some(60)).await,
+            Err("desktop notifications are turned off".to_string())
+        );
+        assert_eq!(
+            app.resume().await,
+            Err("desktop notifications are turned off".to_string())
+        );
+        assert_eq!(
+            app.set_pause(Some(0)).await,
+            Err("pause for at least a minute".to_string())
+        );
+        assert_eq!(
+            app.test_ringcentral().await,
+            ActionResult::failed(
+                "Set the client id, client secret and JWT, and save, to connect to RingCentral."
+            )
+        );
+        assert_eq!(
+            app.run_health_action(HealthAction::BackfillNow).await,
+            ActionResult::failed(
+                "Backfill needs the RingCentral credentials: set them in Settings."
+            )
+        );
+
+        app.shutdown().await;
+        assert_eq!(
+            app.start_error().await.as_deref(),
+            Some("CallPop is shutting down")
+        );
+        assert_eq!(
+            app.list_calls(page(50)).await,
+            Err("the call history is not open (see Health)".to_string())
+        );
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "the receiver stopped listening"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn invalid_settings_are_not_saved_and_the_engine_keeps_running() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = start(dir.path(), QUIET).await;
+        let file = dir.path().join("config.toml");
+        let before = std::fs::read(&file).expect("read");
+        let started = app.get_health().await.started_at;
+        let view = app.get_settings().await.expect("settings");
+
+        let mut update = view.unchanged();
+        update.popups.max_on_screen = 0;
+        update.watch_extensions = vec!["desk one".into()];
+        update.ringotel.api_token = Some("never-stored".into());
+        let result = app.save_settings(update).await.expect("answered");
+        assert_eq!(
+            result,
+            SaveResult::Invalid {
+                ok: false,
+                errors: vec![
+                    FieldError {
+                        field: "watch_extensions.0".into(),
+                        message: "an extension number or id is digits only".into(),
+                    },
+                    FieldError {
+                        field: "popups.max_on_screen".into(),
+                        message: "between 1 and 20".into(),
+                    },
+                ],
+            }
+        );
+        assert_eq!(
+            std::fs::read(&file).expect("read"),
+            before,
+            "file untouched"
+        );
+        let secrets = std::fs::read_to_string(
+            dir.path()
+                .join("data")
+                .join(callpop_engine::secrets::SECRETS_FILE),
+        )
+        .expect("secrets");
+        assert!(!secrets.contains("never-stored"), "no secret stored");
+        assert_eq!(app.get_settings().await.expect("settings"), view);
+        assert_eq!(app.get_health().await.started_at, started, "not restarted");
+        assert_eq!(app.start_error().await, None);
+        // The window sees the result as JSON with `ok: false`.
+        let json = serde_json::to_value(&result).expect("json");
+        assert_eq!(json["ok"], serde_json::json!(false));
+        assert_eq!(json["errors"][1]["field"], "popups.max_on_screen");
+        app.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saved_settings_restart_the_engine_with_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = start(dir.path(), QUIET).await;
+        let old_addr = listening(&app).await;
+        let old_start = app.get_health().await.started_at.expect("started");
+        let mut events = app.subscribe();
+        let view = app.get_settings().await.expect("settings");
+
+        let mut update = view.unchanged();
+        update.watch_extensions = vec!["500".into()];
+        update.line_labels = vec![LineLabel {
+            number: "+61398765432".into(),
+            label: "Sales".into(),
+        }];
+        update.popups.max_on_screen = 5;
+        // The token the Ringotel scenario payloads carry.
+        update.ringotel.api_token = Some("ringotel-test-token".into());
+        let result = app.save_settings(update).await.expect("saved");
+        let SaveResult::Saved { ok, settings } = result else {
+            panic!("not saved: {result:?}");
+        };
+        assert!(ok);
+        assert_eq!(settings.watch_extensions, vec!["500"]);
+        assert_eq!(settings.popups.max_on_screen, 5);
+        assert!(settings.ringotel.api_token_set);
+        assert_eq!(app.get_settings().await.expect("settings"), *settings);
+        let text = std::fs::read_to_string(dir.path().join("config.toml")).expect("read");
+        assert!(text.contains("max_on_screen = 5"), "{text}");
+        assert!(!text.contains("ringotel-test-token"), "{text}");
+
+        // A new engine: running, listening, and it said so.
+        assert_eq!(app.start_error().await, None);
+        // (The old engine may still report on its way down: skip what it says.)
+        let health = next_event(&mut events, |e| match e {
+            AppEvent::HealthChanged(h) if h.started_at.is_some_and(|t| t > old_start) => Some(h),
+            _ => None,
+        })
+        .await;
+        assert_eq!(health.status, "ok", "{health:?}");
+        assert_eq!(health.parts["notifications"].state, "off");
+        let addr = listening(&app).await;
+
+        // The new engine checks the new token, and what it stores reaches the window.
+        let status = post(
+            addr,
+            callpop_core::routes::RINGOTEL_PATH,
+            br#"{"method":"StartCallActivity","api_token":"wrong","params":{}}"#,
+        )
+        .await;
+        assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+        let start = scenario_file("ro-missed/01-start.json");
+        let status = post(addr, callpop_core::routes::RINGOTEL_PATH, &start).await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let changed = next_event(&mut events, |e| match e {
+            AppEvent::CallChanged(c) => Some(c),
+            _ => None,
+        })
+        .await;
+        assert_eq!(changed.call_key, "1763651200000-0f1e2d3c4b5a697887");
+        assert_eq!(changed.provider, callpop_core::model::Provider::Ringotel);
+        let stop = scenario_file("ro-missed/02-stop.json");
+        assert_eq!(
+            post(addr, callpop_core::routes::RINGOTEL_PATH, &stop).await,
+            "HTTP/1.1 200 OK"
+        );
+
+        let mine = CallQuery {
+            mine: Some(true),
+            ..page(10)
+        };
+        let listed = app.list_calls(mine).await.expect("list");
+        assert_eq!(listed.total, Some(1), "watched extension 500 took it");
+        let call = &listed.calls[0];
+        assert_eq!(call.id, changed.id);
+        assert_eq!(call.result, Some(callpop_core::model::CallResult::Missed));
+        let detail = app.get_call(call.id).await.expect("detail");
+        let sources: Vec<&str> = detail.timeline.iter().map(|t| t.source.as_str()).collect();
+        assert_eq!(sources, vec!["ringotel_start", "ringotel_stop"]);
+        assert_eq!(detail.deliveries.len(), 2);
+        assert!(
+            !detail
+                .deliveries
+                .iter()
+                .any(|d| d.body.contains("ringotel-test-token")),
+            "the stored bodies never hold the token"
+        );
+        app.shutdown().await;
+        assert!(tokio::net::TcpStream::connect(old_addr).await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_taken_port_stops_the_engine_with_a_reason_until_it_is_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let listen = format!("127.0.0.1:{port}");
+        let app = App::start(
+            overrides(dir.path(), QUIET, &listen),
+            EngineOptions::default(),
+        )
+        .await;
+        let reason = app.start_error().await.expect("stopped");
+        assert!(
+            reason.starts_with(&format!("cannot receive webhooks on {listen}: ")),
+            "{reason}"
+        );
+        assert!(
+            reason.ends_with("(is another CallPop running?)"),
+            "{reason}"
+        );
+
+        // Everything still answers.
+        let health = app.get_health().await;
+        assert_eq!(health.status, "error");
+        assert_eq!(health.storage_error.as_deref(), Some(reason.as_str()));
+        assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(health.listen, None);
+        assert_eq!(
+            app.list_calls(page(10)).await,
+            Err("the call history is not open (see Health)".to_string())
+        );
+        assert_eq!(
+            app.get_call(1).await,
+            Err("the call history is not open (see Health)".to_string())
+        );
+        let view = app
+            .get_settings()
+            .await
+            .expect("the settings page still works");
+        assert_eq!(view.popups.notifications, NotificationsView::Off);
+        assert_eq!(
+            app.get_pause().await,
+            PauseState {
+                paused: false,
+                until: None
+            }
+        );
+        assert_eq!(app.set_pause(Some(5)).await, Err(reason.clone()));
+        assert_eq!(
+            app.test_ringcentral().await,
+            ActionResult::failed(reason.clone())
+        );
+
+        // Any fix on the health page starts the engine again; once the port is free it runs.
+        assert_eq!(
+            app.run_health_action(HealthAction::ReconnectTunnel).await,
+            ActionResult::failed(reason.clone())
+        );
+        drop(taken);
+        assert_eq!(
+            app.run_health_action(HealthAction::BackfillNow).await,
+            ActionResult::ok("CallPop restarted.")
+        );
+        assert_eq!(app.start_error().await, None);
+        assert_eq!(listening(&app).await.port(), port);
+        assert_eq!(app.list_calls(page(10)).await.expect("list").total, Some(0));
+        app.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unreadable_settings_stop_the_engine_but_the_window_gets_answers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = start(dir.path(), "lisen = \"typo\"\n").await;
+        let reason = app.start_error().await.expect("stopped");
+        assert!(
+            reason.starts_with("the settings cannot be read: "),
+            "{reason}"
+        );
+        assert!(reason.contains("lisen"), "{reason}");
+        let health = app.get_health().await;
+        assert_eq!(health.status, "error");
+        assert_eq!(health.storage_error.as_deref(), Some(reason.as_str()));
+        assert_eq!(app.get_settings().await, Err(reason.clone()));
+        assert_eq!(app.list_calls(page(10)).await, Err(reason.clone()));
+        assert_eq!(app.get_call(1).await, Err(reason.clone()));
+        assert_eq!(app.export_csv(page(0)).await, Err(reason.clone()));
+        app.shutdown().await;
+    }
+
+    /// Set (by the parent test) in the child process that runs inside a private desktop session.
+    const PAUSE_CHILD: &str = "CALLPOP_APP_TEST_PAUSE_CHILD";
+
+    /// Popups need a notification server. The test starts a private one (D-Bus, Xvfb and dunst,
+    /// as the notification integration tests do) and runs itself again in a child process
+    /// pointed at it, so that no other test and no real desktop is touched.
+    #[test]
+    fn pausing_popups_is_broadcast_and_survives_a_restart() {
+        if std::env::var_os(PAUSE_CHILD).is_some() {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(pause_in_a_desktop_session());
+            return;
+        }
+        let desktop = desktop_session::DesktopSession::start();
+        let name = "app::tests::pausing_popups_is_broadcast_and_survives_a_restart";
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(PAUSE_CHILD, "1")
+            .envs(desktop.env())
+            .output()
+            .expect("run the child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "the child failed:\n{stdout}\n{stderr}"
+        );
+    }
+
+    async fn pause_in_a_desktop_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = start(dir.path(), "[popups]\nnotifications = \"on\"\n").await;
+        assert_eq!(app.start_error().await, None);
+        let health = app.get_health().await;
+        assert_ne!(
+            health.parts.get("notifications").map(|p| p.state.as_str()),
+            Some("error"),
+            "{health:?}"
+        );
+        let unpaused = PauseState {
+            paused: false,
+            until: None,
+        };
+        assert_eq!(app.get_pause().await, unpaused);
+        let mut events = app.subscribe();
+        let pause_event = |e| match e {
+            AppEvent::PauseChanged(p) => Some(p),
+            _ => None,
+        };
+
+        let before = Utc::now();
+        let paused = app.set_pause(Some(60)).await.expect("pause");
+        let after = Utc::now();
+        assert!(paused.paused);
+        let until = paused.until.expect("until");
+        let hour = chrono::Duration::minutes(60);
+        assert!(
+            until >= before + hour && until <= after + hour,
+            "{until} not an hour after {before}"
+        );
+        assert_eq!(next_event(&mut events, pause_event).await, paused);
+        assert_eq!(app.get_pause().await, paused);
+
+        // Saving settings restarts the engine; the pause is remembered.
+        let view = app.get_settings().await.expect("settings");
+        let mut update = view.unchanged();
+        update.popups.max_on_screen = 4;
+        assert!(matches!(
+            app.save_settings(update).await,
+            Ok(SaveResult::Saved { .. })
+        ));
+        assert_eq!(app.get_pause().await, paused);
+
+        let resumed = app.resume().await.expect("resume");
+        assert_eq!(resumed, unpaused);
+        assert_eq!(next_event(&mut events, pause_event).await, unpaused);
+        assert_eq!(app.get_pause().await, unpaused);
+
+        let forever = app.set_pause(None).await.expect("pause");
+        assert_eq!(
+            forever,
+            PauseState {
+                paused: true,
+                until: None
+            }
+        );
+        assert_eq!(next_event(&mut events, pause_event).await, forever);
+        assert_eq!(app.get_pause().await, forever);
+        app.shutdown().await;
+    }
+}

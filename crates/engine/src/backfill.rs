@@ -1,0 +1,262 @@
+//! Backfill: RingCentral does not retry failed webhook deliveries (docs/PROTOCOL.md §0 #9), so every
+//! gap — first start, downtime, blacklisting, an expired subscription, a tunnel outage, a
+//! sleeping laptop — is filled from the call-log API. Records go through the same pipeline as
+//! webhooks (as backfill-origin deliveries: stored, merged by `telephonySessionId`, no popups);
+//! importing the same page twice changes nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::Health;
+use callpop_clock::Clock;
+use callpop_core::numbers::Country;
+use callpop_core::ringcentral::calllog::record_to_delivery;
+use callpop_ringcentral::api::{ApiError, Platform};
+use callpop_store::writer::StoreWriter;
+use callpop_store::IngestOutcome;
+
+/// Engine-state key of what has been backfilled.
+pub const STATE_KEY: &str = "ringcentral.backfill";
+
+/// Records per call-log page (the API's maximum).
+const PER_PAGE: u32 = 1000;
+/// The Heavy group allows 10 requests a minute: keep 6 s between pages.
+const PAGE_SPACING: Duration = Duration::seconds(6);
+/// Calls appear in the call log 15–30 s after they end; look this much further back.
+const LOOKBACK: Duration = Duration::minutes(10);
+/// How far back a gap fill reaches for calls still open: one that has been ringing or
+/// connected for longer is not waiting for its call-log record any more.
+const OPEN_CALL_HORIZON: Duration = Duration::hours(24);
+
+/// A request to fill a gap.
+#[derive(Debug, Clone)]
+pub struct BackfillRequest {
+    /// Start of the gap.
+    pub since: DateTime<Utc>,
+    /// Why (for logs and health).
+    pub reason: String,
+}
+
+/// What was backfilled, remembered between runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BackfillState {
+    /// When the last backfill ran.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// The period it covered.
+    pub last_from: Option<DateTime<Utc>>,
+    /// End of that period.
+    pub last_to: Option<DateTime<Utc>>,
+    /// Records read.
+    pub last_records: u64,
+    /// Calls it added that live deliveries had missed.
+    pub last_new_calls: u64,
+}
+
+/// The result of one backfill run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackfillReport {
+    /// Call-log records read.
+    pub records: u64,
+    /// Records not seen before (new deliveries).
+    pub stored: u64,
+    /// Of those, calls that did not exist before.
+    pub new_calls: u64,
+    /// New calls that were missed (for one summary instead of popups).
+    pub new_missed: u64,
+    /// Records that could not be read.
+    pub unreadable: u64,
+    /// Pages fetched.
+    pub pages: u32,
+}
+
+/// Why a backfill stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    /// The API failed (rate limit, network, auth).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] callpop_store::StoreError),
+}
+
+/// Reads the call log for `[from, to]`, page by page, and stores every record.
+pub async fn run_once(
+    platform: &Platform,
+    writer: &StoreWriter,
+    country: &Country,
+    clock: &Clock,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<BackfillReport, BackfillError> {
+    let mut report = BackfillReport::default();
+    let mut page = 1u32;
+    loop {
+        if page > 1 {
+            clock.sleep(PAGE_SPACING).await;
+        }
+        let result = platform.call_log_page(from, to, page, PER_PAGE).await?;
+        report.pages += 1;
+        for record in &result.records {
+            report.records += 1;
+            let delivery = match record_to_delivery(record, country, clock.now()) {
+                Ok(d) => d,
+                Err(e) => {
+                    report.unreadable += 1;
+                    tracing::warn!(error = %e, "call-log record skipped");
+                    continue;
+                }
+            };
+            match writer.ingest(delivery).await? {
+                IngestOutcome::Stored { changes, .. } => {
+                    report.stored += 1;
+                    for c in changes.iter().filter(|c| c.before.is_none()) {
+                        report.new_calls += 1;
+                        if c.after.as_ref().is_some_and(|call| {
+                            matches!(
+                                call.result,
+                                Some(callpop_core::model::CallResult::Missed)
+                                    | Some(callpop_core::model::CallResult::Voicemail)
+                            )
+                        }) {
+                            report.new_missed += 1;
+                        }
+                    }
+                }
+                IngestOutcome::Duplicate { .. } => {}
+            }
+        }
+        if !result.has_next || result.records.is_empty() {
+            break;
+        }
+        page += 1;
+    }
+    Ok(report)
+}
+
+/// The backfill part of the engine: coalesces gap reports and fills them once the call log
+/// has caught up.
+pub struct Backfiller {
+    /// The API.
+    pub platform: Arc<Platform>,
+    /// Where records are stored.
+    pub writer: StoreWriter,
+    /// Health board.
+    pub health: Arc<Health>,
+    /// Number reading.
+    pub country: Country,
+    /// The clock.
+    pub clock: Clock,
+    /// How long after a gap closes to wait for the call log to catch up.
+    pub settle: Duration,
+    /// What was done before.
+    pub state: BackfillState,
+}
+
+impl Backfiller {
+    /// Where a gap that started at `since` is filled from. A call still open that started
+    /// earlier may have lost its end in the gap, and the call log files a record under the
+    /// call's start, so the fill reaches back to the oldest such call.
+    async fn fill_from(&self, since: DateTime<Utc>) -> DateTime<Utc> {
+        let horizon = self.clock.now() - OPEN_CALL_HORIZON;
+        let reach = match self.writer.oldest_open_call_since(horizon).await {
+            Ok(Some(open)) => open.min(since),
+            Ok(None) => since,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for open calls; filling the gap only");
+                since
+            }
+        };
+        reach - LOOKBACK
+    }
+
+    fn report(&self, outcome: &Result<BackfillReport, BackfillError>, from: DateTime<Utc>) {
+        match outcome {
+            Ok(r) => self.health.set_part(
+                "backfill",
+                "ok",
+                format!(
+                    "last backfill {}: {} call-log records since {}, {} calls added",
+                    self.clock
+                        .now()
+                        .with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M"),
+                    r.records,
+                    from.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M"),
+                    r.new_calls
+                ),
+            ),
+            Err(e) => self.health.set_part("backfill", "error", e.to_string()),
+        }
+    }
+
+    /// Runs until shutdown; requests arrive on the returned sender.
+    pub fn start(
+        mut self,
+        shutdown: CancellationToken,
+    ) -> (mpsc::Sender<BackfillRequest>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<BackfillRequest>(64);
+        let task = tokio::spawn(async move {
+            let mut pending: Option<(DateTime<Utc>, DateTime<Utc>)> = None; // (since, run at)
+            let mut failures = 0u32;
+            loop {
+                let run_at = pending.map(|(_, at)| at);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    request = rx.recv() => match request {
+                        Some(r) => {
+                            tracing::info!(since = %r.since, reason = %r.reason, "backfill requested");
+                            let since = pending.map_or(r.since, |(s, _)| s.min(r.since));
+                            pending = Some((since, self.clock.now() + self.settle));
+                        }
+                        None => break,
+                    },
+                    _ = sleep_until_opt(&self.clock, run_at) => {
+                        let Some((since, _)) = pending.take() else { continue };
+                        let from = self.fill_from(since).await;
+                        let to = self.clock.now();
+                        let outcome = run_once(&self.platform, &self.writer, &self.country, &self.clock, from, to).await;
+                        self.report(&outcome, from);
+                        match &outcome {
+                            Ok(r) => {
+                                failures = 0;
+                                tracing::info!(records = r.records, new_calls = r.new_calls, pages = r.pages, "backfill done");
+                                self.state = BackfillState {
+                                    last_run_at: Some(self.clock.now()),
+                                    last_from: Some(from),
+                                    last_to: Some(to),
+                                    last_records: r.records,
+                                    last_new_calls: r.new_calls,
+                                };
+                                if let Ok(json) = serde_json::to_string(&self.state) {
+                                    let _ = self.writer.set_state(STATE_KEY, &json).await;
+                                }
+                            }
+                            Err(e) => {
+                                failures += 1;
+                                tracing::warn!(error = %e, "backfill failed; will retry");
+                                let retry_at = match e {
+                                    BackfillError::Api(ApiError::RateLimited { until, .. }) => *until,
+                                    _ => self.clock.now() + Duration::seconds(60 * 2i64.pow(failures.min(5))),
+                                };
+                                pending = Some((since, retry_at));
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        (tx, task)
+    }
+}
+
+async fn sleep_until_opt(clock: &Clock, t: Option<DateTime<Utc>>) {
+    match t {
+        Some(t) => clock.sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,611 @@
+//! The engine: opens the store, resolves the webhook tokens, starts the single writer and the
+//! background parts, and serves the receiver. `callpop serve` and the desktop app both run
+//! exactly this.
+
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::backfill::{BackfillRequest, BackfillState, Backfiller};
+use crate::config::{Config, NotificationsMode};
+use crate::health::Health;
+use crate::notify::desktop::DesktopNotifier;
+use crate::notify::{Notifier, NotifierEvent};
+use crate::popups::{PopupHandle, PopupManager, PopupRequest, PopupSettings};
+use crate::receiver::{Receiver, ReceiverSettings};
+use crate::secrets::{SecretsError, WebhookTokens};
+use crate::subscriptions::{Keeper, KeeperHandle, KeeperSettings, KeeperState, KeeperTask};
+use crate::tunnel::{NgrokSettings, TunnelHandle, TunnelMode, TunnelPart};
+use callpop_core::model::RenewalReminder;
+use callpop_ringcentral::api::{Credentials, Platform};
+use callpop_store::writer::{CommittedChange, StoreWriter};
+use callpop_store::{Store, StoreError, StoreOptions};
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The call history could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The webhook tokens could not be resolved.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// A thread could not be started.
+    #[error("cannot start the store writer: {0}")]
+    Thread(std::io::Error),
+    /// The RingCentral client could not be set up.
+    #[error("RingCentral client: {0}")]
+    Platform(#[from] callpop_ringcentral::api::ApiError),
+}
+
+/// What the engine read from the store before handing it to the writer.
+struct Remembered {
+    popups: Vec<callpop_store::PopupRecord>,
+    pause: Option<String>,
+    keeper: KeeperState,
+    backfill: BackfillState,
+    last_live_delivery: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// How long background parts (keeper, backfill, popups, tunnel) get to stop at shutdown.
+const PARTS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How the embedding application runs the engine.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// A CallPop window can show a call (popups then offer "Open").
+    pub window_available: bool,
+}
+
+/// The notification icon, written next to the history so every notifier can point at a file.
+const ICON_PNG: &[u8] = include_bytes!("../../../icons/128x128.png");
+
+/// A running engine (store writer + background parts), ready to serve.
+pub struct Engine {
+    config: Config,
+    tokens: WebhookTokens,
+    health: Arc<Health>,
+    writer: StoreWriter,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+    changes: broadcast::Sender<CommittedChange>,
+    shutdown: CancellationToken,
+    reminders_tx: mpsc::Sender<RenewalReminder>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    popups: Option<PopupHandle>,
+    popup_requests: broadcast::Sender<PopupRequest>,
+    keeper: Option<KeeperHandle>,
+    backfill: Option<mpsc::Sender<BackfillRequest>>,
+    platform: Option<Arc<Platform>>,
+    tunnel: Option<TunnelHandle>,
+}
+
+impl Engine {
+    /// Opens the history and starts the writer; must run inside a Tokio runtime.
+    pub fn start(config: Config) -> Result<Engine, EngineError> {
+        Engine::start_with(config, EngineOptions::default())
+    }
+
+    /// Like [`Engine::start`], for an embedding application with its own options.
+    pub fn start_with(mut config: Config, options: EngineOptions) -> Result<Engine, EngineError> {
+        let tokens = crate::secrets::webhook_tokens(&config)?;
+        crate::secrets::complete_platform_credentials(&mut config)?;
+        let store = Store::open(&config.db_path(), StoreOptions::new(config.default_country))?;
+        let now = config.clock.now();
+        let state = |key: &str| -> Result<Option<String>, StoreError> { store.state_get(key) };
+        let remembered = Remembered {
+            popups: store.popups_since(now - chrono::Duration::hours(24))?,
+            pause: state(crate::popups::PAUSE_KEY)?,
+            keeper: state(crate::subscriptions::STATE_KEY)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
+            backfill: state(crate::backfill::STATE_KEY)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default(),
+            last_live_delivery: store.last_live_delivery_at()?,
+        };
+        let (changes, _) = broadcast::channel(4096);
+        let (writer, writer_thread) =
+            StoreWriter::spawn(store, changes.clone()).map_err(EngineError::Thread)?;
+        let health = Health::new();
+        let (state, detail) = crate::secrets::credential_health(&config);
+        health.set_part("credentials", state, detail);
+        let shutdown = CancellationToken::new();
+        let (reminders_tx, reminders_rx) = mpsc::channel(16);
+        let (popup_requests, _) = broadcast::channel(16);
+        let mut engine = Engine {
+            config,
+            tokens,
+            health,
+            writer,
+            writer_thread: Some(writer_thread),
+            changes,
+            shutdown,
+            reminders_tx,
+            tasks: Vec::new(),
+            popups: None,
+            popup_requests,
+            keeper: None,
+            backfill: None,
+            platform: None,
+            tunnel: None,
+        };
+        let mode = engine.tunnel_mode();
+        engine.start_platform_parts(reminders_rx, &remembered, &mode)?;
+        engine.start_tunnel(mode);
+        engine.start_popups(&options, remembered.popups, remembered.pause);
+        engine.tasks.push(tokio::spawn(recheck_storage(
+            engine.health.clone(),
+            engine.writer.clone(),
+            engine.shutdown.clone(),
+        )));
+        Ok(engine)
+    }
+
+    /// The public URL source the settings ask for.
+    pub fn tunnel_mode(&self) -> TunnelMode {
+        use crate::config::TunnelChoice as C;
+        let t = &self.config.tunnel;
+        let ngrok = t.ngrok_authtoken.clone().map(|authtoken| {
+            TunnelMode::Ngrok(NgrokSettings {
+                authtoken,
+                domain: t.ngrok_domain.clone(),
+                server_addr: t.ngrok_server.clone(),
+            })
+        });
+        let provided = self.config.public_url.clone().map(TunnelMode::Provided);
+        match t.choice {
+            C::Off => TunnelMode::Off,
+            C::Loopback => TunnelMode::Loopback {
+                rotate_every: t.loopback_rotate,
+            },
+            C::Ngrok => ngrok.unwrap_or(TunnelMode::Off),
+            C::Provided => provided.unwrap_or(TunnelMode::Off),
+            C::Auto => ngrok.or(provided).unwrap_or(TunnelMode::Off),
+        }
+    }
+
+    fn start_tunnel(&mut self, mode: TunnelMode) {
+        use crate::config::TunnelChoice as C;
+        let missing = match (self.config.tunnel.choice, &mode) {
+            (C::Ngrok, TunnelMode::Off) => Some("ngrok is selected but no authtoken is set"),
+            (C::Provided, TunnelMode::Off) => {
+                Some("a provided public URL is selected but none is set")
+            }
+            _ => None,
+        };
+        let (handle, task) = TunnelPart {
+            mode,
+            router: self.receiver().public_router(),
+            health: self.health.clone(),
+            clock: self.config.clock,
+            backfill: self.backfill.clone(),
+        }
+        .start(self.shutdown.clone());
+        if let Some(problem) = missing {
+            self.health.set_part("tunnel", "error", problem);
+        }
+        self.tasks.push(task);
+        if let Some(keeper) = self.keeper.clone() {
+            // The subscription follows the public URL wherever it goes.
+            let mut urls = handle.watch_url();
+            let shutdown = self.shutdown.clone();
+            self.tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        changed = urls.changed() => {
+                            if changed.is_err() { break; }
+                            let url = urls.borrow_and_update().clone();
+                            if url.is_some() {
+                                keeper.public_url_changed(url).await;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        self.tunnel = Some(handle);
+    }
+
+    /// The tunnel part.
+    pub fn tunnel(&self) -> Option<TunnelHandle> {
+        self.tunnel.clone()
+    }
+
+    /// With RingCentral credentials: the subscription keeper and backfill. Without: reminders
+    /// can only be reported, and the health view says subscription management is off.
+    fn start_platform_parts(
+        &mut self,
+        reminders: mpsc::Receiver<RenewalReminder>,
+        remembered: &Remembered,
+        mode: &TunnelMode,
+    ) -> Result<(), EngineError> {
+        let rc = &self.config.ringcentral;
+        let (Some(client_id), Some(client_secret), Some(jwt)) = (
+            rc.client_id.clone(),
+            rc.client_secret.clone(),
+            rc.jwt.clone(),
+        ) else {
+            self.start_reminder_reporter(reminders);
+            return Ok(());
+        };
+        let clock = self.config.clock;
+        let platform = Arc::new(Platform::new(
+            &rc.server,
+            Credentials {
+                client_id,
+                client_secret,
+                jwt,
+            },
+            clock,
+        )?);
+        self.platform = Some(platform.clone());
+        let (backfill_tx, backfill_task) = Backfiller {
+            platform: platform.clone(),
+            writer: self.writer.clone(),
+            health: self.health.clone(),
+            country: self.config.default_country,
+            clock,
+            settle: chrono::Duration::seconds(45),
+            state: remembered.backfill.clone(),
+        }
+        .start(self.shutdown.clone());
+        self.tasks.push(backfill_task);
+        // Whatever happened while CallPop was not running is only in the call log.
+        let now = clock.now();
+        let since = [remembered.backfill.last_to, remembered.last_live_delivery]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now - chrono::Duration::hours(24));
+        if backfill_tx
+            .try_send(BackfillRequest {
+                since,
+                reason: "CallPop started".into(),
+            })
+            .is_err()
+        {
+            tracing::warn!("cannot queue the start-up backfill");
+        }
+        self.health
+            .set_part("backfill", "pending", "catching up with the call log");
+        let keeper = Keeper::new(
+            platform,
+            KeeperSettings {
+                // A tunnel publishes its URL once it is online; a provided one is known now.
+                public_url: match mode {
+                    TunnelMode::Provided(url) => Some(url.clone()),
+                    _ => None,
+                },
+                event_filters: rc.event_filters.clone(),
+                expires_in: rc.subscription_expires_in,
+                verification_token: self.tokens.ringcentral.clone(),
+                check_interval: rc.check_interval,
+            },
+            clock,
+            remembered.keeper.clone(),
+        );
+        self.health.set_part(
+            "subscription",
+            "renewing",
+            "checking the RingCentral subscription",
+        );
+        let (handle, task) = KeeperTask {
+            keeper,
+            health: self.health.clone(),
+            writer: self.writer.clone(),
+            backfill: backfill_tx.clone(),
+            reminders,
+            clock,
+        }
+        .start(self.shutdown.clone());
+        self.tasks.push(task);
+        self.tasks.push(tokio::spawn(
+            crate::wake::WakeWatcher {
+                clock,
+                keeper: handle.clone(),
+                backfill: backfill_tx.clone(),
+            }
+            .run(self.shutdown.clone()),
+        ));
+        self.keeper = Some(handle);
+        self.backfill = Some(backfill_tx);
+        Ok(())
+    }
+
+    /// The subscription keeper, when RingCentral credentials are configured.
+    pub fn keeper(&self) -> Option<KeeperHandle> {
+        self.keeper.clone()
+    }
+
+    /// Asks for a backfill from `since` (e.g. after the tunnel was down).
+    pub async fn request_backfill(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+    ) -> bool {
+        match &self.backfill {
+            Some(tx) => tx
+                .send(BackfillRequest {
+                    since,
+                    reason: reason.into(),
+                })
+                .await
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Where backfill requests go, when RingCentral credentials are configured.
+    pub fn backfill_requests(&self) -> Option<mpsc::Sender<BackfillRequest>> {
+        self.backfill.clone()
+    }
+
+    /// The RingCentral client, when credentials are configured.
+    pub fn platform(&self) -> Option<Arc<Platform>> {
+        self.platform.clone()
+    }
+
+    /// The popup settings the configuration asks for.
+    pub fn popup_settings(&self, options: &EngineOptions) -> PopupSettings {
+        let p = &self.config.popups;
+        PopupSettings {
+            watch_extensions: self.config.watch_extensions.clone(),
+            stale_after: p.stale_after,
+            answered_close_after: p.answered_close_after,
+            stuck_ringing_after: crate::popups::STUCK_RINGING,
+            max_on_screen: p.max_on_screen,
+            quiet_hours: p.quiet_hours,
+            line_labels: self.config.line_labels.clone(),
+            crm_url_template: p.crm_url_template.clone(),
+            window_available: options.window_available,
+            icon: self.icon_file(),
+        }
+    }
+
+    fn icon_file(&self) -> Option<std::path::PathBuf> {
+        let path = self.config.data_dir.join("callpop-icon.png");
+        let current = std::fs::read(&path).ok();
+        if current.as_deref() != Some(ICON_PNG) {
+            if let Err(e) = std::fs::write(&path, ICON_PNG) {
+                tracing::debug!(error = %e, "no notification icon");
+                return None;
+            }
+        }
+        Some(path)
+    }
+
+    fn start_popups(
+        &mut self,
+        options: &EngineOptions,
+        remembered: Vec<callpop_store::PopupRecord>,
+        pause: Option<String>,
+    ) {
+        let mode = self.config.popups.notifications;
+        if mode == NotificationsMode::Off {
+            self.health.set_part(
+                "notifications",
+                "off",
+                "desktop notifications are turned off",
+            );
+            return;
+        }
+        let (events_tx, events_rx) = mpsc::unbounded_channel::<NotifierEvent>();
+        // Connecting talks D-Bus synchronously; keep it off the async worker threads.
+        let connected = std::thread::spawn(move || DesktopNotifier::connect(events_tx))
+            .join()
+            .unwrap_or_else(|_| {
+                Err(crate::notify::NotifyError::Unavailable(
+                    "the notification check crashed".into(),
+                ))
+            });
+        let notifier: Box<dyn Notifier> = match connected {
+            Ok(n) => Box::new(n),
+            Err(e) => {
+                let (state, detail) = match mode {
+                    NotificationsMode::On => ("error", e.to_string()),
+                    _ => (
+                        "off",
+                        "no notification server on this session; popups are off".to_string(),
+                    ),
+                };
+                tracing::info!("desktop notifications: {detail}");
+                self.health.set_part("notifications", state, detail);
+                return;
+            }
+        };
+        let settings = self.popup_settings(options);
+        let manager = PopupManager::new(
+            settings,
+            notifier,
+            events_rx,
+            self.writer.clone(),
+            self.health.clone(),
+            self.popup_requests.clone(),
+            remembered,
+            pause,
+            self.config.clock,
+        );
+        match manager {
+            Ok(manager) => {
+                let (handle, task) = manager.start(self.changes.subscribe(), self.shutdown.clone());
+                self.popups = Some(handle);
+                self.tasks.push(task);
+            }
+            Err(e) => self.health.set_part(
+                "notifications",
+                "error",
+                format!("cannot start popups: {e}"),
+            ),
+        }
+    }
+
+    /// Controls popups (pause, settings), when notifications are on.
+    pub fn popups(&self) -> Option<PopupHandle> {
+        self.popups.clone()
+    }
+
+    /// Requests from popup buttons ("Open" a call) for the embedding application.
+    pub fn popup_requests(&self) -> broadcast::Receiver<PopupRequest> {
+        self.popup_requests.subscribe()
+    }
+
+    /// Without credentials, reminders can only be reported: the subscription is managed
+    /// outside CallPop.
+    fn start_reminder_reporter(&mut self, mut reminders: mpsc::Receiver<RenewalReminder>) {
+        self.health.set_part(
+            "subscription",
+            "off",
+            "subscription management is off: set the RingCentral client id, client secret and JWT",
+        );
+        let shutdown = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    reminder = reminders.recv() => match reminder {
+                        Some(r) => tracing::warn!(
+                            subscription = r.subscription_id.as_deref().unwrap_or("?"),
+                            expires_in = r.expires_in,
+                            "RingCentral says a subscription expires soon, but subscription \
+                             management is off; renew it where it was created"
+                        ),
+                        None => break,
+                    },
+                }
+            }
+        }));
+    }
+
+    /// The settings the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The webhook tokens in force.
+    pub fn tokens(&self) -> &WebhookTokens {
+        &self.tokens
+    }
+
+    /// The health board.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Committed call changes, in commit order.
+    pub fn subscribe(&self) -> broadcast::Receiver<CommittedChange> {
+        self.changes.subscribe()
+    }
+
+    /// Cancelling this token stops the engine gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The HTTP receiver wired to this engine.
+    pub fn receiver(&self) -> Receiver {
+        Receiver::new(
+            self.writer.clone(),
+            self.health.clone(),
+            ReceiverSettings {
+                ringcentral_token: self.tokens.ringcentral.clone(),
+                ringotel_token: self.tokens.ringotel.clone(),
+                country: self.config.default_country,
+                max_body_bytes: self.config.max_body_bytes,
+                reminders: Some(self.reminders_tx.clone()),
+                clock: self.config.clock,
+            },
+        )
+    }
+
+    /// Serves the receiver on `listener` until shutdown, then stops every part and waits for
+    /// the writer to finish its last commit.
+    pub async fn run(self, listener: tokio::net::TcpListener) {
+        if let Ok(addr) = listener.local_addr() {
+            self.health.set_listen(addr);
+        }
+        let router = self.receiver().router();
+        crate::server::serve(listener, router, self.shutdown.clone()).await;
+        let Engine {
+            writer,
+            writer_thread,
+            mut tasks,
+            shutdown,
+            reminders_tx,
+            ..
+        } = self;
+        shutdown.cancel();
+        let parts_stopped = async {
+            for task in tasks.iter_mut() {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(PARTS_GRACE, parts_stopped)
+            .await
+            .is_err()
+        {
+            // A part in the middle of a RingCentral request (a 30 s timeout, retries, a
+            // Retry-After of up to an hour) must not keep CallPop from stopping: whatever it
+            // was doing is redone at the next start (listing finds any subscription it made).
+            tracing::warn!(
+                "a background part was still waiting on RingCentral after {} s; stopped it",
+                PARTS_GRACE.as_secs()
+            );
+            // Those already awaited are finished (a JoinHandle must not be polled again).
+            let stuck: Vec<_> = tasks.into_iter().filter(|t| !t.is_finished()).collect();
+            for task in &stuck {
+                task.abort();
+            }
+            for task in stuck {
+                let _ = task.await;
+            }
+        }
+        // The writer thread exits when its last sender is gone; it finishes the batch in hand.
+        drop(writer);
+        drop(reminders_tx);
+        if let Some(handle) = writer_thread {
+            let joined = tokio::time::timeout(
+                crate::server::SHUTDOWN_GRACE,
+                tokio::task::spawn_blocking(move || handle.join()),
+            )
+            .await;
+            if joined.is_err() {
+                tracing::warn!("the store writer did not stop in time");
+            }
+        }
+        tracing::info!("call history closed");
+    }
+}
+
+/// How often a history that could not be written is tried again while no delivery arrives.
+const STORAGE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Engine-state key written to find out whether the history takes writes again.
+const STORAGE_PROBE_KEY: &str = "storage.probe";
+
+/// Clears a storage error once the history takes writes again. Deliveries clear it too, but at
+/// a quiet desk the next one may be an hour away, and until then the tray and the window would
+/// go on saying that calls cannot be stored after the disk was freed.
+async fn recheck_storage(health: Arc<Health>, writer: StoreWriter, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(STORAGE_RECHECK) => {}
+        }
+        if !health.storage_failing() {
+            continue;
+        }
+        let now = chrono::Utc::now().to_rfc3339();
+        // A delivery failing while the probe runs keeps the error up: its write was
+        // submitted later.
+        let ticket = health.storage_ticket();
+        match writer.set_state(STORAGE_PROBE_KEY, &now).await {
+            Ok(()) => {
+                tracing::info!("the call history takes writes again");
+                health.storage_succeeded(ticket);
+            }
+            Err(e) => tracing::debug!(error = %e, "the call history still refuses writes"),
+        }
+    }
+}

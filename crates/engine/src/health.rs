@@ -1,0 +1,268 @@
+//! What the engine reports about itself: receiver counters, storage problems and the state of
+//! each background part. `/healthz`, the CLI and the UI read snapshots of it; it never holds
+//! a secret.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use ts_rs::TS;
+
+use callpop_core::model::Provider;
+use callpop_core::routes::webhook_url;
+
+/// Counters and states, shared by the parts of one engine.
+#[derive(Debug, Default)]
+pub struct Health {
+    inner: Mutex<Snapshot>,
+    /// The last [`StorageTicket`] handed out.
+    tickets: AtomicU64,
+    /// The ticket of the write whose outcome the storage error reflects (changed under
+    /// `inner`'s lock).
+    judged: AtomicU64,
+}
+
+/// Taken just before a write to the history is submitted. Writes finish out of order (a reply
+/// can be slower than a later failure), so an outcome counts only if no write submitted after
+/// it has been judged already: the health page then shows the state of the most recent write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StorageTicket(u64);
+
+/// Per-provider receiver counters.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, TS)]
+pub struct ProviderCounters {
+    /// Deliveries stored for the first time.
+    pub accepted: u64,
+    /// Re-deliveries acknowledged without change.
+    pub duplicates: u64,
+    /// Rejected for a missing or wrong token.
+    pub unauthorized: u64,
+    /// Rejected as malformed (4xx other than 401).
+    pub rejected: u64,
+    /// Authenticated but unusable bodies kept in quarantine.
+    pub quarantined: u64,
+    /// RingCentral validation handshakes answered.
+    pub handshakes: u64,
+    /// When the last delivery was stored.
+    pub last_accepted_at: Option<DateTime<Utc>>,
+    /// Whether deliveries must carry the configured token.
+    pub token_required: bool,
+}
+
+/// A background part's state, with the reason people need to act on it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, TS)]
+pub struct PartStatus {
+    /// Short machine-readable state (`active`, `off`, `error`, …).
+    pub state: String,
+    /// One sentence for people.
+    pub detail: String,
+    /// When the state last changed.
+    pub since: DateTime<Utc>,
+}
+
+/// A point-in-time copy of the engine's health.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, TS)]
+#[ts(rename = "HealthView")]
+pub struct Snapshot {
+    /// `ok`, `degraded` (a part needs attention) or `error` (deliveries cannot be stored).
+    #[ts(type = "\"ok\" | \"degraded\" | \"error\"")]
+    pub status: String,
+    /// CallPop version.
+    pub version: String,
+    /// When the engine started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Where the local receiver listens.
+    #[ts(type = "string | null")]
+    pub listen: Option<SocketAddr>,
+    /// The public base URL (tunnel or provided), when there is one.
+    pub public_url: Option<String>,
+    /// Where RingCentral must send webhooks (public URL + path).
+    pub ringcentral_webhook_url: Option<String>,
+    /// Where Ringotel must send webhooks — paste it into the Ringotel portal.
+    pub ringotel_webhook_url: Option<String>,
+    /// RingCentral receiver counters.
+    pub ringcentral: ProviderCounters,
+    /// Ringotel receiver counters.
+    pub ringotel: ProviderCounters,
+    /// The last storage failure, while it lasts (`unwritable: disk full (…)`).
+    pub storage_error: Option<String>,
+    /// When deliveries started failing to be stored (kept while the failure lasts).
+    pub storage_error_since: Option<DateTime<Utc>>,
+    /// Background parts by name (`subscription`, `tunnel`, `notifications`, …).
+    pub parts: std::collections::BTreeMap<String, PartStatus>,
+}
+
+impl Health {
+    /// A fresh board for an engine starting now.
+    pub fn new() -> Arc<Health> {
+        let health = Health::default();
+        {
+            let mut s = health.lock();
+            s.version = env!("CARGO_PKG_VERSION").to_string();
+            s.started_at = Some(Utc::now());
+        }
+        Arc::new(health)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Snapshot> {
+        // A panic while holding this lock cannot leave counters inconsistent in a harmful way.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a change to one provider's counters.
+    pub fn provider(&self, provider: Provider, f: impl FnOnce(&mut ProviderCounters)) {
+        let mut s = self.lock();
+        match provider {
+            Provider::RingCentral => f(&mut s.ringcentral),
+            Provider::Ringotel => f(&mut s.ringotel),
+        }
+    }
+
+    /// Records where the receiver listens.
+    pub fn set_listen(&self, addr: SocketAddr) {
+        self.lock().listen = Some(addr);
+    }
+
+    /// Records the public base URL (None while there is none).
+    pub fn set_public_url(&self, url: Option<String>) {
+        let mut s = self.lock();
+        let address = |provider| url.as_deref().map(|u| webhook_url(u, provider));
+        s.ringcentral_webhook_url = address(Provider::RingCentral);
+        s.ringotel_webhook_url = address(Provider::Ringotel);
+        s.public_url = url;
+    }
+
+    /// Whether the last write to the history failed.
+    pub fn storage_failing(&self) -> bool {
+        self.lock().storage_error.is_some()
+    }
+
+    /// A ticket for a write about to be submitted.
+    pub fn storage_ticket(&self) -> StorageTicket {
+        StorageTicket(self.tickets.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+
+    /// The write submitted with `ticket` failed.
+    pub fn storage_failed(&self, ticket: StorageTicket, error: String) {
+        self.judge(ticket, Some(error));
+    }
+
+    /// The write submitted with `ticket` went through: the history takes writes.
+    pub fn storage_succeeded(&self, ticket: StorageTicket) {
+        self.judge(ticket, None);
+    }
+
+    /// Records an outcome unless a later-submitted write's outcome is already recorded.
+    fn judge(&self, ticket: StorageTicket, error: Option<String>) {
+        let mut s = self.lock();
+        if ticket.0 < self.judged.load(Ordering::SeqCst) {
+            return;
+        }
+        self.judged.store(ticket.0, Ordering::SeqCst);
+        Health::set_storage_error(&mut s, error);
+    }
+
+    /// Records (or clears, with `None`) a storage failure; the time it started stays put
+    /// while failures go on, so the health page can say for how long nothing was stored.
+    fn set_storage_error(s: &mut Snapshot, error: Option<String>) {
+        s.storage_error_since = match (&error, s.storage_error_since) {
+            (None, _) => None,
+            (Some(_), Some(since)) => Some(since),
+            (Some(_), None) => Some(Utc::now()),
+        };
+        s.storage_error = error;
+    }
+
+    /// Sets a background part's state; the time only moves when the state changes.
+    pub fn set_part(&self, name: &str, state: &str, detail: impl Into<String>) {
+        let detail = detail.into();
+        let mut s = self.lock();
+        let since = match s.parts.get(name) {
+            Some(old) if old.state == state => old.since,
+            _ => Utc::now(),
+        };
+        s.parts.insert(
+            name.to_string(),
+            PartStatus {
+                state: state.to_string(),
+                detail,
+                since,
+            },
+        );
+    }
+
+    /// A copy of everything, with the overall status worked out.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.lock().clone();
+        s.status = if s.storage_error.is_some() {
+            "error".into()
+        } else if s
+            .parts
+            .values()
+            .any(|p| matches!(p.state.as_str(), "error" | "blacklisted" | "offline"))
+        {
+            "degraded".into()
+        } else {
+            "ok".into()
+        };
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_keeps_its_start_until_it_clears() {
+        let health = Health::new();
+        assert_eq!(health.snapshot().status, "ok");
+        health.storage_failed(health.storage_ticket(), "unwritable: disk full".into());
+        let first = health.snapshot();
+        assert_eq!(first.status, "error");
+        let since = first.storage_error_since.expect("a start time");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        health.storage_failed(health.storage_ticket(), "unwritable: read-only".into());
+        let second = health.snapshot();
+        assert_eq!(
+            second.storage_error.as_deref(),
+            Some("unwritable: read-only")
+        );
+        assert_eq!(
+            second.storage_error_since,
+            Some(since),
+            "still the same outage"
+        );
+        health.storage_succeeded(health.storage_ticket());
+        let cleared = health.snapshot();
+        assert_eq!(cleared.status, "ok");
+        assert_eq!(
+            (cleared.storage_error, cleared.storage_error_since),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn an_outcome_older_than_the_last_one_judged_changes_nothing() {
+        let health = Health::new();
+        let (early, late) = (health.storage_ticket(), health.storage_ticket());
+        health.storage_failed(late, "unwritable: disk full".into());
+        health.storage_succeeded(early);
+        assert!(
+            health.storage_failing(),
+            "a write submitted before the failure does not clear it"
+        );
+        let (before_fix, after_fix) = (health.storage_ticket(), health.storage_ticket());
+        health.storage_succeeded(after_fix);
+        assert!(!health.storage_failing());
+        health.storage_failed(before_fix, "unwritable: disk full".into());
+        assert!(
+            !health.storage_failing(),
+            "a failure submitted before a later success does not set it again"
+        );
+        health.storage_failed(health.storage_ticket(), "unwritable: disk full".into());
+        assert!(health.storage_failing(), "a new failure does");
+    }
+}

@@ -1,0 +1,20 @@
+//! CallPop's engine: everything `callpop serve` runs, and what the desktop app embeds.
+//! Configuration and secrets, the webhook receiver and the server it runs on, the public URL
+//! (tunnel), the RingCentral subscription keeper and backfill, popups, health, and
+//! [`engine::Engine`], which wires them: HTTP → verify → parse (`callpop_core`) → store
+//! (`callpop_store`, one transaction, synced) → acknowledge → broadcast → popups · window · CLI.
+#![warn(missing_docs)]
+
+pub mod backfill;
+pub mod config;
+pub mod engine;
+pub mod health;
+pub mod notify;
+pub mod popups;
+pub mod receiver;
+pub mod replay;
+pub mod secrets;
+pub mod server;
+pub mod subscriptions;
+pub mod tunnel;
+pub mod wake;

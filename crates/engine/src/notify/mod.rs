@@ -1,0 +1,209 @@
+//! Desktop notifications behind one trait, so the popup logic never touches a platform API.
+//!
+//! [`desktop::DesktopNotifier`] is the real implementation (notify-rust: the freedesktop
+//! D-Bus protocol on Linux/BSD, the system notification centre on macOS and Windows). Tests of
+//! the popup logic use a recording implementation. Platform differences live in
+//! `desktop.rs` and `docs/PLATFORMS.md`, never in the call logic.
+
+pub mod desktop;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the notification server supports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Buttons on notifications ("Open", "Call back", …).
+    pub actions: bool,
+    /// The body is interpreted as markup (so text must be escaped).
+    pub body_markup: bool,
+    /// Notifications stay until dismissed.
+    pub persistence: bool,
+    /// The server's own name and version, for the health view.
+    pub server: String,
+}
+
+/// How loudly a notification asks for attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// Informational (answered calls).
+    Normal,
+    /// Needs someone now (ringing, missed).
+    Critical,
+}
+
+/// One notification as the popup logic wants it shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Popup {
+    /// The title line (plain text).
+    pub summary: String,
+    /// The body (already escaped when the server interprets markup).
+    pub body: String,
+    /// Buttons as (key, label); only sent when the server supports actions.
+    pub actions: Vec<(String, String)>,
+    /// Attention level.
+    pub urgency: Urgency,
+    /// `None`: stays until dismissed; `Some(d)`: the server may expire it after `d`.
+    pub timeout: Option<Duration>,
+    /// The app icon.
+    pub icon: Option<PathBuf>,
+}
+
+/// Something the user did to a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifierEvent {
+    /// A button (or the body, as `"default"`) was clicked.
+    Action {
+        /// Notification id.
+        id: u32,
+        /// The action key.
+        action: String,
+    },
+    /// The notification is gone (expired, dismissed or closed by us).
+    Closed {
+        /// Notification id.
+        id: u32,
+    },
+}
+
+/// Why a notification could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// No notification server answers on the session bus.
+    #[error("no notification server is available: {0}")]
+    Unavailable(String),
+    /// The server refused or failed.
+    #[error("the notification server failed: {0}")]
+    Failed(String),
+}
+
+/// A notification backend. Calls are blocking and made from one thread at a time.
+pub trait Notifier: Send + 'static {
+    /// What the server supports.
+    fn capabilities(&self) -> &Capabilities;
+    /// Shows a notification, or replaces notification `replaces` in place; returns its id.
+    fn show(&mut self, popup: &Popup, replaces: Option<u32>) -> Result<u32, NotifyError>;
+    /// Closes a notification.
+    fn close(&mut self, id: u32) -> Result<(), NotifyError>;
+    /// Opens a link for the user (`tel:` for "Call back", the CRM URL).
+    fn open(&mut self, url: &str) -> Result<(), NotifyError>;
+}
+
+/// Escapes text for a body the server interprets as markup (freedesktop markup is a small
+/// XML subset: `<b>`, `<i>`, `<u>`, `<a>`, `<img>`).
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod recording {
+    //! A notifier that records what it was asked to do (unit tests only).
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// One recorded call.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Call {
+        Show {
+            id: u32,
+            replaces: Option<u32>,
+            popup: Popup,
+        },
+        Close {
+            id: u32,
+        },
+        Open {
+            url: String,
+        },
+    }
+
+    /// Records calls; ids are handed out like a notification server does.
+    pub struct RecordingNotifier {
+        pub calls: Arc<Mutex<Vec<Call>>>,
+        capabilities: Capabilities,
+        next_id: u32,
+    }
+
+    impl RecordingNotifier {
+        pub fn new(actions: bool, body_markup: bool) -> (RecordingNotifier, Arc<Mutex<Vec<Call>>>) {
+            let calls = Arc::new(Mutex::new(Vec::new()));
+            (
+                RecordingNotifier {
+                    calls: calls.clone(),
+                    capabilities: Capabilities {
+                        actions,
+                        body_markup,
+                        persistence: true,
+                        server: "recording".into(),
+                    },
+                    next_id: 1,
+                },
+                calls,
+            )
+        }
+    }
+
+    impl Notifier for RecordingNotifier {
+        fn capabilities(&self) -> &Capabilities {
+            &self.capabilities
+        }
+
+        fn show(&mut self, popup: &Popup, replaces: Option<u32>) -> Result<u32, NotifyError> {
+            let id = replaces.unwrap_or_else(|| {
+                self.next_id += 1;
+                self.next_id
+            });
+            self.calls.lock().expect("lock").push(Call::Show {
+                id,
+                replaces,
+                popup: popup.clone(),
+            });
+            Ok(id)
+        }
+
+        fn close(&mut self, id: u32) -> Result<(), NotifyError> {
+            self.calls.lock().expect("lock").push(Call::Close { id });
+            Ok(())
+        }
+
+        fn open(&mut self, url: &str) -> Result<(), NotifyError> {
+            self.calls
+                .lock()
+                .expect("lock")
+                .push(Call::Open { url: url.into() });
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callpop_core::text::sanitize;
+
+    #[test]
+    fn names_cannot_hide_or_reorder_text_or_inject_markup() {
+        let evil = "Bob\u{202E}evil\u{202C} <b>Boss</b>\n\u{200B}&co";
+        let clean = sanitize(evil, 100);
+        assert_eq!(clean, "Bobevil <b>Boss</b> &co");
+        assert_eq!(
+            escape_markup(&clean),
+            "Bobevil &lt;b&gt;Boss&lt;/b&gt; &amp;co"
+        );
+        assert_eq!(sanitize(&"x".repeat(300), 10).chars().count(), 10);
+        assert_eq!(sanitize("  \u{7}  ", 10), "");
+    }
+}

@@ -1,0 +1,1502 @@
+//! The popup manager: turns committed call changes into desktop notifications — one per
+//! inbound call per desk, updated in place, never duplicated.
+//!
+//! It runs as one engine task: it listens to the store's committed changes (so it only ever
+//! announces what is on disk), decides per call which phase the popup should be in (ringing →
+//! answered | missed), and asks the [`Notifier`] (on its own thread, since notification APIs
+//! block) to show, update or close. What it has shown is remembered in the store, so a restart
+//! in the middle of a ringing call updates the existing popup instead of showing a second one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Local, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, QuietHours};
+use crate::health::Health;
+use crate::notify::{
+    escape_markup, Capabilities, Notifier, NotifierEvent, NotifyError, Popup, Urgency,
+};
+use callpop_core::lines::{line_label, LineLabel};
+use callpop_core::model::{
+    Call, CallDirection, CallResult, CallState, LegDirection, LegState, Origin, Provider,
+};
+use callpop_core::numbers::format_for_display;
+use callpop_core::text::sanitize;
+use callpop_store::writer::{CommittedChange, StoreWriter};
+use callpop_store::PopupRecord;
+
+/// A ringing popup whose call has not changed for this long is closed. No phone rings that
+/// long; a call whose every leg moved to another session (`Gone` after a pickup or park) is
+/// never heard of again in this one and would otherwise ring on screen for good.
+pub const STUCK_RINGING: Duration = Duration::from_secs(600);
+
+/// Engine-state key of the pause setting.
+pub const PAUSE_KEY: &str = "popups.pause";
+
+/// Everything that decides whether and how popups appear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopupSettings {
+    /// Extensions whose calls pop up here (ids or numbers); empty = every extension.
+    pub watch_extensions: Vec<String>,
+    /// RingCentral events older than this when they arrive are stored but never announced
+    /// (Ringotel sends each event once, as it happens, with the call's start as its time).
+    pub stale_after: Duration,
+    /// How long an "answered" popup stays before it is closed.
+    pub answered_close_after: Duration,
+    /// A ringing popup whose call has not changed for this long is closed ([`STUCK_RINGING`]).
+    pub stuck_ringing_after: Duration,
+    /// Most call popups on screen at once; more calls go into one summary popup.
+    pub max_on_screen: usize,
+    /// No popups during these local hours.
+    pub quiet_hours: Option<QuietHours>,
+    /// Names of the dealership's lines, by number (E.164 after normalization).
+    pub line_labels: Vec<LineLabel>,
+    /// "Open in CRM" link with `{number}`, `{e164}`, `{name}`, `{call_id}` placeholders.
+    pub crm_url_template: Option<String>,
+    /// A CallPop window exists to "Open" a call in (the desktop app, not `callpop serve`).
+    pub window_available: bool,
+    /// The app icon for notifications.
+    pub icon: Option<PathBuf>,
+}
+
+impl Default for PopupSettings {
+    fn default() -> PopupSettings {
+        PopupSettings {
+            watch_extensions: Vec::new(),
+            stale_after: config::DEFAULT_STALE_AFTER,
+            answered_close_after: config::DEFAULT_ANSWERED_CLOSE_AFTER,
+            stuck_ringing_after: STUCK_RINGING,
+            max_on_screen: config::DEFAULT_MAX_ON_SCREEN,
+            quiet_hours: None,
+            line_labels: Vec::new(),
+            crm_url_template: None,
+            window_available: false,
+            icon: None,
+        }
+    }
+}
+
+/// Whether popups are paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct PauseState {
+    /// Popups are paused now.
+    pub paused: bool,
+    /// Until when (`None` while paused = until resumed).
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl PauseState {
+    /// Whether popups are paused at `now` (a timed pause is over once its end has passed).
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.paused && self.until.is_none_or(|t| now < t)
+    }
+}
+
+/// Requests to the popup manager.
+#[derive(Debug)]
+pub enum PopupControl {
+    /// New settings take effect for the next call.
+    Settings(Box<PopupSettings>),
+    /// Pause popups for a while (`None` = until resumed).
+    Pause(Option<Duration>, oneshot::Sender<PauseState>),
+    /// Resume popups.
+    Resume(oneshot::Sender<PauseState>),
+    /// Report the pause state.
+    GetPause(oneshot::Sender<PauseState>),
+}
+
+/// What a popup button asks the application to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PopupRequest {
+    /// Show this call (row id) in the CallPop window.
+    OpenCall(i64),
+}
+
+/// The phase a call's popup is in; phases only move forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// The desk's phone is ringing.
+    Ringing,
+    /// Somebody answered.
+    Answered,
+    /// It ended unanswered (possibly with a voicemail).
+    Missed,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Ringing => "ringing",
+            Phase::Answered => "answered",
+            Phase::Missed => "missed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Phase> {
+        match s {
+            "ringing" => Some(Phase::Ringing),
+            "answered" => Some(Phase::Answered),
+            "missed" => Some(Phase::Missed),
+            _ => None,
+        }
+    }
+}
+
+/// The desks (receiving extensions) of a call that this desk watches.
+fn watched_parts<'a>(
+    call: &'a Call,
+    watched: &[String],
+) -> Vec<&'a callpop_core::model::ExtensionPart> {
+    call.extensions
+        .iter()
+        .filter(|p| p.direction != Some(LegDirection::Outbound))
+        .filter(|p| watched.is_empty() || p.matches_extension(watched))
+        .collect()
+}
+
+/// The phase this desk's popup for `call` should be in, if it should have one at all.
+pub fn desired_phase(call: &Call, watched: &[String]) -> Option<Phase> {
+    if !matches!(
+        call.direction,
+        CallDirection::Inbound | CallDirection::Internal
+    ) {
+        return None;
+    }
+    let mine = watched_parts(call, watched);
+    if mine.is_empty() {
+        return None;
+    }
+    let ringing_here = mine.iter().any(|p| p.state == Some(LegState::Ringing));
+    let answered_here = mine.iter().any(|p| p.answered);
+    if !watched.is_empty() && ringing_here && !answered_here {
+        // The call rings at this desk now, whoever answered it before: reception took it and
+        // transferred it here. By the call's result alone this desk saw it as already answered
+        // and never got a popup, ringing or missed.
+        return Some(Phase::Ringing);
+    }
+    match call.result {
+        Some(CallResult::Answered) => Some(Phase::Answered),
+        Some(CallResult::Missed) | Some(CallResult::Voicemail)
+            if call.state == CallState::Ended =>
+        {
+            Some(Phase::Missed)
+        }
+        None if call.state == CallState::Ringing || ringing_here => Some(Phase::Ringing),
+        _ => None,
+    }
+}
+
+/// Percent-encodes a value for a URL (RFC 3986 unreserved characters stay as they are).
+fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Fills the CRM link template for a call.
+pub fn crm_url(template: &str, call: &Call) -> String {
+    let number = call
+        .from
+        .raw
+        .clone()
+        .or_else(|| call.from.e164.clone())
+        .unwrap_or_default();
+    template
+        .replace("{number}", &url_encode(&number))
+        .replace(
+            "{e164}",
+            &url_encode(call.from.e164.as_deref().unwrap_or("")),
+        )
+        .replace(
+            "{name}",
+            &url_encode(&sanitize(call.from.name.as_deref().unwrap_or(""), 100)),
+        )
+        .replace("{call_id}", &url_encode(&call.call_key))
+}
+
+/// Renders what people read on a popup.
+pub struct Renderer<'a> {
+    /// Settings (labels, template, window).
+    pub settings: &'a PopupSettings,
+    /// What the server supports (escaping, buttons).
+    pub capabilities: &'a Capabilities,
+}
+
+impl Renderer<'_> {
+    fn caller(&self, call: &Call) -> (String, Option<String>) {
+        let number = call
+            .from
+            .e164
+            .as_deref()
+            .map(format_for_display)
+            .or_else(|| call.from.raw.clone())
+            .map(|n| sanitize(&n, 40))
+            .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case("anonymous"));
+        let name = call
+            .from
+            .name
+            .as_deref()
+            .map(|n| sanitize(n, 60))
+            .filter(|n| !n.is_empty());
+        match (name, number) {
+            (Some(name), number) => (name, number),
+            (None, Some(number)) => (number, None),
+            (None, None) => ("Unknown caller".to_string(), None),
+        }
+    }
+
+    fn line(&self, call: &Call) -> Option<String> {
+        let dialled = call.to.e164.as_deref()?;
+        Some(match line_label(&self.settings.line_labels, dialled) {
+            Some(l) => sanitize(&l.label, 40),
+            None => format_for_display(dialled),
+        })
+    }
+
+    fn desks(&self, call: &Call) -> Option<String> {
+        let parts = watched_parts(call, &self.settings.watch_extensions);
+        let labels: Vec<String> = parts
+            .iter()
+            .filter_map(|p| p.extension_number.clone())
+            .map(|n| sanitize(&n, 12))
+            .collect();
+        (!labels.is_empty()).then(|| format!("ext {}", labels.join(", ")))
+    }
+
+    fn body(&self, lines: &[String]) -> String {
+        let text = lines
+            .iter()
+            .filter(|l| !l.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        if self.capabilities.body_markup {
+            escape_markup(&text)
+        } else {
+            text
+        }
+    }
+
+    fn actions(&self, call: &Call) -> Vec<(String, String)> {
+        let mut actions = Vec::new();
+        if self.settings.window_available {
+            // "default" is the freedesktop key for clicking the notification itself.
+            actions.push(("default".to_string(), "Open".to_string()));
+        }
+        if call.from.e164.is_some() {
+            actions.push(("call-back".to_string(), "Call back".to_string()));
+        }
+        if self.settings.crm_url_template.is_some() {
+            actions.push(("crm".to_string(), "Open in CRM".to_string()));
+        }
+        actions
+    }
+
+    /// The popup for `call` in `phase`.
+    pub fn render(&self, call: &Call, phase: Phase) -> Popup {
+        let (who, number) = self.caller(call);
+        let to = [self.line(call).map(|l| format!("to {l}")), self.desks(call)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let icon = self.settings.icon.clone();
+        match phase {
+            Phase::Ringing => Popup {
+                summary: match call.direction {
+                    CallDirection::Internal => format!("Internal call from {who}"),
+                    _ => format!("Incoming call from {who}"),
+                },
+                body: self.body(&[number.unwrap_or_default(), to]),
+                actions: self.actions(call),
+                urgency: Urgency::Critical,
+                timeout: None,
+                icon,
+            },
+            Phase::Answered => {
+                // This desk if it answered, else whoever took the call last (after a transfer
+                // that is not the reception desk that answered first).
+                let answering: Vec<_> = call
+                    .extensions
+                    .iter()
+                    .filter(|p| p.answered && p.direction != Some(LegDirection::Outbound))
+                    .collect();
+                let watched = &self.settings.watch_extensions;
+                let by = answering
+                    .iter()
+                    .find(|p| !watched.is_empty() && p.matches_extension(watched))
+                    .or(answering.last())
+                    .map(|p| {
+                        let name = p.name.as_deref().map(|n| sanitize(n, 40));
+                        match (name, p.extension_number.as_deref()) {
+                            (Some(n), Some(x)) => format!("{n} ({x})"),
+                            (Some(n), None) => n,
+                            (None, Some(x)) => format!("ext {x}"),
+                            (None, None) => "a colleague".into(),
+                        }
+                    })
+                    .unwrap_or_else(|| "a colleague".into());
+                let caller = match number {
+                    Some(n) => format!("{who} · {n}"),
+                    None => who,
+                };
+                Popup {
+                    summary: format!("Answered by {by}"),
+                    body: self.body(&[caller, to]),
+                    actions: self.actions(call),
+                    urgency: Urgency::Normal,
+                    timeout: Some(self.settings.answered_close_after),
+                    icon,
+                }
+            }
+            Phase::Missed => {
+                let when = call
+                    .started_at
+                    .with_timezone(&Local)
+                    .format("%H:%M")
+                    .to_string();
+                let voicemail = call.voicemail.as_ref().map(|v| match v.seconds {
+                    Some(s) => format!("Voicemail left ({s} s)"),
+                    None => "Voicemail left".to_string(),
+                });
+                let voicemail = voicemail.or_else(|| {
+                    (call.result == Some(CallResult::Voicemail)).then(|| "Went to voicemail".into())
+                });
+                Popup {
+                    summary: format!("Missed call from {who}"),
+                    body: self.body(&[
+                        number.unwrap_or_default(),
+                        [to, format!("at {when}")]
+                            .into_iter()
+                            .filter(|s| !s.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" · "),
+                        voicemail.unwrap_or_default(),
+                    ]),
+                    actions: self.actions(call),
+                    urgency: Urgency::Critical,
+                    timeout: None,
+                    icon,
+                }
+            }
+        }
+    }
+
+    /// The summary popup for calls beyond the on-screen limit.
+    pub fn summary(&self, ringing: usize, missed: usize) -> Popup {
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let (summary, body) = if ringing > 0 {
+            (
+                format!(
+                    "{ringing} more incoming call{}",
+                    if ringing == 1 { "" } else { "s" }
+                ),
+                if missed > 0 {
+                    format!(
+                        "and {} — open CallPop to see them",
+                        plural(missed, "missed call")
+                    )
+                } else {
+                    "Open CallPop to see them".to_string()
+                },
+            )
+        } else {
+            (
+                plural(missed, "missed call"),
+                "Open CallPop to see them".to_string(),
+            )
+        };
+        Popup {
+            summary,
+            body: self.body(&[body]),
+            actions: if self.settings.window_available {
+                vec![("default".into(), "Open".into())]
+            } else {
+                Vec::new()
+            },
+            urgency: Urgency::Critical,
+            timeout: None,
+            icon: self.settings.icon.clone(),
+        }
+    }
+}
+
+/// Runs a blocking [`Notifier`] on its own thread.
+struct NotifierThread {
+    tx: std::sync::mpsc::Sender<NotifierJob>,
+    capabilities: Capabilities,
+}
+
+enum NotifierJob {
+    Show(
+        Popup,
+        Option<u32>,
+        oneshot::Sender<Result<u32, NotifyError>>,
+    ),
+    Close(u32),
+    Open(String),
+}
+
+impl NotifierThread {
+    fn spawn(mut notifier: Box<dyn Notifier>) -> std::io::Result<NotifierThread> {
+        let capabilities = notifier.capabilities().clone();
+        let (tx, rx) = std::sync::mpsc::channel::<NotifierJob>();
+        std::thread::Builder::new()
+            .name("callpop-notifier".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        NotifierJob::Show(popup, replaces, reply) => {
+                            let _ = reply.send(notifier.show(&popup, replaces));
+                        }
+                        NotifierJob::Close(id) => {
+                            if let Err(e) = notifier.close(id) {
+                                tracing::warn!(error = %e, "cannot close a notification");
+                            }
+                        }
+                        NotifierJob::Open(url) => {
+                            if let Err(e) = notifier.open(&url) {
+                                tracing::warn!(error = %e, "cannot open a link");
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(NotifierThread { tx, capabilities })
+    }
+
+    async fn show(&self, popup: Popup, replaces: Option<u32>) -> Result<u32, NotifyError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(NotifierJob::Show(popup, replaces, reply))
+            .map_err(|_| NotifyError::Failed("the notifier thread stopped".into()))?;
+        rx.await
+            .map_err(|_| NotifyError::Failed("the notifier thread stopped".into()))?
+    }
+
+    fn close(&self, id: u32) {
+        let _ = self.tx.send(NotifierJob::Close(id));
+    }
+
+    fn open(&self, url: String) {
+        let _ = self.tx.send(NotifierJob::Open(url));
+    }
+}
+
+/// What the manager remembers of one call's popup.
+#[derive(Debug, Clone)]
+struct Shown {
+    phase: Phase,
+    notification_id: Option<u32>,
+    closed: bool,
+    shown_at: DateTime<Utc>,
+    /// The last content sent, to skip updates that change nothing.
+    last: Option<Popup>,
+    call: Option<Call>,
+    /// It first rang at this (watching) desk after another desk had answered: a transfer. If
+    /// this desk then does not answer, it missed the caller, whoever talked to them before.
+    handed_over: bool,
+}
+
+/// Handles to a running popup manager.
+#[derive(Clone)]
+pub struct PopupHandle {
+    control: mpsc::Sender<PopupControl>,
+}
+
+impl PopupHandle {
+    /// Applies new settings.
+    pub async fn update_settings(&self, settings: PopupSettings) {
+        let _ = self
+            .control
+            .send(PopupControl::Settings(Box::new(settings)))
+            .await;
+    }
+
+    /// Pauses popups (`None` = until resumed).
+    pub async fn pause(&self, duration: Option<Duration>) -> Option<PauseState> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(PopupControl::Pause(duration, tx))
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Resumes popups.
+    pub async fn resume(&self) -> Option<PauseState> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(PopupControl::Resume(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The pause state.
+    pub async fn pause_state(&self) -> Option<PauseState> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(PopupControl::GetPause(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Everything the manager task needs.
+pub struct PopupManager {
+    settings: PopupSettings,
+    notifier: NotifierThread,
+    notifier_events: mpsc::UnboundedReceiver<NotifierEvent>,
+    writer: StoreWriter,
+    health: Arc<Health>,
+    requests: broadcast::Sender<PopupRequest>,
+    shown: HashMap<i64, Shown>,
+    by_notification: HashMap<u32, i64>,
+    overflow_ringing: BTreeSet<i64>,
+    /// When each call with a ringing popup last changed.
+    ringing_heard: HashMap<i64, Instant>,
+    overflow_missed: usize,
+    summary_id: Option<u32>,
+    closings: Vec<(Instant, i64)>,
+    pause: PauseState,
+    clock: callpop_clock::Clock,
+}
+
+impl PopupManager {
+    /// Prepares a manager around a notifier; `notifier_events` receives its clicks and closes.
+    /// `remembered` are the popups the store knows from before a restart.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: PopupSettings,
+        notifier: Box<dyn Notifier>,
+        notifier_events: mpsc::UnboundedReceiver<NotifierEvent>,
+        writer: StoreWriter,
+        health: Arc<Health>,
+        requests: broadcast::Sender<PopupRequest>,
+        remembered: Vec<PopupRecord>,
+        pause: Option<String>,
+        clock: callpop_clock::Clock,
+    ) -> std::io::Result<PopupManager> {
+        let notifier = NotifierThread::spawn(notifier)?;
+        let mut shown = HashMap::new();
+        let mut by_notification = HashMap::new();
+        for r in remembered {
+            let Some(phase) = Phase::parse(&r.phase) else {
+                continue;
+            };
+            if let Some(id) = r.notification_id {
+                by_notification.insert(id, r.call_id);
+            }
+            shown.insert(
+                r.call_id,
+                Shown {
+                    phase,
+                    notification_id: r.notification_id,
+                    closed: r.closed,
+                    shown_at: r.shown_at,
+                    last: None,
+                    call: None,
+                    handed_over: false,
+                },
+            );
+        }
+        let pause = pause
+            .and_then(|p| serde_json::from_str::<PauseState>(&p).ok())
+            .unwrap_or(PauseState {
+                paused: false,
+                until: None,
+            });
+        Ok(PopupManager {
+            settings,
+            notifier,
+            notifier_events,
+            writer,
+            health,
+            requests,
+            shown,
+            by_notification,
+            overflow_ringing: BTreeSet::new(),
+            ringing_heard: HashMap::new(),
+            overflow_missed: 0,
+            summary_id: None,
+            closings: Vec::new(),
+            pause,
+            clock,
+        })
+    }
+
+    fn report(&self) {
+        let caps = &self.notifier.capabilities;
+        let (state, detail) = if self.is_paused(self.clock.now()) {
+            (
+                "paused",
+                match self.pause.until {
+                    Some(t) => format!(
+                        "popups paused until {}",
+                        t.with_timezone(&Local).format("%H:%M")
+                    ),
+                    None => "popups paused until resumed".to_string(),
+                },
+            )
+        } else {
+            (
+                "on",
+                format!(
+                    "{}{}",
+                    caps.server,
+                    if caps.actions {
+                        ""
+                    } else {
+                        "; this server shows no buttons"
+                    }
+                ),
+            )
+        };
+        self.health.set_part("notifications", state, detail);
+    }
+
+    fn is_paused(&self, now: DateTime<Utc>) -> bool {
+        self.pause.is_active(now)
+    }
+
+    /// Runs until `shutdown`; returns the control handle through `handle_tx` first.
+    pub fn start(
+        self,
+        mut changes: broadcast::Receiver<CommittedChange>,
+        shutdown: CancellationToken,
+    ) -> (PopupHandle, tokio::task::JoinHandle<()>) {
+        let (control_tx, mut control) = mpsc::channel(16);
+        let mut me = self;
+        let task = tokio::spawn(async move {
+            me.report();
+            me.close_leftover_answered().await;
+            loop {
+                let next_closing = me.closings.iter().map(|(t, _)| *t).min();
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    change = changes.recv() => match change {
+                        Ok(change) => me.on_change(change).await,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(skipped = n, "popups fell behind; some calls were not announced");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    Some(event) = me.notifier_events.recv() => me.on_notifier_event(event).await,
+                    Some(cmd) = control.recv() => me.on_control(cmd).await,
+                    _ = sleep_until_opt(next_closing) => me.on_timers().await,
+                }
+            }
+        });
+        (
+            PopupHandle {
+                control: control_tx,
+            },
+            task,
+        )
+    }
+
+    async fn close_leftover_answered(&mut self) {
+        let leftovers: Vec<i64> = self
+            .shown
+            .iter()
+            .filter(|(_, s)| s.phase == Phase::Answered && !s.closed)
+            .map(|(id, _)| *id)
+            .collect();
+        for call_id in leftovers {
+            self.close_popup(call_id).await;
+        }
+    }
+
+    async fn on_control(&mut self, cmd: PopupControl) {
+        match cmd {
+            PopupControl::Settings(s) => {
+                self.settings = *s;
+                self.report();
+            }
+            PopupControl::Pause(duration, reply) => {
+                self.pause = PauseState {
+                    paused: true,
+                    until: duration.and_then(|d| {
+                        chrono::Duration::from_std(d)
+                            .ok()
+                            .map(|d| self.clock.now() + d)
+                    }),
+                };
+                self.save_pause().await;
+                let _ = reply.send(self.pause);
+            }
+            PopupControl::Resume(reply) => {
+                self.pause = PauseState {
+                    paused: false,
+                    until: None,
+                };
+                self.save_pause().await;
+                let _ = reply.send(self.pause);
+            }
+            PopupControl::GetPause(reply) => {
+                let mut state = self.pause;
+                state.paused = self.is_paused(self.clock.now());
+                let _ = reply.send(state);
+            }
+        }
+    }
+
+    async fn save_pause(&mut self) {
+        let json = serde_json::to_string(&self.pause).unwrap_or_default();
+        if let Err(e) = self.writer.set_state(PAUSE_KEY, &json).await {
+            tracing::warn!(error = %e, "cannot remember the pause setting");
+        }
+        self.report();
+    }
+
+    /// Why a new popup must not be shown now, if it must not.
+    fn suppressed(&self, call: &Call, origin: Origin, now: DateTime<Utc>) -> Option<&'static str> {
+        if origin != Origin::Webhook {
+            return Some("not a live delivery");
+        }
+        // Ringotel's Start carries the call's start on the PBX (`call_start`), not when it
+        // reached the desk: a caller who waited in the menu or a queue for a few minutes
+        // looked stale and never popped up. Ringotel sends each event once, when it happens,
+        // so only RingCentral's event times say how late a delivery is.
+        let age = now.signed_duration_since(call.last_event_at);
+        if call.provider == Provider::RingCentral
+            && age > chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default()
+        {
+            return Some("stale");
+        }
+        if self.is_paused(now) {
+            return Some("paused");
+        }
+        if self
+            .settings
+            .quiet_hours
+            .is_some_and(|q| q.contains(now.with_timezone(&Local).time()))
+        {
+            return Some("quiet hours");
+        }
+        None
+    }
+
+    /// Popups this run has on screen. Remembered ones from before a restart are left out:
+    /// after a reboot they are gone, and a dismissal made while CallPop was not running is
+    /// never heard, so counting them let yesterday's missed calls hold every new caller in
+    /// the summary popup. They are still kept to be updated in place.
+    fn on_screen(&self) -> usize {
+        self.shown
+            .values()
+            .filter(|s| !s.closed && s.notification_id.is_some() && s.last.is_some())
+            .count()
+    }
+
+    async fn on_change(&mut self, committed: CommittedChange) {
+        let call_id = committed.change.id;
+        self.apply_change(committed).await;
+        if self
+            .shown
+            .get(&call_id)
+            .is_some_and(|s| s.phase == Phase::Ringing && !s.closed)
+        {
+            let now = Instant::now();
+            // One pending check per ringing popup; it moves itself on while the call is heard.
+            if self.ringing_heard.insert(call_id, now).is_none() {
+                self.closings
+                    .push((now + self.settings.stuck_ringing_after, call_id));
+            }
+        } else {
+            self.ringing_heard.remove(&call_id);
+        }
+    }
+
+    async fn apply_change(&mut self, committed: CommittedChange) {
+        let Some(call) = &committed.change.after else {
+            return;
+        };
+        let call_id = committed.change.id;
+        let watched = &self.settings.watch_extensions;
+        let desired = match desired_phase(call, watched) {
+            Some(Phase::Answered)
+                if self.shown.get(&call_id).is_some_and(|s| s.handed_over)
+                    && !watched_parts(call, watched).iter().any(|p| p.answered) =>
+            {
+                Some(Phase::Missed)
+            }
+            desired => desired,
+        };
+        let now = self.clock.now();
+
+        if self.overflow_ringing.contains(&call_id) && desired != Some(Phase::Ringing) {
+            self.overflow_ringing.remove(&call_id);
+            if desired == Some(Phase::Missed) {
+                self.overflow_missed += 1;
+            }
+            self.refresh_summary().await;
+            return;
+        }
+        let current = self.shown.get(&call_id).map(|s| (s.phase, s.closed));
+        match (current, desired) {
+            (None, Some(phase @ (Phase::Ringing | Phase::Missed))) => {
+                if let Some(why) = self.suppressed(call, committed.origin, now) {
+                    tracing::debug!(call_id, why, "popup not shown");
+                    return;
+                }
+                if self.on_screen() >= self.settings.max_on_screen.max(1) {
+                    match phase {
+                        Phase::Ringing => {
+                            self.overflow_ringing.insert(call_id);
+                        }
+                        _ => self.overflow_missed += 1,
+                    }
+                    self.refresh_summary().await;
+                    return;
+                }
+                self.show(call_id, call, phase, now).await;
+            }
+            (Some((from, closed)), Some(to))
+                if to > from || (to == from && to == Phase::Missed) =>
+            {
+                if closed && to == Phase::Missed && from == Phase::Missed {
+                    // The user dismissed the missed-call popup: leave it dismissed.
+                    return;
+                }
+                self.show(call_id, call, to, now).await;
+                if to == Phase::Answered {
+                    let delay = self.settings.answered_close_after;
+                    self.closings.push((Instant::now() + delay, call_id));
+                }
+            }
+            _ => {
+                if let Some(s) = self.shown.get_mut(&call_id) {
+                    s.call = Some(call.clone());
+                }
+            }
+        }
+    }
+
+    async fn show(&mut self, call_id: i64, call: &Call, phase: Phase, now: DateTime<Utc>) {
+        let popup = Renderer {
+            settings: &self.settings,
+            capabilities: &self.notifier.capabilities,
+        }
+        .render(call, phase);
+        let previous = self.shown.get(&call_id).cloned();
+        if previous
+            .as_ref()
+            .is_some_and(|p| p.phase == phase && p.last.as_ref() == Some(&popup))
+        {
+            return;
+        }
+        let replaces = previous.as_ref().and_then(|p| p.notification_id);
+        match self.notifier.show(popup.clone(), replaces).await {
+            Ok(id) => {
+                self.by_notification.insert(id, call_id);
+                let shown_at = previous.as_ref().map_or(now, |p| p.shown_at);
+                let handed_over = previous.as_ref().map_or(
+                    phase == Phase::Ringing
+                        && call.result == Some(CallResult::Answered)
+                        && !self.settings.watch_extensions.is_empty(),
+                    |p| p.handed_over,
+                );
+                self.shown.insert(
+                    call_id,
+                    Shown {
+                        phase,
+                        notification_id: Some(id),
+                        closed: false,
+                        shown_at,
+                        last: Some(popup),
+                        call: Some(call.clone()),
+                        handed_over,
+                    },
+                );
+                self.remember(call_id).await;
+            }
+            Err(e) => {
+                tracing::warn!(call_id, error = %e, "popup not shown");
+                self.health
+                    .set_part("notifications", "error", e.to_string());
+            }
+        }
+    }
+
+    async fn remember(&mut self, call_id: i64) {
+        let Some(s) = self.shown.get(&call_id) else {
+            return;
+        };
+        let record = PopupRecord {
+            call_id,
+            phase: s.phase.as_str().to_string(),
+            notification_id: s.notification_id,
+            closed: s.closed,
+            shown_at: s.shown_at,
+        };
+        if let Err(e) = self.writer.set_popup(record).await {
+            tracing::warn!(call_id, error = %e, "cannot remember a popup");
+        }
+    }
+
+    async fn close_popup(&mut self, call_id: i64) {
+        let Some(s) = self.shown.get_mut(&call_id) else {
+            return;
+        };
+        if s.closed {
+            return;
+        }
+        s.closed = true;
+        if let Some(id) = s.notification_id {
+            self.notifier.close(id);
+        }
+        self.remember(call_id).await;
+    }
+
+    async fn on_timers(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.closings.drain(..).partition(|(t, _)| *t <= now);
+        self.closings = later;
+        for (_, call_id) in due {
+            let phase = self.shown.get(&call_id).map(|s| s.phase);
+            if phase == Some(Phase::Answered) {
+                self.close_popup(call_id).await;
+            }
+            let heard = self.ringing_heard.get(&call_id).copied();
+            let Some(quiet_until) = heard.map(|h| h + self.settings.stuck_ringing_after) else {
+                continue;
+            };
+            if phase != Some(Phase::Ringing) {
+                self.ringing_heard.remove(&call_id);
+            } else if quiet_until > now {
+                self.closings.push((quiet_until, call_id));
+            } else {
+                tracing::info!(
+                    call_id,
+                    "a call rang for {} s without a word from the phone system; its popup is \
+                     closed",
+                    self.settings.stuck_ringing_after.as_secs()
+                );
+                self.ringing_heard.remove(&call_id);
+                self.close_popup(call_id).await;
+            }
+        }
+    }
+
+    async fn refresh_summary(&mut self) {
+        let ringing = self.overflow_ringing.len();
+        let missed = self.overflow_missed;
+        if ringing == 0 && missed == 0 {
+            if let Some(id) = self.summary_id.take() {
+                self.notifier.close(id);
+            }
+            return;
+        }
+        let popup = Renderer {
+            settings: &self.settings,
+            capabilities: &self.notifier.capabilities,
+        }
+        .summary(ringing, missed);
+        match self.notifier.show(popup, self.summary_id).await {
+            Ok(id) => self.summary_id = Some(id),
+            Err(e) => tracing::warn!(error = %e, "summary popup not shown"),
+        }
+    }
+
+    async fn on_notifier_event(&mut self, event: NotifierEvent) {
+        match event {
+            NotifierEvent::Closed { id } => {
+                if self.summary_id == Some(id) {
+                    self.summary_id = None;
+                    self.overflow_missed = 0;
+                    return;
+                }
+                if let Some(call_id) = self.by_notification.get(&id).copied() {
+                    if let Some(s) = self.shown.get_mut(&call_id) {
+                        if !s.closed {
+                            s.closed = true;
+                            self.remember(call_id).await;
+                        }
+                    }
+                }
+            }
+            NotifierEvent::Action { id, action } => {
+                if self.summary_id == Some(id) {
+                    if action == "open" || action == "default" {
+                        // The window shows the newest calls first: open it on the log.
+                        let _ = self.requests.send(PopupRequest::OpenCall(0));
+                    }
+                    return;
+                }
+                let Some(call_id) = self.by_notification.get(&id).copied() else {
+                    return;
+                };
+                let call = self.shown.get(&call_id).and_then(|s| s.call.clone());
+                match action.as_str() {
+                    "open" | "default" if self.settings.window_available => {
+                        let _ = self.requests.send(PopupRequest::OpenCall(call_id));
+                    }
+                    "call-back" => {
+                        if let Some(e164) = call.as_ref().and_then(|c| c.from.e164.clone()) {
+                            self.notifier.open(format!("tel:{e164}"));
+                        }
+                    }
+                    "crm" => {
+                        if let (Some(template), Some(call)) =
+                            (self.settings.crm_url_template.clone(), call)
+                        {
+                            self.notifier.open(crm_url(&template, &call));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::recording::{Call as Recorded, RecordingNotifier};
+    use callpop_core::model::{ExtensionPart, PartySummary, Provider};
+
+    fn call(state: CallState, result: Option<CallResult>, ext_state: LegState) -> Call {
+        Call {
+            provider: Provider::RingCentral,
+            call_key: "s-1".into(),
+            direction: CallDirection::Inbound,
+            state,
+            result,
+            from: PartySummary {
+                raw: Some("+14155550123".into()),
+                e164: Some("+14155550123".into()),
+                name: Some("Jane <b>Roe</b>\u{202E}".into()),
+            },
+            to: PartySummary {
+                raw: Some("+16505550100".into()),
+                e164: Some("+16505550100".into()),
+                name: None,
+            },
+            extensions: vec![ExtensionPart {
+                extension_id: Some("62264425016".into()),
+                extension_number: Some("101".into()),
+                name: Some("Alice Sales".into()),
+                direction: Some(LegDirection::Inbound),
+                rang: true,
+                answered: result == Some(CallResult::Answered),
+                talk_seconds: 0,
+                state: Some(ext_state),
+            }],
+            started_at: Utc::now(),
+            answered_at: None,
+            ended_at: None,
+            ring_seconds: 0,
+            talk_seconds: 0,
+            recording_url: None,
+            voicemail: None,
+            event_count: 1,
+            last_event_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn phases_follow_the_call_for_watched_desks_only() {
+        let ringing = call(CallState::Ringing, None, LegState::Ringing);
+        assert_eq!(desired_phase(&ringing, &[]), Some(Phase::Ringing));
+        assert_eq!(
+            desired_phase(&ringing, &["101".into()]),
+            Some(Phase::Ringing)
+        );
+        assert_eq!(desired_phase(&ringing, &["102".into()]), None);
+        let answered = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Connected,
+        );
+        assert_eq!(desired_phase(&answered, &[]), Some(Phase::Answered));
+        let missed = call(CallState::Ended, Some(CallResult::Missed), LegState::Ended);
+        assert_eq!(desired_phase(&missed, &[]), Some(Phase::Missed));
+        let mut outbound = ringing;
+        outbound.direction = CallDirection::Outbound;
+        assert_eq!(desired_phase(&outbound, &[]), None);
+    }
+
+    /// Reception (101) answered, then transferred blind to sales (102), whose leg is `sales`.
+    fn transferred(sales: LegState) -> Call {
+        let mut call = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Ended,
+        );
+        let mut leg = call.extensions[0].clone();
+        leg.extension_id = Some("62264425017".into());
+        leg.extension_number = Some("102".into());
+        leg.name = Some("Bob Sales".into());
+        leg.answered = false;
+        leg.state = Some(sales);
+        call.extensions.push(leg);
+        call
+    }
+
+    #[test]
+    fn a_call_transferred_to_a_watched_desk_rings_there() {
+        let mut transferred = transferred(LegState::Ringing);
+        assert_eq!(
+            desired_phase(&transferred, &["102".into()]),
+            Some(Phase::Ringing)
+        );
+        assert_eq!(
+            desired_phase(&transferred, &["101".into()]),
+            Some(Phase::Answered)
+        );
+        assert_eq!(desired_phase(&transferred, &[]), Some(Phase::Answered));
+        // Sales picks up.
+        transferred.extensions[1].answered = true;
+        transferred.extensions[1].state = Some(LegState::Connected);
+        assert_eq!(
+            desired_phase(&transferred, &["102".into()]),
+            Some(Phase::Answered)
+        );
+    }
+
+    #[test]
+    fn popup_text_is_escaped_labelled_and_actionable() {
+        let settings = PopupSettings {
+            line_labels: vec![LineLabel {
+                number: "(650) 555-0100".into(),
+                label: "Sales".into(),
+            }],
+            crm_url_template: Some("https://crm.example/find?phone={e164}&n={name}".into()),
+            window_available: true,
+            ..PopupSettings::default()
+        };
+        let caps = Capabilities {
+            actions: true,
+            body_markup: true,
+            persistence: true,
+            server: "test".into(),
+        };
+        let r = Renderer {
+            settings: &settings,
+            capabilities: &caps,
+        };
+        let c = call(CallState::Ringing, None, LegState::Ringing);
+        let p = r.render(&c, Phase::Ringing);
+        assert_eq!(p.summary, "Incoming call from Jane <b>Roe</b>");
+        assert_eq!(p.body, "+1 415 555 0123\nto Sales · ext 101");
+        assert!(p.actions.iter().any(|(k, _)| k == "call-back"));
+        assert!(p.actions.iter().any(|(k, _)| k == "crm"));
+        let mut markup = c.clone();
+        markup.from.e164 = None;
+        markup.from.raw = Some("<i>x</i>".into());
+        markup.from.name = None;
+        let p = r.render(&markup, Phase::Missed);
+        assert!(p.summary.starts_with("Missed call from"));
+        assert!(!p.body.contains("<i>"), "{}", p.body);
+        assert_eq!(
+            crm_url(settings.crm_url_template.as_deref().unwrap_or_default(), &c),
+            "https://crm.example/find?phone=%2B14155550123&n=Jane%20%3Cb%3ERoe%3C%2Fb%3E"
+        );
+        let answered = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Connected,
+        );
+        assert_eq!(
+            r.render(&answered, Phase::Answered).summary,
+            "Answered by Alice Sales (101)"
+        );
+        assert_eq!(r.summary(3, 0).summary, "3 more incoming calls");
+        assert_eq!(r.summary(0, 1).summary, "1 missed call");
+    }
+
+    /// Drives a real manager with the recording notifier through a store writer.
+    struct Rig {
+        _dir: tempfile::TempDir,
+        changes: broadcast::Sender<CommittedChange>,
+        calls: Arc<std::sync::Mutex<Vec<Recorded>>>,
+        handle: PopupHandle,
+        shutdown: CancellationToken,
+    }
+
+    async fn rig(settings: PopupSettings) -> Rig {
+        rig_remembering(settings, Vec::new()).await
+    }
+
+    async fn rig_remembering(settings: PopupSettings, remembered: Vec<PopupRecord>) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = callpop_store::Store::open(
+            &dir.path().join("callpop.db"),
+            callpop_store::StoreOptions::new(callpop_testkit::us()),
+        )
+        .expect("store");
+        let (changes, _) = broadcast::channel(64);
+        let (writer, _thread) = StoreWriter::spawn(store, changes.clone()).expect("writer");
+        let (notifier, calls) = RecordingNotifier::new(true, true);
+        let (_events_tx, events_rx) = mpsc::unbounded_channel();
+        let (requests, _) = broadcast::channel(8);
+        let manager = PopupManager::new(
+            settings,
+            Box::new(notifier),
+            events_rx,
+            writer,
+            Health::new(),
+            requests,
+            remembered,
+            None,
+            callpop_clock::Clock::real(),
+        )
+        .expect("manager");
+        let shutdown = CancellationToken::new();
+        let (handle, _task) = manager.start(changes.subscribe(), shutdown.clone());
+        Rig {
+            _dir: dir,
+            changes,
+            calls,
+            handle,
+            shutdown,
+        }
+    }
+
+    impl Rig {
+        async fn send(&self, id: i64, call: Call, origin: Origin) {
+            let _ = self.changes.send(CommittedChange {
+                change: std::sync::Arc::new(callpop_store::CallChange {
+                    id,
+                    before: None,
+                    after: Some(call),
+                }),
+                origin,
+            });
+            // Let the manager and the notifier thread run.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+
+        fn recorded(&self) -> Vec<Recorded> {
+            self.calls.lock().expect("lock").clone()
+        }
+    }
+
+    fn shows(calls: &[Recorded]) -> Vec<(u32, Option<u32>, String)> {
+        calls
+            .iter()
+            .filter_map(|c| match c {
+                Recorded::Show {
+                    id,
+                    replaces,
+                    popup,
+                } => Some((*id, *replaces, popup.summary.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_popup_per_call_updated_in_place_then_closed() {
+        let rig = rig(PopupSettings {
+            answered_close_after: Duration::from_millis(50),
+            ..PopupSettings::default()
+        })
+        .await;
+        let ringing = call(CallState::Ringing, None, LegState::Ringing);
+        rig.send(1, ringing.clone(), Origin::Webhook).await;
+        rig.send(1, ringing.clone(), Origin::Webhook).await;
+        let answered = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Connected,
+        );
+        rig.send(1, answered.clone(), Origin::Webhook).await;
+        rig.send(1, answered, Origin::Webhook).await;
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let recorded = rig.recorded();
+        let s = shows(&recorded);
+        assert_eq!(s.len(), 2, "{recorded:?}");
+        assert_eq!(s[0].1, None);
+        assert_eq!(s[1].1, Some(s[0].0), "updated in place");
+        assert!(s[1].2.starts_with("Answered by"));
+        assert!(
+            recorded.contains(&Recorded::Close { id: s[0].0 }),
+            "{recorded:?}"
+        );
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn missed_calls_turn_the_popup_into_missed_and_policy_blocks_new_ones() {
+        let rig = rig(PopupSettings::default()).await;
+        rig.send(
+            1,
+            call(CallState::Ringing, None, LegState::Ringing),
+            Origin::Webhook,
+        )
+        .await;
+        rig.send(
+            1,
+            call(CallState::Ended, Some(CallResult::Missed), LegState::Ended),
+            Origin::Webhook,
+        )
+        .await;
+        // Backfilled and stale calls are stored but never pop up.
+        rig.send(
+            2,
+            call(CallState::Ringing, None, LegState::Ringing),
+            Origin::Backfill,
+        )
+        .await;
+        let mut stale = call(CallState::Ringing, None, LegState::Ringing);
+        stale.last_event_at = Utc::now() - chrono::Duration::minutes(10);
+        rig.send(3, stale.clone(), Origin::Webhook).await;
+        // A Ringotel call that waited in the queue: its Start names the call's start on the
+        // PBX, minutes ago, yet it rings at the desk now.
+        let mut queued = stale;
+        queued.provider = Provider::Ringotel;
+        queued.call_key = "ro-queued".into();
+        rig.send(5, queued, Origin::Webhook).await;
+        // Paused: nothing new.
+        rig.handle
+            .pause(Some(Duration::from_secs(3600)))
+            .await
+            .expect("paused");
+        rig.send(
+            4,
+            call(CallState::Ringing, None, LegState::Ringing),
+            Origin::Webhook,
+        )
+        .await;
+        let state = rig.handle.resume().await.expect("resumed");
+        assert!(!state.paused);
+        let s = shows(&rig.recorded());
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert!(s[1].2.starts_with("Missed call from"));
+        assert_eq!(s[1].1, Some(s[0].0));
+        assert!(
+            s[2].2.starts_with("Incoming call from"),
+            "the queued Ringotel call"
+        );
+        assert_eq!(s[2].1, None);
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn bursts_beyond_the_limit_share_one_summary_popup() {
+        let rig = rig(PopupSettings {
+            max_on_screen: 2,
+            ..PopupSettings::default()
+        })
+        .await;
+        for id in 1..=5 {
+            let mut c = call(CallState::Ringing, None, LegState::Ringing);
+            c.call_key = format!("s-{id}");
+            rig.send(id, c, Origin::Webhook).await;
+        }
+        let s = shows(&rig.recorded());
+        let own: Vec<_> = s.iter().filter(|x| x.2.starts_with("Incoming")).collect();
+        let summary: Vec<_> = s.iter().filter(|x| x.2.contains("more incoming")).collect();
+        assert_eq!(own.len(), 2, "{s:?}");
+        assert_eq!(summary.len(), 3, "{s:?}");
+        assert_eq!(summary[2].2, "3 more incoming calls");
+        assert!(
+            summary[1..].iter().all(|x| x.1 == Some(summary[0].0)),
+            "summary updated in place"
+        );
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn popups_left_from_before_a_restart_do_not_hold_new_callers_back() {
+        // Three missed-call popups were still up when the PC was shut down for the night.
+        let remembered = (1..=3)
+            .map(|id| PopupRecord {
+                call_id: id,
+                phase: Phase::Missed.as_str().to_string(),
+                notification_id: Some(id as u32),
+                closed: false,
+                shown_at: Utc::now() - chrono::Duration::hours(14),
+            })
+            .collect();
+        let rig = rig_remembering(PopupSettings::default(), remembered).await;
+        let mut c = call(CallState::Ringing, None, LegState::Ringing);
+        c.call_key = "s-next-morning".into();
+        rig.send(10, c, Origin::Webhook).await;
+        let s = shows(&rig.recorded());
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(s[0].2.starts_with("Incoming call from"), "{s:?}");
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_transfer_the_watched_desk_does_not_answer_is_its_missed_call() {
+        let rig = rig(PopupSettings {
+            watch_extensions: vec!["102".into()],
+            ..PopupSettings::default()
+        })
+        .await;
+        rig.send(1, transferred(LegState::Ringing), Origin::Webhook)
+            .await;
+        // Sales does not pick up; the call goes back to reception.
+        rig.send(1, transferred(LegState::Ended), Origin::Webhook)
+            .await;
+        let s = shows(&rig.recorded());
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert!(s[0].2.starts_with("Incoming call from"), "{s:?}");
+        assert!(s[1].2.starts_with("Missed call from"), "{s:?}");
+        assert_eq!(s[1].1, Some(s[0].0), "updated in place");
+
+        // A ring group is not a transfer: both desks ring, reception answers first.
+        let mut both_ring = transferred(LegState::Ringing);
+        both_ring.call_key = "s-group".into();
+        both_ring.result = None;
+        both_ring.state = CallState::Ringing;
+        both_ring.extensions[0].answered = false;
+        both_ring.extensions[0].state = Some(LegState::Ringing);
+        rig.send(2, both_ring, Origin::Webhook).await;
+        let mut taken = transferred(LegState::Ended);
+        taken.call_key = "s-group".into();
+        rig.send(2, taken, Origin::Webhook).await;
+        let s = shows(&rig.recorded());
+        assert_eq!(s.len(), 4, "{s:?}");
+        assert_eq!(s[3].2, "Answered by Alice Sales (101)");
+        rig.shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_ringing_popup_nobody_hears_of_again_is_closed() {
+        let ms = Duration::from_millis;
+        let rig = rig(PopupSettings {
+            stuck_ringing_after: ms(1000),
+            ..PopupSettings::default()
+        })
+        .await;
+        let ringing = call(CallState::Ringing, None, LegState::Ringing);
+        rig.send(1, ringing.clone(), Origin::Webhook).await;
+        // News of the call (t ≈ 0.6 s) keeps it up past the first deadline (1 s).
+        tokio::time::sleep(ms(550)).await;
+        let mut later = ringing;
+        later.event_count = 2;
+        rig.send(1, later, Origin::Webhook).await;
+        tokio::time::sleep(ms(600)).await;
+        let recorded = rig.recorded();
+        let id = shows(&recorded)[0].0;
+        assert!(!recorded.contains(&Recorded::Close { id }), "{recorded:?}");
+        // Then silence: the call moved to another session, or its end never came.
+        tokio::time::sleep(ms(900)).await;
+        let recorded = rig.recorded();
+        assert!(recorded.contains(&Recorded::Close { id }), "{recorded:?}");
+        assert_eq!(shows(&recorded).len(), 1, "{recorded:?}");
+        rig.shutdown.cancel();
+    }
+}
