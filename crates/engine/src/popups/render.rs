@@ -1,0 +1,314 @@
+//! What people read on a popup: caller, line, desks, buttons, and the summary popup that
+//! stands for calls beyond the on-screen limit.
+
+use chrono::Local;
+
+use callpop_core::lines::line_label;
+use callpop_core::model::{Call, CallDirection, CallResult, LegDirection};
+use callpop_core::numbers::format_for_display;
+use callpop_core::text::sanitize;
+
+use super::policy::watched_parts;
+use super::{Phase, PopupSettings};
+use crate::notify::{escape_markup, Capabilities, Popup, Urgency};
+
+/// Percent-encodes a value for a URL (RFC 3986 unreserved characters stay as they are).
+fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Fills the CRM link template for a call.
+pub fn crm_url(template: &str, call: &Call) -> String {
+    let number = call
+        .from
+        .raw
+        .clone()
+        .or_else(|| call.from.e164.clone())
+        .unwrap_or_default();
+    template
+        .replace("{number}", &url_encode(&number))
+        .replace(
+            "{e164}",
+            &url_encode(call.from.e164.as_deref().unwrap_or("")),
+        )
+        .replace(
+            "{name}",
+            &url_encode(&sanitize(call.from.name.as_deref().unwrap_or(""), 100)),
+        )
+        .replace("{call_id}", &url_encode(&call.call_key))
+}
+
+/// Renders what people read on a popup.
+pub struct Renderer<'a> {
+    /// Settings (labels, template, window).
+    pub settings: &'a PopupSettings,
+    /// What the server supports (escaping, buttons).
+    pub capabilities: &'a Capabilities,
+}
+
+impl Renderer<'_> {
+    fn caller(&self, call: &Call) -> (String, Option<String>) {
+        let number = call
+            .from
+            .e164
+            .as_deref()
+            .map(format_for_display)
+            .or_else(|| call.from.raw.clone())
+            .map(|n| sanitize(&n, 40))
+            .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case("anonymous"));
+        let name = call
+            .from
+            .name
+            .as_deref()
+            .map(|n| sanitize(n, 60))
+            .filter(|n| !n.is_empty());
+        match (name, number) {
+            (Some(name), number) => (name, number),
+            (None, Some(number)) => (number, None),
+            (None, None) => ("Unknown caller".to_string(), None),
+        }
+    }
+
+    fn line(&self, call: &Call) -> Option<String> {
+        let dialled = call.to.e164.as_deref()?;
+        Some(match line_label(&self.settings.line_labels, dialled) {
+            Some(l) => sanitize(&l.label, 40),
+            None => format_for_display(dialled),
+        })
+    }
+
+    fn desks(&self, call: &Call) -> Option<String> {
+        let parts = watched_parts(call, &self.settings.watch_extensions);
+        let labels: Vec<String> = parts
+            .iter()
+            .filter_map(|p| p.extension_number.clone())
+            .map(|n| sanitize(&n, 12))
+            .collect();
+        (!labels.is_empty()).then(|| format!("ext {}", labels.join(", ")))
+    }
+
+    fn body(&self, lines: &[String]) -> String {
+        let text = lines
+            .iter()
+            .filter(|l| !l.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        if self.capabilities.body_markup {
+            escape_markup(&text)
+        } else {
+            text
+        }
+    }
+
+    fn actions(&self, call: &Call) -> Vec<(String, String)> {
+        let mut actions = Vec::new();
+        if self.settings.window_available {
+            // "default" is the freedesktop key for clicking the notification itself.
+            actions.push(("default".to_string(), "Open".to_string()));
+        }
+        if call.from.e164.is_some() {
+            actions.push(("call-back".to_string(), "Call back".to_string()));
+        }
+        if self.settings.crm_url_template.is_some() {
+            actions.push(("crm".to_string(), "Open in CRM".to_string()));
+        }
+        actions
+    }
+
+    /// The popup for `call` in `phase`.
+    pub fn render(&self, call: &Call, phase: Phase) -> Popup {
+        let (who, number) = self.caller(call);
+        let to = [self.line(call).map(|l| format!("to {l}")), self.desks(call)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ");
+        let icon = self.settings.icon.clone();
+        match phase {
+            Phase::Ringing => Popup {
+                summary: match call.direction {
+                    CallDirection::Internal => format!("Internal call from {who}"),
+                    _ => format!("Incoming call from {who}"),
+                },
+                body: self.body(&[number.unwrap_or_default(), to]),
+                actions: self.actions(call),
+                urgency: Urgency::Critical,
+                timeout: None,
+                icon,
+            },
+            Phase::Answered => {
+                // This desk if it answered, else whoever took the call last (after a transfer
+                // that is not the reception desk that answered first).
+                let answering: Vec<_> = call
+                    .extensions
+                    .iter()
+                    .filter(|p| p.answered && p.direction != Some(LegDirection::Outbound))
+                    .collect();
+                let watched = &self.settings.watch_extensions;
+                let by = answering
+                    .iter()
+                    .find(|p| !watched.is_empty() && p.matches_extension(watched))
+                    .or(answering.last())
+                    .map(|p| {
+                        let name = p.name.as_deref().map(|n| sanitize(n, 40));
+                        match (name, p.extension_number.as_deref()) {
+                            (Some(n), Some(x)) => format!("{n} ({x})"),
+                            (Some(n), None) => n,
+                            (None, Some(x)) => format!("ext {x}"),
+                            (None, None) => "a colleague".into(),
+                        }
+                    })
+                    .unwrap_or_else(|| "a colleague".into());
+                let caller = match number {
+                    Some(n) => format!("{who} · {n}"),
+                    None => who,
+                };
+                Popup {
+                    summary: format!("Answered by {by}"),
+                    body: self.body(&[caller, to]),
+                    actions: self.actions(call),
+                    urgency: Urgency::Normal,
+                    timeout: Some(self.settings.answered_close_after),
+                    icon,
+                }
+            }
+            Phase::Missed => {
+                let when = call
+                    .started_at
+                    .with_timezone(&Local)
+                    .format("%H:%M")
+                    .to_string();
+                let voicemail = call.voicemail.as_ref().map(|v| match v.seconds {
+                    Some(s) => format!("Voicemail left ({s} s)"),
+                    None => "Voicemail left".to_string(),
+                });
+                let voicemail = voicemail.or_else(|| {
+                    (call.result == Some(CallResult::Voicemail)).then(|| "Went to voicemail".into())
+                });
+                Popup {
+                    summary: format!("Missed call from {who}"),
+                    body: self.body(&[
+                        number.unwrap_or_default(),
+                        [to, format!("at {when}")]
+                            .into_iter()
+                            .filter(|s| !s.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" · "),
+                        voicemail.unwrap_or_default(),
+                    ]),
+                    actions: self.actions(call),
+                    urgency: Urgency::Critical,
+                    timeout: None,
+                    icon,
+                }
+            }
+        }
+    }
+
+    /// The summary popup for calls beyond the on-screen limit.
+    pub fn summary(&self, ringing: usize, missed: usize) -> Popup {
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let (summary, body) = if ringing > 0 {
+            (
+                format!(
+                    "{ringing} more incoming call{}",
+                    if ringing == 1 { "" } else { "s" }
+                ),
+                if missed > 0 {
+                    format!(
+                        "and {} — open CallPop to see them",
+                        plural(missed, "missed call")
+                    )
+                } else {
+                    "Open CallPop to see them".to_string()
+                },
+            )
+        } else {
+            (
+                plural(missed, "missed call"),
+                "Open CallPop to see them".to_string(),
+            )
+        };
+        Popup {
+            summary,
+            body: self.body(&[body]),
+            actions: if self.settings.window_available {
+                vec![("default".into(), "Open".into())]
+            } else {
+                Vec::new()
+            },
+            urgency: Urgency::Critical,
+            timeout: None,
+            icon: self.settings.icon.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::popups::fixtures::call;
+    use callpop_core::lines::LineLabel;
+    use callpop_core::model::{CallResult, CallState, LegState};
+
+    #[test]
+    fn popup_text_is_escaped_labelled_and_actionable() {
+        let settings = PopupSettings {
+            line_labels: vec![LineLabel {
+                number: "(650) 555-0100".into(),
+                label: "Sales".into(),
+            }],
+            crm_url_template: Some("https://crm.example/find?phone={e164}&n={name}".into()),
+            window_available: true,
+            ..PopupSettings::default()
+        };
+        let caps = Capabilities {
+            actions: true,
+            body_markup: true,
+            persistence: true,
+            server: "test".into(),
+        };
+        let r = Renderer {
+            settings: &settings,
+            capabilities: &caps,
+        };
+        let c = call(CallState::Ringing, None, LegState::Ringing);
+        let p = r.render(&c, Phase::Ringing);
+        assert_eq!(p.summary, "Incoming call from Jane <b>Roe</b>");
+        assert_eq!(p.body, "+1 415 555 0123\nto Sales · ext 101");
+        assert!(p.actions.iter().any(|(k, _)| k == "call-back"));
+        assert!(p.actions.iter().any(|(k, _)| k == "crm"));
+        let mut markup = c.clone();
+        markup.from.e164 = None;
+        markup.from.raw = Some("<i>x</i>".into());
+        markup.from.name = None;
+        let p = r.render(&markup, Phase::Missed);
+        assert!(p.summary.starts_with("Missed call from"));
+        assert!(!p.body.contains("<i>"), "{}", p.body);
+        assert_eq!(
+            crm_url(settings.crm_url_template.as_deref().unwrap_or_default(), &c),
+            "https://crm.example/find?phone=%2B14155550123&n=Jane%20%3Cb%3ERoe%3C%2Fb%3E"
+        );
+        let answered = call(
+            CallState::Connected,
+            Some(CallResult::Answered),
+            LegState::Connected,
+        );
+        assert_eq!(
+            r.render(&answered, Phase::Answered).summary,
+            "Answered by Alice Sales (101)"
+        );
+        assert_eq!(r.summary(3, 0).summary, "3 more incoming calls");
+        assert_eq!(r.summary(0, 1).summary, "1 missed call");
+    }
+}
