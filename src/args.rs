@@ -1,0 +1,180 @@
+//! The command line's shape: commands, their arguments and help texts (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "callpop",
+    version,
+    about = "Caller pop-ups and call history for dealership desks"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct GlobalArgs {
+    /// Where the call history and secrets live (default: the platform data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// A TOML config file (default: ~/.config/callpop/config.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Run the webhook receiver and keep the call history (headless).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8787).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// List and search the call history, newest first.
+    Calls(CallsArgs),
+    /// Show stored deliveries and quarantined bodies, or replay them.
+    Events(EventsArgs),
+    /// Manage the RingCentral webhook subscription (needs RingCentral credentials).
+    Subscriptions {
+        #[command(subcommand)]
+        action: SubscriptionAction,
+    },
+    /// Import calls from the RingCentral call log (fills gaps; safe to repeat).
+    Backfill {
+        /// Start of the period: RFC 3339, YYYY-MM-DD, today, yesterday, or 2h/7d ago.
+        #[arg(long, value_name = "T")]
+        since: String,
+        /// End of the period (default: now).
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+    },
+    /// Show what a running `callpop serve` reports about itself (receiver, tunnel,
+    /// subscription, popups, backfill).
+    Status {
+        /// The raw JSON from /healthz.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The public tunnel of a running `callpop serve`.
+    Tunnel {
+        #[command(subcommand)]
+        action: TunnelAction,
+    },
+    /// Show the webhook tokens senders must use (masked unless --reveal).
+    Tokens {
+        /// Print the full tokens.
+        #[arg(long)]
+        reveal: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SubscriptionAction {
+    /// List CallPop's subscriptions (this app, this user).
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make sure exactly one Active subscription delivers to the public URL.
+    Ensure,
+    /// Delete a subscription.
+    Delete {
+        /// Subscription id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TunnelAction {
+    /// The tunnel's state, reason and public URL.
+    Status,
+}
+
+#[derive(Args)]
+pub(crate) struct CallsArgs {
+    /// A number fragment in any format, a name or an extension.
+    #[arg(long, short = 's', value_name = "TEXT")]
+    pub(crate) search: Option<String>,
+    /// Calls started at or after: RFC 3339, YYYY-MM-DD, today, yesterday, or 30m/2h/7d ago.
+    #[arg(long, value_name = "T")]
+    pub(crate) since: Option<String>,
+    /// Calls started before (same forms as --since).
+    #[arg(long, value_name = "T")]
+    pub(crate) until: Option<String>,
+    /// Only this outcome.
+    #[arg(long, value_enum, value_name = "R")]
+    pub(crate) result: Option<ResultArg>,
+    /// Only this direction.
+    #[arg(long, value_enum, value_name = "D")]
+    pub(crate) direction: Option<DirectionArg>,
+    /// Only calls this extension (number or id) took part in.
+    #[arg(long, value_name = "EXT")]
+    pub(crate) extension: Option<String>,
+    /// Only calls of the watched extensions (`watch_extensions`).
+    #[arg(long)]
+    pub(crate) mine: bool,
+    /// How many calls to show (0 = all).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub(crate) limit: usize,
+    /// One JSON object per line.
+    #[arg(long, conflicts_with = "csv")]
+    pub(crate) json: bool,
+    /// CSV with a header row.
+    #[arg(long)]
+    pub(crate) csv: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ResultArg {
+    Answered,
+    Missed,
+    Voicemail,
+    NoAnswer,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum DirectionArg {
+    Inbound,
+    Outbound,
+    Internal,
+}
+
+#[derive(Args)]
+pub(crate) struct EventsArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<EventsAction>,
+    /// Only deliveries that contributed to this call id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) call: Option<i64>,
+    /// Show quarantined (unusable) bodies instead.
+    #[arg(long)]
+    pub(crate) quarantined: bool,
+    /// How many to show (0 = all).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub(crate) limit: usize,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum EventsAction {
+    /// Run stored deliveries through today's parsers again (idempotent).
+    Replay {
+        /// The delivery id to replay.
+        #[arg(required_unless_present_any = ["quarantined", "all"], conflicts_with_all = ["quarantined", "all"])]
+        id: Option<i64>,
+        /// Replay every open quarantine entry.
+        #[arg(long, conflicts_with = "all")]
+        quarantined: bool,
+        /// Replay every stored delivery.
+        #[arg(long)]
+        all: bool,
+    },
+}

@@ -1,0 +1,82 @@
+//! `callpop status` and `callpop tunnel status`: what a running `serve` reports.
+
+use anyhow::{Context, Result};
+
+use callpop_engine::config::Config;
+
+use crate::commands::*;
+use crate::render::*;
+
+/// Reads /healthz from the running server on the configured address.
+pub(crate) fn status(config: &Config, json: bool, only: Option<&str>) -> Result<()> {
+    let url = format!("http://{}/healthz", config.listen);
+    let body: serde_json::Value = runtime()?.block_on(async {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .with_context(|| {
+                format!(
+                    "CallPop is not running at {} (start it with `callpop serve`)",
+                    config.listen
+                )
+            })?;
+        response
+            .json::<serde_json::Value>()
+            .await
+            .context("the running CallPop sent an unreadable status")
+    })?;
+    if json {
+        println!("{}", json_line(&body));
+        return Ok(());
+    }
+    let parts = body["parts"].as_object().cloned().unwrap_or_default();
+    if let Some(name) = only {
+        let part = &parts.get(name).cloned().unwrap_or_default();
+        println!(
+            "{name}: {} — {}",
+            shown(part["state"].as_str().unwrap_or("unknown")),
+            shown(part["detail"].as_str().unwrap_or(""))
+        );
+        if name == "tunnel" {
+            println!(
+                "public URL: {}",
+                shown(body["public_url"].as_str().unwrap_or("(none)"))
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "CallPop {} — {}",
+        shown(body["version"].as_str().unwrap_or("?")),
+        shown(body["status"].as_str().unwrap_or("?"))
+    );
+    println!(
+        "  listening on {}",
+        shown(body["listen"].as_str().unwrap_or("?"))
+    );
+    println!(
+        "  public URL:  {}",
+        shown(body["public_url"].as_str().unwrap_or("(none)"))
+    );
+    for provider in ["ringcentral", "ringotel"] {
+        let c = &body[provider];
+        println!(
+            "  {provider}: {} accepted, {} duplicates, {} unauthorized, {} rejected, {} quarantined",
+            c["accepted"], c["duplicates"], c["unauthorized"], c["rejected"], c["quarantined"]
+        );
+    }
+    if let Some(e) = body["storage_error"].as_str() {
+        println!("  STORAGE: {}", shown(e));
+    }
+    for (name, part) in parts {
+        println!(
+            "  {}: {} — {}",
+            shown(&name),
+            shown(part["state"].as_str().unwrap_or("?")),
+            shown(part["detail"].as_str().unwrap_or(""))
+        );
+    }
+    Ok(())
+}
