@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// The commands the window calls, read from the generated bindings (`invoke<…>("name"`, not the events' `listen`), so
-/// the Rust command list (src/bindings.rs) stays the only place they are written down.
+/// the Rust command list (crates/app/src/bindings.rs) stays the only place they are written down.
 fn window_commands(bindings: &Path) -> Vec<&'static str> {
     let text = std::fs::read_to_string(bindings)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", bindings.display()));

@@ -1,6 +1,7 @@
 //! Logs to stderr and to a daily-rotated file in the app's log dir (the last week is kept), so
 //! a dealership can send us what happened without a terminal.
 
+use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -14,15 +15,15 @@ use tracing_subscriber::{fmt, EnvFilter};
 const KEEP_FILES: usize = 7;
 
 /// Starts logging into `dir`. Keep the guard alive: dropping it flushes and stops the file log.
-pub fn init(dir: &Path) -> Result<WorkerGuard, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub fn init(dir: &Path) -> anyhow::Result<WorkerGuard> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("callpop")
         .filename_suffix("log")
         .max_log_files(KEEP_FILES)
         .build(dir)
-        .map_err(|e| format!("cannot log to {}: {e}", dir.display()))?;
+        .with_context(|| format!("cannot log to {}", dir.display()))?;
     let (file, guard) = tracing_appender::non_blocking(appender);
     let filter = EnvFilter::try_from_env("CALLPOP_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"));
@@ -43,7 +44,7 @@ pub fn init(dir: &Path) -> Result<WorkerGuard, String> {
                 .log_internal_errors(false),
         )
         .try_init()
-        .map_err(|e| format!("logging is already set up: {e}"))?;
+        .context("logging is already set up")?;
     Ok(guard)
 }
 

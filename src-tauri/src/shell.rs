@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use callpop_app::app::{ActionResult, App, AppEvent, HealthAction, SaveResult};
+use callpop_app::error::AppError;
 use callpop_app::settings::{GeneralView, SettingsUpdate, SettingsView};
 use callpop_app::tray::{tray_status, TrayState};
 use callpop_app::window::{CallDetail, CallPage, CallQuery, ExportResult};
@@ -48,22 +49,22 @@ struct TrayMenu {
 type Shared<'a> = State<'a, Arc<Shell>>;
 
 #[tauri::command]
-async fn list_calls(shell: Shared<'_>, query: CallQuery) -> Result<CallPage, String> {
+async fn list_calls(shell: Shared<'_>, query: CallQuery) -> Result<CallPage, AppError> {
     shell.app.list_calls(query).await
 }
 
 #[tauri::command]
-async fn get_call(shell: Shared<'_>, id: i64) -> Result<CallDetail, String> {
+async fn get_call(shell: Shared<'_>, id: i64) -> Result<CallDetail, AppError> {
     shell.app.get_call(id).await
 }
 
 #[tauri::command]
-async fn export_csv(shell: Shared<'_>, query: CallQuery) -> Result<ExportResult, String> {
+async fn export_csv(shell: Shared<'_>, query: CallQuery) -> Result<ExportResult, AppError> {
     shell.app.export_csv(query).await
 }
 
 #[tauri::command]
-async fn get_settings(shell: Shared<'_>) -> Result<SettingsView, String> {
+async fn get_settings(shell: Shared<'_>) -> Result<SettingsView, AppError> {
     shell.app.get_settings().await
 }
 
@@ -72,7 +73,7 @@ async fn save_settings(
     handle: AppHandle,
     shell: Shared<'_>,
     update: SettingsUpdate,
-) -> Result<SaveResult, String> {
+) -> Result<SaveResult, AppError> {
     let result = shell.app.save_settings(update).await?;
     if let SaveResult::Saved { settings, .. } = &result {
         apply_desktop_prefs(&handle, &shell, &settings.general);
@@ -81,12 +82,12 @@ async fn save_settings(
 }
 
 #[tauri::command]
-async fn test_ringcentral(shell: Shared<'_>) -> Result<ActionResult, String> {
+async fn test_ringcentral(shell: Shared<'_>) -> Result<ActionResult, AppError> {
     Ok(shell.app.test_ringcentral().await)
 }
 
 #[tauri::command]
-async fn get_health(shell: Shared<'_>) -> Result<Snapshot, String> {
+async fn get_health(shell: Shared<'_>) -> Result<Snapshot, AppError> {
     Ok(shell.app.get_health().await)
 }
 
@@ -94,22 +95,22 @@ async fn get_health(shell: Shared<'_>) -> Result<Snapshot, String> {
 async fn run_health_action(
     shell: Shared<'_>,
     action: HealthAction,
-) -> Result<ActionResult, String> {
+) -> Result<ActionResult, AppError> {
     Ok(shell.app.run_health_action(action).await)
 }
 
 #[tauri::command]
-async fn get_pause(shell: Shared<'_>) -> Result<PauseState, String> {
+async fn get_pause(shell: Shared<'_>) -> Result<PauseState, AppError> {
     Ok(shell.app.get_pause().await)
 }
 
 #[tauri::command]
-async fn set_pause(shell: Shared<'_>, minutes: Option<u32>) -> Result<PauseState, String> {
+async fn set_pause(shell: Shared<'_>, minutes: Option<u32>) -> Result<PauseState, AppError> {
     shell.app.set_pause(minutes).await
 }
 
 #[tauri::command]
-async fn resume(shell: Shared<'_>) -> Result<PauseState, String> {
+async fn resume(shell: Shared<'_>) -> Result<PauseState, AppError> {
     shell.app.resume().await
 }
 
@@ -145,7 +146,7 @@ pub fn run(start_hidden: bool, overrides: Overrides) -> tauri::Result<()> {
                 Ok(guard) => {
                     tauri_app.manage(guard);
                 }
-                Err(e) => eprintln!("CallPop: logging to a file is off: {e}"),
+                Err(e) => eprintln!("CallPop: logging to a file is off: {e:#}"),
             }
             tracing::info!(version = env!("CARGO_PKG_VERSION"), log_dir = %log_dir.display(), "CallPop desktop starting");
             let app = Arc::new(tauri::async_runtime::block_on(App::start(

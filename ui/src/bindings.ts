@@ -1,5 +1,5 @@
-// Generated from the Rust types by `src/bindings.rs`: do not edit. After changing them,
-// run `CALLPOP_BLESS=1 cargo test --lib bindings` to rewrite this file.
+// Generated from the Rust types by `crates/app/src/bindings.rs`: do not edit. After changing
+// them, run `CALLPOP_BLESS=1 cargo test -p callpop-app --lib bindings` to rewrite this file.
 //
 // The IPC contract between the CallPop window and the engine: every IPC access of the
 // window goes through `commands` and `events` below.

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
+use crate::error::AppError;
 use crate::settings::{FieldError, SettingsUpdate, SettingsView};
 use crate::window::{CallDetail, CallPage, CallQuery, CallView, ExportResult};
 use callpop_engine::backfill::BackfillRequest;
@@ -303,52 +304,54 @@ impl App {
     }
 
     /// The settings in force (the last loaded configuration).
-    async fn config(&self) -> Result<Config, String> {
+    async fn config(&self) -> Result<Config, AppError> {
         match &*self.state.lock().await {
             State::Running(r) => Ok(r.config.clone()),
-            State::Stopped(s) => s.config.clone().ok_or_else(|| s.reason.clone()),
+            State::Stopped(s) => s
+                .config
+                .clone()
+                .ok_or_else(|| AppError::EngineStopped(s.reason.clone())),
         }
     }
 
     /// Runs a read against the history on a blocking thread.
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T, String> + Send + 'static,
-    ) -> Result<T, String> {
+        f: impl FnOnce(&Store) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
         let reader = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let guard = reader.lock().unwrap_or_else(|p| p.into_inner());
             match guard.as_ref() {
                 Some(store) => f(store),
-                None => Err("the call history is not open (see Health)".into()),
+                None => Err(AppError::HistoryClosed),
             }
         })
-        .await
-        .map_err(|e| format!("the history read failed: {e}"))?
+        .await?
     }
 
     /// A page of the call log.
-    pub async fn list_calls(&self, query: CallQuery) -> Result<CallPage, String> {
+    pub async fn list_calls(&self, query: CallQuery) -> Result<CallPage, AppError> {
         let config = self.config().await?;
         self.read(move |store| {
             crate::window::list_calls(store, &query, &config.watch_extensions, &config.line_labels)
-                .map_err(|e| e.to_string())
+                .map_err(AppError::from)
         })
         .await
     }
 
     /// One call with its timeline and deliveries.
-    pub async fn get_call(&self, id: i64) -> Result<CallDetail, String> {
+    pub async fn get_call(&self, id: i64) -> Result<CallDetail, AppError> {
         let config = self.config().await?;
         self.read(move |store| {
             crate::window::call_detail(store, id, &config.default_country, &config.line_labels)
-                .map_err(|e| e.to_string())
+                .map_err(AppError::from)
         })
         .await
     }
 
     /// Writes the calls of `query` to a CSV file in the Downloads folder.
-    pub async fn export_csv(&self, query: CallQuery) -> Result<ExportResult, String> {
+    pub async fn export_csv(&self, query: CallQuery) -> Result<ExportResult, AppError> {
         let config = self.config().await?;
         let dir = export_dir(&config);
         self.read(move |store| {
@@ -360,25 +363,25 @@ impl App {
                 &dir,
                 Utc::now(),
             )
-            .map_err(|e| e.to_string())
+            .map_err(AppError::from)
         })
         .await
     }
 
     /// The settings page.
-    pub async fn get_settings(&self) -> Result<SettingsView, String> {
+    pub async fn get_settings(&self) -> Result<SettingsView, AppError> {
         Ok(SettingsView::from_config(&self.config().await?))
     }
 
     /// Validates and saves settings, then restarts the engine with them.
-    pub async fn save_settings(&self, update: SettingsUpdate) -> Result<SaveResult, String> {
+    pub async fn save_settings(&self, update: SettingsUpdate) -> Result<SaveResult, AppError> {
         let config = self.config().await?;
         let current = SettingsView::from_config(&config);
         if let Err(errors) = update.validate(&current) {
             return Ok(SaveResult::Invalid { ok: false, errors });
         }
         let file = self.config_file(&config);
-        update.save(&config, &file).map_err(|e| e.to_string())?;
+        update.save(&config, &file)?;
         self.restart().await;
         let config = self.config().await?;
         Ok(SaveResult::Saved {
@@ -449,7 +452,7 @@ impl App {
             HealthAction::RecreateSubscription => match keeper {
                 Some(k) => match k.recreate().await {
                     Ok(msg) => ActionResult::ok(msg),
-                    Err(e) => ActionResult::failed(e),
+                    Err(e) => ActionResult::failed(e.to_string()),
                 },
                 None => ActionResult::failed(
                     "Subscription management is off: set the RingCentral credentials in Settings.",
@@ -473,16 +476,18 @@ impl App {
         }
     }
 
-    async fn popups(&self) -> Result<PopupHandle, String> {
+    async fn popups(&self) -> Result<PopupHandle, AppError> {
         match &*self.state.lock().await {
             State::Running(r) => r.popups.clone().ok_or_else(|| {
                 let parts = r.health.snapshot().parts;
-                parts
-                    .get("notifications")
-                    .map(|p| p.detail.clone())
-                    .unwrap_or_else(|| "desktop notifications are off".into())
+                AppError::PopupsOff(
+                    parts
+                        .get("notifications")
+                        .map(|p| p.detail.clone())
+                        .unwrap_or_else(|| "desktop notifications are off".into()),
+                )
             }),
-            State::Stopped(s) => Err(s.reason.clone()),
+            State::Stopped(s) => Err(AppError::EngineStopped(s.reason.clone())),
         }
     }
 
@@ -499,23 +504,23 @@ impl App {
     }
 
     /// Pauses popups for `minutes` (`None` = until resumed).
-    pub async fn set_pause(&self, minutes: Option<u32>) -> Result<PauseState, String> {
+    pub async fn set_pause(&self, minutes: Option<u32>) -> Result<PauseState, AppError> {
         if minutes == Some(0) {
-            return Err("pause for at least a minute".into());
+            return Err(AppError::PauseTooShort);
         }
         let popups = self.popups().await?;
         let state = popups
             .pause(minutes.map(|m| Duration::from_secs(u64::from(m) * 60)))
             .await
-            .ok_or("popups are not running")?;
+            .ok_or(AppError::PopupsStopped)?;
         let _ = self.events.send(AppEvent::PauseChanged(state));
         Ok(state)
     }
 
     /// Resumes popups.
-    pub async fn resume(&self) -> Result<PauseState, String> {
+    pub async fn resume(&self) -> Result<PauseState, AppError> {
         let popups = self.popups().await?;
-        let state = popups.resume().await.ok_or("popups are not running")?;
+        let state = popups.resume().await.ok_or(AppError::PopupsStopped)?;
         let _ = self.events.send(AppEvent::PauseChanged(state));
         Ok(state)
     }
@@ -623,6 +628,11 @@ fn forward_health(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the window would show for a command's result.
+    fn shown<T>(result: Result<T, AppError>) -> Result<T, String> {
+        result.map_err(|e| e.to_string())
+    }
     use crate::settings::NotificationsView;
     use callpop_core::lines::LineLabel;
     use std::net::SocketAddr;
@@ -735,7 +745,7 @@ mod tests {
         assert_eq!(health.storage_error, None);
 
         assert_eq!(
-            app.list_calls(page(50)).await,
+            shown(app.list_calls(page(50)).await),
             Ok(CallPage {
                 calls: Vec::new(),
                 next_cursor: None,
@@ -744,11 +754,11 @@ mod tests {
             })
         );
         assert_eq!(
-            app.list_calls(page(0)).await,
+            shown(app.list_calls(page(0)).await),
             Err("a page needs a size".to_string())
         );
         assert_eq!(
-            app.get_call(7).await,
+            shown(app.get_call(7).await),
             Err("call 7 is not in the history".to_string())
         );
         let settings = app.get_settings().await.expect("settings");
@@ -765,15 +775,15 @@ mod tests {
         };
         assert_eq!(app.get_pause().await, unpaused);
         assert_eq!(
-            app.set_pause(Some(60)).await,
+            shown(app.set_pause(Some(60)).await),
             Err("desktop notifications are turned off".to_string())
         );
         assert_eq!(
-            app.resume().await,
+            shown(app.resume().await),
             Err("desktop notifications are turned off".to_string())
         );
         assert_eq!(
-            app.set_pause(Some(0)).await,
+            shown(app.set_pause(Some(0)).await),
             Err("pause for at least a minute".to_string())
         );
         assert_eq!(
@@ -795,7 +805,7 @@ mod tests {
             Some("CallPop is shutting down")
         );
         assert_eq!(
-            app.list_calls(page(50)).await,
+            shown(app.list_calls(page(50)).await),
             Err("the call history is not open (see Health)".to_string())
         );
         assert!(
@@ -975,11 +985,11 @@ mod tests {
         assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
         assert_eq!(health.listen, None);
         assert_eq!(
-            app.list_calls(page(10)).await,
+            shown(app.list_calls(page(10)).await),
             Err("the call history is not open (see Health)".to_string())
         );
         assert_eq!(
-            app.get_call(1).await,
+            shown(app.get_call(1).await),
             Err("the call history is not open (see Health)".to_string())
         );
         let view = app
@@ -994,7 +1004,7 @@ mod tests {
                 until: None
             }
         );
-        assert_eq!(app.set_pause(Some(5)).await, Err(reason.clone()));
+        assert_eq!(shown(app.set_pause(Some(5)).await), Err(reason.clone()));
         assert_eq!(
             app.test_ringcentral().await,
             ActionResult::failed(reason.clone())
@@ -1029,10 +1039,10 @@ mod tests {
         let health = app.get_health().await;
         assert_eq!(health.status, "error");
         assert_eq!(health.storage_error.as_deref(), Some(reason.as_str()));
-        assert_eq!(app.get_settings().await, Err(reason.clone()));
-        assert_eq!(app.list_calls(page(10)).await, Err(reason.clone()));
-        assert_eq!(app.get_call(1).await, Err(reason.clone()));
-        assert_eq!(app.export_csv(page(0)).await, Err(reason.clone()));
+        assert_eq!(shown(app.get_settings().await), Err(reason.clone()));
+        assert_eq!(shown(app.list_calls(page(10)).await), Err(reason.clone()));
+        assert_eq!(shown(app.get_call(1).await), Err(reason.clone()));
+        assert_eq!(shown(app.export_csv(page(0)).await), Err(reason.clone()));
         app.shutdown().await;
     }
 

@@ -229,8 +229,19 @@ fn camel(snake: &str) -> String {
     out
 }
 
+/// A type the window sees uses another type the bindings do not declare: the generated file
+/// would not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("{declaration} uses {missing}, which the bindings do not declare")]
+pub struct UndeclaredType {
+    /// The declaration that uses it.
+    pub declaration: String,
+    /// The type it uses.
+    pub missing: String,
+}
+
 /// Renders `ui/src/bindings.ts`.
-pub fn typescript() -> Result<String, String> {
+pub fn typescript() -> Result<String, UndeclaredType> {
     let cfg = ts_config();
     let decls = declarations(&cfg);
     let declared: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
@@ -240,15 +251,15 @@ pub fn typescript() -> Result<String, String> {
             .iter()
             .find(|dep| !declared.contains(&dep.as_str()))
         {
-            return Err(format!(
-                "{} uses {missing}, which the bindings do not declare",
-                d.name
-            ));
+            return Err(UndeclaredType {
+                declaration: d.name.clone(),
+                missing: missing.clone(),
+            });
         }
     }
     let mut out = String::from(
-        "// Generated from the Rust types by `src/bindings.rs`: do not edit. After changing them,\n\
-         // run `CALLPOP_BLESS=1 cargo test --lib bindings` to rewrite this file.\n\
+        "// Generated from the Rust types by `crates/app/src/bindings.rs`: do not edit. After changing\n\
+         // them, run `CALLPOP_BLESS=1 cargo test -p callpop-app --lib bindings` to rewrite this file.\n\
          //\n\
          // The IPC contract between the CallPop window and the engine: every IPC access of the\n\
          // window goes through `commands` and `events` below.\n\
@@ -322,7 +333,7 @@ mod tests {
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == fresh,
-            "ui/src/bindings.ts is out of date: run CALLPOP_BLESS=1 cargo test --lib bindings"
+            "ui/src/bindings.ts is out of date: run CALLPOP_BLESS=1 cargo test -p callpop-app --lib bindings"
         );
     }
 

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod bindings;
+pub mod error;
 pub mod settings;
 pub mod tray;
 pub mod window;

@@ -193,15 +193,27 @@ impl RingCentralConfig {
     }
 }
 
-/// Checks a public base URL: absolute http(s), no query or fragment.
-pub fn validate_public_url(url: &str) -> Result<String, String> {
+/// Why a public URL is not usable; the text completes "the public URL …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublicUrlError {
+    /// Not an http(s) URL.
+    #[error("must start with https:// (RingCentral requires TLS)")]
+    NotHttp,
+    /// A path-less base URL is needed: no query, fragment or spaces, and a host.
+    #[error("must be a plain base URL such as https://desk.example.com")]
+    NotPlain,
+}
+
+/// Checks a public base URL: absolute http(s), no query or fragment. Returns it without a
+/// trailing slash.
+pub fn validate_public_url(url: &str) -> Result<String, PublicUrlError> {
     let u = url.trim().trim_end_matches('/');
     let rest = u
         .strip_prefix("https://")
         .or_else(|| u.strip_prefix("http://"))
-        .ok_or("must start with https:// (RingCentral requires TLS)")?;
+        .ok_or(PublicUrlError::NotHttp)?;
     if rest.is_empty() || rest.contains(['?', '#', ' ']) {
-        return Err("must be a plain base URL such as https://desk.example.com".into());
+        return Err(PublicUrlError::NotPlain);
     }
     Ok(u.to_string())
 }
@@ -293,22 +305,34 @@ fn parse_hhmm(setting: &str, value: &str) -> Result<NaiveTime, ConfigError> {
     })
 }
 
+/// Why a CRM link template is not usable; the text completes "the CRM link …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrmTemplateError {
+    /// Not an http(s) URL.
+    #[error("must start with https:// (or http://)")]
+    NotHttp,
+    /// A `{` that is never closed.
+    #[error("has a {{ without a closing }}")]
+    Unclosed,
+    /// A placeholder CallPop does not fill in.
+    #[error("unknown placeholder {{{0}}}; use {{number}}, {{e164}}, {{name}} or {{call_id}}")]
+    UnknownPlaceholder(String),
+}
+
 /// Checks a CRM link template: an http(s) URL using only the known placeholders.
-pub fn validate_crm_template(template: &str) -> Result<(), String> {
+pub fn validate_crm_template(template: &str) -> Result<(), CrmTemplateError> {
     let t = template.trim();
     if !(t.starts_with("https://") || t.starts_with("http://")) {
-        return Err("must start with https:// (or http://)".into());
+        return Err(CrmTemplateError::NotHttp);
     }
     let mut rest = t;
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else {
-            return Err("has a { without a closing }".into());
+            return Err(CrmTemplateError::Unclosed);
         };
         let name = &rest[open + 1..open + close];
         if !["number", "e164", "name", "call_id"].contains(&name) {
-            return Err(format!(
-                "unknown placeholder {{{name}}}; use {{number}}, {{e164}}, {{name}} or {{call_id}}"
-            ));
+            return Err(CrmTemplateError::UnknownPlaceholder(name.to_string()));
         }
         rest = &rest[open + close + 1..];
     }
@@ -521,9 +545,9 @@ impl Config {
                 });
             }
             if let Some(t) = p.crm_url_template.filter(|t| !t.trim().is_empty()) {
-                validate_crm_template(&t).map_err(|message| ConfigError::Value {
+                validate_crm_template(&t).map_err(|e| ConfigError::Value {
                     setting: "popups.crm_url_template".into(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 popups.crm_url_template = Some(t.trim().to_string());
             }
@@ -585,12 +609,10 @@ impl Config {
             public_url = Some(v);
         }
         let public_url = match public_url.filter(|u| !u.trim().is_empty()) {
-            Some(u) => Some(
-                validate_public_url(&u).map_err(|message| ConfigError::Value {
-                    setting: "public_url".into(),
-                    message,
-                })?,
-            ),
+            Some(u) => Some(validate_public_url(&u).map_err(|e| ConfigError::Value {
+                setting: "public_url".into(),
+                message: e.to_string(),
+            })?),
             None => None,
         };
         let file_tunnel = file.tunnel.unwrap_or_default();

@@ -170,7 +170,7 @@ impl KeeperState {
 }
 
 /// Why keeping the subscription failed this time.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KeeperError {
     /// The API failed.
     #[error(transparent)]
@@ -557,9 +557,23 @@ pub enum KeeperCommand {
     /// The public URL changed (or appeared / went away).
     PublicUrl(Option<String>),
     /// Re-create the subscription now (the health view's button).
-    Recreate(oneshot::Sender<Result<String, String>>),
+    Recreate(oneshot::Sender<Result<String, RecreateError>>),
     /// Check now (e.g. after the machine woke up).
     CheckNow,
+}
+
+/// Why the health page's "Re-create subscription" did not.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecreateError {
+    /// The keeper task is not running (no credentials, or the engine is stopping).
+    #[error("the subscription keeper is not running")]
+    NotRunning,
+    /// The keeper stopped before it answered.
+    #[error("the subscription keeper stopped")]
+    Stopped,
+    /// RingCentral or the webhook address refused.
+    #[error(transparent)]
+    Failed(#[from] KeeperError),
 }
 
 /// Handle to the running keeper.
@@ -575,14 +589,13 @@ impl KeeperHandle {
     }
 
     /// Re-creates the subscription now; returns the new id or why not.
-    pub async fn recreate(&self) -> Result<String, String> {
+    pub async fn recreate(&self) -> Result<String, RecreateError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(KeeperCommand::Recreate(tx))
             .await
-            .map_err(|_| "the subscription keeper is not running".to_string())?;
-        rx.await
-            .map_err(|_| "the subscription keeper stopped".to_string())?
+            .map_err(|_| RecreateError::NotRunning)?;
+        rx.await.map_err(|_| RecreateError::Stopped)?
     }
 
     /// Asks for a check now.
@@ -727,7 +740,7 @@ impl KeeperTask {
                         result
                             .as_ref()
                             .map(|e| e.subscription_id.clone())
-                            .map_err(|e| e.to_string()),
+                            .map_err(|e| RecreateError::Failed(e.clone())),
                     );
                 }
                 match &result {

@@ -293,7 +293,7 @@ fn one_round(
     batch.push(first);
     fill(rx, batch);
     if let Err(reason) = restore_trust(store, acks) {
-        refuse(batch, &reason);
+        refuse(batch, &reason.to_string());
         return true;
     }
     let lag_due = search_behind.is_some_and(|since| since.elapsed() >= MAX_SEARCH_LAG);
@@ -492,12 +492,25 @@ fn answer(
     }
 }
 
+/// Why what was committed is not yet known to be on disk again after a failed flush.
+#[derive(Debug, thiserror::Error)]
+enum StillInDoubt {
+    /// The checkpoint could not copy every frame: a reader holds the WAL.
+    #[error(
+        "the disk did not confirm a write, and a reader is holding the history open; retrying"
+    )]
+    ReaderHoldsWal,
+    /// The checkpoint itself failed.
+    #[error("the disk did not confirm a write and cannot be re-synced ({0})")]
+    Checkpoint(rusqlite::Error),
+}
+
 /// After a failed flush, nothing more is acknowledged until everything committed is in the
 /// database file and synced: the WAL on disk may now have a hole, and recovery stops at the
 /// first bad frame, so later frames synced fine would be lost with it. A TRUNCATE checkpoint
 /// copies every committed page from the (cached) WAL into the database, syncs it and empties
-/// the WAL. Err: the reason the group cannot be taken now.
-fn restore_trust(store: &mut Store, acks: &Acks) -> Result<(), String> {
+/// the WAL. Err: why the group cannot be taken now.
+fn restore_trust(store: &mut Store, acks: &Acks) -> Result<(), StillInDoubt> {
     let Acks::AfterFlush(syncer) = acks else {
         return Ok(());
     };
@@ -515,13 +528,8 @@ fn restore_trust(store: &mut Store, acks: &Acks) -> Result<(), String> {
             syncer.trust_again();
             Ok(())
         }
-        Ok(_) => Err(
-            "the disk did not confirm a write, and a reader is holding the history open; retrying"
-                .into(),
-        ),
-        Err(e) => Err(format!(
-            "the disk did not confirm a write and cannot be re-synced ({e})"
-        )),
+        Ok(_) => Err(StillInDoubt::ReaderHoldsWal),
+        Err(e) => Err(StillInDoubt::Checkpoint(e)),
     }
 }
 

@@ -116,7 +116,7 @@ impl SettingsUpdate {
             }
             TunnelModeView::Provided => {
                 if let Err(m) = validate_public_url(&self.tunnel.public_url) {
-                    errors.push(FieldError::new("tunnel.public_url", m));
+                    errors.push(FieldError::new("tunnel.public_url", m.to_string()));
                 }
             }
             TunnelModeView::Off => {}
@@ -212,7 +212,7 @@ impl SettingsUpdate {
         }
         if !p.crm_url_template.trim().is_empty() {
             if let Err(m) = validate_crm_template(&p.crm_url_template) {
-                errors.push(FieldError::new("popups.crm_url_template", m));
+                errors.push(FieldError::new("popups.crm_url_template", m.to_string()));
             }
         }
     }
