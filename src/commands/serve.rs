@@ -10,6 +10,7 @@ use callpop_engine::config::Config;
 use crate::init_logging;
 use callpop_core::routes::webhook_url;
 use callpop_engine::engine::Engine;
+use callpop_engine::health::Part;
 use callpop_engine::secrets::TokenSource;
 
 pub(crate) fn serve(config: Config) -> Result<()> {
@@ -136,11 +137,11 @@ pub(crate) fn print_banner(engine: &Engine, addr: std::net::SocketAddr) {
     }
     let parts = engine.health().snapshot().parts;
     for (name, label) in [
-        ("tunnel", "Public URL:         "),
-        ("subscription", "RingCentral sub.:   "),
-        ("notifications", "Popups:             "),
+        (Part::Tunnel, "Public URL:         "),
+        (Part::Subscription, "RingCentral sub.:   "),
+        (Part::Notifications, "Popups:             "),
     ] {
-        if let Some(part) = parts.get(name) {
+        if let Some(part) = parts.get(&name) {
             let _ = writeln!(out, "  {label} {} — {}", part.state, part.detail);
         }
     }

@@ -20,7 +20,7 @@ use crate::window::{CallDetail, CallPage, CallQuery, CallView, ExportResult};
 use callpop_engine::backfill::BackfillRequest;
 use callpop_engine::config::{Config, Overrides};
 use callpop_engine::engine::{Engine, EngineOptions};
-use callpop_engine::health::{Health, Snapshot};
+use callpop_engine::health::{Health, Part, Snapshot, Status};
 use callpop_engine::popups::{PauseState, PopupHandle, PopupRequest};
 use callpop_engine::subscriptions::KeeperHandle;
 use callpop_engine::tunnel::TunnelHandle;
@@ -149,7 +149,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 fn error_snapshot(reason: &str) -> Snapshot {
     Snapshot {
-        status: "error".into(),
+        status: Status::Error,
         version: env!("CARGO_PKG_VERSION").into(),
         storage_error: Some(reason.to_string()),
         ..Snapshot::default()
@@ -482,7 +482,7 @@ impl App {
                 let parts = r.health.snapshot().parts;
                 AppError::PopupsOff(
                     parts
-                        .get("notifications")
+                        .get(&Part::Notifications)
                         .map(|p| p.detail.clone())
                         .unwrap_or_else(|| "desktop notifications are off".into()),
                 )
@@ -628,6 +628,7 @@ fn forward_health(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callpop_engine::health::PartState;
 
     /// What the window would show for a command's result.
     fn shown<T>(result: Result<T, AppError>) -> Result<T, String> {
@@ -740,8 +741,8 @@ mod tests {
         assert_eq!(addr.ip().to_string(), "127.0.0.1");
         assert_ne!(addr.port(), 0);
         let health = app.get_health().await;
-        assert_eq!(health.status, "ok", "{health:?}");
-        assert_eq!(health.parts["notifications"].state, "off");
+        assert_eq!(health.status, Status::Ok, "{health:?}");
+        assert_eq!(health.parts[&Part::Notifications].state, PartState::Off);
         assert_eq!(health.storage_error, None);
 
         assert_eq!(
@@ -905,8 +906,8 @@ mod tests {
             _ => None,
         })
         .await;
-        assert_eq!(health.status, "ok", "{health:?}");
-        assert_eq!(health.parts["notifications"].state, "off");
+        assert_eq!(health.status, Status::Ok, "{health:?}");
+        assert_eq!(health.parts[&Part::Notifications].state, PartState::Off);
         let addr = listening(&app).await;
 
         // The new engine checks the new token, and what it stores reaches the window.
@@ -980,7 +981,7 @@ mod tests {
 
         // Everything still answers.
         let health = app.get_health().await;
-        assert_eq!(health.status, "error");
+        assert_eq!(health.status, Status::Error);
         assert_eq!(health.storage_error.as_deref(), Some(reason.as_str()));
         assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
         assert_eq!(health.listen, None);
@@ -1037,7 +1038,7 @@ mod tests {
         );
         assert!(reason.contains("lisen"), "{reason}");
         let health = app.get_health().await;
-        assert_eq!(health.status, "error");
+        assert_eq!(health.status, Status::Error);
         assert_eq!(health.storage_error.as_deref(), Some(reason.as_str()));
         assert_eq!(shown(app.get_settings().await), Err(reason.clone()));
         assert_eq!(shown(app.list_calls(page(10)).await), Err(reason.clone()));
@@ -1085,8 +1086,8 @@ mod tests {
         assert_eq!(app.start_error().await, None);
         let health = app.get_health().await;
         assert_ne!(
-            health.parts.get("notifications").map(|p| p.state.as_str()),
-            Some("error"),
+            health.parts.get(&Part::Notifications).map(|p| p.state),
+            Some(PartState::Error),
             "{health:?}"
         );
         let unpaused = PauseState {

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Local, Utc};
 
-use callpop_engine::health::Snapshot;
+use callpop_engine::health::{Part, PartState, Snapshot, Status};
 use callpop_engine::popups::PauseState;
 
 /// The tray icon's state, in order of what the user most needs to know.
@@ -61,8 +61,8 @@ fn cut(line: String) -> String {
     short
 }
 
-fn part_line(snapshot: &Snapshot, part: &str, label: &str, absent: &str) -> String {
-    match snapshot.parts.get(part) {
+fn part_line(snapshot: &Snapshot, part: Part, label: &str, absent: &str) -> String {
+    match snapshot.parts.get(&part) {
         Some(p) if p.detail.is_empty() => format!("{label}: {}", p.state),
         Some(p) => format!("{label}: {} — {}", p.state, p.detail),
         None => format!("{label}: {absent}"),
@@ -78,20 +78,20 @@ pub fn tray_status(
 ) -> TrayStatus {
     let offline_reason = engine_error
         .map(str::to_string)
-        .or_else(|| (snapshot.status == "error").then(|| snapshot.storage_error.clone())?)
-        .or_else(|| (snapshot.status == "error").then(|| "cannot store calls".to_string()));
+        .or_else(|| (snapshot.status == Status::Error).then(|| snapshot.storage_error.clone())?)
+        .or_else(|| (snapshot.status == Status::Error).then(|| "cannot store calls".to_string()));
     let paused = pause.is_active(now);
     let attention: Vec<&str> = snapshot
         .parts
         .iter()
-        .filter(|(_, p)| p.state == "error")
-        .map(|(name, _)| name.as_str())
+        .filter(|(_, p)| p.state == PartState::Error)
+        .map(|(part, _)| part.as_str())
         .collect();
     let state = if offline_reason.is_some() {
         TrayState::Offline
     } else if paused {
         TrayState::Paused
-    } else if snapshot.status == "degraded" || !attention.is_empty() {
+    } else if snapshot.status == Status::Degraded || !attention.is_empty() {
         TrayState::Degraded
     } else {
         TrayState::Healthy
@@ -105,14 +105,19 @@ pub fn tray_status(
         Some(url)
             if snapshot
                 .parts
-                .get("tunnel")
-                .is_none_or(|p| p.state != "error") =>
+                .get(&Part::Tunnel)
+                .is_none_or(|p| p.state != PartState::Error) =>
         {
             format!("Public URL: {url}")
         }
-        _ => part_line(snapshot, "tunnel", "Tunnel", "off (local only)"),
+        _ => part_line(snapshot, Part::Tunnel, "Tunnel", "off (local only)"),
     };
-    let subscription = part_line(snapshot, "subscription", "Subscription", "not configured");
+    let subscription = part_line(
+        snapshot,
+        Part::Subscription,
+        "Subscription",
+        "not configured",
+    );
     let popups = match (paused, pause.until) {
         (false, _) => "Popups on".to_string(),
         (true, None) => "Popups paused until resumed".to_string(),
@@ -153,17 +158,17 @@ mod tests {
             .expect("valid time")
     }
 
-    fn board(status: &str, parts: &[(&str, &str, &str)]) -> Snapshot {
+    fn board(status: Status, parts: &[(Part, PartState, &str)]) -> Snapshot {
         Snapshot {
-            status: status.into(),
+            status,
             listen: Some("127.0.0.1:8787".parse().expect("address")),
             parts: parts
                 .iter()
-                .map(|(name, state, detail)| {
+                .map(|&(part, state, detail)| {
                     (
-                        name.to_string(),
+                        part,
                         PartStatus {
-                            state: state.to_string(),
+                            state,
                             detail: detail.to_string(),
                             since: now(),
                         },
@@ -184,7 +189,10 @@ mod tests {
     #[test]
     fn a_healthy_engine_says_where_it_listens() {
         let s = tray_status(
-            &board("ok", &[("subscription", "active", "expires in 6 days")]),
+            &board(
+                Status::Ok,
+                &[(Part::Subscription, PartState::Active, "expires in 6 days")],
+            ),
             None,
             &running(),
             now(),
@@ -201,10 +209,14 @@ mod tests {
     fn a_failing_part_degrades_and_is_named() {
         let s = tray_status(
             &board(
-                "degraded",
+                Status::Degraded,
                 &[
-                    ("tunnel", "error", "ngrok: authentication failed"),
-                    ("subscription", "waiting", "no public URL yet"),
+                    (
+                        Part::Tunnel,
+                        PartState::Error,
+                        "ngrok: authentication failed",
+                    ),
+                    (Part::Subscription, PartState::Waiting, "no public URL yet"),
                 ],
             ),
             None,
@@ -238,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_storage_error_is_offline() {
-        let mut b = board("error", &[]);
+        let mut b = board(Status::Error, &[]);
         b.storage_error = Some("disk full".into());
         let s = tray_status(&b, None, &running(), now());
         assert_eq!(s.state, TrayState::Offline);
@@ -247,7 +259,10 @@ mod tests {
 
     #[test]
     fn pausing_wins_over_degraded_and_ends_on_time() {
-        let b = board("degraded", &[("tunnel", "error", "offline")]);
+        let b = board(
+            Status::Degraded,
+            &[(Part::Tunnel, PartState::Error, "offline")],
+        );
         let until = now() + chrono::Duration::minutes(30);
         let paused = PauseState {
             paused: true,
@@ -264,7 +279,10 @@ mod tests {
 
     #[test]
     fn a_public_url_is_shown_while_the_tunnel_works() {
-        let mut b = board("ok", &[("tunnel", "active", "connected")]);
+        let mut b = board(
+            Status::Ok,
+            &[(Part::Tunnel, PartState::Active, "connected")],
+        );
         b.public_url = Some("https://dealer.ngrok.app".into());
         let s = tray_status(&b, None, &running(), now());
         assert_eq!(s.tunnel, "Public URL: https://dealer.ngrok.app");

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::Health;
+use crate::health::{Health, Part, PartState};
 use callpop_clock::Clock;
 use callpop_core::numbers::Country;
 use callpop_core::ringcentral::calllog::record_to_delivery;
@@ -177,8 +177,8 @@ impl Backfiller {
     fn report(&self, outcome: &Result<BackfillReport, BackfillError>, from: DateTime<Utc>) {
         match outcome {
             Ok(r) => self.health.set_part(
-                "backfill",
-                "ok",
+                Part::Backfill,
+                PartState::Ok,
                 format!(
                     "last backfill {}: {} call-log records since {}, {} calls added",
                     self.clock
@@ -190,7 +190,9 @@ impl Backfiller {
                     r.new_calls
                 ),
             ),
-            Err(e) => self.health.set_part("backfill", "error", e.to_string()),
+            Err(e) => self
+                .health
+                .set_part(Part::Backfill, PartState::Error, e.to_string()),
         }
     }
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backfill::{BackfillRequest, BackfillState, Backfiller};
 use crate::config::{Config, NotificationsMode};
-use crate::health::Health;
+use crate::health::{Health, Part, PartState};
 use crate::notify::desktop::DesktopNotifier;
 use crate::notify::{Notifier, NotifierEvent};
 use crate::popups::{PopupHandle, PopupManager, PopupRequest, PopupSettings};
@@ -109,7 +109,7 @@ impl Engine {
             StoreWriter::spawn(store, changes.clone()).map_err(EngineError::Thread)?;
         let health = Health::new();
         let (state, detail) = crate::secrets::credential_health(&config);
-        health.set_part("credentials", state, detail);
+        health.set_part(Part::Credentials, state, detail);
         let shutdown = CancellationToken::new();
         let (reminders_tx, reminders_rx) = mpsc::channel(16);
         let (popup_requests, _) = broadcast::channel(16);
@@ -183,7 +183,8 @@ impl Engine {
         }
         .start(self.shutdown.clone());
         if let Some(problem) = missing {
-            self.health.set_part("tunnel", "error", problem);
+            self.health
+                .set_part(Part::Tunnel, PartState::Error, problem);
         }
         self.tasks.push(task);
         if let Some(keeper) = self.keeper.clone() {
@@ -268,8 +269,11 @@ impl Engine {
         {
             tracing::warn!("cannot queue the start-up backfill");
         }
-        self.health
-            .set_part("backfill", "pending", "catching up with the call log");
+        self.health.set_part(
+            Part::Backfill,
+            PartState::Pending,
+            "catching up with the call log",
+        );
         let keeper = Keeper::new(
             platform,
             KeeperSettings {
@@ -287,8 +291,8 @@ impl Engine {
             remembered.keeper.clone(),
         );
         self.health.set_part(
-            "subscription",
-            "renewing",
+            Part::Subscription,
+            PartState::Renewing,
             "checking the RingCentral subscription",
         );
         let (handle, task) = KeeperTask {
@@ -385,8 +389,8 @@ impl Engine {
         let mode = self.config.popups.notifications;
         if mode == NotificationsMode::Off {
             self.health.set_part(
-                "notifications",
-                "off",
+                Part::Notifications,
+                PartState::Off,
                 "desktop notifications are turned off",
             );
             return;
@@ -404,14 +408,14 @@ impl Engine {
             Ok(n) => Box::new(n),
             Err(e) => {
                 let (state, detail) = match mode {
-                    NotificationsMode::On => ("error", e.to_string()),
+                    NotificationsMode::On => (PartState::Error, e.to_string()),
                     _ => (
-                        "off",
+                        PartState::Off,
                         "no notification server on this session; popups are off".to_string(),
                     ),
                 };
                 tracing::info!("desktop notifications: {detail}");
-                self.health.set_part("notifications", state, detail);
+                self.health.set_part(Part::Notifications, state, detail);
                 return;
             }
         };
@@ -434,8 +438,8 @@ impl Engine {
                 self.tasks.push(task);
             }
             Err(e) => self.health.set_part(
-                "notifications",
-                "error",
+                Part::Notifications,
+                PartState::Error,
                 format!("cannot start popups: {e}"),
             ),
         }
@@ -455,8 +459,8 @@ impl Engine {
     /// outside CallPop.
     fn start_reminder_reporter(&mut self, mut reminders: mpsc::Receiver<RenewalReminder>) {
         self.health.set_part(
-            "subscription",
-            "off",
+            Part::Subscription,
+            PartState::Off,
             "subscription management is off: set the RingCentral client id, client secret and JWT",
         );
         let shutdown = self.shutdown.clone();

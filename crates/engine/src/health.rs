@@ -51,11 +51,136 @@ pub struct ProviderCounters {
     pub token_required: bool,
 }
 
+/// The background parts the health board follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// The RingCentral webhook subscription.
+    Subscription,
+    /// The public URL (ngrok, provided, or none).
+    Tunnel,
+    /// Desktop notifications (popups).
+    Notifications,
+    /// Filling gaps from the RingCentral call log.
+    Backfill,
+    /// Where typed-in credentials are kept.
+    Credentials,
+}
+
+impl Part {
+    /// The name `/healthz`, the CLI and the window use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Subscription => "subscription",
+            Part::Tunnel => "tunnel",
+            Part::Notifications => "notifications",
+            Part::Backfill => "backfill",
+            Part::Credentials => "credentials",
+        }
+    }
+}
+
+/// A background part's state. Each part uses a few of these; only [`PartState::Error`] makes
+/// the engine "degraded".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartState {
+    /// Working: the subscription is active.
+    Active,
+    /// Working: the tunnel (or the provided URL) is online.
+    Online,
+    /// Working: popups are on.
+    On,
+    /// Working: the last backfill went through.
+    Ok,
+    /// Turned off, by choice or for lack of settings.
+    Off,
+    /// Popups paused by the person at the desk.
+    Paused,
+    /// Being checked, renewed or re-created.
+    Renewing,
+    /// Waiting for something else first (a public URL).
+    Waiting,
+    /// Being fetched.
+    Pending,
+    /// Opening the tunnel.
+    Connecting,
+    /// The tunnel dropped and is being opened again.
+    Reconnecting,
+    /// Credentials are in the OS keyring.
+    Keyring,
+    /// Credentials are in the private file, as configured.
+    File,
+    /// Credentials are in the private file because no keyring answered.
+    Fallback,
+    /// Needs attention: the detail says why.
+    Error,
+}
+
+impl PartState {
+    /// The name `/healthz`, the CLI and the window use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartState::Active => "active",
+            PartState::Online => "online",
+            PartState::On => "on",
+            PartState::Ok => "ok",
+            PartState::Off => "off",
+            PartState::Paused => "paused",
+            PartState::Renewing => "renewing",
+            PartState::Waiting => "waiting",
+            PartState::Pending => "pending",
+            PartState::Connecting => "connecting",
+            PartState::Reconnecting => "reconnecting",
+            PartState::Keyring => "keyring",
+            PartState::File => "file",
+            PartState::Fallback => "fallback",
+            PartState::Error => "error",
+        }
+    }
+}
+
+/// The engine as a whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Everything works.
+    #[default]
+    Ok,
+    /// A part needs attention; calls are still stored.
+    Degraded,
+    /// Deliveries cannot be stored.
+    Error,
+}
+
+impl Status {
+    /// The name `/healthz`, the CLI and the window use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Degraded => "degraded",
+            Status::Error => "error",
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(Part, PartState, Status);
+
 /// A background part's state, with the reason people need to act on it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, TS)]
 pub struct PartStatus {
     /// Short machine-readable state (`active`, `off`, `error`, …).
-    pub state: String,
+    #[ts(type = "string")]
+    pub state: PartState,
     /// One sentence for people.
     pub detail: String,
     /// When the state last changed.
@@ -68,7 +193,7 @@ pub struct PartStatus {
 pub struct Snapshot {
     /// `ok`, `degraded` (a part needs attention) or `error` (deliveries cannot be stored).
     #[ts(type = "\"ok\" | \"degraded\" | \"error\"")]
-    pub status: String,
+    pub status: Status,
     /// CallPop version.
     pub version: String,
     /// When the engine started.
@@ -91,7 +216,8 @@ pub struct Snapshot {
     /// When deliveries started failing to be stored (kept while the failure lasts).
     pub storage_error_since: Option<DateTime<Utc>>,
     /// Background parts by name (`subscription`, `tunnel`, `notifications`, …).
-    pub parts: std::collections::BTreeMap<String, PartStatus>,
+    #[ts(type = "{ [key in string]: PartStatus }")]
+    pub parts: std::collections::BTreeMap<Part, PartStatus>,
 }
 
 impl Health {
@@ -176,17 +302,17 @@ impl Health {
     }
 
     /// Sets a background part's state; the time only moves when the state changes.
-    pub fn set_part(&self, name: &str, state: &str, detail: impl Into<String>) {
+    pub fn set_part(&self, part: Part, state: PartState, detail: impl Into<String>) {
         let detail = detail.into();
         let mut s = self.lock();
-        let since = match s.parts.get(name) {
+        let since = match s.parts.get(&part) {
             Some(old) if old.state == state => old.since,
             _ => Utc::now(),
         };
         s.parts.insert(
-            name.to_string(),
+            part,
             PartStatus {
-                state: state.to_string(),
+                state,
                 detail,
                 since,
             },
@@ -197,15 +323,11 @@ impl Health {
     pub fn snapshot(&self) -> Snapshot {
         let mut s = self.lock().clone();
         s.status = if s.storage_error.is_some() {
-            "error".into()
-        } else if s
-            .parts
-            .values()
-            .any(|p| matches!(p.state.as_str(), "error" | "blacklisted" | "offline"))
-        {
-            "degraded".into()
+            Status::Error
+        } else if s.parts.values().any(|p| p.state == PartState::Error) {
+            Status::Degraded
         } else {
-            "ok".into()
+            Status::Ok
         };
         s
     }
@@ -218,10 +340,10 @@ mod tests {
     #[test]
     fn a_storage_failure_keeps_its_start_until_it_clears() {
         let health = Health::new();
-        assert_eq!(health.snapshot().status, "ok");
+        assert_eq!(health.snapshot().status, Status::Ok);
         health.storage_failed(health.storage_ticket(), "unwritable: disk full".into());
         let first = health.snapshot();
-        assert_eq!(first.status, "error");
+        assert_eq!(first.status, Status::Error);
         let since = first.storage_error_since.expect("a start time");
         std::thread::sleep(std::time::Duration::from_millis(5));
         health.storage_failed(health.storage_ticket(), "unwritable: read-only".into());
@@ -237,7 +359,7 @@ mod tests {
         );
         health.storage_succeeded(health.storage_ticket());
         let cleared = health.snapshot();
-        assert_eq!(cleared.status, "ok");
+        assert_eq!(cleared.status, Status::Ok);
         assert_eq!(
             (cleared.storage_error, cleared.storage_error_since),
             (None, None)

@@ -189,7 +189,7 @@ async fn method_not_allowed() -> Response {
 
 async fn healthz(State(r): State<Receiver>) -> Response {
     let snapshot = r.inner.health.snapshot();
-    let status = if snapshot.status == "error" {
+    let status = if snapshot.status == crate::health::Status::Error {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK

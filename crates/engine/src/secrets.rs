@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, SecretStoreChoice};
+use crate::health::PartState;
 use callpop_core::Secret;
 
 /// File holding generated secrets inside the data directory.
@@ -213,16 +214,16 @@ fn in_keyring(config: &Config, name: &str) -> bool {
 /// Where typed-in credentials are kept, as a health part: `(state, detail)`. A file chosen
 /// in the configuration is "file"; a file because no keyring answered is "fallback", which the
 /// health view flags.
-pub fn credential_health(config: &Config) -> (&'static str, String) {
+pub fn credential_health(config: &Config) -> (PartState, String) {
     let file = config.data_dir.join(SECRETS_FILE);
     if in_keyring(config, names::RINGCENTRAL_JWT) {
         (
-            "keyring",
+            PartState::Keyring,
             "RingCentral client secret, JWT and ngrok authtoken are kept in the OS keyring".into(),
         )
     } else if config.secret_store == SecretStoreChoice::File {
         (
-            "file",
+            PartState::File,
             format!(
                 "credentials are kept in {} (readable only by you), as configured",
                 file.display()
@@ -230,7 +231,7 @@ pub fn credential_health(config: &Config) -> (&'static str, String) {
         )
     } else {
         (
-            "fallback",
+            PartState::Fallback,
             format!(
                 "no OS keyring answered, so credentials are kept in {} (readable only by you); \
                  unlock or install a keyring (GNOME Keyring, KWallet) and restart CallPop to use it",

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::backfill::BackfillRequest;
-use crate::health::Health;
+use crate::health::{Health, Part, PartState};
 use callpop_clock::Clock;
 use callpop_core::model::{Provider, RenewalReminder};
 use callpop_core::routes::{webhook_url, RINGCENTRAL_PATH};
@@ -633,25 +633,27 @@ impl KeeperTask {
                     })
                     .unwrap_or_else(|| "no expiry".into());
                 self.health.set_part(
-                    "subscription",
-                    "active",
+                    Part::Subscription,
+                    PartState::Active,
                     format!("Active until {until} (subscription {})", e.subscription_id),
                 );
             }
             Err(KeeperError::NoPublicUrl) => self.health.set_part(
-                "subscription",
-                "waiting",
+                Part::Subscription,
+                PartState::Waiting,
                 "waiting for a public URL (turn the tunnel on or set public_url)",
             ),
             Err(KeeperError::Api(ApiError::RateLimited { until, .. })) => self.health.set_part(
-                "subscription",
-                "renewing",
+                Part::Subscription,
+                PartState::Renewing,
                 format!(
                     "RingCentral asked to slow down; retrying after {}",
                     until.format("%H:%M:%S")
                 ),
             ),
-            Err(e) => self.health.set_part("subscription", "error", e.to_string()),
+            Err(e) => self
+                .health
+                .set_part(Part::Subscription, PartState::Error, e.to_string()),
         }
     }
 
@@ -722,8 +724,8 @@ impl KeeperTask {
                 let started_at = self.clock.now();
                 let result = if recreate_reply.is_some() {
                     self.health.set_part(
-                        "subscription",
-                        "renewing",
+                        Part::Subscription,
+                        PartState::Renewing,
                         "re-creating the subscription",
                     );
                     self.keeper.ensure(true).await

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::backfill::BackfillRequest;
-use crate::health::Health;
+use crate::health::{Health, Part, PartState};
 use callpop_clock::Clock;
 use callpop_core::Secret;
 
@@ -324,8 +324,8 @@ impl Runner {
         }
     }
 
-    fn set(&self, state: &str, detail: impl Into<String>) {
-        self.health.set_part("tunnel", state, detail);
+    fn set(&self, state: PartState, detail: impl Into<String>) {
+        self.health.set_part(Part::Tunnel, state, detail);
     }
 
     /// Waits for a control message, shutdown, or (with `for_at_most`) a timeout.
@@ -350,7 +350,10 @@ impl Runner {
     async fn run_off(&mut self) -> Next {
         self.publish(None);
         self.down_since = None;
-        self.set("off", "no tunnel: webhooks reach only the local address");
+        self.set(
+            PartState::Off,
+            "no tunnel: webhooks reach only the local address",
+        );
         match self.wait(None).await {
             Next::Reconnect => Next::Continue,
             other => other,
@@ -360,7 +363,10 @@ impl Runner {
     async fn run_provided(&mut self, url: String) -> Next {
         self.down_since = None;
         self.publish(Some(url.clone()));
-        self.set("online", format!("public URL provided: {url} (no tunnel)"));
+        self.set(
+            PartState::Online,
+            format!("public URL provided: {url} (no tunnel)"),
+        );
         match self.wait(None).await {
             Next::Reconnect => Next::Continue,
             other => other,
@@ -370,7 +376,7 @@ impl Runner {
     async fn run_ngrok(&mut self, settings: &NgrokSettings) -> Next {
         let mut attempt = 0u32;
         loop {
-            self.set("connecting", "connecting to ngrok");
+            self.set(PartState::Connecting, "connecting to ngrok");
             let (reports_tx, mut reports) = mpsc::unbounded_channel::<String>();
             let opened =
                 tokio::time::timeout(CONNECT_BOUND, open_ngrok(settings, reports_tx)).await;
@@ -378,7 +384,7 @@ impl Runner {
                 Ok(Ok((mut session, tunnel))) => {
                     attempt = 0;
                     let url = tunnel.url().to_string();
-                    self.set("online", format!("tunnel online: {url}"));
+                    self.set(PartState::Online, format!("tunnel online: {url}"));
                     self.publish(Some(url.clone()));
                     let stop = self.shutdown.child_token();
                     let mut serving = tokio::spawn(crate::server::serve(
@@ -402,13 +408,13 @@ impl Runner {
                             Some(reason) = reports.recv() => {
                                 last_report = Some(tokio::time::Instant::now());
                                 reconnecting_since.get_or_insert(self.clock.now());
-                                self.set("reconnecting", format!("tunnel reconnecting: {reason}"));
+                                self.set(PartState::Reconnecting, format!("tunnel reconnecting: {reason}"));
                             }
                             next = self.wait(Some(StdDuration::from_secs(15))) => match next {
                                 Next::Continue => {
                                     if last_report.is_some_and(|t| t.elapsed() > StdDuration::from_secs(30)) {
                                         last_report = None;
-                                        self.set("online", format!("tunnel online: {url}"));
+                                        self.set(PartState::Online, format!("tunnel online: {url}"));
                                         if let Some(since) = reconnecting_since.take() {
                                             self.request_backfill(since, "the tunnel reconnected");
                                         }
@@ -443,7 +449,7 @@ impl Runner {
             let retry = problem.retry_after(attempt);
             let explanation = problem.explain();
             tracing::warn!(retry_in = ?retry, "{explanation}");
-            self.set("error", explanation);
+            self.set(PartState::Error, explanation);
             match self.wait(Some(retry)).await {
                 Next::Continue | Next::Reconnect => continue,
                 other => return other,
@@ -464,7 +470,7 @@ impl Runner {
             let (listener, url) = match bound {
                 Ok(pair) => pair,
                 Err(e) => {
-                    self.set("error", format!("loopback tunnel: {e}"));
+                    self.set(PartState::Error, format!("loopback tunnel: {e}"));
                     return self.wait(None).await;
                 }
             };
@@ -477,7 +483,7 @@ impl Runner {
             if let Some(old) = std::mem::replace(&mut previous, current.replace(stop)) {
                 old.cancel();
             }
-            self.set("online", format!("tunnel online: {url}"));
+            self.set(PartState::Online, format!("tunnel online: {url}"));
             self.publish(Some(url));
             let wait = rotate_every.map(|d| self.clock.wall_duration(d));
             match self.wait(wait).await {

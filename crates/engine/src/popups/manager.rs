@@ -17,7 +17,7 @@ use super::{
     crm_url, desired_phase, PauseState, Phase, PopupControl, PopupRequest, PopupSettings, Renderer,
     PAUSE_KEY,
 };
-use crate::health::Health;
+use crate::health::{Health, Part, PartState};
 use crate::notify::{Notifier, NotifierEvent, Popup};
 use callpop_core::model::{Call, CallResult, Origin, Provider};
 use callpop_store::writer::{CommittedChange, StoreWriter};
@@ -165,7 +165,7 @@ impl PopupManager {
         let caps = &self.notifier.capabilities;
         let (state, detail) = if self.is_paused(self.clock.now()) {
             (
-                "paused",
+                PartState::Paused,
                 match self.pause.until {
                     Some(t) => format!(
                         "popups paused until {}",
@@ -176,7 +176,7 @@ impl PopupManager {
             )
         } else {
             (
-                "on",
+                PartState::On,
                 format!(
                     "{}{}",
                     caps.server,
@@ -188,7 +188,7 @@ impl PopupManager {
                 ),
             )
         };
-        self.health.set_part("notifications", state, detail);
+        self.health.set_part(Part::Notifications, state, detail);
     }
 
     fn is_paused(&self, now: DateTime<Utc>) -> bool {
@@ -449,7 +449,7 @@ impl PopupManager {
             Err(e) => {
                 tracing::warn!(call_id, error = %e, "popup not shown");
                 self.health
-                    .set_part("notifications", "error", e.to_string());
+                    .set_part(Part::Notifications, PartState::Error, e.to_string());
             }
         }
     }
