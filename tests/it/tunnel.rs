@@ -118,6 +118,10 @@ fn a_black_holed_ngrok_is_declared_offline_within_the_bound() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "the loopback tunnel needs a build with --features test-hooks (scripts/test)"
+)]
 fn the_subscription_follows_a_changing_public_url_with_no_gap() {
     let sim_start = Utc
         .with_ymd_and_hms(2026, 11, 2, 8, 0, 0)

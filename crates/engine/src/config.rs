@@ -122,7 +122,8 @@ pub enum TunnelChoice {
     Ngrok,
     /// The provided `public_url`.
     Provided,
-    /// A loopback tunnel that changes its URL (tests only).
+    /// A loopback tunnel that changes its URL (test builds only: `test-hooks`).
+    #[cfg(any(test, feature = "test-hooks"))]
     Loopback,
 }
 
@@ -133,6 +134,7 @@ impl TunnelChoice {
             "off" | "none" => Ok(TunnelChoice::Off),
             "ngrok" => Ok(TunnelChoice::Ngrok),
             "provided" | "url" => Ok(TunnelChoice::Provided),
+            #[cfg(any(test, feature = "test-hooks"))]
             "loopback" => Ok(TunnelChoice::Loopback),
             _ => Err(ConfigError::Value {
                 setting: setting.into(),
@@ -153,7 +155,8 @@ pub struct TunnelConfig {
     pub ngrok_domain: Option<String>,
     /// ngrok server address override (tests: an unreachable one).
     pub ngrok_server: Option<String>,
-    /// Loopback tunnel URL change period (tests).
+    /// Loopback tunnel URL change period (test builds only).
+    #[cfg(any(test, feature = "test-hooks"))]
     pub loopback_rotate: Option<chrono::Duration>,
 }
 
@@ -624,6 +627,7 @@ impl Config {
             ngrok_authtoken: None,
             ngrok_domain: file_tunnel.ngrok_domain.filter(|d| !d.trim().is_empty()),
             ngrok_server: None,
+            #[cfg(any(test, feature = "test-hooks"))]
             loopback_rotate: None,
         };
         if let Some(v) = env("CALLPOP_TUNNEL") {
@@ -637,6 +641,7 @@ impl Config {
             .filter(|v| !v.trim().is_empty())
             .map(|v| Secret::new(v.trim()));
         tunnel.ngrok_server = env("CALLPOP_NGROK_SERVER").filter(|v| !v.trim().is_empty());
+        #[cfg(any(test, feature = "test-hooks"))]
         if let Some(v) = env("CALLPOP_LOOPBACK_TUNNEL_ROTATE_SECONDS") {
             let secs: i64 = v.trim().parse().map_err(|_| ConfigError::Value {
                 setting: "CALLPOP_LOOPBACK_TUNNEL_ROTATE_SECONDS".into(),

@@ -156,6 +156,7 @@ impl Engine {
         let provided = self.config.public_url.clone().map(TunnelMode::Provided);
         match t.choice {
             C::Off => TunnelMode::Off,
+            #[cfg(any(test, feature = "test-hooks"))]
             C::Loopback => TunnelMode::Loopback {
                 rotate_every: t.loopback_rotate,
             },

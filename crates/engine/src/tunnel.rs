@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use axum::Router;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use ngrok::prelude::*;
 use tokio::sync::{mpsc, watch};
@@ -65,10 +65,12 @@ pub enum TunnelMode {
     Ngrok(NgrokSettings),
     /// The dealership's own public URL (a reverse proxy in front of CallPop).
     Provided(String),
-    /// A tunnel on loopback that hands out a new URL now and then (tests only).
+    /// A tunnel on loopback that hands out a new URL now and then (test builds only:
+    /// `test-hooks`).
+    #[cfg(any(test, feature = "test-hooks"))]
     Loopback {
         /// Simulated time between URL changes.
-        rotate_every: Option<Duration>,
+        rotate_every: Option<chrono::Duration>,
     },
 }
 
@@ -277,6 +279,7 @@ impl TunnelPart {
                     TunnelMode::Off => runner.run_off().await,
                     TunnelMode::Provided(url) => runner.run_provided(url).await,
                     TunnelMode::Ngrok(settings) => runner.run_ngrok(&settings).await,
+                    #[cfg(any(test, feature = "test-hooks"))]
                     TunnelMode::Loopback { rotate_every } => {
                         runner.run_loopback(rotate_every).await
                     }
@@ -457,7 +460,8 @@ impl Runner {
         }
     }
 
-    async fn run_loopback(&mut self, rotate_every: Option<Duration>) -> Next {
+    #[cfg(any(test, feature = "test-hooks"))]
+    async fn run_loopback(&mut self, rotate_every: Option<chrono::Duration>) -> Next {
         // Like a tunnel that hands out a new address while the previous one keeps answering
         // until the next change: long enough for the subscription to move.
         let mut previous: Option<CancellationToken> = None;

@@ -56,9 +56,9 @@ enum Op {
     SetState(String, String),
     SetPopup(PopupRecord),
     OldestOpenCall(DateTime<Utc>),
-    /// Tests only: stores nothing, and the writer's loop panics once its group is committed,
-    /// the way a bug in the loop's own bookkeeping would.
-    #[cfg(test)]
+    /// Test builds only (`test-hooks`): stores nothing, and the writer's loop panics once its
+    /// group is committed, the way a bug in the loop's own bookkeeping would.
+    #[cfg(any(test, feature = "test-hooks"))]
     PanicAfterCommit,
 }
 
@@ -186,6 +186,14 @@ impl StoreWriter {
         }
     }
 
+    /// Test builds only (`test-hooks`): the writer's loop panics once the group this joins is
+    /// committed, the way a bug in the loop's own bookkeeping would. The group gets no answer
+    /// ([`StoreError::WriterGone`]); the writer carries on with the next one.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub async fn simulate_loop_bug(&self) -> Result<(), StoreError> {
+        self.submit(Op::PanicAfterCommit).await.map(|_| ())
+    }
+
     /// Saves a value the engine keeps between runs.
     pub async fn set_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
         match self
@@ -302,7 +310,7 @@ fn one_round(
     let mut more = |batch: &mut Vec<Job>| take_more(rx, acks, timer, batch);
     match commit_batch(store, cache, batch, &mut more, &index_now) {
         Ok((results, indexed)) => {
-            #[cfg(test)]
+            #[cfg(any(test, feature = "test-hooks"))]
             if batch
                 .iter()
                 .any(|job| matches!(job.op, Op::PanicAfterCommit))
@@ -741,7 +749,7 @@ fn apply_job(
         Op::OldestOpenCall(since) => super::query::oldest_open_call(tx, *since)
             .map(Done::OldestOpenCall)
             .map_err(StoreError::classify),
-        #[cfg(test)]
+        #[cfg(any(test, feature = "test-hooks"))]
         Op::PanicAfterCommit => Ok(Done::StateSet),
     }
 }
@@ -953,7 +961,7 @@ mod tests {
         let (writer, thread) = writer_at(&path);
         writer.ingest(record(0)).await.expect("before");
 
-        let answer = writer.submit(Op::PanicAfterCommit).await;
+        let answer = writer.simulate_loop_bug().await;
         assert!(
             matches!(answer, Err(StoreError::WriterGone)),
             "the group that hit the bug gets no answer"
