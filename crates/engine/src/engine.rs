@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backfill::{BackfillRequest, BackfillState, Backfiller};
 use crate::config::{Config, NotificationsMode};
 use crate::health::{Health, Part, PartState};
-use crate::notify::desktop::DesktopNotifier;
+use crate::notify::DesktopNotifier;
 use crate::notify::{Notifier, NotifierEvent};
 use crate::popups::{PopupHandle, PopupManager, PopupRequest, PopupSettings};
 use crate::receiver::{Receiver, ReceiverSettings};

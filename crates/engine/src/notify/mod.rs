@@ -1,11 +1,22 @@
 //! Desktop notifications behind one trait, so the popup logic never touches a platform API.
 //!
-//! [`desktop::DesktopNotifier`] is the real implementation (notify-rust: the freedesktop
-//! D-Bus protocol on Linux/BSD, the system notification centre on macOS and Windows). Tests of
-//! the popup logic use a recording implementation. Platform differences live in
-//! `desktop.rs` and `docs/PLATFORMS.md`, never in the call logic.
+//! [`DesktopNotifier`] is the real implementation, one per operating system with the same
+//! signatures (connect, show or update, close, open a link), chosen here and nowhere else:
+//! `os_linux.rs` (the freedesktop D-Bus service, Linux and the BSDs), `os_windows.rs` (toasts),
+//! `os_macos.rs` (the notification centre). Only the first is built and tested here;
+//! docs/PLATFORMS.md says what the others cannot do and what is untested. Tests of the popup
+//! logic use a recording implementation. Starting at login is the desktop shell's
+//! (tauri-plugin-autostart), not the engine's.
 
-pub mod desktop;
+#[cfg_attr(target_os = "windows", path = "os_windows.rs")]
+#[cfg_attr(target_os = "macos", path = "os_macos.rs")]
+#[cfg_attr(
+    not(any(target_os = "windows", target_os = "macos")),
+    path = "os_linux.rs"
+)]
+mod os;
+
+pub use os::{open_link, DesktopNotifier, APP_NAME};
 
 use std::path::PathBuf;
 use std::time::Duration;

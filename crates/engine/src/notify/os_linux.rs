@@ -1,14 +1,10 @@
-//! The real notifier, built on notify-rust.
+//! Linux and the BSDs: the freedesktop Notifications D-Bus service through notify-rust, links
+//! through `xdg-open`.
 //!
-//! Platform notes (also in docs/PLATFORMS.md):
-//! - Linux/BSD: the freedesktop Notifications D-Bus service. Updating in place uses
-//!   `replaces_id`; buttons need the server's "actions" capability (GNOME, KDE, XFCE, dunst
-//!   have it; notify-osd and some minimal daemons do not — then the popup has no buttons and
-//!   the call is still one click away in the CallPop window).
-//! - macOS: notify-rust posts to the notification centre; it cannot replace or close a
-//!   delivered notification, so updates arrive as new banners and there are no buttons.
-//! - Windows: toasts need an AppUserModelID registered by the installer (the Tauri bundle does
-//!   this); without it Windows drops them silently.
+//! Updating in place uses `replaces_id`; buttons need the server's "actions" capability
+//! (GNOME, KDE, XFCE, dunst have it; notify-osd and some minimal daemons do not — then the
+//! popup has no buttons and the call is still one click away in the CallPop window). Tested
+//! end to end with dunst (tests/it/notifications.rs); docs/PLATFORMS.md has the other systems.
 
 use std::collections::{HashMap, HashSet};
 
@@ -152,21 +148,15 @@ impl Notifier for DesktopNotifier {
     }
 
     fn open(&mut self, url: &str) -> Result<(), NotifyError> {
-        open_url(url)
+        open_link(url)
     }
 }
 
-/// Hands a link to the desktop (`xdg-open`, `open`, `start`).
-fn open_url(url: &str) -> Result<(), NotifyError> {
-    let (program, args): (&str, Vec<&str>) = if cfg!(target_os = "macos") {
-        ("open", vec![url])
-    } else if cfg!(windows) {
-        ("cmd", vec!["/C", "start", "", url])
-    } else {
-        ("xdg-open", vec![url])
-    };
-    std::process::Command::new(program)
-        .args(args)
+/// Hands a link to the desktop's handler for it (`xdg-open`); the URL is one argument, never
+/// parsed by a shell.
+pub fn open_link(url: &str) -> Result<(), NotifyError> {
+    std::process::Command::new("xdg-open")
+        .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
