@@ -489,189 +489,25 @@ impl Config {
         }
     }
 
-    /// Loads settings with an explicit environment (for tests).
+    /// Loads settings with an explicit environment (for tests). Each section is read from the
+    /// file first, then the environment overrides it, then the command line; a bad value is
+    /// reported with the setting that holds it.
     pub fn load_with(
         overrides: &Overrides,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let named = overrides
-            .config_file
-            .clone()
-            .or_else(|| env("CALLPOP_CONFIG").map(PathBuf::from));
-        let (file, config_file) = match named {
-            Some(path) => (read_file(&path)?, Some(path)),
-            None => match default_config_file().filter(|p| p.exists()) {
-                Some(path) => (read_file(&path)?, Some(path)),
-                None => (FileConfig::default(), None),
-            },
-        };
-
-        let mut listen = parse_listen("listen", file.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
-        let mut data_dir = file.data_dir.unwrap_or_else(default_data_dir);
-        let mut watch_extensions = file.watch_extensions.unwrap_or_default();
-        let mut default_country = parse_country(
-            "default_country",
-            file.default_country.as_deref().unwrap_or("US"),
-        )?;
-        let max_body_bytes = file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
-        if max_body_bytes < 1024 {
-            return Err(ConfigError::Value {
-                setting: "max_body_bytes".into(),
-                message: "must be at least 1024".into(),
-            });
-        }
-
-        let mut popups = PopupConfig::default();
-        if let Some(p) = file.popups {
-            if let Some(v) = p.notifications {
-                popups.notifications = NotificationsMode::parse("popups.notifications", &v)?;
-            }
-            if let Some(v) = p.stale_after_seconds {
-                popups.stale_after = Duration::from_secs(v);
-            }
-            if let Some(v) = p.answered_close_seconds {
-                popups.answered_close_after = Duration::from_secs(v);
-            }
-            if let Some(v) = p.max_on_screen {
-                if !(1..=20).contains(&v) {
-                    return Err(ConfigError::Value {
-                        setting: "popups.max_on_screen".into(),
-                        message: "must be between 1 and 20".into(),
-                    });
-                }
-                popups.max_on_screen = v;
-            }
-            if let Some(q) = p.quiet_hours {
-                popups.quiet_hours = Some(QuietHours {
-                    start: parse_hhmm("popups.quiet_hours.start", &q.start)?,
-                    end: parse_hhmm("popups.quiet_hours.end", &q.end)?,
-                });
-            }
-            if let Some(t) = p.crm_url_template.filter(|t| !t.trim().is_empty()) {
-                validate_crm_template(&t).map_err(|e| ConfigError::Value {
-                    setting: "popups.crm_url_template".into(),
-                    message: e.to_string(),
-                })?;
-                popups.crm_url_template = Some(t.trim().to_string());
-            }
-        }
-        let line_labels = file.line_labels.unwrap_or_default();
-        for (i, l) in line_labels.iter().enumerate() {
-            if !l.number.chars().any(|c| c.is_ascii_digit()) || l.label.trim().is_empty() {
-                return Err(ConfigError::Value {
-                    setting: format!("line_labels[{i}]"),
-                    message: "needs a number and a label".into(),
-                });
-            }
-        }
-
-        let file_rc = file.ringcentral.unwrap_or_default();
-        let mut ringcentral = RingCentralConfig {
-            server: file_rc
-                .server
-                .unwrap_or_else(|| callpop_ringcentral::api::PRODUCTION_SERVER.to_string()),
-            client_id: file_rc.client_id,
-            client_secret: None,
-            jwt: None,
-            event_filters: file_rc
-                .event_filters
-                .unwrap_or_else(callpop_ringcentral::filters::default_event_filters),
-            subscription_expires_in: file_rc.subscription_expires_in.unwrap_or(315_360_000),
-            check_interval: chrono::Duration::seconds(
-                file_rc.check_interval_seconds.unwrap_or(900),
-            ),
-        };
-        if ringcentral.subscription_expires_in < 60 {
-            return Err(ConfigError::Value {
-                setting: "ringcentral.subscription_expires_in".into(),
-                message: "must be at least 60 seconds".into(),
-            });
-        }
-        if let Some(v) = env("CALLPOP_RINGCENTRAL_SERVER").filter(|v| !v.trim().is_empty()) {
-            ringcentral.server = v.trim().trim_end_matches('/').to_string();
-        }
-        if let Some(v) = env("CALLPOP_RINGCENTRAL_CLIENT_ID").filter(|v| !v.trim().is_empty()) {
-            ringcentral.client_id = Some(v.trim().to_string());
-        }
-        ringcentral.client_secret = env("CALLPOP_RINGCENTRAL_CLIENT_SECRET")
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| Secret::new(v.trim()));
-        ringcentral.jwt = env("CALLPOP_RINGCENTRAL_JWT")
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| Secret::new(v.trim()));
-        if !(ringcentral.server.starts_with("https://")
-            || ringcentral.server.starts_with("http://"))
-        {
-            return Err(ConfigError::Value {
-                setting: "ringcentral.server".into(),
-                message: format!("{:?} is not an http(s) URL", ringcentral.server),
-            });
-        }
-        let mut public_url = file.public_url;
-        if let Some(v) = env("CALLPOP_PUBLIC_URL") {
-            public_url = Some(v);
-        }
-        let public_url = match public_url.filter(|u| !u.trim().is_empty()) {
-            Some(u) => Some(validate_public_url(&u).map_err(|e| ConfigError::Value {
-                setting: "public_url".into(),
-                message: e.to_string(),
-            })?),
-            None => None,
-        };
-        let file_tunnel = file.tunnel.unwrap_or_default();
-        let mut tunnel = TunnelConfig {
-            choice: match file_tunnel.mode {
-                Some(m) => TunnelChoice::parse("tunnel.mode", &m)?,
-                None => TunnelChoice::Auto,
-            },
-            ngrok_authtoken: None,
-            ngrok_domain: file_tunnel.ngrok_domain.filter(|d| !d.trim().is_empty()),
-            ngrok_server: None,
-            #[cfg(any(test, feature = "test-hooks"))]
-            loopback_rotate: None,
-        };
-        if let Some(v) = env("CALLPOP_TUNNEL") {
-            tunnel.choice = TunnelChoice::parse("CALLPOP_TUNNEL", &v)?;
-        }
-        if let Some(v) = env("CALLPOP_NGROK_DOMAIN") {
-            tunnel.ngrok_domain = Some(v.trim().to_string()).filter(|d| !d.is_empty());
-        }
-        tunnel.ngrok_authtoken = env("CALLPOP_NGROK_AUTHTOKEN")
-            .or_else(|| env("NGROK_AUTHTOKEN"))
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| Secret::new(v.trim()));
-        tunnel.ngrok_server = env("CALLPOP_NGROK_SERVER").filter(|v| !v.trim().is_empty());
-        #[cfg(any(test, feature = "test-hooks"))]
-        if let Some(v) = env("CALLPOP_LOOPBACK_TUNNEL_ROTATE_SECONDS") {
-            let secs: i64 = v.trim().parse().map_err(|_| ConfigError::Value {
-                setting: "CALLPOP_LOOPBACK_TUNNEL_ROTATE_SECONDS".into(),
-                message: format!("{v:?} is not a number of seconds"),
-            })?;
-            tunnel.loopback_rotate = Some(chrono::Duration::seconds(secs.max(1)));
-        }
-        let clock = match env(callpop_clock::SIMULATED_CLOCK_ENV).filter(|v| !v.trim().is_empty()) {
-            Some(v) => callpop_clock::Clock::parse(&v).map_err(|e| ConfigError::Value {
-                setting: callpop_clock::SIMULATED_CLOCK_ENV.into(),
-                message: e.to_string(),
-            })?,
-            None => callpop_clock::Clock::real(),
-        };
-
+        let (file, config_file) = read_named_file(overrides, env)?;
+        let mut general = General::from_file(&file)?;
+        let mut popups = popups_from_file(file.popups)?;
+        let line_labels = line_labels_from_file(file.line_labels)?;
+        let ringcentral = ringcentral_config(file.ringcentral, env)?;
+        let public_url = public_url(file.public_url, env)?;
+        let tunnel = tunnel_config(file.tunnel, env)?;
+        let clock = clock(env)?;
         if let Some(v) = env("CALLPOP_NOTIFICATIONS") {
             popups.notifications = NotificationsMode::parse("CALLPOP_NOTIFICATIONS", &v)?;
         }
-        if let Some(v) = env("CALLPOP_LISTEN") {
-            listen = parse_listen("CALLPOP_LISTEN", &v)?;
-        }
-        if let Some(v) = env("CALLPOP_DATA_DIR").filter(|v| !v.trim().is_empty()) {
-            data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = env("CALLPOP_WATCH_EXTENSIONS") {
-            watch_extensions = parse_extensions(&v);
-        }
-        if let Some(v) = env("CALLPOP_DEFAULT_COUNTRY") {
-            default_country = parse_country("CALLPOP_DEFAULT_COUNTRY", &v)?;
-        }
+        general.apply_env(env)?;
         let ringcentral_verification_token =
             env("CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN").map(Secret::new);
         let ringotel_api_token = env("CALLPOP_RINGOTEL_API_TOKEN").map(Secret::new);
@@ -679,21 +515,14 @@ impl Config {
             Some(v) => SecretStoreChoice::parse("CALLPOP_SECRET_STORE", &v)?,
             None => SecretStoreChoice::Auto,
         };
-
-        if let Some(v) = &overrides.listen {
-            listen = parse_listen("--listen", v)?;
-        }
-        if let Some(v) = &overrides.data_dir {
-            data_dir = v.clone();
-        }
-        watch_extensions.retain(|e| !e.trim().is_empty());
+        general.apply_overrides(overrides)?;
 
         Ok(Config {
-            listen,
-            data_dir,
-            watch_extensions,
-            default_country,
-            max_body_bytes,
+            listen: general.listen,
+            data_dir: general.data_dir,
+            watch_extensions: general.watch_extensions,
+            default_country: general.default_country,
+            max_body_bytes: general.max_body_bytes,
             ringcentral_verification_token,
             ringotel_api_token,
             popups,
@@ -711,6 +540,254 @@ impl Config {
     /// The history database inside the data directory.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(callpop_store::DB_FILE)
+    }
+}
+
+/// The config file named on the command line or in `CALLPOP_CONFIG`, else the default one
+/// when it exists, else none (built-in defaults).
+fn read_named_file(
+    overrides: &Overrides,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
+    let named = overrides
+        .config_file
+        .clone()
+        .or_else(|| env("CALLPOP_CONFIG").map(PathBuf::from));
+    Ok(match named {
+        Some(path) => (read_file(&path)?, Some(path)),
+        None => match default_config_file().filter(|p| p.exists()) {
+            Some(path) => (read_file(&path)?, Some(path)),
+            None => (FileConfig::default(), None),
+        },
+    })
+}
+
+/// The top-level settings, which the environment and the command line can override.
+struct General {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    watch_extensions: Vec<String>,
+    default_country: Country,
+    max_body_bytes: usize,
+}
+
+impl General {
+    fn from_file(file: &FileConfig) -> Result<General, ConfigError> {
+        let listen = parse_listen("listen", file.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
+        let data_dir = file.data_dir.clone().unwrap_or_else(default_data_dir);
+        let watch_extensions = file.watch_extensions.clone().unwrap_or_default();
+        let default_country = parse_country(
+            "default_country",
+            file.default_country.as_deref().unwrap_or("US"),
+        )?;
+        let max_body_bytes = file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::Value {
+                setting: "max_body_bytes".into(),
+                message: "must be at least 1024".into(),
+            });
+        }
+        Ok(General {
+            listen,
+            data_dir,
+            watch_extensions,
+            default_country,
+            max_body_bytes,
+        })
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("CALLPOP_LISTEN") {
+            self.listen = parse_listen("CALLPOP_LISTEN", &v)?;
+        }
+        if let Some(v) = env("CALLPOP_DATA_DIR").filter(|v| !v.trim().is_empty()) {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("CALLPOP_WATCH_EXTENSIONS") {
+            self.watch_extensions = parse_extensions(&v);
+        }
+        if let Some(v) = env("CALLPOP_DEFAULT_COUNTRY") {
+            self.default_country = parse_country("CALLPOP_DEFAULT_COUNTRY", &v)?;
+        }
+        Ok(())
+    }
+
+    fn apply_overrides(&mut self, overrides: &Overrides) -> Result<(), ConfigError> {
+        if let Some(v) = &overrides.listen {
+            self.listen = parse_listen("--listen", v)?;
+        }
+        if let Some(v) = &overrides.data_dir {
+            self.data_dir = v.clone();
+        }
+        self.watch_extensions.retain(|e| !e.trim().is_empty());
+        Ok(())
+    }
+}
+
+/// `[popups]` from the file (`CALLPOP_NOTIFICATIONS` is applied by the caller).
+fn popups_from_file(file: Option<FilePopups>) -> Result<PopupConfig, ConfigError> {
+    let mut popups = PopupConfig::default();
+    let Some(p) = file else {
+        return Ok(popups);
+    };
+    if let Some(v) = p.notifications {
+        popups.notifications = NotificationsMode::parse("popups.notifications", &v)?;
+    }
+    if let Some(v) = p.stale_after_seconds {
+        popups.stale_after = Duration::from_secs(v);
+    }
+    if let Some(v) = p.answered_close_seconds {
+        popups.answered_close_after = Duration::from_secs(v);
+    }
+    if let Some(v) = p.max_on_screen {
+        if !(1..=20).contains(&v) {
+            return Err(ConfigError::Value {
+                setting: "popups.max_on_screen".into(),
+                message: "must be between 1 and 20".into(),
+            });
+        }
+        popups.max_on_screen = v;
+    }
+    if let Some(q) = p.quiet_hours {
+        popups.quiet_hours = Some(QuietHours {
+            start: parse_hhmm("popups.quiet_hours.start", &q.start)?,
+            end: parse_hhmm("popups.quiet_hours.end", &q.end)?,
+        });
+    }
+    if let Some(t) = p.crm_url_template.filter(|t| !t.trim().is_empty()) {
+        validate_crm_template(&t).map_err(|e| ConfigError::Value {
+            setting: "popups.crm_url_template".into(),
+            message: e.to_string(),
+        })?;
+        popups.crm_url_template = Some(t.trim().to_string());
+    }
+    Ok(popups)
+}
+
+/// `[[line_labels]]`: each needs a number and a label.
+fn line_labels_from_file(file: Option<Vec<LineLabel>>) -> Result<Vec<LineLabel>, ConfigError> {
+    let line_labels = file.unwrap_or_default();
+    for (i, l) in line_labels.iter().enumerate() {
+        if !l.number.chars().any(|c| c.is_ascii_digit()) || l.label.trim().is_empty() {
+            return Err(ConfigError::Value {
+                setting: format!("line_labels[{i}]"),
+                message: "needs a number and a label".into(),
+            });
+        }
+    }
+    Ok(line_labels)
+}
+
+/// `[ringcentral]` from the file, then `CALLPOP_RINGCENTRAL_*`.
+fn ringcentral_config(
+    file: Option<FileRingCentral>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RingCentralConfig, ConfigError> {
+    let file_rc = file.unwrap_or_default();
+    let mut ringcentral = RingCentralConfig {
+        server: file_rc
+            .server
+            .unwrap_or_else(|| callpop_ringcentral::api::PRODUCTION_SERVER.to_string()),
+        client_id: file_rc.client_id,
+        client_secret: None,
+        jwt: None,
+        event_filters: file_rc
+            .event_filters
+            .unwrap_or_else(callpop_ringcentral::filters::default_event_filters),
+        subscription_expires_in: file_rc.subscription_expires_in.unwrap_or(315_360_000),
+        check_interval: chrono::Duration::seconds(file_rc.check_interval_seconds.unwrap_or(900)),
+    };
+    if ringcentral.subscription_expires_in < 60 {
+        return Err(ConfigError::Value {
+            setting: "ringcentral.subscription_expires_in".into(),
+            message: "must be at least 60 seconds".into(),
+        });
+    }
+    if let Some(v) = env("CALLPOP_RINGCENTRAL_SERVER").filter(|v| !v.trim().is_empty()) {
+        ringcentral.server = v.trim().trim_end_matches('/').to_string();
+    }
+    if let Some(v) = env("CALLPOP_RINGCENTRAL_CLIENT_ID").filter(|v| !v.trim().is_empty()) {
+        ringcentral.client_id = Some(v.trim().to_string());
+    }
+    ringcentral.client_secret = env("CALLPOP_RINGCENTRAL_CLIENT_SECRET")
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Secret::new(v.trim()));
+    ringcentral.jwt = env("CALLPOP_RINGCENTRAL_JWT")
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Secret::new(v.trim()));
+    if !(ringcentral.server.starts_with("https://") || ringcentral.server.starts_with("http://")) {
+        return Err(ConfigError::Value {
+            setting: "ringcentral.server".into(),
+            message: format!("{:?} is not an http(s) URL", ringcentral.server),
+        });
+    }
+    Ok(ringcentral)
+}
+
+/// `public_url` from the file, then `CALLPOP_PUBLIC_URL`; empty means none.
+fn public_url(
+    file: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let url = env("CALLPOP_PUBLIC_URL").or(file);
+    match url.filter(|u| !u.trim().is_empty()) {
+        Some(u) => Ok(Some(validate_public_url(&u).map_err(|e| {
+            ConfigError::Value {
+                setting: "public_url".into(),
+                message: e.to_string(),
+            }
+        })?)),
+        None => Ok(None),
+    }
+}
+
+/// `[tunnel]` from the file, then `CALLPOP_TUNNEL`, `CALLPOP_NGROK_*` and `NGROK_AUTHTOKEN`.
+fn tunnel_config(
+    file: Option<FileTunnel>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<TunnelConfig, ConfigError> {
+    let file_tunnel = file.unwrap_or_default();
+    let mut tunnel = TunnelConfig {
+        choice: match file_tunnel.mode {
+            Some(m) => TunnelChoice::parse("tunnel.mode", &m)?,
+            None => TunnelChoice::Auto,
+        },
+        ngrok_authtoken: None,
+        ngrok_domain: file_tunnel.ngrok_domain.filter(|d| !d.trim().is_empty()),
+        ngrok_server: None,
+        #[cfg(any(test, feature = "test-hooks"))]
+        loopback_rotate: None,
+    };
+    if let Some(v) = env("CALLPOP_TUNNEL") {
+        tunnel.choice = TunnelChoice::parse("CALLPOP_TUNNEL", &v)?;
+    }
+    if let Some(v) = env("CALLPOP_NGROK_DOMAIN") {
+        tunnel.ngrok_domain = Some(v.trim().to_string()).filter(|d| !d.is_empty());
+    }
+    tunnel.ngrok_authtoken = env("CALLPOP_NGROK_AUTHTOKEN")
+        .or_else(|| env("NGROK_AUTHTOKEN"))
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Secret::new(v.trim()));
+    tunnel.ngrok_server = env("CALLPOP_NGROK_SERVER").filter(|v| !v.trim().is_empty());
+    #[cfg(any(test, feature = "test-hooks"))]
+    if let Some(v) = env("CALLPOP_LOOPBACK_TUNNEL_ROTATE_SECONDS") {
+        let secs: i64 = v.trim().parse().map_err(|_| ConfigError::Value {
+            setting: "CALLPOP_LOOPBACK_TUNNEL_ROTATE_SECONDS".into(),
+            message: format!("{v:?} is not a number of seconds"),
+        })?;
+        tunnel.loopback_rotate = Some(chrono::Duration::seconds(secs.max(1)));
+    }
+    Ok(tunnel)
+}
+
+/// The real clock, or the simulated one `CALLPOP_SIMULATED_CLOCK` describes.
+fn clock(env: &dyn Fn(&str) -> Option<String>) -> Result<callpop_clock::Clock, ConfigError> {
+    match env(callpop_clock::SIMULATED_CLOCK_ENV).filter(|v| !v.trim().is_empty()) {
+        Some(v) => callpop_clock::Clock::parse(&v).map_err(|e| ConfigError::Value {
+            setting: callpop_clock::SIMULATED_CLOCK_ENV.into(),
+            message: e.to_string(),
+        }),
+        None => Ok(callpop_clock::Clock::real()),
     }
 }
 
