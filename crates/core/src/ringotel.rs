@@ -38,16 +38,24 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method's name as Ringotel writes it (and as deliveries are labelled).
+    fn name(self) -> &'static str {
+        match self {
+            Method::StartCallActivity => "StartCallActivity",
+            Method::StopCallActivity => "StopCallActivity",
+            Method::UpdateCallRecording => "UpdateCallRecording",
+        }
+    }
+
     fn parse(s: &str) -> Option<Method> {
         let s = s.trim();
         [
-            ("StartCallActivity", Method::StartCallActivity),
-            ("StopCallActivity", Method::StopCallActivity),
-            ("UpdateCallRecording", Method::UpdateCallRecording),
+            Method::StartCallActivity,
+            Method::StopCallActivity,
+            Method::UpdateCallRecording,
         ]
         .into_iter()
-        .find(|(name, _)| s.eq_ignore_ascii_case(name))
-        .map(|(_, m)| m)
+        .find(|m| s.eq_ignore_ascii_case(m.name()))
     }
 }
 
@@ -209,155 +217,35 @@ pub fn parse_delivery(
 ) -> Result<ParsedDelivery, ParseError> {
     let hash = &body_sha256[..body_sha256.len().min(16)];
     let Some(method) = Method::parse(&request.method) else {
-        let label: String = request
-            .method
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(64)
-            .collect();
-        let label = if label.is_empty() {
-            "unknown".into()
-        } else {
-            label
-        };
-        return Ok(ParsedDelivery {
-            provider: Provider::Ringotel,
-            dedup_key: format!("{label}:{hash}"),
-            kind: label,
-            event_time: None,
-            payload: Payload::Other,
-        });
+        return Ok(unknown_method(&request.method, hash));
     };
-    let raw_params = match request.params {
-        Some(serde_json::Value::Object(map)) => map,
-        None | Some(serde_json::Value::Null) => {
-            return Err(ParseError::new("missing `params`"));
-        }
-        Some(other) => {
-            return Err(ParseError::new(format!(
-                "`params` must be an object, found {}",
-                kind_of(&other)
-            )))
-        }
+    let raw_params = params_object(request.params)?;
+    let call = CallFields::read(&raw_params, country)?;
+    let step = match method {
+        Method::StartCallActivity => start(&call, received_at),
+        Method::StopCallActivity => stop(&call, received_at),
+        Method::UpdateCallRecording => recording_update(&raw_params, received_at),
     };
-    let params: Params = serde_path_to_error::deserialize(serde_json::Value::Object(
-        raw_params.clone(),
-    ))
-    .map_err(|e| {
-        let path = e.path().to_string();
-        ParseError::new(format!("params.{path}: {}", e.into_inner()))
-    })?;
-    let call_key = params
-        .call_id
-        .and_then(Id::into_non_empty)
-        .ok_or_else(|| ParseError::new("params: missing `call_id`"))?;
-    let millis =
-        |field: &str, v: Option<LenientInt>| -> Result<Option<DateTime<Utc>>, ParseError> {
-            match v {
-                None => Ok(None),
-                Some(LenientInt(ms)) => from_epoch_millis(ms).map(Some).ok_or_else(|| {
-                    ParseError::new(format!(
-                        "params.{field}: {ms} is not a time in epoch milliseconds"
-                    ))
-                }),
-            }
-        };
-    let call_start = millis("call_start", params.call_start)?;
-    let call_end = millis("call_end", params.call_end)?;
-    let talk_seconds = match params.call_duration.map(|d| d.0) {
-        Some(d) if !(0..=7 * 24 * 3600).contains(&d) => {
-            return Err(ParseError::new(format!(
-                "params.call_duration: {d} is not a call length in seconds"
-            )))
-        }
-        other => other,
-    };
-    let number = |v: Option<serde_json::Value>| {
-        v.as_ref()
-            .and_then(|v| PhoneNumber::parse_json(v, country))
-            .filter(|n| !n.raw.trim().is_empty())
-    };
-    let extension = params.extension.and_then(Id::into_non_empty);
-    let direction = params
-        .activity_type
-        .as_deref()
-        .and_then(LegDirection::parse);
-    let leg = Leg {
-        id: match (&extension, params.user_id.and_then(Id::into_non_empty)) {
-            (Some(ext), _) => format!("ext:{ext}"),
-            (None, Some(user)) => format!("user:{user}"),
-            (None, None) => "user".to_string(),
-        },
-        has_provider_id: true,
-        extension_id: None,
-        extension_number: extension.clone(),
-        name: None,
-        direction,
-    };
-    let (source, status, event_time) = match method {
-        Method::StartCallActivity => (
-            EventSource::RingotelStart,
-            Some(LegStatus {
-                state: LegState::Ringing,
-                code: "StartCallActivity".into(),
-                reason: None,
-            }),
-            call_start.unwrap_or(received_at),
-        ),
-        Method::StopCallActivity => (
-            EventSource::RingotelStop,
-            Some(LegStatus {
-                state: LegState::Ended,
-                code: "StopCallActivity".into(),
-                reason: params.call_cause.as_ref().and_then(|c| match c {
-                    serde_json::Value::String(s) => clean_text(Some(s.clone())),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
-                }),
-            }),
-            call_end.or(call_start).unwrap_or(received_at),
-        ),
-        Method::UpdateCallRecording => (EventSource::RingotelRecording, None, received_at),
-    };
-    let recording = (method == Method::UpdateCallRecording).then(|| Recording {
-        id: find_string(&raw_params, &["recording_id", "record_id"]),
-        url: find_recording_url(&raw_params),
-    });
+    let kind = method.name();
+    let event_time = step.event_time;
     let event = CallEvent {
         provider: Provider::Ringotel,
-        call_key,
-        source,
-        leg,
+        call_key: call.call_key,
+        source: step.source,
+        leg: call.leg,
         sequence: None,
         event_time,
-        from: Endpoint {
-            number: number(params.caller_number),
-            name: clean_text(params.caller_name),
-            extension_id: None,
-        },
-        to: Endpoint {
-            number: number(params.called_number),
-            name: clean_text(params.called_name),
-            extension_id: None,
-        },
-        status,
+        from: call.from,
+        to: call.to,
+        status: step.status,
         missed_call: false,
         queue_call: false,
-        recording,
-        call_start,
-        call_end,
-        talk_seconds: if method == Method::StopCallActivity {
-            talk_seconds
-        } else {
-            None
-        },
+        recording: step.recording,
+        call_start: call.call_start,
+        call_end: call.call_end,
+        talk_seconds: step.talk_seconds,
         outcome: None,
         voicemail_message_id: None,
-    };
-    let kind = match method {
-        Method::StartCallActivity => "StartCallActivity",
-        Method::StopCallActivity => "StopCallActivity",
-        Method::UpdateCallRecording => "UpdateCallRecording",
     };
     Ok(ParsedDelivery {
         provider: Provider::Ringotel,
@@ -366,6 +254,195 @@ pub fn parse_delivery(
         event_time: Some(event_time),
         payload: Payload::Calls(vec![event]),
     })
+}
+
+/// A method CallPop does not use (`ContactLookup`, future ones): stored, never a call event.
+fn unknown_method(method: &str, hash: &str) -> ParsedDelivery {
+    let label: String = method
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect();
+    let label = if label.is_empty() {
+        "unknown".into()
+    } else {
+        label
+    };
+    ParsedDelivery {
+        provider: Provider::Ringotel,
+        dedup_key: format!("{label}:{hash}"),
+        kind: label,
+        event_time: None,
+        payload: Payload::Other,
+    }
+}
+
+/// `params`, which every known method needs as an object.
+fn params_object(
+    params: Option<serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ParseError> {
+    match params {
+        Some(serde_json::Value::Object(map)) => Ok(map),
+        None | Some(serde_json::Value::Null) => Err(ParseError::new("missing `params`")),
+        Some(other) => Err(ParseError::new(format!(
+            "`params` must be an object, found {}",
+            kind_of(&other)
+        ))),
+    }
+}
+
+/// What every method says about the call: its id, times, the desk's leg and both ends.
+struct CallFields {
+    call_key: String,
+    call_start: Option<DateTime<Utc>>,
+    call_end: Option<DateTime<Utc>>,
+    /// `call_duration`: the talk time, which may disagree with `call_end − call_start`.
+    talk_seconds: Option<i64>,
+    call_cause: Option<serde_json::Value>,
+    leg: Leg,
+    from: Endpoint,
+    to: Endpoint,
+}
+
+impl CallFields {
+    fn read(
+        raw_params: &serde_json::Map<String, serde_json::Value>,
+        country: &Country,
+    ) -> Result<CallFields, ParseError> {
+        let params: Params =
+            serde_path_to_error::deserialize(serde_json::Value::Object(raw_params.clone()))
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    ParseError::new(format!("params.{path}: {}", e.into_inner()))
+                })?;
+        let call_key = params
+            .call_id
+            .and_then(Id::into_non_empty)
+            .ok_or_else(|| ParseError::new("params: missing `call_id`"))?;
+        let call_start = epoch_millis("call_start", params.call_start)?;
+        let call_end = epoch_millis("call_end", params.call_end)?;
+        let talk_seconds = match params.call_duration.map(|d| d.0) {
+            Some(d) if !(0..=7 * 24 * 3600).contains(&d) => {
+                return Err(ParseError::new(format!(
+                    "params.call_duration: {d} is not a call length in seconds"
+                )))
+            }
+            other => other,
+        };
+        let number = |v: Option<serde_json::Value>| {
+            v.as_ref()
+                .and_then(|v| PhoneNumber::parse_json(v, country))
+                .filter(|n| !n.raw.trim().is_empty())
+        };
+        let extension = params.extension.and_then(Id::into_non_empty);
+        let direction = params
+            .activity_type
+            .as_deref()
+            .and_then(LegDirection::parse);
+        let leg = Leg {
+            id: match (&extension, params.user_id.and_then(Id::into_non_empty)) {
+                (Some(ext), _) => format!("ext:{ext}"),
+                (None, Some(user)) => format!("user:{user}"),
+                (None, None) => "user".to_string(),
+            },
+            has_provider_id: true,
+            extension_id: None,
+            extension_number: extension,
+            name: None,
+            direction,
+        };
+        Ok(CallFields {
+            call_key,
+            call_start,
+            call_end,
+            talk_seconds,
+            call_cause: params.call_cause,
+            leg,
+            from: Endpoint {
+                number: number(params.caller_number),
+                name: clean_text(params.caller_name),
+                extension_id: None,
+            },
+            to: Endpoint {
+                number: number(params.called_number),
+                name: clean_text(params.called_name),
+                extension_id: None,
+            },
+        })
+    }
+}
+
+/// A time in epoch milliseconds, refused with the field's name when it is none.
+fn epoch_millis(field: &str, v: Option<LenientInt>) -> Result<Option<DateTime<Utc>>, ParseError> {
+    match v {
+        None => Ok(None),
+        Some(LenientInt(ms)) => from_epoch_millis(ms).map(Some).ok_or_else(|| {
+            ParseError::new(format!(
+                "params.{field}: {ms} is not a time in epoch milliseconds"
+            ))
+        }),
+    }
+}
+
+/// What one method makes of the call.
+struct Step {
+    source: EventSource,
+    status: Option<LegStatus>,
+    event_time: DateTime<Utc>,
+    recording: Option<Recording>,
+    talk_seconds: Option<i64>,
+}
+
+/// `StartCallActivity`: the desk's phone rings; its time is the call's start on the PBX.
+fn start(call: &CallFields, received_at: DateTime<Utc>) -> Step {
+    Step {
+        source: EventSource::RingotelStart,
+        status: Some(LegStatus {
+            state: LegState::Ringing,
+            code: "StartCallActivity".into(),
+            reason: None,
+        }),
+        event_time: call.call_start.unwrap_or(received_at),
+        recording: None,
+        talk_seconds: None,
+    }
+}
+
+/// `StopCallActivity`: the desk's leg ended, with its cause and talk time.
+fn stop(call: &CallFields, received_at: DateTime<Utc>) -> Step {
+    Step {
+        source: EventSource::RingotelStop,
+        status: Some(LegStatus {
+            state: LegState::Ended,
+            code: "StopCallActivity".into(),
+            reason: call.call_cause.as_ref().and_then(|c| match c {
+                serde_json::Value::String(s) => clean_text(Some(s.clone())),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }),
+        }),
+        event_time: call.call_end.or(call.call_start).unwrap_or(received_at),
+        recording: None,
+        talk_seconds: call.talk_seconds,
+    }
+}
+
+/// `UpdateCallRecording`: a recording of the call; its field names are undocumented, so they
+/// are found by shape.
+fn recording_update(
+    raw_params: &serde_json::Map<String, serde_json::Value>,
+    received_at: DateTime<Utc>,
+) -> Step {
+    Step {
+        source: EventSource::RingotelRecording,
+        status: None,
+        event_time: received_at,
+        recording: Some(Recording {
+            id: find_string(raw_params, &["recording_id", "record_id"]),
+            url: find_recording_url(raw_params),
+        }),
+        talk_seconds: None,
+    }
 }
 
 fn find_string(
