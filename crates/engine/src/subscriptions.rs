@@ -207,6 +207,17 @@ pub struct Ensured {
     pub gap_since: Option<DateTime<Utc>>,
 }
 
+/// What [`Keeper::ensure`] will do, decided from RingCentral's list of subscriptions alone.
+#[derive(Debug, Default)]
+struct Plan {
+    /// The subscription to keep (renewed if it ends soon); none: create one.
+    keep: Option<Subscription>,
+    /// This install's other subscriptions, and dead ones, to delete once one is kept.
+    delete: Vec<String>,
+    /// When deliveries may have stopped (a blacklisting, the remembered one gone).
+    gap_since: Option<DateTime<Utc>>,
+}
+
 /// Keeps the subscription; used by the engine task and by `callpop subscriptions`.
 pub struct Keeper {
     platform: Arc<Platform>,
@@ -343,21 +354,53 @@ impl Keeper {
     }
 
     /// Makes sure exactly one Active subscription delivers to our address; creates, renews,
-    /// re-creates and deletes as needed.
+    /// re-creates and deletes as needed: first a [`Plan`] from RingCentral's list alone, then
+    /// the calls that carry it out.
     pub async fn ensure(&mut self, force_recreate: bool) -> Result<Ensured, KeeperError> {
         let address = self.settings.address().ok_or(KeeperError::NoPublicUrl)?;
         let now = self.clock.now();
         let ours = self.ours().await?;
-        let mut gap_since: Option<DateTime<Utc>> = None;
+        let plan = self.plan(ours, &address, now, force_recreate);
+        let (kept, created, renewed) = self.keep_or_create(plan.keep, &address, now).await?;
+        // Only now that the new one exists (its handshake passed) do the old ones go.
+        let deleted = self.delete_all(plan.delete, &kept.id).await;
+        self.state.moved_to(&address);
+        self.state.id = Some(kept.id.clone());
+        self.state.expires_at = kept.expires_at();
+        self.state.confirmed_at = Some(now);
+        Ok(Ensured {
+            subscription_id: kept.id,
+            expires_at: self.state.expires_at,
+            created,
+            renewed,
+            deleted,
+            gap_since: plan.gap_since,
+        })
+    }
+
+    /// Decides, without calling RingCentral, which of `ours` to keep (the usable one that
+    /// lasts longest), which to delete (this install's others and dead ones; never another
+    /// desk's live one), and since when deliveries may have been missed.
+    fn plan(
+        &self,
+        ours: Vec<Subscription>,
+        address: &str,
+        now: DateTime<Utc>,
+        force_recreate: bool,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        let mut gap = |since: DateTime<Utc>| {
+            plan.gap_since = Some(plan.gap_since.map_or(since, |g| g.min(since)));
+        };
         let mut keep: Option<Subscription> = None;
         let mut delete: Vec<String> = Vec::new();
         for s in ours {
-            if !self.may_delete(&s, &address) {
+            if !self.may_delete(&s, address) {
                 tracing::debug!(id = %s.id, address = ?s.delivery_mode.address, "another desk's subscription; left alone");
                 continue;
             }
             let usable = s.is_active()
-                && s.delivery_mode.address.as_deref() == Some(address.as_str())
+                && s.delivery_mode.address.as_deref() == Some(address)
                 && filters_match(&self.filters(self.settings.expires_in), &s.event_filters)
                 && s.expires_at().is_none_or(|t| t > now)
                 && !force_recreate;
@@ -373,7 +416,7 @@ impl Keeper {
                     reason = s.blacklisted_data.as_ref().and_then(|b| b.reason.as_deref()).unwrap_or("-"),
                     "RingCentral stopped delivering on a subscription; replacing it"
                 );
-                gap_since = Some(gap_since.map_or(since, |g| g.min(since)));
+                gap(since);
             }
             let better = keep
                 .as_ref()
@@ -396,40 +439,44 @@ impl Keeper {
                     .filter(|t| *t < now)
                     .or(self.state.confirmed_at);
                 if let Some(since) = since {
-                    gap_since = Some(gap_since.map_or(since, |g| g.min(since)));
+                    gap(since);
                 }
             }
         }
-        let mut created = false;
-        let mut renewed = false;
-        let kept = match keep {
-            Some(s) => {
-                let left = s.expires_at().map(|t| t - now);
-                if left.is_some_and(|l| l < self.renew_margin(&s)) {
-                    match self.renew(&s).await {
-                        Ok(r) => {
-                            renewed = true;
-                            r
-                        }
-                        Err(e) if e.code() == Some("CMN-102") => {
-                            created = true;
-                            self.create(&address).await?
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                } else {
-                    s
-                }
-            }
-            None => {
-                created = true;
-                self.create(&address).await?
-            }
+        plan.keep = keep;
+        plan.delete = delete;
+        plan
+    }
+
+    /// Keeps `keep` (renewed when it ends soon) or creates one; returns it and whether it was
+    /// created or renewed.
+    async fn keep_or_create(
+        &mut self,
+        keep: Option<Subscription>,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Subscription, bool, bool), KeeperError> {
+        let Some(s) = keep else {
+            return Ok((self.create(address).await?, true, false));
         };
-        // Only now that the new one exists (its handshake passed) do the old ones go.
+        let ends_soon = s
+            .expires_at()
+            .is_some_and(|t| t - now < self.renew_margin(&s));
+        if !ends_soon {
+            return Ok((s, false, false));
+        }
+        match self.renew(&s).await {
+            Ok(r) => Ok((r, false, true)),
+            Err(e) if e.code() == Some("CMN-102") => Ok((self.create(address).await?, true, false)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes `ids` but `kept`; returns those that are gone (already gone counts).
+    async fn delete_all(&self, ids: Vec<String>, kept: &str) -> Vec<String> {
         let mut deleted = Vec::new();
-        for id in delete {
-            if id == kept.id {
+        for id in ids {
+            if id == kept {
                 continue;
             }
             match self.platform.delete_subscription(&id).await {
@@ -438,18 +485,7 @@ impl Keeper {
                 Err(e) => tracing::warn!(%id, error = %e, "cannot delete an old subscription"),
             }
         }
-        self.state.moved_to(&address);
-        self.state.id = Some(kept.id.clone());
-        self.state.expires_at = kept.expires_at();
-        self.state.confirmed_at = Some(now);
-        Ok(Ensured {
-            subscription_id: kept.id,
-            expires_at: self.state.expires_at,
-            created,
-            renewed,
-            deleted,
-            gap_since,
-        })
+        deleted
     }
 
     async fn renew(&self, s: &Subscription) -> Result<Subscription, ApiError> {
@@ -604,6 +640,25 @@ impl KeeperHandle {
     }
 }
 
+/// What woke the keeper task, and so what it does this turn.
+enum Turn {
+    /// The timer, a new public URL or a "check now": check the subscription.
+    Check,
+    /// A renewal reminder arrived: renew now.
+    Renew,
+    /// The health page asked to re-create it; the answer goes back on the channel.
+    Recreate(oneshot::Sender<Result<String, RecreateError>>),
+}
+
+/// When the keeper task looks next, and how its recent turns went.
+struct Schedule {
+    next: DateTime<Utc>,
+    /// Failed turns in a row (the retry backs off with them).
+    failures: u32,
+    /// No turn yet since the start.
+    first: bool,
+}
+
 /// The keeper as an engine task.
 pub struct KeeperTask {
     /// The keeper.
@@ -688,105 +743,133 @@ impl KeeperTask {
     }
 
     /// Runs until shutdown.
-    pub fn start(
-        mut self,
-        shutdown: CancellationToken,
-    ) -> (KeeperHandle, tokio::task::JoinHandle<()>) {
-        let (tx, mut commands) = mpsc::channel(16);
-        let task = tokio::spawn(async move {
-            let mut failures = 0u32;
-            let mut next = self.clock.now();
-            let mut first = true;
-            loop {
-                let mut recreate_reply = None;
-                let mut reminder = false;
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = self.clock.sleep_until(next) => {}
-                    r = self.reminders.recv() => match r {
-                        Some(r) => {
-                            tracing::info!(subscription = r.subscription_id.as_deref().unwrap_or("?"), "renewal reminder");
-                            reminder = true;
-                        }
-                        None => break,
-                    },
-                    cmd = commands.recv() => match cmd {
-                        Some(KeeperCommand::PublicUrl(url)) => {
-                            let mut settings = self.keeper.settings.clone();
-                            settings.public_url = url;
-                            self.keeper.set_settings(settings);
-                        }
-                        Some(KeeperCommand::Recreate(reply)) => recreate_reply = Some(reply),
-                        Some(KeeperCommand::CheckNow) => {}
-                        None => break,
-                    },
-                }
-                let started_at = self.clock.now();
-                let result = if recreate_reply.is_some() {
-                    self.health.set_part(
-                        Part::Subscription,
-                        PartState::Renewing,
-                        "re-creating the subscription",
-                    );
-                    self.keeper.ensure(true).await
-                } else if reminder {
-                    self.keeper.renew_now().await
-                } else if first {
-                    self.keeper.ensure(false).await
-                } else {
-                    self.keeper.check().await
-                };
-                first = false;
-                if let Some(reply) = recreate_reply {
-                    let _ = reply.send(
-                        result
-                            .as_ref()
-                            .map(|e| e.subscription_id.clone())
-                            .map_err(|e| RecreateError::Failed(e.clone())),
-                    );
-                }
-                match &result {
-                    Ok(e) => {
-                        failures = 0;
-                        if e.created || e.renewed || !e.deleted.is_empty() {
-                            tracing::info!(
-                                id = %e.subscription_id,
-                                created = e.created,
-                                renewed = e.renewed,
-                                deleted = e.deleted.len(),
-                                "RingCentral subscription kept"
-                            );
-                        }
-                        if let Some(since) = e.gap_since {
-                            let _ = self
-                                .backfill
-                                .send(BackfillRequest {
-                                    since,
-                                    reason: "the subscription had stopped delivering".into(),
-                                })
-                                .await;
-                        } else if e.created {
-                            // A brand-new subscription: whatever happened before it is unknown.
-                            let _ = self
-                                .backfill
-                                .send(BackfillRequest {
-                                    since: started_at - Duration::hours(1),
-                                    reason: "a new subscription was created".into(),
-                                })
-                                .await;
-                        }
-                        self.save().await;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(error = %e, "keeping the RingCentral subscription failed");
-                    }
-                }
-                self.report(&result);
-                next = self.next_check(&result, failures);
-            }
-        });
+    pub fn start(self, shutdown: CancellationToken) -> (KeeperHandle, tokio::task::JoinHandle<()>) {
+        let (tx, commands) = mpsc::channel(16);
+        let task = tokio::spawn(self.run(commands, shutdown));
         (KeeperHandle { tx }, task)
+    }
+
+    /// One owner of the keeper: waits for the next check, a renewal reminder or a command,
+    /// then takes one turn.
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<KeeperCommand>,
+        shutdown: CancellationToken,
+    ) {
+        let mut schedule = Schedule {
+            next: self.clock.now(),
+            failures: 0,
+            first: true,
+        };
+        loop {
+            let turn = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.clock.sleep_until(schedule.next) => Turn::Check,
+                r = self.reminders.recv() => match r {
+                    Some(r) => Self::on_reminder(&r),
+                    None => break,
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+            };
+            self.on_turn(turn, &mut schedule).await;
+        }
+    }
+
+    fn on_reminder(reminder: &RenewalReminder) -> Turn {
+        tracing::info!(
+            subscription = reminder.subscription_id.as_deref().unwrap_or("?"),
+            "renewal reminder"
+        );
+        Turn::Renew
+    }
+
+    fn on_command(&mut self, command: KeeperCommand) -> Turn {
+        match command {
+            KeeperCommand::PublicUrl(url) => {
+                let mut settings = self.keeper.settings.clone();
+                settings.public_url = url;
+                self.keeper.set_settings(settings);
+                Turn::Check
+            }
+            KeeperCommand::Recreate(reply) => Turn::Recreate(reply),
+            KeeperCommand::CheckNow => Turn::Check,
+        }
+    }
+
+    /// Does what `turn` asks, answers a re-create request, reports, and schedules the next
+    /// check.
+    async fn on_turn(&mut self, turn: Turn, schedule: &mut Schedule) {
+        let started_at = self.clock.now();
+        let (result, reply) = match turn {
+            Turn::Recreate(reply) => {
+                self.health.set_part(
+                    Part::Subscription,
+                    PartState::Renewing,
+                    "re-creating the subscription",
+                );
+                (self.keeper.ensure(true).await, Some(reply))
+            }
+            Turn::Renew => (self.keeper.renew_now().await, None),
+            // The first look after a start lists everything; later ones check the one kept.
+            Turn::Check if schedule.first => (self.keeper.ensure(false).await, None),
+            Turn::Check => (self.keeper.check().await, None),
+        };
+        schedule.first = false;
+        if let Some(reply) = reply {
+            let _ = reply.send(
+                result
+                    .as_ref()
+                    .map(|e| e.subscription_id.clone())
+                    .map_err(|e| RecreateError::Failed(e.clone())),
+            );
+        }
+        match &result {
+            Ok(kept) => {
+                schedule.failures = 0;
+                self.on_kept(kept, started_at).await;
+            }
+            Err(e) => {
+                schedule.failures += 1;
+                tracing::warn!(error = %e, "keeping the RingCentral subscription failed");
+            }
+        }
+        self.report(&result);
+        schedule.next = self.next_check(&result, schedule.failures);
+    }
+
+    /// Logs what changed, asks for the calls a gap may have lost, and saves the state.
+    async fn on_kept(&mut self, kept: &Ensured, started_at: DateTime<Utc>) {
+        if kept.created || kept.renewed || !kept.deleted.is_empty() {
+            tracing::info!(
+                id = %kept.subscription_id,
+                created = kept.created,
+                renewed = kept.renewed,
+                deleted = kept.deleted.len(),
+                "RingCentral subscription kept"
+            );
+        }
+        let gap = match kept.gap_since {
+            Some(since) => Some((since, "the subscription had stopped delivering")),
+            // A brand-new subscription: whatever happened before it is unknown.
+            None if kept.created => Some((
+                started_at - Duration::hours(1),
+                "a new subscription was created",
+            )),
+            None => None,
+        };
+        if let Some((since, reason)) = gap {
+            let _ = self
+                .backfill
+                .send(BackfillRequest {
+                    since,
+                    reason: reason.into(),
+                })
+                .await;
+        }
+        self.save().await;
     }
 }
 
@@ -831,6 +914,112 @@ mod tests {
         assert_eq!(
             undelivered_since(Some(blacklisted), Some(now - Duration::minutes(10)), now),
             blacklisted - FAILING_BEFORE_BLACKLIST
+        );
+    }
+
+    /// A keeper at https://desk.example with the default filters and a week's lifetime; it
+    /// never calls the (unreachable) platform in these tests.
+    fn planning_keeper(state: KeeperState) -> Keeper {
+        let clock = Clock::real();
+        let platform = Platform::new(
+            "http://127.0.0.1:9",
+            callpop_ringcentral::api::Credentials {
+                client_id: "id".into(),
+                client_secret: Secret::new("secret"),
+                jwt: Secret::new("jwt"),
+            },
+            clock,
+        )
+        .expect("a client");
+        Keeper::new(
+            Arc::new(platform),
+            KeeperSettings {
+                public_url: Some("https://desk.example".into()),
+                event_filters: callpop_ringcentral::filters::default_event_filters(),
+                expires_in: 604_800,
+                verification_token: None,
+                check_interval: Duration::minutes(15),
+            },
+            clock,
+            state,
+        )
+    }
+
+    fn listed(id: &str, status: &str, address: &str, expires: DateTime<Utc>) -> Subscription {
+        let mut filters = callpop_ringcentral::filters::default_event_filters();
+        filters.push(reminder_filter(604_800));
+        serde_json::from_value(serde_json::json!({
+            "id": id,
+            "status": status,
+            "eventFilters": filters,
+            "expirationTime": expires.to_rfc3339(),
+            "deliveryMode": {"transportType": "WebHook", "address": address},
+            "blacklistedData": if status == "Blacklisted" {
+                serde_json::json!({"blacklistedAt": (expires - Duration::days(3)).to_rfc3339()})
+            } else {
+                serde_json::Value::Null
+            },
+        }))
+        .expect("a subscription")
+    }
+
+    #[test]
+    fn the_plan_keeps_the_longest_usable_deletes_our_others_and_leaves_other_desks_alone() {
+        let now = Utc::now();
+        let ours = "https://desk.example/api/v1/webhooks/phone_calls_webhooks/ringcentral";
+        let old = "https://old.ngrok.app/api/v1/webhooks/phone_calls_webhooks/ringcentral";
+        let other = "https://reception.ngrok.app/api/v1/webhooks/phone_calls_webhooks/ringcentral";
+        let mut state = KeeperState::default();
+        state.moved_to(old);
+        let keeper = planning_keeper(state);
+        let plan = keeper.plan(
+            vec![
+                listed("short", "Active", ours, now + Duration::days(2)),
+                listed("long", "Active", ours, now + Duration::days(6)),
+                listed("dead", "Blacklisted", old, now + Duration::days(5)),
+                listed("reception", "Active", other, now + Duration::days(6)),
+            ],
+            ours,
+            now,
+            false,
+        );
+        assert_eq!(plan.keep.map(|s| s.id).as_deref(), Some("long"));
+        assert_eq!(plan.delete, vec!["short".to_string(), "dead".to_string()]);
+        let blacklisted_at = now + Duration::days(2);
+        assert_eq!(
+            plan.gap_since,
+            Some(blacklisted_at - FAILING_BEFORE_BLACKLIST),
+            "the gap starts before the blacklisting"
+        );
+
+        // Re-creating on request keeps nothing and deletes every one of ours once replaced.
+        let forced = keeper.plan(
+            vec![listed("long", "Active", ours, now + Duration::days(6))],
+            ours,
+            now,
+            true,
+        );
+        assert!(forced.keep.is_none());
+        assert_eq!(forced.delete, vec!["long".to_string()]);
+    }
+
+    #[test]
+    fn the_plan_notices_when_the_remembered_subscription_is_gone() {
+        let now = Utc::now();
+        let confirmed = now - Duration::hours(3);
+        let keeper = planning_keeper(KeeperState {
+            id: Some("vanished".into()),
+            confirmed_at: Some(confirmed),
+            expires_at: Some(now + Duration::days(4)),
+            ..KeeperState::default()
+        });
+        let ours = "https://desk.example/api/v1/webhooks/phone_calls_webhooks/ringcentral";
+        let plan = keeper.plan(Vec::new(), ours, now, false);
+        assert!(plan.keep.is_none() && plan.delete.is_empty());
+        assert_eq!(
+            plan.gap_since,
+            Some(confirmed),
+            "missed since it was last seen"
         );
     }
 
