@@ -328,26 +328,24 @@ pub fn rc_telephony(
     code: &str,
     caller: &str,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "uuid": uuid,
-        "event": "/restapi/v1.0/account/809646016/extension/62264425016/telephony/sessions",
-        "timestamp": "2026-11-20T15:00:00.050Z",
-        "subscriptionId": "sub-1",
-        "ownerId": "62264425016",
-        "body": {
-            "sequence": seq,
-            "telephonySessionId": session,
-            "eventTime": format!("2026-11-20T15:00:{:02}.000Z", seq),
-            "parties": [{
-                "id": format!("{session}-2"),
-                "extensionId": "62264425016",
-                "direction": "Inbound",
-                "from": {"phoneNumber": "+14155550123", "name": caller},
-                "to": {"phoneNumber": "101", "name": "Alice Sales", "extensionId": "62264425016"},
-                "status": {"code": code}
-            }]
-        }
-    })
+    use callpop_testkit::payloads::{rc_desk_call_body, rc_notification, DESK_EXTENSION_ID};
+    let start = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 20, 15, 0, 0)
+        .single()
+        .expect("a valid time");
+    rc_notification(
+        uuid,
+        "/restapi/v1.0/account/809646016/extension/62264425016/telephony/sessions",
+        start + chrono::Duration::milliseconds(50),
+        "sub-1",
+        DESK_EXTENSION_ID,
+        rc_desk_call_body(
+            session,
+            seq,
+            code,
+            caller,
+            start + chrono::Duration::seconds(seq),
+        ),
+    )
 }
 
 /// Sends exact bytes and parses the response.

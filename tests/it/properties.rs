@@ -3,12 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use callpop_core::model::{Call, CallEvent, Delivery, Origin, Payload, Provider};
+use callpop_core::model::{Call, CallEvent, Delivery, Payload, Provider};
 use callpop_core::numbers::Country;
 use callpop_store::{CallFilter, Store, StoreOptions};
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
-use sha2::{Digest, Sha256};
 
 fn scenarios() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,34 +37,7 @@ fn deliveries(dir: &Path) -> Vec<Delivery> {
     } else {
         Provider::RingCentral
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "expected.json"))
-        .collect();
-    files.sort();
-    let received = Utc
-        .with_ymd_and_hms(2026, 11, 20, 16, 0, 0)
-        .single()
-        .expect("time");
-    files
-        .iter()
-        .map(|f| {
-            let body = std::fs::read(f).expect("payload");
-            let sha = hex::encode(Sha256::digest(&body));
-            let parsed =
-                callpop_core::reparse::reparse(provider, &body, &sha, received, &country_for(dir))
-                    .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            Delivery {
-                parsed,
-                origin: Origin::Webhook,
-                received_at: received,
-                headers: Vec::new(),
-                body,
-                body_sha256: sha,
-            }
-        })
-        .collect()
+    callpop_testkit::scenario_at(dir, provider, &country_for(dir))
 }
 
 fn events_of(ds: &[Delivery]) -> Vec<CallEvent> {

@@ -3,7 +3,9 @@
 //! parsed as the receiver parses them. Used only as a dev-dependency.
 #![warn(missing_docs)]
 
-use std::path::PathBuf;
+pub mod payloads;
+
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -59,8 +61,14 @@ pub fn scenarios_dir() -> PathBuf {
 /// The deliveries of a RingCentral scenario in `tests/scenarios`, parsed as the receiver
 /// parses them, all received at 2026-11-20 16:00 UTC, in file-name order.
 pub fn scenario(name: &str) -> Vec<Delivery> {
-    let dir = scenarios_dir().join(name);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    scenario_at(&scenarios_dir().join(name), Provider::RingCentral, &us())
+}
+
+/// The deliveries in the scenario folder `dir` (every file but `expected.json`, in name
+/// order), parsed as `provider`'s route parses them for a desk in `country`, all received at
+/// 2026-11-20 16:00 UTC.
+pub fn scenario_at(dir: &Path, provider: Provider, country: &Country) -> Vec<Delivery> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("scenario {}: {e}", dir.display()))
         .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.file_name().is_some_and(|n| n != "expected.json"))
@@ -70,19 +78,22 @@ pub fn scenario(name: &str) -> Vec<Delivery> {
         .with_ymd_and_hms(2026, 11, 20, 16, 0, 0)
         .single()
         .expect("a valid time");
+    let headers = match provider {
+        Provider::RingCentral => vec![("user-agent".into(), "RingCentral-Webhook/1.0".into())],
+        Provider::Ringotel => Vec::new(),
+    };
     files
         .iter()
         .map(|f| {
             let body = std::fs::read(f).expect("a readable payload");
             let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
-            let parsed =
-                callpop_core::reparse::reparse(Provider::RingCentral, &body, &sha, received, &us())
-                    .expect("a scenario payload parses");
+            let parsed = callpop_core::reparse::reparse(provider, &body, &sha, received, country)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             Delivery {
                 parsed,
                 origin: Origin::Webhook,
                 received_at: received,
-                headers: vec![("user-agent".into(), "RingCentral-Webhook/1.0".into())],
+                headers: headers.clone(),
                 body,
                 body_sha256: sha,
             }

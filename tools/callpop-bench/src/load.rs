@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callpop_testkit::payloads::{
+    rc_notification, ringotel_request, DESK_EXTENSION_ID, TELEPHONY_EVENT,
+};
 use chrono::{TimeZone, Utc};
 use fake_ringcentral::{CallOutcome, ScriptedCall};
 use serde_json::json;
@@ -61,14 +64,14 @@ pub fn block(b: u64, salt: u64) -> Vec<Delivery> {
                 .enumerate()
                 .map(|(i, (at, body))| Delivery {
                     ringotel: false,
-                    body: json!({
-                        "uuid": format!("{n}-{i}"),
-                        "event": "/restapi/v1.0/account/809646016/telephony/sessions",
-                        "timestamp": at.to_rfc3339(),
-                        "subscriptionId": "bench-subscription",
-                        "ownerId": "62264425016",
-                        "body": body,
-                    })
+                    body: rc_notification(
+                        &format!("{n}-{i}"),
+                        TELEPHONY_EVENT,
+                        at,
+                        "bench-subscription",
+                        DESK_EXTENSION_ID,
+                        body,
+                    )
                     .to_string()
                     .into_bytes(),
                 })
@@ -88,13 +91,17 @@ pub fn block(b: u64, salt: u64) -> Vec<Delivery> {
             };
             let talk = if n.is_multiple_of(3) { 0 } else { 95 };
             let mut events = vec![
-                json!({"method": "StartCallActivity", "api_token": RO_TOKEN, "params": params(json!({}))}),
-                json!({"method": "StopCallActivity", "api_token": RO_TOKEN, "params": params(json!({
-                    "call_end": start.timestamp_millis() + 120_000, "call_duration": talk, "call_cause": "0"}))}),
+                ringotel_request("StartCallActivity", RO_TOKEN, params(json!({}))),
+                ringotel_request(
+                    "StopCallActivity",
+                    RO_TOKEN,
+                    params(json!({
+                    "call_end": start.timestamp_millis() + 120_000, "call_duration": talk, "call_cause": "0"})),
+                ),
             ];
             if talk > 0 && n.is_multiple_of(2) {
-                events.push(json!({"method": "UpdateCallRecording", "api_token": RO_TOKEN,
-                    "params": {"call_id": call_id, "recording_url": format!("https://recordings.example/{call_id}.mp3")}}));
+                events.push(ringotel_request("UpdateCallRecording", RO_TOKEN,
+                    json!({"call_id": call_id, "recording_url": format!("https://recordings.example/{call_id}.mp3")})));
             }
             per_call.push(
                 events

@@ -19,18 +19,18 @@ fn now_epoch() -> f64 {
 }
 
 fn event(session: &str, seq: i64, code: &str) -> Vec<u8> {
-    serde_json::json!({
-        "uuid": format!("{session}-{seq}"),
-        "event": "/restapi/v1.0/account/809646016/telephony/sessions",
-        "body": {
-            "sequence": seq, "telephonySessionId": session,
-            "eventTime": chrono::Utc::now().to_rfc3339(),
-            "parties": [{"id": format!("{session}-2"), "extensionId": "62264425016", "direction": "Inbound",
-                         "from": {"phoneNumber": "+14155550123", "name": "JANE ROE"},
-                         "to": {"phoneNumber": "101", "name": "Alice Sales", "extensionId": "62264425016"},
-                         "status": {"code": code}}]
-        }
-    })
+    use callpop_testkit::payloads::{
+        rc_desk_call_body, rc_notification, DESK_EXTENSION_ID, TELEPHONY_EVENT,
+    };
+    let now = chrono::Utc::now();
+    rc_notification(
+        &format!("{session}-{seq}"),
+        TELEPHONY_EVENT,
+        now,
+        "bench-subscription",
+        DESK_EXTENSION_ID,
+        rc_desk_call_body(session, seq, code, "JANE ROE", now),
+    )
     .to_string()
     .into_bytes()
 }

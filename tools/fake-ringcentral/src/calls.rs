@@ -7,6 +7,8 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
+use callpop_testkit::payloads::rc_notification;
+
 use crate::{FakePlatform, LogEntry, PendingEvent, ACCOUNT_ID, OWNER_EXTENSION_ID};
 
 /// How a scripted call ends.
@@ -353,9 +355,14 @@ fn collect_due(p: &FakePlatform, now: DateTime<Utc>) -> Vec<Delivery> {
                 subscription_id: sub.id.clone(),
                 address: sub.address.clone(),
                 token: sub.verification_token.clone(),
-                body: json!({"uuid": format!("{}", 900_000_000_000_000_000u64 + counter),
-                             "event": event.event_path, "timestamp": ts(now),
-                             "subscriptionId": sub.id, "ownerId": OWNER_EXTENSION_ID, "body": event.body}),
+                body: rc_notification(
+                    &format!("{}", 900_000_000_000_000_000u64 + counter),
+                    &event.event_path,
+                    now,
+                    &sub.id,
+                    OWNER_EXTENSION_ID,
+                    event.body.clone(),
+                ),
                 reminder: false,
             });
         }
@@ -393,9 +400,14 @@ fn collect_due(p: &FakePlatform, now: DateTime<Utc>) -> Vec<Delivery> {
             subscription_id: sub.id.clone(),
             address: sub.address.clone(),
             token: sub.verification_token.clone(),
-            body: json!({"uuid": format!("{}", 900_000_000_000_000_000u64 + counter),
-                         "event": filter, "timestamp": ts(now), "subscriptionId": sub.id,
-                         "ownerId": OWNER_EXTENSION_ID, "body": {"expiresIn": left.num_seconds()}}),
+            body: rc_notification(
+                &format!("{}", 900_000_000_000_000_000u64 + counter),
+                &filter,
+                now,
+                &sub.id,
+                OWNER_EXTENSION_ID,
+                json!({"expiresIn": left.num_seconds()}),
+            ),
             reminder: true,
         });
     }
