@@ -1,11 +1,12 @@
 //! Desktop notifications behind one trait, so the popup logic never touches a platform API.
 //!
-//! [`DesktopNotifier`] is the real implementation, one per operating system with the same
-//! signatures (connect, show or update, close, open a link), chosen here and nowhere else:
-//! `os_linux.rs` (the freedesktop D-Bus service, Linux and the BSDs), `os_windows.rs` (toasts),
-//! `os_macos.rs` (the notification centre). Only the first is built and tested here;
-//! docs/PLATFORMS.md says what the others cannot do and what is untested. Tests of the popup
-//! logic use a recording implementation. Starting at login is the desktop shell's
+//! [`DesktopNotifier`] is the real implementation, chosen here and nowhere else: on Linux and
+//! the BSDs the freedesktop D-Bus notifier of `os_linux.rs`; on Windows and macOS, whose
+//! notifications notify-rust cannot update or close, `banners.rs` over the system's
+//! `show_banner` in `os_windows.rs` (toasts) or `os_macos.rs` (the notification centre). Each
+//! `os_*.rs` also has `open_link` for "Call back" and CRM links. Only the Linux one is built
+//! and tested here; docs/PLATFORMS.md says what the others cannot do and what is untested.
+//! Tests of the popup logic use a recording implementation. Starting at login is the desktop shell's
 //! (tauri-plugin-autostart), not the engine's.
 
 #[cfg_attr(target_os = "windows", path = "os_windows.rs")]
@@ -16,7 +17,34 @@
 )]
 mod os;
 
-pub use os::{open_link, DesktopNotifier, APP_NAME};
+/// Where notifications cannot be updated or closed, one notifier serves: each popup a banner.
+#[cfg(any(target_os = "windows", target_os = "macos"))]
+mod banners;
+#[cfg(any(target_os = "windows", target_os = "macos"))]
+pub use banners::DesktopNotifier;
+#[cfg(not(any(target_os = "windows", target_os = "macos")))]
+pub use os::DesktopNotifier;
+
+pub use os::open_link;
+
+/// The application name notifications are sent under.
+pub const APP_NAME: &str = "CallPop";
+
+/// Runs `program url` detached, for the desktop to open the link (the URL is one argument,
+/// never parsed by a shell), and reaps it so it does not linger as a zombie.
+#[cfg_attr(target_os = "windows", allow(dead_code))]
+fn run_opener(program: &str, url: &str) -> Result<(), NotifyError> {
+    std::process::Command::new(program)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(|mut child| {
+            std::thread::spawn(move || child.wait());
+        })
+        .map_err(|e| NotifyError::Failed(format!("cannot open {url}: {e}")))
+}
 
 use std::path::PathBuf;
 use std::time::Duration;

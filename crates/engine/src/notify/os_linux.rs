@@ -11,10 +11,7 @@ use std::collections::{HashMap, HashSet};
 use notify_rust::{Hint, Notification, NotificationHandle, Timeout};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{Capabilities, Notifier, NotifierEvent, NotifyError, Popup, Urgency};
-
-/// The application name notifications are sent under.
-pub const APP_NAME: &str = "CallPop";
+use super::{Capabilities, Notifier, NotifierEvent, NotifyError, Popup, Urgency, APP_NAME};
 
 /// Shows notifications through the platform's notification service.
 pub struct DesktopNotifier {
@@ -152,18 +149,7 @@ impl Notifier for DesktopNotifier {
     }
 }
 
-/// Hands a link to the desktop's handler for it (`xdg-open`); the URL is one argument, never
-/// parsed by a shell.
+/// Hands a link to the desktop's handler for it (`xdg-open`).
 pub fn open_link(url: &str) -> Result<(), NotifyError> {
-    std::process::Command::new("xdg-open")
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map(|mut child| {
-            // Reap the opener so it does not linger as a zombie.
-            std::thread::spawn(move || child.wait());
-        })
-        .map_err(|e| NotifyError::Failed(format!("cannot open {url}: {e}")))
+    super::run_opener("xdg-open", url)
 }
