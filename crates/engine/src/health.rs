@@ -51,20 +51,22 @@ pub struct ProviderCounters {
     pub token_required: bool,
 }
 
-/// The background parts the health board follows.
+/// The background parts the health board follows. Declared in the order of their names:
+/// `/healthz`, `callpop status` and the tray list parts in this order, as they did when the
+/// names were strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Part {
-    /// The RingCentral webhook subscription.
-    Subscription,
-    /// The public URL (ngrok, provided, or none).
-    Tunnel,
-    /// Desktop notifications (popups).
-    Notifications,
     /// Filling gaps from the RingCentral call log.
     Backfill,
     /// Where typed-in credentials are kept.
     Credentials,
+    /// Desktop notifications (popups).
+    Notifications,
+    /// The RingCentral webhook subscription.
+    Subscription,
+    /// The public URL (ngrok, provided, or none).
+    Tunnel,
 }
 
 impl Part {
@@ -364,6 +366,45 @@ mod tests {
             (cleared.storage_error, cleared.storage_error_since),
             (None, None)
         );
+    }
+
+    #[test]
+    fn parts_are_listed_by_name_with_the_names_and_states_people_read() {
+        let health = Health::new();
+        for (part, state) in [
+            (Part::Tunnel, PartState::Online),
+            (Part::Subscription, PartState::Active),
+            (Part::Notifications, PartState::Paused),
+            (Part::Credentials, PartState::Fallback),
+            (Part::Backfill, PartState::Error),
+        ] {
+            health.set_part(part, state, "detail");
+        }
+        let json = serde_json::to_value(health.snapshot()).expect("json");
+        let parts = json["parts"].as_object().expect("parts");
+        let names: Vec<&str> = parts.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "backfill",
+                "credentials",
+                "notifications",
+                "subscription",
+                "tunnel"
+            ]
+        );
+        assert_eq!(parts["notifications"]["state"], "paused");
+        assert_eq!(parts["credentials"]["state"], "fallback");
+        assert_eq!(json["status"], "degraded", "a part in error degrades");
+        for part in [
+            Part::Backfill,
+            Part::Credentials,
+            Part::Notifications,
+            Part::Subscription,
+            Part::Tunnel,
+        ] {
+            assert_eq!(serde_json::to_value(part).expect("json"), part.as_str());
+        }
     }
 
     #[test]
