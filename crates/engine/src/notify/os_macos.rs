@@ -1,10 +1,10 @@
 //! macOS: the notification centre through notify-rust (shown by [`super::banners`]), links
 //! through `/usr/bin/open`.
 //!
-//! Written to the same signatures as the other systems' files but never compiled on the Linux
-//! build machine: untested (docs/PLATFORMS.md). notify-rust's default macOS backend
-//! (NSUserNotification) cannot replace or close a delivered notification and wires no buttons
-//! to this process: an update arrives as a new banner.
+//! The same signatures as `os_windows.rs` (`SERVICE`, `show_banner`, `open_link`), but never
+//! compiled on the Linux build machine: untested (docs/PLATFORMS.md). notify-rust's default
+//! macOS backend (NSUserNotification) cannot replace or close a delivered notification and
+//! wires no buttons to this process: an update arrives as a new banner.
 
 use super::{NotifyError, Popup, APP_NAME};
 

@@ -1,12 +1,12 @@
 //! Windows: toasts through notify-rust (shown by [`super::banners`]), links through the shell
 //! (`ShellExecuteW`).
 //!
-//! Written to the same signatures as the other systems' files but never compiled on the Linux
-//! build machine: untested (docs/PLATFORMS.md). Toasts cannot be replaced or closed through
-//! notify-rust and carry no buttons wired to this process. They need the AppUserModelID the
-//! installer registers; without it Windows drops them silently.
+//! The same signatures as `os_macos.rs` (`SERVICE`, `show_banner`, `open_link`), but never
+//! compiled on the Linux build machine: untested (docs/PLATFORMS.md). Toasts cannot be
+//! replaced or closed through notify-rust and carry no buttons wired to this process. They
+//! need the AppUserModelID the installer registers; without it Windows drops them silently.
 
-use super::{NotifyError, Popup, APP_NAME};
+use super::{NotifyError, Popup, Urgency, APP_NAME};
 
 /// What the health page calls the notification service.
 pub const SERVICE: &str = "Windows notifications";
@@ -21,6 +21,17 @@ pub fn show_banner(popup: &Popup) -> Result<(), NotifyError> {
         .app_id(APP_ID)
         .summary(&popup.summary)
         .body(&popup.body)
+        .urgency(match popup.urgency {
+            Urgency::Normal => notify_rust::Urgency::Normal,
+            Urgency::Critical => notify_rust::Urgency::Critical,
+        })
+        // A ringing or missed call stays until dismissed, as on Linux.
+        .timeout(match popup.timeout {
+            None => notify_rust::Timeout::Never,
+            Some(d) => {
+                notify_rust::Timeout::Milliseconds(d.as_millis().min(u128::from(u32::MAX)) as u32)
+            }
+        })
         .show()
         .map(|_| ())
         .map_err(|e| NotifyError::Failed(e.to_string()))
