@@ -42,6 +42,25 @@ fn ok(server: &Server, body: Vec<u8>) {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+/// Posts the caller ringing Alice (101) in session `session` and waits for the ringing
+/// popup; returns its id.
+fn ring_alice(
+    server: &Server,
+    desktop: &DesktopSession,
+    uuid: &str,
+    session: &str,
+    now: chrono::DateTime<Utc>,
+) -> u32 {
+    ok(
+        server,
+        rc_party_event(uuid, session, "p2", ALICE, "Inbound", 2, "Proceeding", now),
+    );
+    let seen = desktop.wait_for("ringing", |s| {
+        notifies(s).first().is_some_and(|n| n.id.is_some())
+    });
+    notifies(&seen)[0].id.expect("id")
+}
+
 fn notifies(seen: &[Seen]) -> Vec<NotifyCall> {
     seen.iter()
         .filter_map(|s| match s {
@@ -131,14 +150,7 @@ fn an_unanswered_call_becomes_a_missed_call_popup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path(), &desktop, &[]);
     let now = Utc::now();
-    ok(
-        &server,
-        rc_party_event("m1", "s-miss", "p2", ALICE, "Inbound", 2, "Proceeding", now),
-    );
-    let seen = desktop.wait_for("ringing", |s| {
-        notifies(s).first().is_some_and(|n| n.id.is_some())
-    });
-    let id = notifies(&seen)[0].id.expect("id");
+    let id = ring_alice(&server, &desktop, "m1", "s-miss", now);
     ok(
         &server,
         rc_party_event(
@@ -290,14 +302,7 @@ fn a_restart_in_the_middle_of_a_ringing_call_shows_no_second_popup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path(), &desktop, &[]);
     let now = Utc::now();
-    ok(
-        &server,
-        rc_party_event("r1", "s-rst", "p2", ALICE, "Inbound", 2, "Proceeding", now),
-    );
-    let seen = desktop.wait_for("ringing", |s| {
-        notifies(s).first().is_some_and(|n| n.id.is_some())
-    });
-    let id = notifies(&seen)[0].id.expect("id");
+    let id = ring_alice(&server, &desktop, "r1", "s-rst", now);
     server.stop();
     let server = start(dir.path(), &desktop, &[]);
     // The same ringing state again (a presence duplicate, say), then the end.

@@ -148,34 +148,25 @@ fn the_view_reads_every_section_of_the_file() {
 #[test]
 fn the_tunnel_mode_auto_is_shown_as_what_it_picks() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (config, _) = config_with(dir.path(), "");
-    assert_eq!(
-        SettingsView::from_config(&config).tunnel.mode,
-        TunnelModeView::Off
-    );
-    let (config, _) = config_with(dir.path(), "public_url = \"https://desk.example.com\"\n");
-    assert_eq!(
-        SettingsView::from_config(&config).tunnel.mode,
-        TunnelModeView::Provided
-    );
+    let mode = |toml: &str| {
+        SettingsView::from_config(&config_with(dir.path(), toml).0)
+            .tunnel
+            .mode
+    };
+    assert_eq!(mode(""), TunnelModeView::Off);
+    let provided = "public_url = \"https://desk.example.com\"\n";
+    assert_eq!(mode(provided), TunnelModeView::Provided);
     // A stored ngrok authtoken wins over a provided URL.
+    let (config, _) = config_with(dir.path(), provided);
     callpop_engine::secrets::store(&config, names::NGROK_AUTHTOKEN, Some("tok")).expect("store");
     let view = SettingsView::from_config(&config);
     assert_eq!(view.tunnel.mode, TunnelModeView::Ngrok);
     assert!(view.tunnel.ngrok_authtoken_set);
     // Test builds' loopback tunnel is no choice of the window's.
     if cfg!(feature = "test-hooks") {
-        let (config, _) = config_with(dir.path(), "[tunnel]\nmode = \"loopback\"\n");
-        assert_eq!(
-            SettingsView::from_config(&config).tunnel.mode,
-            TunnelModeView::Off
-        );
+        assert_eq!(mode("[tunnel]\nmode = \"loopback\"\n"), TunnelModeView::Off);
     }
-    let (config, _) = config_with(dir.path(), "[tunnel]\nmode = \"off\"\n");
-    assert_eq!(
-        SettingsView::from_config(&config).tunnel.mode,
-        TunnelModeView::Off
-    );
+    assert_eq!(mode("[tunnel]\nmode = \"off\"\n"), TunnelModeView::Off);
 }
 
 #[test]
