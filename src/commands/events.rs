@@ -5,8 +5,9 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use chrono::Local;
 
+use callpop_core::numbers::Country;
 use callpop_engine::config::Config;
-use callpop_store::EventFilter;
+use callpop_store::{EventFilter, Store};
 
 use crate::args::*;
 use crate::commands::*;
@@ -25,114 +26,135 @@ pub(crate) fn events(config: &Config, args: EventsArgs) -> Result<()> {
     let mut store = open_history(config)?;
     let country = config.default_country;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if let Some(EventsAction::Replay {
-        id,
-        quarantined,
-        all,
-    }) = args.action
-    {
-        if quarantined {
-            let results = replay::replay_quarantine(&mut store, &country)?;
-            if results.is_empty() {
-                writeln!(out, "No quarantined deliveries.")?;
-            }
-            for r in results {
-                match r {
-                    QuarantineReplay::Resolved {
-                        quarantine_id,
-                        outcome,
-                    } => writeln!(
-                        out,
-                        "quarantine {quarantine_id}: stored ({})",
-                        match outcome {
-                            callpop_store::IngestOutcome::Stored { raw_event_id, .. } =>
-                                format!("delivery {raw_event_id}"),
-                            callpop_store::IngestOutcome::Duplicate { raw_event_id, .. } =>
-                                format!("already stored as delivery {raw_event_id}"),
-                        }
-                    )?,
-                    QuarantineReplay::StillInvalid {
-                        quarantine_id,
-                        reason,
-                    } => writeln!(
-                        out,
-                        "quarantine {quarantine_id}: still unusable: {}",
-                        shown(&reason)
-                    )?,
-                }
-            }
-            return Ok(out.flush()?);
-        }
-        let ids = if all {
-            store.raw_event_ids()?
-        } else {
-            vec![id.context("give a delivery id, --quarantined or --all")?]
-        };
-        let (mut changed, mut failed) = (0usize, 0usize);
-        for id in &ids {
-            match replay::replay_raw_event(&mut store, *id, &country)? {
-                Ok(changes) => {
-                    changed += changes.iter().filter(|c| c.before != c.after).count();
-                }
-                Err(e) => {
-                    failed += 1;
-                    writeln!(
-                        out,
-                        "delivery {id}: cannot be read by this version: {}",
-                        shown(&e.to_string())
-                    )?;
-                }
-            }
-        }
-        writeln!(
-            out,
-            "Replayed {} deliver{}: {changed} call{} changed, {failed} unreadable.",
-            ids.len(),
-            if ids.len() == 1 { "y" } else { "ies" },
-            if changed == 1 { "" } else { "s" },
-        )?;
-        return Ok(out.flush()?);
-    }
-    if args.quarantined {
-        let records = store.quarantined(false, args.limit)?;
-        for q in &records {
-            if args.json {
-                let line = serde_json::json!({
-                    "id": q.id,
-                    "provider": q.provider.as_str(),
-                    "received_at": rfc3339(Some(q.received_at)),
-                    "last_received_at": rfc3339(Some(q.last_received_at)),
-                    "occurrences": q.occurrences,
-                    "reason": q.reason,
-                    "resolved_at": rfc3339(q.resolved_at),
-                    "headers": q.headers,
-                    "body": body_json(&q.body),
-                });
-                writeln!(out, "{}", json_line(&line))?;
+    match args.action {
+        Some(EventsAction::Replay {
+            quarantined: true, ..
+        }) => replay_quarantine(&mut store, &country, &mut out)?,
+        Some(EventsAction::Replay { id, all, .. }) => {
+            let ids = if all {
+                store.raw_event_ids()?
             } else {
+                vec![id.context("give a delivery id, --quarantined or --all")?]
+            };
+            replay_deliveries(&mut store, &country, &ids, &mut out)?;
+        }
+        None if args.quarantined => list_quarantine(&store, &args, &mut out)?,
+        None => list_deliveries(&store, &args, &mut out)?,
+    }
+    Ok(out.flush()?)
+}
+
+/// `callpop events replay --quarantined`: each open quarantine entry read again.
+fn replay_quarantine(store: &mut Store, country: &Country, out: &mut dyn Write) -> Result<()> {
+    let results = replay::replay_quarantine(store, country)?;
+    if results.is_empty() {
+        writeln!(out, "No quarantined deliveries.")?;
+    }
+    for r in results {
+        match r {
+            QuarantineReplay::Resolved {
+                quarantine_id,
+                outcome,
+            } => writeln!(
+                out,
+                "quarantine {quarantine_id}: stored ({})",
+                match outcome {
+                    callpop_store::IngestOutcome::Stored { raw_event_id, .. } =>
+                        format!("delivery {raw_event_id}"),
+                    callpop_store::IngestOutcome::Duplicate { raw_event_id, .. } =>
+                        format!("already stored as delivery {raw_event_id}"),
+                }
+            )?,
+            QuarantineReplay::StillInvalid {
+                quarantine_id,
+                reason,
+            } => writeln!(
+                out,
+                "quarantine {quarantine_id}: still unusable: {}",
+                shown(&reason)
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// `callpop events replay ID|--all`: stored deliveries read again with today's parsers.
+fn replay_deliveries(
+    store: &mut Store,
+    country: &Country,
+    ids: &[i64],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (mut changed, mut failed) = (0usize, 0usize);
+    for id in ids {
+        match replay::replay_raw_event(store, *id, country)? {
+            Ok(changes) => {
+                changed += changes.iter().filter(|c| c.before != c.after).count();
+            }
+            Err(e) => {
+                failed += 1;
                 writeln!(
                     out,
-                    "{:>6}  {}  {:<11}  x{:<3} {}{}",
-                    q.id,
-                    q.last_received_at
-                        .with_timezone(&Local)
-                        .format("%Y-%m-%d %H:%M:%S"),
-                    q.provider.as_str(),
-                    q.occurrences,
-                    shown(&q.reason),
-                    if q.resolved_at.is_some() {
-                        "  (resolved)"
-                    } else {
-                        ""
-                    }
+                    "delivery {id}: cannot be read by this version: {}",
+                    shown(&e.to_string())
                 )?;
             }
         }
-        if records.is_empty() && !args.json {
-            writeln!(out, "Nothing in quarantine.")?;
-        }
-        return Ok(out.flush()?);
     }
+    writeln!(
+        out,
+        "Replayed {} deliver{}: {changed} call{} changed, {failed} unreadable.",
+        ids.len(),
+        if ids.len() == 1 { "y" } else { "ies" },
+        if changed == 1 { "" } else { "s" },
+    )?;
+    Ok(())
+}
+
+/// `callpop events --quarantined`: what could not be used, as a table or JSON lines.
+fn list_quarantine(store: &Store, args: &EventsArgs, out: &mut dyn Write) -> Result<()> {
+    let records = store.quarantined(false, args.limit)?;
+    for q in &records {
+        if args.json {
+            let line = serde_json::json!({
+                "id": q.id,
+                "provider": q.provider.as_str(),
+                "received_at": rfc3339(Some(q.received_at)),
+                "last_received_at": rfc3339(Some(q.last_received_at)),
+                "occurrences": q.occurrences,
+                "reason": q.reason,
+                "resolved_at": rfc3339(q.resolved_at),
+                "headers": q.headers,
+                "body": body_json(&q.body),
+            });
+            writeln!(out, "{}", json_line(&line))?;
+        } else {
+            writeln!(
+                out,
+                "{:>6}  {}  {:<11}  x{:<3} {}{}",
+                q.id,
+                q.last_received_at
+                    .with_timezone(&Local)
+                    .format("%Y-%m-%d %H:%M:%S"),
+                q.provider.as_str(),
+                q.occurrences,
+                shown(&q.reason),
+                if q.resolved_at.is_some() {
+                    "  (resolved)"
+                } else {
+                    ""
+                }
+            )?;
+        }
+    }
+    if records.is_empty() && !args.json {
+        writeln!(out, "Nothing in quarantine.")?;
+    }
+    Ok(())
+}
+
+/// `callpop events [--call ID]`: the raw deliveries, as a table or JSON lines.
+fn list_deliveries(store: &Store, args: &EventsArgs, out: &mut dyn Write) -> Result<()> {
     let records = store.events(&EventFilter {
         call_id: args.call,
         limit: args.limit,
@@ -174,5 +196,5 @@ pub(crate) fn events(config: &Config, args: EventsArgs) -> Result<()> {
     if records.is_empty() && !args.json {
         writeln!(out, "No deliveries stored.")?;
     }
-    Ok(out.flush()?)
+    Ok(())
 }

@@ -402,55 +402,109 @@ pub fn derive(
     sorted.sort_by(|a, b| canonical_cmp(a, b));
     sorted.dedup_by(|a, b| a == b);
 
-    let mut by_leg: BTreeMap<(u8, &str), Vec<&CallEvent>> = BTreeMap::new();
-    for e in &sorted {
-        by_leg
-            .entry((leg_group(e), e.leg.id.as_str()))
-            .or_default()
-            .push(e);
-    }
-    let legs = effective_legs(by_leg.into_values().filter_map(LegSummary::fold).collect());
+    let legs = legs_of(&sorted);
     let used: Vec<&CallEvent> = legs.iter().flat_map(|l| l.events.iter().copied()).collect();
-
     let direction = decide_direction(&legs);
     let answering = answering_legs(&legs, direction);
     let answered_at = answering.iter().filter_map(|l| l.answered_at()).min();
     let answered = answering.iter().any(|l| l.answered());
 
     let with_status: Vec<&LegSummary> = legs.iter().filter(|l| l.last_status.is_some()).collect();
+    let ended = has_ended(&with_status);
+    let voicemail_at = answering.iter().filter_map(|l| l.first_voicemail).min();
+    let reached_voicemail = legs.iter().any(|l| l.first_voicemail.is_some()) || voicemail.is_some();
+    let state = decide_state(ended, &with_status);
+    let result = decide_result(answered, reached_voicemail, ended, direction);
+
+    let times = call_times(&used, &with_status, ended, first.event_time);
+    // The caller stops waiting when someone answers, voicemail picks up, or the call ends.
+    let ring_until = answered_at.or(voicemail_at).or(times.ended_at);
+    let ring_seconds = ring_until.map_or(0, |t| seconds_between(times.started_at, t));
+    let talk_seconds = talking_legs(&legs, direction)
+        .iter()
+        .map(|l| l.talk_seconds)
+        .sum();
+
+    let extensions = extension_parts(&legs);
+    let (from, to) = sides(&used, direction, &extensions);
+
+    Some(Call {
+        provider: first.provider,
+        call_key: first.call_key.clone(),
+        direction,
+        state,
+        result,
+        from,
+        to,
+        extensions,
+        started_at: times.started_at,
+        answered_at,
+        ended_at: times.ended_at,
+        ring_seconds,
+        talk_seconds,
+        recording_url: recording_url(&sorted),
+        voicemail: call_voicemail(&sorted, voicemail),
+        event_count: deliveries,
+        last_event_at: times.last_event_at,
+    })
+}
+
+/// The call's legs: its events grouped per leg, each folded into a summary, with call-log
+/// legs set aside where live events tell the story.
+fn legs_of<'a>(sorted: &[&'a CallEvent]) -> Vec<LegSummary<'a>> {
+    let mut by_leg: BTreeMap<(u8, &str), Vec<&CallEvent>> = BTreeMap::new();
+    for e in sorted {
+        by_leg
+            .entry((leg_group(e), e.leg.id.as_str()))
+            .or_default()
+            .push(e);
+    }
+    effective_legs(by_leg.into_values().filter_map(LegSummary::fold).collect())
+}
+
+/// Whether the call is over: every leg that reported a status has ended, and the last one to
+/// end did not hand the caller over (a transfer or park moves them on).
+fn has_ended(with_status: &[&LegSummary]) -> bool {
     let all_terminal = !with_status.is_empty() && with_status.iter().all(|l| l.is_terminal());
     let last_terminal = with_status
         .iter()
         .filter_map(|l| l.final_key().zip(l.last_status.map(|(s, _)| s)))
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, s)| s);
-    let ended = all_terminal && last_terminal.is_some_and(|s| !s.is_handover());
-    let voicemail_at = answering.iter().filter_map(|l| l.first_voicemail).min();
-    let reached_voicemail = legs.iter().any(|l| l.first_voicemail.is_some()) || voicemail.is_some();
+    all_terminal && last_terminal.is_some_and(|s| !s.is_handover())
+}
 
-    let state = if ended {
-        CallState::Ended
-    } else if with_status.is_empty() {
-        CallState::Unknown
-    } else {
-        let live: Vec<LegState> = with_status
-            .iter()
-            .filter_map(|l| l.final_state())
-            .filter(|s| !s.is_terminal())
-            .collect();
-        if live.iter().any(|s| {
+fn decide_state(ended: bool, with_status: &[&LegSummary]) -> CallState {
+    if ended {
+        return CallState::Ended;
+    }
+    if with_status.is_empty() {
+        return CallState::Unknown;
+    }
+    let connected = with_status
+        .iter()
+        .filter_map(|l| l.final_state())
+        .filter(|s| !s.is_terminal())
+        .any(|s| {
             matches!(
                 s,
                 LegState::Connected | LegState::Held | LegState::Voicemail | LegState::Other
             )
-        }) {
-            CallState::Connected
-        } else {
-            CallState::Ringing
-        }
-    };
+        });
+    if connected {
+        CallState::Connected
+    } else {
+        CallState::Ringing
+    }
+}
 
-    let result = if answered {
+fn decide_result(
+    answered: bool,
+    reached_voicemail: bool,
+    ended: bool,
+    direction: CallDirection,
+) -> Option<CallResult> {
+    if answered {
         Some(CallResult::Answered)
     } else if reached_voicemail && direction != CallDirection::Outbound {
         Some(CallResult::Voicemail)
@@ -461,8 +515,22 @@ pub fn derive(
         })
     } else {
         None
-    };
+    }
+}
 
+/// When a call started, last changed and ended.
+struct Times {
+    started_at: DateTime<Utc>,
+    last_event_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+fn call_times(
+    used: &[&CallEvent],
+    with_status: &[&LegSummary],
+    ended: bool,
+    fallback: DateTime<Utc>,
+) -> Times {
     // A Ringotel recording update carries no call time of its own (it is stamped on arrival),
     // so it only dates a call that nothing else dates.
     let timed: Vec<&CallEvent> = {
@@ -472,7 +540,7 @@ pub fn derive(
             .filter(|e| e.source != EventSource::RingotelRecording)
             .collect();
         if dated.is_empty() {
-            used.clone()
+            used.to_vec()
         } else {
             dated
         }
@@ -482,13 +550,13 @@ pub fn derive(
         .flat_map(|e| [Some(e.event_time), e.call_start])
         .flatten()
         .min()
-        .unwrap_or(first.event_time);
+        .unwrap_or(fallback);
     let last_event_at = timed
         .iter()
         .flat_map(|e| [Some(e.event_time), e.call_end])
         .flatten()
         .max()
-        .unwrap_or(first.event_time);
+        .unwrap_or(fallback);
     let ended_at = ended.then(|| {
         with_status
             .iter()
@@ -497,16 +565,21 @@ pub fn derive(
             .max()
             .unwrap_or(last_event_at)
     });
-    // The caller stops waiting when someone answers, voicemail picks up, or the call ends.
-    let ring_until = answered_at.or(voicemail_at).or(ended_at);
-    let ring_seconds = ring_until.map_or(0, |t| seconds_between(started_at, t));
-    let talk_seconds = talking_legs(&legs, direction)
-        .iter()
-        .map(|l| l.talk_seconds)
-        .sum();
+    Times {
+        started_at,
+        last_event_at,
+        ended_at,
+    }
+}
 
-    // The calling side is the same on every party; the called side is best read from the PSTN
-    // party (the line the customer dialled) for inbound calls, from the desk otherwise.
+/// The calling and the called side. The calling side is the same on every party; the called
+/// side is best read from the PSTN party (the line the customer dialled) for inbound calls,
+/// from the desk otherwise.
+fn sides(
+    used: &[&CallEvent],
+    direction: CallDirection,
+    extensions: &[ExtensionPart],
+) -> (PartySummary, PartySummary) {
     let external_first: Vec<&CallEvent> = {
         let (ext, other): (Vec<&CallEvent>, Vec<&CallEvent>) =
             used.iter().partition(|e| e.leg.is_extension());
@@ -519,7 +592,6 @@ pub fn derive(
     };
     let from = summarize_side(external_first.iter().map(|e| &e.from));
     let mut to = summarize_side(external_first.iter().map(|e| &e.to));
-    let extensions = extension_parts(&legs);
     if matches!(direction, CallDirection::Inbound | CallDirection::Internal) {
         // The called side's name: the dialled line's own name when the PSTN side reports one
         // ("Sales"), otherwise the desk that answered, otherwise the desk that rang last.
@@ -539,45 +611,37 @@ pub fn derive(
                 .and_then(|p| p.name.clone())
         });
     }
+    (from, to)
+}
 
-    // Links are facts whichever source reported them, even one the row is not built from.
-    let recording_url = sorted
+/// The recording, whichever source reported it, even one the row is not built from.
+fn recording_url(sorted: &[&CallEvent]) -> Option<String> {
+    sorted
         .iter()
         .filter_map(|e| e.recording.as_ref())
-        .find_map(|r| r.url.clone());
-    let linked_message = sorted.iter().find_map(|e| e.voicemail_message_id.clone());
-    let voicemail = match voicemail {
+        .find_map(|r| r.url.clone())
+}
+
+/// The voicemail left on the call: the linked message itself, else the id an event named.
+fn call_voicemail(
+    sorted: &[&CallEvent],
+    voicemail: Option<&VoicemailMessage>,
+) -> Option<CallVoicemail> {
+    match voicemail {
         Some(vm) => Some(CallVoicemail {
             message_id: Some(vm.message_id.clone()),
             seconds: vm.duration_seconds,
             url: vm.audio_url.clone(),
         }),
-        None => linked_message.map(|id| CallVoicemail {
-            message_id: Some(id),
-            seconds: None,
-            url: None,
-        }),
-    };
-
-    Some(Call {
-        provider: first.provider,
-        call_key: first.call_key.clone(),
-        direction,
-        state,
-        result,
-        from,
-        to,
-        extensions,
-        started_at,
-        answered_at,
-        ended_at,
-        ring_seconds,
-        talk_seconds,
-        recording_url,
-        voicemail,
-        event_count: deliveries,
-        last_event_at,
-    })
+        None => sorted
+            .iter()
+            .find_map(|e| e.voicemail_message_id.clone())
+            .map(|id| CallVoicemail {
+                message_id: Some(id),
+                seconds: None,
+                url: None,
+            }),
+    }
 }
 
 /// True when the call rang at (or was placed by) one of the watched extensions; an empty
