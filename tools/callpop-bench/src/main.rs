@@ -471,12 +471,14 @@ async fn run(o: Options) -> Result<()> {
         "",
         None,
     );
+    // Information, not a target: the target is the sustained rate with nothing lost (the
+    // team's decision after six stops of measurements, docs/PERFORMANCE.md).
     r.add(
         "ingest",
-        "CallPop as a share of the ceiling",
+        "CallPop as a share of the ceiling (information)",
         format!("{:.0} %", ratio * 100.0),
-        "≥ 50 %",
-        Some(ratio >= 0.5),
+        "",
+        None,
     );
     let per_delivery = |seconds: f64, ok: u64| seconds * 1e6 / ok.max(1) as f64;
     r.add(
