@@ -293,6 +293,18 @@ pub fn http(
     raw(port, &request_bytes(port, method, path, headers, body))
 }
 
+/// A connection to `port` on 127.0.0.1 from the loopback address `source` (127.0.0.x), so a
+/// test can play several clients the receiver tells apart by address.
+pub fn connect_from(source: [u8; 4], port: u16) -> std::net::TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let from = std::net::SocketAddr::from((source, 0));
+    socket.bind(&from.into()).expect("bind the source address");
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    socket.connect(&to.into()).expect("connect");
+    socket.into()
+}
+
 /// A request's bytes: the given headers plus Host, `Connection: close` and a Content-Length
 /// unless the headers carry their own framing.
 pub fn request_bytes(

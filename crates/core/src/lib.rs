@@ -13,6 +13,7 @@ pub mod lines;
 pub mod model;
 pub mod numbers;
 pub mod reparse;
+pub mod request_head;
 pub mod ringcentral;
 pub mod ringotel;
 pub mod routes;

@@ -1,43 +1,41 @@
 //! The HTTP receiver: webhook routes for RingCentral and Ringotel plus `/healthz`.
 //!
-//! Order of checks on a RingCentral delivery: size → handshake (empty body + validation
-//! header, answered before anything else) → token → content type → parse → store → 200.
-//! Ringotel carries its token inside the JSON body, so the body is read before the token is
-//! checked. A 200 is sent only after the store has committed the delivery.
+//! Every request is first judged from its head alone (`callpop_core::request_head::decide`:
+//! route, Host of local-only routes, declared size, RingCentral's handshake and token header,
+//! content type), so a RingCentral sender without the token is refused before any of its body
+//! is read. Ringotel carries its token inside the JSON body, so that body is read (within the
+//! size cap and [`BODY_READ_TIMEOUT`]) before the token is checked. A 200 is sent only after
+//! the store has committed the delivery.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::Utc;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 
 use crate::health::{Health, StorageTicket};
 use callpop_core::model::{Delivery, Origin, ParsedDelivery, Payload, Provider, RenewalReminder};
 use callpop_core::numbers::Country;
+use callpop_core::request_head::{
+    self, AfterBody, Decision, Listener, Policy, Refusal, RequestHead,
+};
 use callpop_core::wire::ParseError;
 use callpop_core::Secret;
 use callpop_core::{ringcentral, ringotel};
 use callpop_store::writer::StoreWriter;
 use callpop_store::{IngestOutcome, QuarantineEntry};
 
-use callpop_core::routes::{RINGCENTRAL_PATH, RINGOTEL_PATH};
-
-/// The longest validation token echoed back; keeps the handshake reply far below 1024 bytes.
-const MAX_VALIDATION_TOKEN: usize = 512;
-
 /// How long a client may take to send a request body once its headers are in. Senders must
-/// be answered within 3 s (docs/PROTOCOL.md §1.1), so a body still arriving after this is a dead
-/// link or an attack; without a limit it held its connection, and memory, forever.
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// be answered within 3 s (docs/PROTOCOL.md §1.1) and do not wait longer, so a body still
+/// arriving after this is a dead link or an attack holding a connection slot.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Request headers kept with a stored delivery (never credentials).
 const KEPT_HEADERS: &[&str] = &[
@@ -85,6 +83,13 @@ pub struct ReceiverSettings {
     pub clock: callpop_clock::Clock,
 }
 
+/// The receiver as served on one listener.
+#[derive(Clone)]
+struct Served {
+    receiver: Receiver,
+    listener: Listener,
+}
+
 impl Receiver {
     /// Builds the receiver on a store writer.
     pub fn new(writer: StoreWriter, health: Arc<Health>, settings: ReceiverSettings) -> Receiver {
@@ -108,93 +113,45 @@ impl Receiver {
         }
     }
 
-    /// The router of the local listener: the webhook routes and `/healthz`.
+    /// The router of the local listener: the webhook routes and `/healthz` (for loopback
+    /// Host names only).
     pub fn router(&self) -> Router {
-        self.routes(true)
+        self.routes(Listener::Local)
     }
 
     /// The router behind the public tunnel: the webhook routes only. Health names the account's
     /// subscription, the machine's paths and its problems, which are nobody's business on the
     /// internet; the window, the CLI and monitoring read it on the local listener.
     pub fn public_router(&self) -> Router {
-        self.routes(false)
+        self.routes(Listener::Public)
     }
 
-    fn routes(&self, with_health: bool) -> Router {
-        let webhooks = Router::new()
-            .route(RINGCENTRAL_PATH, post(ringcentral_webhook))
-            .route(RINGOTEL_PATH, post(ringotel_webhook));
-        let routes = if with_health {
-            webhooks.route("/healthz", get(healthz))
-        } else {
-            webhooks
-        };
-        routes
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .with_state(self.clone())
+    fn routes(&self, listener: Listener) -> Router {
+        // One handler: which route a request is for is part of the decision from its head.
+        Router::new().fallback(receive).with_state(Served {
+            receiver: self.clone(),
+            listener,
+        })
     }
 }
 
-/// A refused request: becomes a JSON reply `{"error": {"code": …, "message": …}}`.
-#[derive(Debug)]
-struct Reject {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    /// Close the connection (the client may still be sending a body we will not read).
-    close: bool,
-}
-
-impl Reject {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Reject {
-        Reject {
-            status,
-            code,
-            message: message.into(),
-            close: false,
-        }
-    }
-}
-
-impl IntoResponse for Reject {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        let mut response = (self.status, Json(body)).into_response();
-        if self.close {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
+/// Answers a refusal: `{"error": {"code": …, "message": …}}` with its status, closing the
+/// connection when the client may still be sending a body that will not be read.
+fn refusal_response(r: &Refusal) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = json!({"error": {"code": r.code, "message": r.message}});
+    let mut response = (status, Json(body)).into_response();
+    if r.close {
         response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    response
 }
 
 /// A JSON error reply.
 fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
-    Reject::new(status, code, message).into_response()
-}
-
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-}
-
-async fn method_not_allowed() -> Response {
-    error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this endpoint only accepts the documented method (webhooks: POST)",
-    )
-}
-
-async fn healthz(State(r): State<Receiver>) -> Response {
-    let snapshot = r.inner.health.snapshot();
-    let status = if snapshot.status == crate::health::Status::Error {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (status, Json(snapshot)).into_response()
+    refusal_response(&Refusal::new(status.as_u16(), code, message))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
@@ -202,13 +159,6 @@ fn header_str<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
         .iter()
         .filter_map(|n| headers.get(*n))
         .find_map(|v| v.to_str().ok())
-}
-
-/// Compares secrets without revealing, by timing, how much of them matched (or their length).
-fn token_matches(expected: &Secret, presented: &str) -> bool {
-    let a = Sha256::digest(expected.expose().as_bytes());
-    let b = Sha256::digest(presented.as_bytes());
-    a.ct_eq(&b).into()
 }
 
 fn sha256_hex(body: &[u8]) -> String {
@@ -234,26 +184,127 @@ fn kept_headers(headers: &HeaderMap, peer: Option<SocketAddr>) -> Vec<(String, S
     out
 }
 
-impl Inner {
-    /// Counts a refused request and turns it into its reply.
-    fn rejected(&self, provider: Provider, r: Reject) -> Response {
-        self.health.provider(provider, |c| c.rejected += 1);
-        r.into_response()
-    }
-
-    /// Reads the body within the size cap and [`BODY_READ_TIMEOUT`]: a declared length over
-    /// the cap is refused before any of the body is read, a longer streamed body as soon as it
-    /// passes the cap, a slow one when its time is up.
-    async fn read_capped(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Reject> {
-        check_declared_length(headers, self.max_body_bytes)?;
-        tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, self.max_body_bytes))
-            .await
-            .unwrap_or_else(|_| Err(body_timeout()))
+/// One request, from its head to its reply.
+async fn receive(
+    State(served): State<Served>,
+    peer: Option<Extension<PeerAddr>>,
+    request: Request,
+) -> Response {
+    let inner = &served.receiver.inner;
+    let peer = peer.map(|Extension(PeerAddr(a))| a);
+    let received_at = inner.clock.now();
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let listed: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    let head = RequestHead {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        headers: &listed,
+        listener: served.listener,
+    };
+    let policy = Policy {
+        ringcentral_token: inner.ringcentral_token.as_ref(),
+        max_body_bytes: inner.max_body_bytes,
+    };
+    let (provider, cap, then) = match request_head::decide(&head, &policy) {
+        Decision::Refuse(r) => return inner.refused(&r, peer, headers),
+        Decision::Health => return healthz(inner),
+        Decision::Handshake { token } => return inner.handshake(token),
+        Decision::ReadBody {
+            provider,
+            cap,
+            then,
+        } => (provider, cap, then),
+    };
+    let body = match read_within_deadline(body, cap).await {
+        Ok(body) => body,
+        // The body of a maybe-handshake is bounded by a small cap: past it, it is neither.
+        Err(_) if matches!(then, AfterBody::RingCentralHandshakeOrRefuse { .. }) => {
+            let r = Refusal::unauthorized(provider, "wrong verification token");
+            return inner.refused(&r, peer, headers);
+        }
+        Err(r) => return inner.refused(&r.of(provider), peer, headers),
+    };
+    let arrived = Arrived {
+        received_at,
+        kept: kept_headers(headers, peer),
+        sha: sha256_hex(&body),
+        body,
+    };
+    match then {
+        AfterBody::RingCentral => ringcentral_body(inner, arrived).await,
+        AfterBody::RingCentralHandshakeOrRefuse { token } if is_blank(&arrived.body) => {
+            inner.handshake(token)
+        }
+        AfterBody::RingCentralHandshakeOrRefuse { .. } => {
+            let r = Refusal::unauthorized(provider, "wrong verification token");
+            inner.refused(&r, peer, headers)
+        }
+        AfterBody::Ringotel => ringotel_body(inner, arrived, peer, headers).await,
     }
 }
 
+/// A body that was read, with what is kept of its request.
+struct Arrived {
+    received_at: chrono::DateTime<Utc>,
+    kept: Vec<(String, String)>,
+    sha: String,
+    body: Bytes,
+}
+
+fn healthz(inner: &Inner) -> Response {
+    let snapshot = inner.health.snapshot();
+    let status = if snapshot.status == crate::health::Status::Error {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(snapshot)).into_response()
+}
+
+impl Inner {
+    /// Counts a refused request, logs a failed authentication, and turns it into its reply.
+    fn refused(&self, r: &Refusal, peer: Option<SocketAddr>, headers: &HeaderMap) -> Response {
+        if let Some(provider) = r.provider {
+            match r.unauthorized {
+                Some(reason) => {
+                    self.health.provider(provider, |c| c.unauthorized += 1);
+                    tracing::warn!(
+                        target: "callpop::security",
+                        provider = provider.as_str(),
+                        peer = ?peer,
+                        forwarded_for = header_str(headers, &["x-forwarded-for"]).unwrap_or("-"),
+                        reason,
+                        "webhook delivery rejected"
+                    );
+                }
+                None => self.health.provider(provider, |c| c.rejected += 1),
+            }
+        }
+        refusal_response(r)
+    }
+
+    /// RingCentral's handshake: the token echoed, nothing stored (docs/PROTOCOL.md §0 #2).
+    fn handshake(&self, token: &str) -> Response {
+        self.health
+            .provider(Provider::RingCentral, |c| c.handshakes += 1);
+        handshake_reply(token)
+    }
+}
+
+/// Reads the body up to `cap` bytes within [`BODY_READ_TIMEOUT`]: a longer streamed body is
+/// refused as soon as it passes the cap, a slow one when its time is up.
+async fn read_within_deadline(body: Body, cap: usize) -> Result<Bytes, Refusal> {
+    tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, cap))
+        .await
+        .unwrap_or_else(|_| Err(body_timeout()))
+}
+
 /// Reads the body up to `limit` bytes; a longer body is refused without reading the rest.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Reject> {
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Refusal> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
         let mut too_long = false;
@@ -262,10 +313,15 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Reject> {
             cause = c.source();
         }
         if too_long {
-            too_large(limit)
+            Refusal::new(
+                413,
+                "payload_too_large",
+                format!("bodies are limited to {limit} bytes"),
+            )
+            .closing()
         } else {
-            Reject::new(
-                StatusCode::BAD_REQUEST,
+            Refusal::new(
+                400,
                 "unreadable_body",
                 format!("the request body could not be read: {e}"),
             )
@@ -273,176 +329,66 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Reject> {
     })
 }
 
-fn too_large(limit: usize) -> Reject {
-    Reject {
-        close: true,
-        ..Reject::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("bodies are limited to {limit} bytes"),
-        )
-    }
-}
-
-fn body_timeout() -> Reject {
-    Reject {
-        close: true,
-        ..Reject::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!(
-                "the request body did not arrive within {} seconds",
-                BODY_READ_TIMEOUT.as_secs()
-            ),
-        )
-    }
-}
-
-/// Rejects a declared body size over the cap before reading any of it.
-fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), Reject> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(n) if n > limit as u64 => Err(too_large(limit)),
-        _ => Ok(()),
-    }
-}
-
-/// JSON bodies only; a missing content type is tolerated (some senders omit it).
-fn check_content_type(headers: &HeaderMap) -> Result<(), Reject> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let essence = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json" || essence == "text/json" || essence.ends_with("+json") {
-        Ok(())
-    } else {
-        Err(Reject::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("expected Content-Type: application/json, got {essence:?}"),
-        ))
-    }
-}
-
-fn unauthorized(
-    provider: Provider,
-    peer: Option<SocketAddr>,
-    headers: &HeaderMap,
-    reason: &str,
-) -> Response {
-    tracing::warn!(
-        target: "callpop::security",
-        provider = provider.as_str(),
-        peer = ?peer,
-        forwarded_for = header_str(headers, &["x-forwarded-for"]).unwrap_or("-"),
-        reason,
-        "webhook delivery rejected"
-    );
-    error(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        match provider {
-            Provider::RingCentral => "missing or wrong verification token",
-            Provider::Ringotel => "missing or wrong api_token",
-        },
+fn body_timeout() -> Refusal {
+    Refusal::new(
+        408,
+        "request_timeout",
+        format!(
+            "the request body did not arrive within {} seconds",
+            BODY_READ_TIMEOUT.as_secs()
+        ),
     )
+    .closing()
 }
 
 fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
 
-async fn ringcentral_webhook(
-    State(r): State<Receiver>,
-    peer: Option<Extension<PeerAddr>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let inner = &r.inner;
-    let peer = peer.map(|Extension(PeerAddr(a))| a);
+/// A RingCentral notification whose sender passed the token check: parsed, then stored or
+/// quarantined.
+async fn ringcentral_body(inner: &Inner, arrived: Arrived) -> Response {
     let provider = Provider::RingCentral;
-    let received_at = inner.clock.now();
-    let reject = |r: Reject| inner.rejected(provider, r);
-    let body = match inner.read_capped(&headers, body).await {
-        Ok(b) => b,
-        Err(r) => return reject(r),
-    };
+    if is_blank(&arrived.body) {
+        // Announced a body but sent only blanks: not a handshake (that has no body at all).
+        let r = Refusal::new(400, "empty_body", "the body is blank").of(provider);
+        inner.health.provider(provider, |c| c.rejected += 1);
+        return refusal_response(&r);
+    }
+    let parsed =
+        ringcentral::webhook::parse_delivery(&arrived.body, &inner.country, arrived.received_at);
+    let body = arrived.body.to_vec();
+    keep(inner, provider, arrived, body, parsed).await
+}
 
-    // The handshake: answered before auth, parsing or storage (docs/PROTOCOL.md §0 #2).
-    if is_blank(&body) {
-        let token = header_str(
-            &headers,
-            &[
-                "validation-token",
-                "x_validation_token",
-                "x-validation-token",
-            ],
-        );
-        return match token {
-            Some(token) if !token.is_empty() && token.len() <= MAX_VALIDATION_TOKEN => {
-                inner.health.provider(provider, |c| c.handshakes += 1);
-                handshake_reply(token)
-            }
-            Some(_) => reject(Reject::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_validation_token",
-                format!("Validation-Token must be 1 to {MAX_VALIDATION_TOKEN} visible characters"),
-            )),
-            None => reject(Reject::new(
-                StatusCode::BAD_REQUEST,
-                "empty_body",
-                "empty body without a Validation-Token header",
-            )),
-        };
-    }
-
-    if let Some(expected) = &inner.ringcentral_token {
-        let presented = header_str(
-            &headers,
-            &[
-                "verification-token",
-                "verification_token",
-                "validation-token",
-            ],
-        );
-        let verdict = match presented {
-            None => Some("missing verification token"),
-            Some(p) if !token_matches(expected, p) => Some("wrong verification token"),
-            Some(_) => None,
-        };
-        if let Some(reason) = verdict {
-            inner.health.provider(provider, |c| c.unauthorized += 1);
-            return unauthorized(provider, peer, &headers, reason);
-        }
-    }
-    if let Err(response) = check_content_type(&headers) {
-        return reject(response);
-    }
-    let kept = kept_headers(&headers, peer);
-    let sha = sha256_hex(&body);
-    match ringcentral::webhook::parse_delivery(&body, &inner.country, received_at) {
+/// Stores a parsed delivery, or quarantines the body it could not be parsed from. `body` is
+/// what is kept of it (a Ringotel body without its token).
+async fn keep(
+    inner: &Inner,
+    provider: Provider,
+    arrived: Arrived,
+    body: Vec<u8>,
+    parsed: Result<ParsedDelivery, ParseError>,
+) -> Response {
+    let Arrived {
+        received_at,
+        kept,
+        sha,
+        ..
+    } = arrived;
+    match parsed {
         Ok(parsed) => {
             let delivery = Delivery {
                 parsed,
                 origin: Origin::Webhook,
                 received_at,
                 headers: kept,
-                body: body.to_vec(),
+                body,
                 body_sha256: sha,
             };
             store(inner, delivery).await
         }
-        Err(e) => quarantine(inner, provider, received_at, kept, body.to_vec(), sha, e).await,
+        Err(e) => quarantine(inner, provider, received_at, kept, body, sha, e).await,
     }
 }
 
@@ -464,66 +410,41 @@ fn handshake_reply(token: &str) -> Response {
     response
 }
 
-async fn ringotel_webhook(
-    State(r): State<Receiver>,
-    peer: Option<Extension<PeerAddr>>,
-    headers: HeaderMap,
-    body: Body,
+/// A Ringotel request: its token is checked once the body has been read far enough to find
+/// it.
+async fn ringotel_body(
+    inner: &Inner,
+    arrived: Arrived,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
 ) -> Response {
-    let inner = &r.inner;
-    let peer = peer.map(|Extension(PeerAddr(a))| a);
     let provider = Provider::Ringotel;
-    let received_at = inner.clock.now();
-    let reject = |r: Reject| inner.rejected(provider, r);
-    let body = match inner.read_capped(&headers, body).await {
-        Ok(b) => b,
-        Err(r) => return reject(r),
-    };
-    if let Err(response) = check_content_type(&headers) {
-        return reject(response);
-    }
-    let kept = kept_headers(&headers, peer);
-    let sha = sha256_hex(&body);
-    let request = match ringotel::read_request(&body) {
+    let request = match ringotel::read_request(&arrived.body) {
         Ok(request) => request,
         // Without a configured token every sender is trusted, so keep what it sent.
         Err(e) if inner.ringotel_token.is_none() => {
-            return quarantine(inner, provider, received_at, kept, body.to_vec(), sha, e).await
+            let body = arrived.body.to_vec();
+            return keep(inner, provider, arrived, body, Err(e)).await;
         }
         Err(e) => {
-            return reject(Reject::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                e.to_string(),
-            ))
+            let r = Refusal::new(400, "invalid_body", e.to_string()).of(provider);
+            return inner.refused(&r, peer, headers);
         }
     };
     if let Some(expected) = &inner.ringotel_token {
         let verdict = match request.api_token.as_deref() {
             None => Some("missing api_token"),
-            Some(p) if !token_matches(expected, p) => Some("wrong api_token"),
+            Some(p) if !expected.matches(p) => Some("wrong api_token"),
             Some(_) => None,
         };
         if let Some(reason) = verdict {
-            inner.health.provider(provider, |c| c.unauthorized += 1);
-            return unauthorized(provider, peer, &headers, reason);
+            return inner.refused(&Refusal::unauthorized(provider, reason), peer, headers);
         }
     }
-    let stored_body = ringotel::redact_token(&body, request.api_token.as_deref());
-    match ringotel::parse_delivery(request, &sha, &inner.country, received_at) {
-        Ok(parsed) => {
-            let delivery = Delivery {
-                parsed,
-                origin: Origin::Webhook,
-                received_at,
-                headers: kept,
-                body: stored_body,
-                body_sha256: sha,
-            };
-            store(inner, delivery).await
-        }
-        Err(e) => quarantine(inner, provider, received_at, kept, stored_body, sha, e).await,
-    }
+    let stored_body = ringotel::redact_token(&arrived.body, request.api_token.as_deref());
+    let parsed =
+        ringotel::parse_delivery(request, &arrived.sha, &inner.country, arrived.received_at);
+    keep(inner, provider, arrived, stored_body, parsed).await
 }
 
 fn storage_unavailable(

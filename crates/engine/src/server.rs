@@ -6,8 +6,9 @@
 //! HTTP/1-or-2 detection reads the first bytes before the header timeout starts, so a client
 //! that connected and said nothing (or half of the HTTP/2 preface) held its connection forever.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -30,10 +31,15 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Connections served at once on one listener. Each may buffer a body of up to
 /// `max_body_bytes`, so this bounds what a flood can make CallPop hold; the phone systems
-/// use a handful. Past it, a new connection gets 503 at once (senders retry). It is still
-/// accepted: leaving it unaccepted would stall the ngrok session, whose one reader hands new
-/// streams over and would stop reading the streams already being served.
+/// use a handful. Past it, a new connection gets 503 at once. It is still accepted: leaving it
+/// unaccepted would stall the ngrok session, whose one reader hands new streams over and would
+/// stop reading the streams already being served.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections served at once for one client address (through the tunnel, the address ngrok
+/// reports), so that no single source can take every slot while the phone system's deliveries
+/// wait: RingCentral does not redeliver a failed delivery (docs/PROTOCOL.md §1.4). A quarter
+/// of the slots is still far more than a phone system or a dealership's proxy uses.
+pub const MAX_CONNECTIONS_PER_PEER: usize = MAX_CONNECTIONS / 4;
 /// How often, at most, connections turned away at the limit are logged.
 const REFUSED_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// What a connection over the limit is told before it is closed.
@@ -61,34 +67,98 @@ impl Accept for tokio::net::TcpListener {
     }
 }
 
-/// Connections turned away at the limit since they were last logged.
+/// Connections turned away since they were last logged.
 #[derive(Default)]
 struct Refused {
-    count: u64,
+    /// Because every slot was taken.
+    full: u64,
+    /// Because their address had its share of slots.
+    per_peer: u64,
     logged_at: Option<Instant>,
 }
 
 impl Refused {
     /// Counts one; logs at the first and then at most every [`REFUSED_LOG_INTERVAL`], so a
     /// flood does not flood the log as well.
-    fn note(&mut self, limit: usize) {
-        self.count += 1;
+    fn note(&mut self, limits: Limits, over_peer_share: bool) {
+        if over_peer_share {
+            self.per_peer += 1;
+        } else {
+            self.full += 1;
+        }
         if self
             .logged_at
             .is_none_or(|at| at.elapsed() >= REFUSED_LOG_INTERVAL)
         {
-            self.flush(limit);
+            self.flush(limits);
             self.logged_at = Some(Instant::now());
         }
     }
 
-    fn flush(&mut self, limit: usize) {
-        if self.count > 0 {
+    fn flush(&mut self, limits: Limits) {
+        if self.full > 0 {
             tracing::warn!(
-                refused = self.count,
-                "{limit} connections were open at once; turned new ones away with 503"
+                refused = self.full,
+                "{} connections were open at once; turned new ones away with 503",
+                limits.total
             );
-            self.count = 0;
+        }
+        if self.per_peer > 0 {
+            tracing::warn!(
+                target: "callpop::security",
+                refused = self.per_peer,
+                "a client address already had {} connections open; turned its new ones away with 503",
+                limits.per_peer
+            );
+        }
+        self.full = 0;
+        self.per_peer = 0;
+    }
+}
+
+/// How many connections are served at once: in all, and per client address.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    total: usize,
+    per_peer: usize,
+}
+
+/// Open connections per client address.
+#[derive(Default)]
+struct PeerShares(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its address until dropped.
+struct PeerShare {
+    shares: Arc<PeerShares>,
+    ip: IpAddr,
+}
+
+impl PeerShares {
+    /// Counts a connection from `peer`, unless its address already has `cap` open.
+    fn admit(self: &Arc<Self>, peer: SocketAddr, cap: usize) -> Option<PeerShare> {
+        // An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d.
+        let ip = peer.ip().to_canonical();
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(ip).or_default();
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(PeerShare {
+            shares: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerShare {
+    fn drop(&mut self) {
+        let mut open = self.shares.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
         }
     }
 }
@@ -110,22 +180,28 @@ async fn turn_away<Io: AsyncRead + AsyncWrite + Unpin>(mut io: Io) {
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets in-flight requests
-/// finish (up to [`SHUTDOWN_GRACE`]). At most [`MAX_CONNECTIONS`] are served at once; more
-/// get 503 (as many again at a time; past that they are closed unanswered).
+/// finish (up to [`SHUTDOWN_GRACE`]). At most [`MAX_CONNECTIONS`] are served at once, and
+/// [`MAX_CONNECTIONS_PER_PEER`] for one client address; more get 503 (as many again at a
+/// time; past that they are closed unanswered).
 pub async fn serve<L: Accept>(listener: L, router: Router, shutdown: CancellationToken) {
-    serve_at_most(listener, router, shutdown, MAX_CONNECTIONS).await;
+    let limits = Limits {
+        total: MAX_CONNECTIONS,
+        per_peer: MAX_CONNECTIONS_PER_PEER,
+    };
+    serve_at_most(listener, router, shutdown, limits).await;
 }
 
 async fn serve_at_most<L: Accept>(
     mut listener: L,
     router: Router,
     shutdown: CancellationToken,
-    max_connections: usize,
+    limits: Limits,
 ) {
-    let slots = Arc::new(Semaphore::new(max_connections));
+    let slots = Arc::new(Semaphore::new(limits.total));
+    let shares = Arc::new(PeerShares::default());
     // Turning a connection away holds its socket for up to two seconds; a flood must not
     // turn that into an unbounded number of open sockets. Past this many, it is just closed.
-    let farewells = Arc::new(Semaphore::new(max_connections));
+    let farewells = Arc::new(Semaphore::new(limits.total));
     let mut refused = Refused::default();
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
@@ -148,8 +224,12 @@ async fn serve_at_most<L: Accept>(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refused.note(max_connections);
+        let share = shares.admit(peer, limits.per_peer);
+        let slot = share
+            .as_ref()
+            .and_then(|_| slots.clone().try_acquire_owned().ok());
+        let (Some(share), Some(slot)) = (share, slot) else {
+            refused.note(limits, slot_was_free(&slots));
             if let Ok(farewell) = farewells.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     turn_away(io).await;
@@ -170,17 +250,23 @@ async fn serve_at_most<L: Accept>(
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, share));
         });
     }
     drop(listener);
-    refused.flush(max_connections);
+    refused.flush(limits);
     tokio::select! {
         _ = graceful.shutdown() => tracing::debug!("all connections finished"),
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}; closing them");
         }
     }
+}
+
+/// Whether a turned-away connection found a free slot (so its address's share was the
+/// reason).
+fn slot_was_free(slots: &Semaphore) -> bool {
+    slots.available_permits() > 0
 }
 
 #[cfg(test)]
@@ -193,22 +279,40 @@ mod tests {
 
     const REQUEST: &[u8] = b"GET /ping HTTP/1.1\r\nhost: x\r\n\r\n";
 
-    /// A server answering `/ping` with at most `limit` connections served at once.
+    /// A server answering `/ping` with at most `limit` connections served at once, any number
+    /// from one address.
     async fn server_of(limit: usize) -> (SocketAddr, CancellationToken, JoinHandle<()>) {
+        server_with(Limits {
+            total: limit,
+            per_peer: limit,
+        })
+        .await
+    }
+
+    async fn server_with(limits: Limits) -> (SocketAddr, CancellationToken, JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_at_most(listener, router, shutdown.clone(), limit));
+        let server = tokio::spawn(serve_at_most(listener, router, shutdown.clone(), limits));
         (addr, shutdown, server)
     }
 
     /// Sends one request on a new connection; the connection and the start of its reply
     /// (empty when it was closed unanswered).
     async fn ask(addr: SocketAddr) -> (TcpStream, String) {
-        let mut c = TcpStream::connect(addr).await.expect("connect");
+        ask_from([127, 0, 0, 1], addr).await
+    }
+
+    /// [`ask`] from another loopback address.
+    async fn ask_from(source: [u8; 4], addr: SocketAddr) -> (TcpStream, String) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .expect("bind the source address");
+        let mut c = socket.connect(addr).await.expect("connect");
         c.write_all(REQUEST).await.expect("write");
         let mut buf = vec![0u8; 512];
         let n = match tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf)).await {
@@ -221,14 +325,7 @@ mod tests {
     /// Asks again (each time on a new connection) until the reply starts with `wanted`, for
     /// up to 10 s; the last reply.
     async fn ask_until(addr: SocketAddr, wanted: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let (_, reply) = ask(addr).await;
-            if reply.starts_with(wanted) || Instant::now() > deadline {
-                return reply;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        ask_until_from([127, 0, 0, 1], addr, wanted).await
     }
 
     #[tokio::test]
@@ -273,5 +370,51 @@ mod tests {
         shutdown.cancel();
         drop(served);
         server.await.expect("server task");
+    }
+
+    #[tokio::test]
+    async fn one_address_gets_its_share_of_the_slots_and_others_are_still_served() {
+        let (addr, shutdown, server) = server_with(Limits {
+            total: 4,
+            per_peer: 2,
+        })
+        .await;
+        let flooder = [127, 0, 0, 2];
+        let (a, reply) = ask_from(flooder, addr).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let (b, reply) = ask_from(flooder, addr).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let (_, reply) = ask_from(flooder, addr).await;
+        assert!(
+            reply.starts_with("HTTP/1.1 503"),
+            "a third from one address is turned away: {reply}"
+        );
+        let (c, reply) = ask(addr).await;
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "another address is served: {reply}"
+        );
+
+        drop(a);
+        let reply = ask_until_from(flooder, addr, "HTTP/1.1 200").await;
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "its share freed: {reply}"
+        );
+        shutdown.cancel();
+        drop((b, c));
+        server.await.expect("server task");
+    }
+
+    /// [`ask_until`] from another loopback address.
+    async fn ask_until_from(source: [u8; 4], addr: SocketAddr, wanted: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, reply) = ask_from(source, addr).await;
+            if reply.starts_with(wanted) || Instant::now() > deadline {
+                return reply;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
