@@ -241,10 +241,10 @@ fn create_window(handle: &AppHandle, start_hidden: bool) -> tauri::Result<()> {
     Ok(())
 }
 
-/// The app's own pages (Linux serves them as `tauri://localhost`, others as
-/// `http(s)://tauri.localhost`).
+/// The app's own pages: the whole origin is compared, so a link to
+/// `https://tauri.localhost:8443/` opens in the browser instead of replacing the window.
 fn is_own_page(url: &tauri::Url) -> bool {
-    url.scheme() == "tauri" || url.host_str() == Some("tauri.localhost")
+    callpop_core::links::is_app_origin(url.scheme(), url.host_str(), url.port())
 }
 
 fn show_window(handle: &AppHandle) {

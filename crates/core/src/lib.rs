@@ -10,6 +10,7 @@
 
 pub mod calls;
 pub mod lines;
+pub mod links;
 pub mod model;
 pub mod numbers;
 pub mod reparse;

@@ -140,7 +140,7 @@ fn mentions(text: &str, token: &str) -> bool {
             f.write_str("any JSON value")
         }
         fn visit_str<E>(self, v: &str) -> Result<bool, E> {
-            Ok(v == self.0)
+            Ok(holds(v, self.0))
         }
         fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
             Ok(false)
@@ -177,13 +177,73 @@ fn mentions(text: &str, token: &str) -> bool {
     Seek(token).deserialize(&mut de).unwrap_or(true)
 }
 
+/// The forms the token may take inside a string: as it is, and percent-encoded (upper- and
+/// lower-case hex) as in a link's query, `…/rec.mp3?api_token=…`.
+fn token_forms(token: &str) -> Vec<String> {
+    let encode = |upper: bool| {
+        token
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else if upper {
+                    format!("%{b:02X}")
+                } else {
+                    format!("%{b:02x}")
+                }
+            })
+            .collect::<String>()
+    };
+    let mut forms = vec![token.to_string(), encode(true), encode(false)];
+    forms.dedup();
+    forms
+}
+
+/// Where `form` occurs in `text` as a whole word of a link: not run together with letters,
+/// digits or `-._~` on either side, so `tok-1234567` does not hold the token `tok-123456`, but
+/// `…?api_token=tok-123456&…` and `…/tok-123456/…` do.
+fn bounded_matches<'t>(text: &'t str, form: &'t str) -> impl Iterator<Item = usize> + 't {
+    let joins = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || "-._~".contains(c));
+    text.match_indices(form).filter_map(move |(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + form.len()..].chars().next();
+        (!joins(before) && !joins(after)).then_some(at)
+    })
+}
+
+/// Whether `text` holds the token in any of its forms.
+fn holds(text: &str, token: &str) -> bool {
+    token_forms(token)
+        .iter()
+        .any(|form| bounded_matches(text, form).next().is_some())
+}
+
+/// `text` with every bounded occurrence of every form of the token replaced.
+fn without_token(text: &str, token: &str, with: &str) -> String {
+    token_forms(token).iter().fold(text.to_string(), |t, form| {
+        let at: Vec<usize> = bounded_matches(&t, form).collect();
+        let mut out = String::with_capacity(t.len());
+        let mut from = 0;
+        for start in at {
+            out.push_str(&t[from..start]);
+            out.push_str(with);
+            from = start + form.len();
+        }
+        out.push_str(&t[from..]);
+        out
+    })
+}
+
 fn scrub(v: &mut serde_json::Value, token: &str, with: &str) {
     match v {
-        serde_json::Value::String(s) if s == token => *s = with.to_string(),
+        serde_json::Value::String(s) if holds(s, token) => *s = without_token(s, token, with),
         serde_json::Value::Array(items) => items.iter_mut().for_each(|i| scrub(i, token, with)),
         serde_json::Value::Object(map) => {
-            if let Some(inner) = map.remove(token) {
-                map.insert(with.to_string(), inner);
+            let keys: Vec<String> = map.keys().filter(|k| holds(k, token)).cloned().collect();
+            for key in keys {
+                if let Some(inner) = map.remove(&key) {
+                    map.insert(without_token(&key, token, with), inner);
+                }
             }
             map.values_mut().for_each(|i| scrub(i, token, with));
         }
@@ -334,7 +394,7 @@ impl CallFields {
                 .and_then(|v| PhoneNumber::parse_json(v, country))
                 .filter(|n| !n.raw.trim().is_empty())
         };
-        let extension = params.extension.and_then(Id::into_non_empty);
+        let extension = params.extension.and_then(Id::into_extension);
         let direction = params
             .activity_type
             .as_deref()
@@ -456,13 +516,11 @@ fn find_string(
     })
 }
 
-/// Finds the recording link whatever Ringotel names it: an http(s) string under a key that
-/// mentions a recording, a url, a link or a file (searched one level deep as well).
+/// Finds the recording link whatever Ringotel names it: a link worth keeping
+/// ([`crate::links::payload_link`]) under a key that mentions a recording, a url, a link or a
+/// file (searched one level deep as well).
 fn find_recording_url(params: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    let looks_like_link = |s: &str| {
-        let l = s.trim().to_ascii_lowercase();
-        l.starts_with("https://") || l.starts_with("http://")
-    };
+    let looks_like_link = |s: &str| crate::links::payload_link(s).is_some();
     let key_hints = ["record", "url", "link", "file", "uri"];
     let mut candidates: Vec<(&str, &str)> = Vec::new();
     for (k, v) in params {
@@ -486,7 +544,7 @@ fn find_recording_url(params: &serde_json::Map<String, serde_json::Value>) -> Op
             looks_like_link(s) && key_hints.iter().any(|h| k.contains(h))
         })
         .or_else(|| candidates.iter().find(|(_, s)| looks_like_link(s)))
-        .map(|(_, s)| s.trim().to_string())
+        .and_then(|(_, s)| crate::links::payload_link(s))
 }
 
 #[cfg(test)]
@@ -497,6 +555,27 @@ mod tests {
         let request = read_request(text.as_bytes())?;
         let au = Country::from_iso("AU").expect("AU");
         parse_delivery(request, "0123456789abcdef0123", &au, Utc::now())
+    }
+
+    #[test]
+    fn an_extension_is_cleaned_and_bounded_when_parsed() {
+        let start = include_str!("../../../tests/scenarios/ro-inbound-answered/01-start.json");
+        let leg = |extension: &str| {
+            let text = start.replace(
+                "\"extension\": \"500\"",
+                &format!("\"extension\": {}", serde_json::json!(extension)),
+            );
+            match parse(&text).expect("parsed").payload {
+                Payload::Calls(events) => events[0].leg.extension_number.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(leg("5\u{202E}0\u{7}0").as_deref(), Some("500"));
+        assert_eq!(
+            leg(&"5".repeat(200)),
+            None,
+            "an overlong extension is dropped"
+        );
     }
 
     #[test]
@@ -635,6 +714,21 @@ mod tests {
             out,
             r#"{"method":"x",  "api_token":"[redacted]","params":{"n":"tok-1234567"}}"#
         );
+    }
+
+    #[test]
+    fn redaction_finds_the_token_inside_a_link_plain_or_percent_encoded() {
+        let token = "tok/12+34";
+        let body = r#"{"method":"x","api_token":"tok/12+34","params":{
+            "recording_url":"https://rec.example/a.mp3?api_token=tok%2F12%2B34&x=1",
+            "other":"https://rec.example/tok%2f12%2b34/b.mp3","kept":"tok/12+345"}}"#;
+        let out = String::from_utf8(redact_token(body.as_bytes(), Some(token))).expect("utf-8");
+        assert!(
+            !out.contains("tok%2F12") && !out.contains("tok%2f12"),
+            "{out}"
+        );
+        assert!(out.contains("a.mp3?api_token=[redacted]&x=1"), "{out}");
+        assert!(out.contains("\"kept\":\"tok/12+345\""), "{out}");
     }
 
     #[test]

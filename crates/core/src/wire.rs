@@ -77,11 +77,28 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+/// The longest extension number kept. Real ones have up to 8 digits; one longer than this is
+/// not an extension but text trying to fill a popup title ("Answered by …").
+pub const MAX_EXTENSION_CHARS: usize = 32;
+
 impl Id {
     /// The id as text, or `None` when it is blank.
     pub fn into_non_empty(self) -> Option<String> {
         let s = self.0.trim();
         (!s.is_empty()).then(|| s.to_string())
+    }
+
+    /// The id as an extension number to show: control, bidi and zero-width characters
+    /// removed, and `None` when blank or longer than [`MAX_EXTENSION_CHARS`].
+    pub fn into_extension(self) -> Option<String> {
+        let cleaned: String = self
+            .0
+            .chars()
+            .filter(|c| !crate::text::is_invisible_control(*c))
+            .collect();
+        let cleaned = cleaned.trim();
+        (!cleaned.is_empty() && cleaned.chars().count() <= MAX_EXTENSION_CHARS)
+            .then(|| cleaned.to_string())
     }
 }
 
@@ -187,6 +204,18 @@ pub fn stored_headers<C: FromIterator<(String, String)>>(headers: &serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_lose_invisible_characters_and_overlong_ones_are_dropped() {
+        let ext = |s: &str| Id(s.into()).into_extension();
+        assert_eq!(ext(" 1\u{202E}01\r\n").as_deref(), Some("101"));
+        assert_eq!(ext("\u{200B}"), None);
+        assert_eq!(
+            ext(&"9".repeat(MAX_EXTENSION_CHARS)).map(|e| e.len()),
+            Some(MAX_EXTENSION_CHARS)
+        );
+        assert_eq!(ext(&"9".repeat(MAX_EXTENSION_CHARS + 1)), None);
+    }
 
     #[test]
     fn timestamps_in_every_documented_shape() {

@@ -14,21 +14,40 @@ use crate::{CallFilter, Store, StoreError};
 /// The CSV header written by [`write_csv`].
 pub const CSV_HEADER: &str = "id,started_at,direction,result,from,from_e164,from_name,to,to_e164,to_name,line,extensions,ring_seconds,talk_seconds,answered_at,ended_at,recording_url,voicemail_seconds,provider,call_key";
 
-/// A CSV cell: quoted when needed, and never a spreadsheet formula.
+/// Characters a spreadsheet may split a line into cells on: the comma CallPop writes, and the
+/// semicolon and tab that Excel uses instead in locales where the comma is the decimal mark
+/// (fr-CA, most of Europe).
+const CELL_SEPARATORS: [char; 5] = [',', ';', '\t', '\n', '\r'];
+
+/// A CSV cell: quoted when needed, and never a spreadsheet formula, whichever separator the
+/// spreadsheet splits on: every part that could become a cell of its own and would start a
+/// formula gets a leading `'`, and a cell holding any separator is quoted.
 pub fn csv_field(s: &str) -> String {
-    let is_number = s
-        .strip_prefix('+')
-        .is_some_and(|d| d.chars().all(|c| c.is_ascii_digit()));
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_number {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
+    let mut out = String::with_capacity(s.len() + 2);
+    for part in s.split_inclusive(CELL_SEPARATORS) {
+        if starts_formula(part) {
+            out.push('\'');
+        }
+        out.push_str(part);
     }
+    if out.contains(CELL_SEPARATORS) || out.contains('"') {
+        format!("\"{}\"", out.replace('"', "\"\""))
+    } else {
+        out
+    }
+}
+
+/// Whether a spreadsheet would read this cell part as a formula. A `+` phone number is not one.
+fn starts_formula(part: &str) -> bool {
+    let text = part
+        .trim_end_matches(CELL_SEPARATORS)
+        .trim_start_matches(' ');
+    let is_number = text
+        .strip_prefix('+')
+        .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()));
+    // A leading tab or carriage return is on OWASP's list too: some spreadsheets skip it and
+    // read what follows.
+    part.starts_with(['\t', '\r']) || (text.starts_with(['=', '+', '-', '@']) && !is_number)
 }
 
 /// The extensions of a call as one cell: `101 (answered), 102`.
@@ -149,8 +168,18 @@ mod tests {
         assert_eq!(csv_field("+cmd|calc"), "'+cmd|calc");
         assert_eq!(csv_field("+1 650 555 0100"), "'+1 650 555 0100");
         assert_eq!(csv_field("-2+3"), "'-2+3");
+        // Excel in semicolon locales splits here, so each part is neutralised and the cell
+        // quoted.
+        assert_eq!(
+            csv_field("x;=HYPERLINK(\"http://e\")"),
+            "\"x;'=HYPERLINK(\"\"http://e\"\")\""
+        );
+        assert_eq!(csv_field("a; @SUM(1)"), "\"a;' @SUM(1)\"");
+        assert_eq!(csv_field("x\t-1"), "\"x\t'-1\"");
+        assert_eq!(csv_field("Smith; +61412345678"), "\"Smith; +61412345678\"");
+        assert_eq!(csv_field("plain name"), "plain name");
         assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\tx"), "\"'\tx\"");
         assert_eq!(csv_field("\rx"), "\"'\rx\"");
         assert_eq!(
             csv_field("=HYPERLINK(\"http://x\",\"y\")"),

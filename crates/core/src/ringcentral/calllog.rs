@@ -81,7 +81,7 @@ fn endpoint(p: Option<Party>, country: &Country) -> (Endpoint, Option<String>, O
         .and_then(|v| PhoneNumber::parse_json(v, country))
         .filter(|n| !n.raw.trim().is_empty());
     let extension_id = p.extension_id.and_then(Id::into_non_empty);
-    let extension_number = p.extension_number.and_then(Id::into_non_empty);
+    let extension_number = p.extension_number.and_then(Id::into_extension);
     let number = number.or_else(|| {
         extension_number
             .as_ref()

@@ -269,6 +269,12 @@ fn interpret(
             "envelope: `uuid` is longer than {MAX_DEDUP_KEY_LEN} characters"
         )));
     }
+    // The key is logged and shown as it is: a CR or LF in it would write forged log lines.
+    if !dedup_key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ParseError::new(
+            "envelope: `uuid` must be printable ASCII without spaces",
+        ));
+    }
     let event = envelope
         .event
         .filter(|e| !e.trim().is_empty())
@@ -355,7 +361,7 @@ fn endpoint(end: Option<PartyEnd>, country: &Country) -> Endpoint {
         name: clean_text(end.name),
         extension_id: end.extension_id.and_then(Id::into_non_empty),
     }
-    .with_extension_number(end.extension_number.and_then(Id::into_non_empty), country)
+    .with_extension_number(end.extension_number.and_then(Id::into_extension), country)
 }
 
 impl Endpoint {
@@ -576,7 +582,7 @@ fn voicemail_message(
         provider: Provider::RingCentral,
         message_id,
         extension_id: path_extension.or(mailbox.extension_id.and_then(Id::into_non_empty)),
-        extension_number: mailbox.extension_number.and_then(Id::into_non_empty),
+        extension_number: mailbox.extension_number.and_then(Id::into_extension),
         from: Endpoint {
             number: from
                 .phone_number
@@ -587,7 +593,9 @@ fn voicemail_message(
         },
         created_at: vm.creation_time.map(|t| t.0).unwrap_or(fallback_time),
         duration_seconds: audio.as_ref().and_then(|a| a.vm_duration.map(|d| d.0)),
-        audio_url: audio.and_then(|a| a.uri),
+        audio_url: audio
+            .and_then(|a| a.uri)
+            .and_then(|uri| crate::links::payload_link(&uri)),
     })
 }
 
@@ -809,6 +817,18 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| e.status.as_ref().map(|s| s.state) == Some(LegState::Connected)));
+    }
+
+    #[test]
+    fn a_uuid_that_could_forge_a_log_line_is_refused() {
+        let au = Country::from_iso("AU").expect("AU");
+        for uuid in ["1\\r\\nWARN forged", "a b", "\\u001b[2J", "é"] {
+            let body = format!(
+                r#"{{"uuid":"{uuid}","event":"/restapi/v1.0/account/1/extension/1/presence","body":{{}}}}"#
+            );
+            let e = parse_delivery(body.as_bytes(), &au, Utc::now()).expect_err(uuid);
+            assert!(e.to_string().contains("printable ASCII"), "{uuid}: {e}");
+        }
     }
 
     #[test]
