@@ -153,6 +153,8 @@ export type DeliveryView = {
 export type CallDetail = {
   /** The call. */
   call: CallView,
+  /** The "Open in CRM" link, filled exactly as the popup's button fills it (`callpop_core::crm`); none without a template. */
+  crm_url: string | null,
   /** Its events, oldest first. */
   timeline: Array<TimelineEntry>,
   /** Its deliveries, newest first. */
@@ -339,12 +341,20 @@ export type SettingsUpdate = {
   popups: PopupsView,
   /** General. */
   general: GeneralUpdate,
+  /** The person has confirmed the changes [`SettingsUpdate::confirmations`] asked about (a new public URL, credentials cleared by a server change). */
+  confirmed: boolean,
 };
 export type FieldError = {
   /** Dotted path. */
   field: string,
   /** What to fix. */
   message: string,
+};
+export type Confirmation = {
+  /** The field it is about. */
+  field: string,
+  /** The question, in plain words. */
+  question: string,
 };
 export type SaveResult = {
   /** Always true. */
@@ -356,6 +366,11 @@ export type SaveResult = {
   ok: false,
   /** One message per bad field. */
   errors: Array<FieldError>,
+} | {
+  /** Always false. */
+  ok: false,
+  /** What to ask. */
+  confirmations: Array<Confirmation>,
 };
 export type ActionResult = {
   /** It worked. */

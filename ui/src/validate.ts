@@ -99,6 +99,7 @@ export function updateFromForm(f: SettingsForm): SettingsUpdate {
       answered_close_seconds: Number(f.popups.answered_close_seconds.trim()),
     },
     general: { ...f.general },
+    confirmed: false,
   };
 }
 
@@ -202,7 +203,43 @@ export function checkCrmTemplate(value: string): string | null {
   if (unknown.length > 0) return `Unknown placeholder ${unknown[0]}. Use ${CRM_PLACEHOLDERS.join(", ")}.`;
   if (/[{}]/.test(v.replace(/\{(number|e164|name|call_id)\}/g, ""))) return "Unbalanced { or } in the template.";
   const sample = fillCrmTemplate(v, { number: "4155550123", e164: "+14155550123", name: "Jane Doe", call_id: "1" });
+  if (/^http:\/\//i.test(sample)) {
+    let u: URL;
+    try {
+      u = new URL(sample);
+    } catch {
+      return "Enter a full CRM URL starting with https://";
+    }
+    if (u.username || u.password) return "The URL must not contain a user name or password.";
+    return isLanHost(u.hostname) ? null : "Use https://. Plain http:// is allowed only for a CRM on the dealership's own network.";
+  }
   return checkHttpsUrl(sample, { required: true, what: "CRM URL" });
+}
+
+/** The warning shown under a valid CRM template that uses plain http, else null. */
+export function crmTemplateWarning(value: string): string | null {
+  const v = value.trim();
+  if (!/^http:\/\//i.test(v) || checkCrmTemplate(v) !== null) return null;
+  return "Not encrypted: the caller's number and name cross the network in clear text. Use https:// if the CRM offers it.";
+}
+
+/**
+ * Whether a host is on the dealership's network or this computer, as the engine reads it
+ * (callpop_core::links): a private, unique-local or loopback address, localhost, a name
+ * without dots, or a name under .local, .lan, .internal or .home.arpa.
+ */
+export function isLanHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
+  if (!host) return false;
+  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return a === 10 || a === 127 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254);
+  }
+  if (host.includes(":")) return host === "::1" || /^f[cd][0-9a-f]{0,2}:/.test(host) || /^fe[89ab][0-9a-f]?:/.test(host);
+  if (/^[\d.]+$/.test(host)) return false;
+  return !host.includes(".") || [".local", ".lan", ".internal", ".home.arpa"].some((s) => host.endsWith(s));
 }
 
 /** Fills a CRM template; every value is URL-encoded. */

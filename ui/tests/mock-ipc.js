@@ -277,7 +277,10 @@
       });
       deliveries.push({ id: id * 100 + k, provider: c.provider, kind: "telephony-session", dedup_key: `evt-${id}-${k}`, received_at: iso(Date.parse(t.at) + 180), redeliveries: k === 1 ? 1 : 0, headers: { "content-type": "application/json", "validation-token": "[redacted]" }, body });
     });
-    return { call: c, timeline: tl, deliveries };
+    // As callpop_core::crm fills it: the caller's number and the phone system's call id.
+    const t = settingsBase.popups.crm_url_template;
+    const crm_url = t ? t.replace("{e164}", encodeURIComponent(c.from_e164 || "")).replace("{call_id}", encodeURIComponent(c.call_key)) : null;
+    return { call: c, crm_url, timeline: tl, deliveries };
   }
 
   // ---- settings (secrets are kept here and never returned)
@@ -306,6 +309,11 @@
     u.watch_extensions.forEach((x, i) => { if (x === "999999") errors.push({ field: `watch_extensions.${i}`, message: "Extension 999999 does not exist in this account." }); });
     if (u.general.default_country === "ZZ") errors.push({ field: "general.unknown_thing", message: "Something only the engine knows about is wrong." });
     if (errors.length) return { ok: false, errors };
+    // As the engine asks: a new provided public URL needs a confirmation first.
+    const currentUrl = settingsBase.tunnel.mode === "provided" ? settingsBase.tunnel.public_url.replace(/\/+$/, "") : null;
+    if (!u.confirmed && u.tunnel.mode === "provided" && u.tunnel.public_url.replace(/\/+$/, "") !== currentUrl) {
+      return { ok: false, confirmations: [{ field: "tunnel.public_url", question: `Send every call event to ${u.tunnel.public_url}? RingCentral's subscription moves there, with the webhook tokens.` }] };
+    }
     const put = (k, v) => { if (v === "") secrets[k] = null; else if (typeof v === "string") secrets[k] = v; };
     put("client_secret", u.ringcentral.client_secret);
     put("jwt", u.ringcentral.jwt);

@@ -95,6 +95,10 @@ test("client-side validation: URLs, quiet hours, extensions, numbers and ranges 
     assert.match(await errorOf(page, "popups.crm_url_template"), /Unknown placeholder \{phone\}/);
     await typeInto(page, "popups.crm_url_template", "http://crm.example.com/find?p={e164}");
     assert.match(await errorOf(page, "popups.crm_url_template"), /https:\/\//);
+    // Plain http only on the dealership's network, and then with a warning.
+    await typeInto(page, "popups.crm_url_template", "http://192.168.1.20/dms?p={number}");
+    assert.equal(await errorOf(page, "popups.crm_url_template"), null);
+    assert.match(await page.textContent("[data-testid='crm-warning']"), /Not encrypted/);
     await typeInto(page, "popups.crm_url_template", "https://crm.example.com/find?p={e164}&n={name}");
     assert.equal(await errorOf(page, "popups.crm_url_template"), null);
     assert.match(await page.textContent(".crm-preview"), /p=%2B14155550123&n=Jane%20Doe/);
@@ -135,8 +139,19 @@ test("client-side validation: URLs, quiet hours, extensions, numbers and ranges 
     assert.match(await page.getAttribute(".nav-item:has-text('Line labels')", "class"), /has-error/);
 
     await page.fill(input("line_labels.3.number"), "+1 415 555 0177");
+    // A new public URL is asked about first; Cancel saves nothing.
     await page.click("[data-testid='save']");
+    await page.waitForSelector("[data-testid='confirm']");
+    assert.match(await page.textContent("[data-testid='confirm']"), /Send every call event to https:\/\/callpop\.example\.com/);
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), "confirm-no", "the safe answer has the focus");
+    await page.click("[data-testid='confirm-no']");
+    assert.equal(await page.$("[data-testid='confirm']"), null);
+    assert.equal(await page.isDisabled("[data-testid='save']"), false, "still unsaved");
+    assert.equal(await page.evaluate(() => window.__mock.callsOf("save_settings").length), 1);
+    await page.click("[data-testid='save']");
+    await page.click("[data-testid='confirm-yes']");
     await page.waitForSelector(".toast-success");
+    assert.equal(await page.evaluate(() => window.__mock.callsOf("save_settings").at(-1).args.update.confirmed), true);
     const sent = await page.evaluate(() => window.__mock.callsOf("save_settings").at(-1).args.update);
     assert.equal(sent.ringcentral.server, "https://platform.devtest.ringcentral.com");
     assert.deepEqual(sent.watch_extensions, ["101", "110", "104"]);

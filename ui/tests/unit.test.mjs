@@ -111,6 +111,13 @@ test("field validators: times, ranges, extensions, line numbers, labels, CRM tem
   assert.match(V.checkCrmTemplate("https://crm.example.com/?q={phone}"), /Unknown placeholder \{phone\}/);
   assert.notEqual(V.checkCrmTemplate("https://crm.example.com/?q={number"), null);
   assert.notEqual(V.checkCrmTemplate("{e164}"), null);
+  // Plain http: the dealership's own network only, as the engine's callpop_core::links reads it.
+  for (const lan of ["http://192.168.1.20/?p={number}", "http://10.1.2.3/", "http://dms01:8080/{e164}", "http://dms.dealer.local/", "http://127.0.0.1:9/", "http://[fd00::5]/"]) {
+    assert.equal(V.checkCrmTemplate(lan), null, lan);
+    assert.match(V.crmTemplateWarning(lan), /Not encrypted/, lan);
+  }
+  for (const outside of ["http://crm.example.com/{e164}", "http://8.8.8.8/", "http://172.32.0.1/"]) assert.match(V.checkCrmTemplate(outside), /https:\/\//, outside);
+  assert.equal(V.crmTemplateWarning("https://crm.example.com/{e164}"), null);
   assert.equal(V.fillCrmTemplate("https://c.example/?p={e164}&n={name}", { number: "1", e164: "+1415", name: "A&B <x>", call_id: "9" }), "https://c.example/?p=%2B1415&n=A%26B%20%3Cx%3E");
   assert.equal(V.checkHostname("callpop.ngrok.app"), null);
   assert.match(V.checkHostname("https://callpop.ngrok.app"), /without https/);

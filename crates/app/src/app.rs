@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
 use crate::error::AppError;
-use crate::settings::{FieldError, SettingsUpdate, SettingsView};
+use crate::settings::{Confirmation, FieldError, SettingsUpdate, SettingsView};
 use crate::window::{CallDetail, CallPage, CallQuery, CallView, ExportResult};
 use callpop_engine::backfill::BackfillRequest;
 use callpop_engine::config::{Config, Overrides};
@@ -70,6 +70,15 @@ pub enum SaveResult {
         ok: bool,
         /// One message per bad field.
         errors: Vec<FieldError>,
+    },
+    /// Nothing was saved yet: these changes must be confirmed (send the update again with
+    /// `confirmed` set).
+    Confirm {
+        /// Always false.
+        #[ts(type = "false")]
+        ok: bool,
+        /// What to ask.
+        confirmations: Vec<Confirmation>,
     },
 }
 
@@ -344,8 +353,14 @@ impl App {
     pub async fn get_call(&self, id: i64) -> Result<CallDetail, AppError> {
         let config = self.config().await?;
         self.read(move |store| {
-            crate::window::call_detail(store, id, &config.default_country, &config.line_labels)
-                .map_err(AppError::from)
+            crate::window::call_detail(
+                store,
+                id,
+                &config.default_country,
+                &config.line_labels,
+                config.popups.crm_url_template.as_deref(),
+            )
+            .map_err(AppError::from)
         })
         .await
     }
@@ -380,8 +395,23 @@ impl App {
         if let Err(errors) = update.validate(&current) {
             return Ok(SaveResult::Invalid { ok: false, errors });
         }
+        let confirmations = update.confirmations(&current);
+        if !confirmations.is_empty() {
+            return Ok(SaveResult::Confirm {
+                ok: false,
+                confirmations,
+            });
+        }
         let file = self.config_file(&config);
         update.save(&config, &file)?;
+        if let Some((from, to)) = update.public_url_change(&current) {
+            tracing::warn!(
+                target: "callpop::security",
+                from = from.as_deref().unwrap_or("-"),
+                %to,
+                "public URL changed in Settings (confirmed); the RingCentral subscription moves there"
+            );
+        }
         self.restart().await;
         let config = self.config().await?;
         Ok(SaveResult::Saved {

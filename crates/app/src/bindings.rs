@@ -6,9 +6,9 @@ use ts_rs::{Config, TS};
 
 use crate::app::{ActionResult, HealthAction, SaveResult};
 use crate::settings::{
-    FieldError, GeneralUpdate, GeneralView, NotificationsView, PopupsView, QuietHoursView,
-    RingCentralUpdate, RingCentralView, RingotelUpdate, RingotelView, SettingsUpdate, SettingsView,
-    TunnelModeView, TunnelUpdate, TunnelView,
+    Confirmation, FieldError, GeneralUpdate, GeneralView, NotificationsView, PopupsView,
+    QuietHoursView, RingCentralUpdate, RingCentralView, RingotelUpdate, RingotelView,
+    SettingsUpdate, SettingsView, TunnelModeView, TunnelUpdate, TunnelView,
 };
 use crate::window::{
     CallDetail, CallPage, CallQuery, CallView, DeliveryView, ExportResult, TimelineEntry,
@@ -168,6 +168,7 @@ fn declarations(cfg: &Config) -> Vec<Decl> {
         decl::<GeneralUpdate>(cfg),
         decl::<SettingsUpdate>(cfg),
         decl::<FieldError>(cfg),
+        decl::<Confirmation>(cfg),
         decl::<SaveResult>(cfg),
         decl::<ActionResult>(cfg),
         decl::<PauseState>(cfg),

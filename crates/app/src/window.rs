@@ -226,6 +226,9 @@ pub struct DeliveryView {
 pub struct CallDetail {
     /// The call.
     pub call: CallView,
+    /// The "Open in CRM" link, filled exactly as the popup's button fills it
+    /// (`callpop_core::crm`); none without a template.
+    pub crm_url: Option<String>,
     /// Its events, oldest first.
     pub timeline: Vec<TimelineEntry>,
     /// Its deliveries, newest first.
@@ -367,6 +370,7 @@ pub fn call_detail(
     id: i64,
     country: &Country,
     labels: &[LineLabel],
+    crm_template: Option<&str>,
 ) -> Result<CallDetail, WindowError> {
     let record = store.call(id)?.ok_or(WindowError::NoSuchCall(id))?;
     let raw = store.events(&EventFilter {
@@ -437,6 +441,7 @@ pub fn call_detail(
         .collect();
     Ok(CallDetail {
         call: CallView::new(&record, labels),
+        crm_url: crm_template.and_then(|t| callpop_core::crm::link(t, &record.call)),
         timeline,
         deliveries,
     })
@@ -885,7 +890,14 @@ mod tests {
             store.ingest(d).expect("ingest");
         }
         let id = store.calls(&CallFilter::default()).expect("calls")[0].id;
-        let detail = call_detail(&store, id, &us(), &sales()).expect("detail");
+        let detail = call_detail(
+            &store,
+            id,
+            &us(),
+            &sales(),
+            Some("https://crm.example/c?n={number}&id={call_id}"),
+        )
+        .expect("detail");
 
         assert_eq!(detail.call.id, id);
         assert_eq!(detail.call.call_key, "s-b1e8d6f2a3c45d9fae1b2c3d4e5f6a7b");
@@ -893,6 +905,11 @@ mod tests {
         assert_eq!(detail.call.voicemail_id.as_deref(), Some("82063400004"));
         assert_eq!(detail.call.voicemail_seconds, Some(22));
         assert_eq!(detail.call.line_label.as_deref(), Some("Sales"));
+        let crm = detail.crm_url.as_deref().unwrap_or_default();
+        assert!(
+            crm.ends_with("&id=s-b1e8d6f2a3c45d9fae1b2c3d4e5f6a7b"),
+            "the phone system's call id, as on the popup: {crm}"
+        );
 
         let steps: Vec<Step<'_>> = detail
             .timeline
@@ -1010,7 +1027,7 @@ mod tests {
     fn an_unknown_call_is_an_error_naming_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), 1);
-        let err = call_detail(&store, 4242, &us(), &[]).expect_err("unknown");
+        let err = call_detail(&store, 4242, &us(), &[], None).expect_err("unknown");
         assert!(matches!(err, WindowError::NoSuchCall(4242)), "{err:?}");
         assert_eq!(err.to_string(), "call 4242 is not in the history");
     }

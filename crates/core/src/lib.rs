@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod calls;
+pub mod crm;
 pub mod lines;
 pub mod links;
 pub mod model;

@@ -2,28 +2,65 @@
 //! origin. A payload link is shown in the window and opened in the desktop's browser when
 //! someone clicks it, so it is kept only if it is plain http(s) to another machine: a sender
 //! must not be able to make a click open a local service (a router page, another app's local
-//! API) or pose as the window's own page.
+//! API) or pose as the window's own page. The same reading of a URL's host (this machine, the
+//! dealership's network, the internet) decides where credentials may be sent and where a CRM
+//! link may point.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 /// The longest payload link kept.
 pub const MAX_LINK_CHARS: usize = 2048;
 
-/// `raw` as a link worth keeping from a payload, or `None`: http or https only, no user name
-/// or password (`https://bank.example@evil.example/` reads as the first host), no whitespace
-/// or control characters, and a host that is not this machine (`localhost`, any `.localhost`
-/// name such as the window's own `tauri.localhost`, loopback, unspecified or link-local
-/// addresses, or numeric forms a browser would read as one).
-pub fn payload_link(raw: &str) -> Option<String> {
+/// Where an http(s) URL's host is, as far as its name or address tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// This machine: `localhost`, any `.localhost` name, loopback, unspecified or link-local
+    /// addresses, or a numeric host a browser would read as one of those (or that cannot be
+    /// told apart from one).
+    ThisMachine,
+    /// The local network: a private or unique-local address, a name without dots (`dms01`),
+    /// or a name under `.local`, `.lan`, `.internal` or `.home.arpa`.
+    Lan,
+    /// Anywhere else.
+    Internet,
+}
+
+/// An http(s) URL taken apart as far as CallPop needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// `https`, rather than `http`.
+    pub https: bool,
+    /// The host, lower-cased, without brackets or a trailing dot.
+    pub host: String,
+    /// Where the host is.
+    pub place: Place,
+}
+
+impl HttpTarget {
+    /// Whether the JWT, a token or call details may be sent there: https anywhere, plain http
+    /// only to this machine (a test server).
+    pub fn fit_for_secrets(&self) -> bool {
+        self.https || self.place == Place::ThisMachine
+    }
+
+    /// Whether a person's browser may be sent there from a CRM link: https anywhere, plain
+    /// http only inside the dealership (a CRM or DMS on the LAN that does not speak https).
+    pub fn fit_for_a_crm(&self) -> bool {
+        self.https || self.place != Place::Internet
+    }
+}
+
+/// Takes an http(s) URL apart: `None` for any other scheme, whitespace or control characters,
+/// a user name or password (`https://bank.example@evil.example/` reads as the first host), or
+/// no host.
+pub fn http_target(raw: &str) -> Option<HttpTarget> {
     let link = raw.trim();
-    if link.is_empty()
-        || link.chars().count() > MAX_LINK_CHARS
-        || link.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if link.is_empty() || link.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }
     let (scheme, rest) = link.split_once("://")?;
-    if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
+    let https = scheme.eq_ignore_ascii_case("https");
+    if !(https || scheme.eq_ignore_ascii_case("http")) {
         return None;
     }
     let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
@@ -31,7 +68,19 @@ pub fn payload_link(raw: &str) -> Option<String> {
         return None;
     }
     let host = host_of(authority)?;
-    (!is_this_machine(&host)).then(|| link.to_string())
+    let place = place_of(&host);
+    Some(HttpTarget { https, host, place })
+}
+
+/// `raw` as a link worth keeping from a payload, or `None`: http(s) to another machine
+/// ([`http_target`]), at most [`MAX_LINK_CHARS`] long.
+pub fn payload_link(raw: &str) -> Option<String> {
+    let link = raw.trim();
+    if link.chars().count() > MAX_LINK_CHARS {
+        return None;
+    }
+    let target = http_target(link)?;
+    (target.place != Place::ThisMachine).then(|| link.to_string())
 }
 
 /// The host of an authority (`host`, `host:port`, `[v6]:port`), lower-cased, without a
@@ -58,17 +107,18 @@ fn is_port(text: &str) -> bool {
     text.is_empty() || text.parse::<u16>().is_ok()
 }
 
-/// Whether a browser would take `host` to mean this machine.
-fn is_this_machine(host: &str) -> bool {
+/// Where a browser would take `host` to be.
+fn place_of(host: &str) -> Place {
     if host == "localhost" || host.ends_with(".localhost") {
-        return true;
+        return Place::ThisMachine;
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return is_local_ip(ip);
+        return place_of_ip(ip);
     }
     // A browser reads a host whose last label is numeric as an IPv4 address, in decimal,
     // octal or hex and with fewer than four parts (`2130706433`, `0x7f.1`, `127.1`). Only the
-    // ordinary dotted form is understood here; any other numeric form is refused.
+    // ordinary dotted form is understood here; any other numeric form counts as this machine,
+    // which nothing trusts.
     let last = host.rsplit('.').next().unwrap_or(host);
     let numeric = !last.is_empty()
         && (last.bytes().all(|b| b.is_ascii_digit())
@@ -78,9 +128,31 @@ fn is_this_machine(host: &str) -> bool {
     if numeric {
         return host
             .parse::<Ipv4Addr>()
-            .map_or(true, |ip| is_local_ip(IpAddr::V4(ip)));
+            .map_or(Place::ThisMachine, |ip| place_of_ip(IpAddr::V4(ip)));
     }
-    false
+    let lan_suffix = [".local", ".lan", ".internal", ".home.arpa"]
+        .iter()
+        .any(|suffix| host.ends_with(suffix));
+    if !host.contains('.') || lan_suffix {
+        Place::Lan
+    } else {
+        Place::Internet
+    }
+}
+
+fn place_of_ip(ip: IpAddr) -> Place {
+    if is_local_ip(ip) {
+        return Place::ThisMachine;
+    }
+    let private = match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.is_private(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    if private {
+        Place::Lan
+    } else {
+        Place::Internet
+    }
 }
 
 fn is_local_ip(ip: IpAddr) -> bool {
@@ -153,6 +225,45 @@ mod tests {
             payload_link(&format!("https://e.com/{}", "a".repeat(3000))),
             None
         );
+    }
+
+    #[test]
+    fn hosts_are_placed_on_this_machine_the_lan_or_the_internet() {
+        let place = |url: &str| http_target(url).map(|t| t.place);
+        for url in [
+            "http://127.0.0.1:9000",
+            "http://localhost",
+            "http://[::1]:1",
+            "http://127.1",
+        ] {
+            assert_eq!(place(url), Some(Place::ThisMachine), "{url}");
+        }
+        for url in [
+            "http://192.168.1.20/crm",
+            "http://10.0.0.5",
+            "http://172.16.9.9",
+            "http://[fd00::1]/",
+            "http://dms01:8080/",
+            "http://dms.dealer.local/",
+            "http://crm.home.arpa",
+        ] {
+            assert_eq!(place(url), Some(Place::Lan), "{url}");
+        }
+        for url in [
+            "http://crm.example.com",
+            "http://8.8.8.8",
+            "http://172.32.0.1",
+        ] {
+            assert_eq!(place(url), Some(Place::Internet), "{url}");
+        }
+        let t = http_target("http://crm.example.com").expect("target");
+        assert!(!t.fit_for_secrets() && !t.fit_for_a_crm());
+        let t = http_target("http://192.168.1.20").expect("target");
+        assert!(!t.fit_for_secrets() && t.fit_for_a_crm());
+        let t = http_target("http://127.0.0.1:9").expect("target");
+        assert!(t.fit_for_secrets() && t.fit_for_a_crm());
+        let t = http_target("HTTPS://Crm.Example.com./x").expect("target");
+        assert!(t.https && t.fit_for_secrets() && t.host == "crm.example.com");
     }
 
     #[test]

@@ -199,26 +199,36 @@ impl RingCentralConfig {
 /// Why a public URL is not usable; the text completes "the public URL …".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublicUrlError {
-    /// Not an http(s) URL.
-    #[error("must start with https:// (RingCentral requires TLS)")]
-    NotHttp,
+    /// Not https (plain http only to this machine, for a test server).
+    #[error("must start with https:// (RingCentral requires TLS; http:// only for a test server on this machine)")]
+    NotHttps,
     /// A path-less base URL is needed: no query, fragment or spaces, and a host.
     #[error("must be a plain base URL such as https://desk.example.com")]
     NotPlain,
 }
 
-/// Checks a public base URL: absolute http(s), no query or fragment. Returns it without a
-/// trailing slash.
+/// Checks a public base URL: https (plain http only to this machine), no query or fragment,
+/// no user name. Returns it without a trailing slash.
 pub fn validate_public_url(url: &str) -> Result<String, PublicUrlError> {
     let u = url.trim().trim_end_matches('/');
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"))
-        .ok_or(PublicUrlError::NotHttp)?;
-    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+    let lower = u.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return Err(PublicUrlError::NotHttps);
+    }
+    if u.contains(['?', '#', ' ']) {
         return Err(PublicUrlError::NotPlain);
     }
+    let target = callpop_core::links::http_target(u).ok_or(PublicUrlError::NotPlain)?;
+    if !target.fit_for_secrets() {
+        return Err(PublicUrlError::NotHttps);
+    }
     Ok(u.to_string())
+}
+
+/// Checks the RingCentral server URL: it receives the client secret and the JWT, so https
+/// only (plain http to this machine, for a test server such as tools/fake-ringcentral).
+pub fn validate_ringcentral_server(url: &str) -> Result<String, PublicUrlError> {
+    validate_public_url(url)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -308,38 +318,13 @@ fn parse_hhmm(setting: &str, value: &str) -> Result<NaiveTime, ConfigError> {
     })
 }
 
-/// Why a CRM link template is not usable; the text completes "the CRM link …".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CrmTemplateError {
-    /// Not an http(s) URL.
-    #[error("must start with https:// (or http://)")]
-    NotHttp,
-    /// A `{` that is never closed.
-    #[error("has a {{ without a closing }}")]
-    Unclosed,
-    /// A placeholder CallPop does not fill in.
-    #[error("unknown placeholder {{{0}}}; use {{number}}, {{e164}}, {{name}} or {{call_id}}")]
-    UnknownPlaceholder(String),
-}
+pub use callpop_core::crm::{CrmTemplateError, CrmTransport};
 
-/// Checks a CRM link template: an http(s) URL using only the known placeholders.
-pub fn validate_crm_template(template: &str) -> Result<(), CrmTemplateError> {
-    let t = template.trim();
-    if !(t.starts_with("https://") || t.starts_with("http://")) {
-        return Err(CrmTemplateError::NotHttp);
-    }
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            return Err(CrmTemplateError::Unclosed);
-        };
-        let name = &rest[open + 1..open + close];
-        if !["number", "e164", "name", "call_id"].contains(&name) {
-            return Err(CrmTemplateError::UnknownPlaceholder(name.to_string()));
-        }
-        rest = &rest[open + close + 1..];
-    }
-    Ok(())
+/// Checks a CRM link template (`callpop_core::crm`, the one definition the popup and the
+/// window share): an http(s) link using only the known placeholders, https unless it points
+/// into the dealership's network.
+pub fn validate_crm_template(template: &str) -> Result<CrmTransport, CrmTemplateError> {
+    callpop_core::crm::check_template(template)
 }
 
 /// Everything the engine needs to run.
@@ -655,10 +640,16 @@ fn popups_from_file(file: Option<FilePopups>) -> Result<PopupConfig, ConfigError
         });
     }
     if let Some(t) = p.crm_url_template.filter(|t| !t.trim().is_empty()) {
-        validate_crm_template(&t).map_err(|e| ConfigError::Value {
+        let transport = validate_crm_template(&t).map_err(|e| ConfigError::Value {
             setting: "popups.crm_url_template".into(),
             message: e.to_string(),
         })?;
+        if transport == CrmTransport::LanHttp {
+            tracing::warn!(
+                "popups.crm_url_template uses plain http: the caller's number and name cross the \
+                 dealership's network unencrypted"
+            );
+        }
         popups.crm_url_template = Some(t.trim().to_string());
     }
     Ok(popups)
@@ -715,12 +706,11 @@ fn ringcentral_config(
     ringcentral.jwt = env("CALLPOP_RINGCENTRAL_JWT")
         .filter(|v| !v.trim().is_empty())
         .map(|v| Secret::new(v.trim()));
-    if !(ringcentral.server.starts_with("https://") || ringcentral.server.starts_with("http://")) {
-        return Err(ConfigError::Value {
+    ringcentral.server =
+        validate_ringcentral_server(&ringcentral.server).map_err(|e| ConfigError::Value {
             setting: "ringcentral.server".into(),
-            message: format!("{:?} is not an http(s) URL", ringcentral.server),
-        });
-    }
+            message: format!("{:?} {e}", ringcentral.server),
+        })?;
     Ok(ringcentral)
 }
 
@@ -921,6 +911,7 @@ mod tests {
             "[popups]\nquiet_hours = { start = \"7pm\", end = \"07:00\" }\n",
             "[popups]\ncrm_url_template = \"https://crm/{phone}\"\n",
             "[popups]\ncrm_url_template = \"javascript:alert(1)\"\n",
+            "[popups]\ncrm_url_template = \"http://crm.example.com/{e164}\"\n",
             "[popups]\nmax_on_screen = 0\n",
             "[popups]\nnotifications = \"sometimes\"\n",
         ] {

@@ -54,6 +54,9 @@ pub mod names {
     pub const RINGCENTRAL_JWT: &str = "ringcentral_jwt";
     /// ngrok authtoken.
     pub const NGROK_AUTHTOKEN: &str = "ngrok_authtoken";
+    /// The RingCentral server the client secret and JWT were entered for (not a secret, kept
+    /// with them so the two never part).
+    pub const RINGCENTRAL_CREDENTIALS_SERVER: &str = "ringcentral_credentials_server";
     /// Every name, for validation.
     pub const ALL: &[&str] = &[
         RINGCENTRAL_VERIFICATION_TOKEN,
@@ -301,17 +304,66 @@ pub fn store(config: &Config, name: &str, value: Option<&str>) -> Result<(), Sec
 }
 
 /// Fills RingCentral platform credentials the environment did not give from the secret store.
+///
+/// Stored RingCentral credentials belong to the server they were entered for: with another
+/// server configured (one that is not also RingCentral's, `callpop_ringcentral::servers`) they
+/// are not used, so editing the server in the config file cannot send them to another host.
 pub fn complete_platform_credentials(config: &mut Config) -> Result<(), SecretsError> {
-    if config.ringcentral.client_secret.is_none() {
-        config.ringcentral.client_secret = stored(config, names::RINGCENTRAL_CLIENT_SECRET)?;
-    }
-    if config.ringcentral.jwt.is_none() {
-        config.ringcentral.jwt = stored(config, names::RINGCENTRAL_JWT)?;
+    let from_store = config.ringcentral.client_secret.is_none() || config.ringcentral.jwt.is_none();
+    if from_store && credentials_bound_elsewhere(config)? {
+        tracing::warn!(
+            target: "callpop::security",
+            server = %config.ringcentral.server,
+            "the stored RingCentral client secret and JWT were entered for another server; \
+             they are not sent to this one: enter them again in Settings"
+        );
+    } else {
+        if config.ringcentral.client_secret.is_none() {
+            config.ringcentral.client_secret = stored(config, names::RINGCENTRAL_CLIENT_SECRET)?;
+        }
+        if config.ringcentral.jwt.is_none() {
+            config.ringcentral.jwt = stored(config, names::RINGCENTRAL_JWT)?;
+        }
     }
     if config.tunnel.ngrok_authtoken.is_none() {
         config.tunnel.ngrok_authtoken = stored(config, names::NGROK_AUTHTOKEN)?;
     }
     Ok(())
+}
+
+/// Whether the stored RingCentral credentials were entered for a server they must not be sent
+/// from `config`'s. Credentials stored before servers were recorded are bound to the server
+/// configured now.
+pub fn credentials_bound_elsewhere(config: &Config) -> Result<bool, SecretsError> {
+    let path = config.data_dir.join(SECRETS_FILE);
+    let file = read(&path)?;
+    let server = &config.ringcentral.server;
+    match file.values.get(names::RINGCENTRAL_CREDENTIALS_SERVER) {
+        Some(bound) => Ok(!callpop_ringcentral::servers::credentials_carry_over(
+            bound, server,
+        )),
+        None => {
+            let any_stored = stored(config, names::RINGCENTRAL_CLIENT_SECRET)?.is_some()
+                || stored(config, names::RINGCENTRAL_JWT)?.is_some();
+            if any_stored {
+                bind_credentials(config, server)?;
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Records that the stored RingCentral credentials belong to `server`.
+pub fn bind_credentials(config: &Config, server: &str) -> Result<(), SecretsError> {
+    let path = config.data_dir.join(SECRETS_FILE);
+    let mut file = read(&path)?;
+    let server = server.trim().trim_end_matches('/').to_string();
+    if file.values.get(names::RINGCENTRAL_CREDENTIALS_SERVER) == Some(&server) {
+        return Ok(());
+    }
+    file.values
+        .insert(names::RINGCENTRAL_CREDENTIALS_SERVER.to_string(), server);
+    write(&path, &file)
 }
 
 fn read(path: &Path) -> Result<SecretsFile, SecretsError> {

@@ -20,8 +20,7 @@ use callpop_clock::Clock;
 use callpop_core::wire::{Id, Timestamp};
 use callpop_core::Secret;
 
-/// Production API server.
-pub const PRODUCTION_SERVER: &str = "https://platform.ringcentral.com";
+pub use crate::servers::PRODUCTION_SERVER;
 
 /// RingCentral's rate-limit groups (per user, per app).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -71,6 +70,9 @@ pub enum ApiError {
     /// The answer was not what the API documents.
     #[error("unexpected answer from RingCentral: {0}")]
     Protocol(String),
+    /// The server setting would send the credentials in clear or to a malformed address.
+    #[error("{0} is not a server CallPop sends credentials to: use https:// (plain http only for a test server on this machine)")]
+    InsecureServer(String),
 }
 
 impl ApiError {
@@ -257,10 +259,17 @@ impl Platform {
     /// A client for `server` (e.g. [`PRODUCTION_SERVER`]).
     pub fn new(server: &str, credentials: Credentials, clock: Clock) -> Result<Platform, ApiError> {
         crate::tls::install_crypto_provider();
+        let target = callpop_core::links::http_target(server)
+            .filter(|t| t.fit_for_secrets())
+            .ok_or_else(|| ApiError::InsecureServer(server.to_string()))?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("CallPop/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
+            // A 307/308 would resend the JWT form (or a bearer token) to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            // Plain http only to a test server on this machine, as checked above.
+            .https_only(target.https)
             .build()
             .map_err(|e| ApiError::Network(e.to_string()))?;
         Ok(Platform {
@@ -661,12 +670,25 @@ fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Opti
     let value = headers.get("retry-after")?.to_str().ok()?.trim();
     let seconds = match value.parse::<i64>() {
         Ok(seconds) => seconds,
-        Err(_) => {
-            let until = DateTime::parse_from_rfc2822(value).ok()?;
-            (until.with_timezone(&Utc) - now).num_seconds()
-        }
+        Err(_) => (http_date(value)? - now).num_seconds(),
     };
     Some(seconds.clamp(0, MAX_RETRY_AFTER))
+}
+
+/// An HTTP date in any of the three forms RFC 9110 §5.6.7 requires recipients to read:
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, the obsolete `Sunday, 06-Nov-94 08:49:37 GMT` and C's
+/// `Sun Nov  6 08:49:37 1994`.
+fn http_date(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc2822(value) {
+        return Some(at.with_timezone(&Utc));
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT")
+        .or_else(|_| {
+            let single_spaced = value.split_whitespace().collect::<Vec<_>>().join(" ");
+            chrono::NaiveDateTime::parse_from_str(&single_spaced, "%a %b %e %H:%M:%S %Y")
+        })
+        .ok()?;
+    Some(naive.and_utc())
 }
 
 /// How long a granted access token is used: `expires_in` as sent, between a minute and a day
@@ -812,6 +834,64 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_credentials_go_only_to_https_or_this_machine() {
+        let (elsewhere, stolen) = token_server(200).await;
+        let app = axum::Router::new().route(
+            "/restapi/oauth/token",
+            axum::routing::post(move || {
+                let to = format!("{elsewhere}/restapi/oauth/token");
+                async move {
+                    (
+                        axum::http::StatusCode::PERMANENT_REDIRECT,
+                        [("location", to)],
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let credentials = || Credentials {
+            client_id: "id".into(),
+            client_secret: Secret::new("secret"),
+            jwt: Secret::new("jwt"),
+        };
+        let clock = Clock::real();
+        let platform = Platform::new(&url, credentials(), clock).expect("client");
+        let err = platform
+            .authenticate()
+            .await
+            .expect_err("a redirect is no token");
+        assert!(
+            matches!(
+                err,
+                ApiError::Auth { .. } | ApiError::Api { .. } | ApiError::Protocol(_)
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            stolen.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the JWT form was not resent to the redirect's target"
+        );
+        for server in [
+            "http://platform.example.com",
+            "ftp://x",
+            "https://user@evil.example",
+        ] {
+            assert!(
+                matches!(
+                    Platform::new(server, credentials(), clock),
+                    Err(ApiError::InsecureServer(_))
+                ),
+                "{server}"
+            );
+        }
+    }
+
     /// A RingCentral that grants tokens and hangs up on every other request without an
     /// answer (the answer lost on the way back); counts those requests.
     async fn hanging_up_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
@@ -905,6 +985,9 @@ mod tests {
             ("Tue, 24 Nov 2026 07:00:00 GMT", Some(0)),
             ("Fri, 31 Dec 9999 23:59:59 GMT", Some(MAX_RETRY_AFTER)),
             ("Tue, 24 Nov 2026 99:00:00 GMT", None),
+            // RFC 9110's two obsolete forms, which recipients must still read.
+            ("Tuesday, 24-Nov-26 07:28:00 GMT", Some(60)),
+            ("Tue Nov 24 07:28:30 2026", Some(90)),
         ] {
             headers.insert(
                 "retry-after",

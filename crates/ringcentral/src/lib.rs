@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod filters;
+pub mod servers;
 pub mod tls;
 
 pub use tls::install_crypto_provider;

@@ -3,8 +3,6 @@ import { commands, type CallDetail, type CallView, type DeliveryView, type Timel
 import { h, clear, icon, copyText, errorMessage, nextId } from "../dom";
 import { cleanText, formatDateTime, formatDuration, formatTimeOfDay, telHref } from "../format";
 import { counterpart, DIRECTION_LABEL, directionIcon, isLive, ourSide, primaryText, resultBadge, safeHttpUrl, secondaryText } from "../call-display";
-import { settings } from "../state";
-import { fillCrmTemplate } from "../validate";
 import { toast, toastError } from "../toast";
 
 export class DetailPanel {
@@ -42,7 +40,7 @@ export class DetailPanel {
     this.el.hidden = false;
     if (!same) {
       this.body.scrollTop = 0;
-      if (known) this.render({ call: known, timeline: [], deliveries: [] }, true);
+      if (known) this.render({ call: known, crm_url: null, timeline: [], deliveries: [] }, true);
       else this.renderLoading();
     }
     void this.load(id);
@@ -120,7 +118,8 @@ export class DetailPanel {
         type: "button", class: "btn", onclick: () => copyText(who.e164 ?? who.number).then(() => toast("Number copied", "success"), (e) => toastError("Couldn't copy", e)),
       }, icon("copy"), "Copy number"));
     }
-    const crm = crmLink(c);
+    // Filled by the engine exactly as the popup's "Open in CRM" button fills it.
+    const crm = d.crm_url ? safeHttpUrl(d.crm_url) : null;
     if (crm) actions.append(h("a", { class: "btn", href: crm, rel: "noopener noreferrer" }, icon("external"), "Open in CRM"));
 
     const head = h("header", { class: "detail-head" },
@@ -191,14 +190,6 @@ export class DetailPanel {
   }
 }
 
-function crmLink(c: CallView): string | null {
-  const t = settings.value?.popups.crm_url_template?.trim();
-  if (!t) return null;
-  const p = counterpart(c);
-  const e164 = p.e164 ?? "";
-  const url = fillCrmTemplate(t, { number: (p.raw ?? e164).replace(/[^\d+]/g, ""), e164, name: p.name, call_id: String(c.id) });
-  return safeHttpUrl(url)?.startsWith("https:") ? url : null;
-}
 
 function renderTimeline(entries: TimelineEntry[]): HTMLElement {
   if (!entries.length) return h("p", { class: "muted", text: "No events yet." });

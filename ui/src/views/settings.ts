@@ -5,9 +5,10 @@ import { h, clear, icon, nextId, copyText, errorMessage, type IconName } from ".
 import { health, settings as settingsState } from "../state";
 import { toast, toastError } from "../toast";
 import {
-  COUNTRIES, CRM_PLACEHOLDERS, LIMITS, checkExtension, fillCrmTemplate, formFromSettings, formKey,
-  updateFromForm, validateForm, type SecretField, type SettingsForm,
+  COUNTRIES, CRM_PLACEHOLDERS, LIMITS, checkExtension, crmTemplateWarning, fillCrmTemplate, formFromSettings,
+  formKey, updateFromForm, validateForm, type SecretField, type SettingsForm,
 } from "../validate";
+import { confirmChanges } from "../confirm";
 
 type Binding = { control: HTMLElement; error: HTMLElement; row?: HTMLElement };
 
@@ -484,14 +485,19 @@ export class SettingsPage {
         crmInput.focus();
       } }));
     }
+    const crmWarning = h("p", { class: "help crm-warning", "data-testid": "crm-warning" });
     const drawPreview = () => {
       const t = p.crm_url_template.trim();
       crmPreview.hidden = !t;
-      crmPreview.textContent = t ? `Example: ${fillCrmTemplate(t, { number: "4155550123", e164: "+14155550123", name: "Jane Doe", call_id: "1042" })}` : "";
+      crmPreview.textContent = t ? `Example: ${fillCrmTemplate(t, { number: "4155550123", e164: "+14155550123", name: "Jane Doe", call_id: "RC-session-id" })}` : "";
+      const warning = crmTemplateWarning(t);
+      crmWarning.hidden = !warning;
+      crmWarning.textContent = warning ?? "";
     };
     drawPreview();
     crm.insertBefore(chips, crm.querySelector(".field-error"));
     crm.insertBefore(crmPreview, crm.querySelector(".field-error"));
+    crm.insertBefore(crmWarning, crm.querySelector(".field-error"));
 
     return this.section("popups", "Popups", "What appears on screen when a customer calls.",
       segField,
@@ -693,12 +699,20 @@ export class SettingsPage {
     this.refresh();
     const update = updateFromForm(this.form);
     try {
-      const r = await commands.saveSettings(update);
+      let r = await commands.saveSettings(update);
+      if (!r.ok && "confirmations" in r) {
+        const yes = await confirmChanges("Confirm these changes", r.confirmations.map((c) => c.question), "Save and apply");
+        if (!yes) {
+          this.status("Not saved");
+          return;
+        }
+        r = await commands.saveSettings({ ...update, confirmed: true });
+      }
       if (r.ok) {
         this.setBase(r.settings);
         this.status("Saved", true);
         toast("Settings saved", "success");
-      } else {
+      } else if ("errors" in r) {
         this.serverErrors.clear();
         for (const e of r.errors) this.serverErrors.set(e.field, e.message);
         this.status("Not saved: fix the highlighted fields");

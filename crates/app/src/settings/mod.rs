@@ -200,6 +200,19 @@ pub struct SettingsUpdate {
     pub popups: PopupsView,
     /// General.
     pub general: GeneralUpdate,
+    /// The person has confirmed the changes [`SettingsUpdate::confirmations`] asked about
+    /// (a new public URL, credentials cleared by a server change).
+    #[serde(default)]
+    pub confirmed: bool,
+}
+
+/// A change that must be confirmed before it is saved, and how to ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Confirmation {
+    /// The field it is about.
+    pub field: String,
+    /// The question, in plain words.
+    pub question: String,
 }
 
 /// A field that failed validation, by dotted path (`ringcentral.server`, `line_labels.2.number`).

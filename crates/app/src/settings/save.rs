@@ -5,6 +5,7 @@ use std::path::Path;
 
 use callpop_engine::config::{validate_public_url, Config};
 use callpop_engine::secrets::names;
+use callpop_ringcentral::servers::credentials_carry_over;
 
 use super::toml_file::{set, set_in, value};
 use super::*;
@@ -153,15 +154,25 @@ impl SettingsUpdate {
     }
 
     /// Secrets the window sent: `None` keeps the stored one, empty removes it.
+    /// Stores the secrets given. The RingCentral client secret and JWT belong to the server
+    /// they were entered for: a move to a server that is not also RingCentral's clears them
+    /// (unless new ones come with it), so a changed server never receives them.
     fn store_secrets(&self, config: &Config) -> Result<(), SettingsError> {
+        let server = self.ringcentral.server.trim().trim_end_matches('/');
+        let moved_away = !credentials_carry_over(&config.ringcentral.server, server);
+        // An empty value clears a stored secret.
+        let platform = |given: &Option<String>| match given {
+            None if moved_away => Some(String::new()),
+            given => given.clone(),
+        };
         for (name, value) in [
             (
                 names::RINGCENTRAL_CLIENT_SECRET,
-                &self.ringcentral.client_secret,
+                platform(&self.ringcentral.client_secret),
             ),
-            (names::RINGCENTRAL_JWT, &self.ringcentral.jwt),
-            (names::RINGOTEL_API_TOKEN, &self.ringotel.api_token),
-            (names::NGROK_AUTHTOKEN, &self.tunnel.ngrok_authtoken),
+            (names::RINGCENTRAL_JWT, platform(&self.ringcentral.jwt)),
+            (names::RINGOTEL_API_TOKEN, self.ringotel.api_token.clone()),
+            (names::NGROK_AUTHTOKEN, self.tunnel.ngrok_authtoken.clone()),
         ] {
             if let Some(v) = value {
                 callpop_engine::secrets::store(
@@ -170,6 +181,19 @@ impl SettingsUpdate {
                     Some(v.trim()).filter(|v| !v.is_empty()),
                 )?;
             }
+        }
+        if moved_away {
+            tracing::warn!(
+                target: "callpop::security",
+                from = %config.ringcentral.server,
+                to = %server,
+                "RingCentral server changed in Settings; the stored client secret and JWT were \
+                 cleared unless new ones were entered with it"
+            );
+        }
+        let entered = self.ringcentral.client_secret.is_some() || self.ringcentral.jwt.is_some();
+        if entered || moved_away {
+            callpop_engine::secrets::bind_credentials(config, server)?;
         }
         Ok(())
     }

@@ -210,7 +210,7 @@ fn a_bad_server_is_reported_on_its_field() {
         "https://",
         "ftp://platform.ringcentral.com",
         "http://platform.ringcentral.com",
-        "http://127.0.0.1",
+        "http://192.168.1.10:8080",
         "http://127.0.0.1:notaport",
         "http://localhost:99999",
     ] {
@@ -228,6 +228,7 @@ fn a_bad_server_is_reported_on_its_field() {
         "https://platform.devtest.ringcentral.com/",
         " https://platform.ringcentral.com ",
         "http://127.0.0.1:8080",
+        "http://127.0.0.1",
         "http://localhost:9000/",
     ] {
         let mut u = view.unchanged();
@@ -929,4 +930,106 @@ fn a_damaged_secret_store_fails_the_save_with_a_secrets_error() {
         err.to_string().starts_with("cannot store a secret: "),
         "{err}"
     );
+}
+
+/// Settings with a RingCentral client id, secret and JWT saved for `server`.
+fn with_credentials(dir: &Path, server: &str) -> (Config, PathBuf, SettingsView) {
+    let (config, file) = config_with(dir, "");
+    let mut u = SettingsView::from_config(&config).unchanged();
+    u.ringcentral = RingCentralUpdate {
+        server: server.into(),
+        client_id: "client-123".into(),
+        client_secret: Some("the-client-secret".into()),
+        jwt: Some("jwt.header.signature".into()),
+    };
+    assert_eq!(u.validate(&SettingsView::from_config(&config)), Ok(()));
+    u.save(&config, &file).expect("save");
+    let config = load(dir, &file);
+    let view = SettingsView::from_config(&config);
+    assert!(view.ringcentral.client_secret_set && view.ringcentral.jwt_set);
+    (config, file, view)
+}
+
+#[test]
+fn credentials_stay_with_ringcentral_when_the_server_moves_between_its_platforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, file, view) = with_credentials(dir.path(), "https://platform.ringcentral.com");
+    let mut u = view.unchanged();
+    u.ringcentral.server = "https://platform.devtest.ringcentral.com".into();
+    assert_eq!(u.confirmations(&view), Vec::new(), "nothing to ask");
+    u.save(&config, &file).expect("save");
+    let mut moved = load(dir.path(), &file);
+    callpop_engine::secrets::complete_platform_credentials(&mut moved).expect("complete");
+    assert!(moved.ringcentral.has_credentials(), "kept for the sandbox");
+}
+
+#[test]
+fn moving_the_server_elsewhere_asks_first_and_then_clears_the_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, file, view) = with_credentials(dir.path(), "https://platform.ringcentral.com");
+    let mut u = view.unchanged();
+    u.ringcentral.server = "https://rc-proxy.example.com".into();
+    assert_eq!(u.validate(&view), Ok(()));
+    let asks = u.confirmations(&view);
+    assert_eq!(asks.len(), 1, "{asks:?}");
+    assert_eq!(asks[0].field, "ringcentral.server");
+    assert!(asks[0].question.contains("removed"), "{asks:?}");
+
+    u.confirmed = true;
+    assert!(u.confirmations(&view).is_empty());
+    u.save(&config, &file).expect("save");
+    let moved = load(dir.path(), &file);
+    for name in [names::RINGCENTRAL_CLIENT_SECRET, names::RINGCENTRAL_JWT] {
+        assert!(
+            callpop_engine::secrets::stored(&moved, name)
+                .expect("stored")
+                .is_none(),
+            "{name} cleared"
+        );
+    }
+    let shown = SettingsView::from_config(&moved);
+    assert!(!shown.ringcentral.client_secret_set && !shown.ringcentral.jwt_set);
+}
+
+#[test]
+fn a_server_changed_in_the_file_does_not_get_the_stored_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, file, _) = with_credentials(dir.path(), "https://platform.ringcentral.com");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let edited = text.replace(
+        "https://platform.ringcentral.com",
+        "https://collector.example.net",
+    );
+    assert_ne!(text, edited, "{text}");
+    std::fs::write(&file, edited).expect("write");
+    let mut config = load(dir.path(), &file);
+    callpop_engine::secrets::complete_platform_credentials(&mut config).expect("complete");
+    assert!(config.ringcentral.client_secret.is_none() && config.ringcentral.jwt.is_none());
+    let shown = SettingsView::from_config(&config);
+    assert!(!shown.ringcentral.client_secret_set && !shown.ringcentral.jwt_set);
+}
+
+#[test]
+fn a_new_public_url_is_saved_only_once_confirmed() {
+    let (dir, config, view) = fresh();
+    let file = dir.path().join("config.toml");
+    let mut u = view.unchanged();
+    u.tunnel.mode = TunnelModeView::Provided;
+    u.tunnel.public_url = "https://calls.dealer.example/".into();
+    let asks = u.confirmations(&view);
+    assert_eq!(asks.len(), 1, "{asks:?}");
+    assert_eq!(asks[0].field, "tunnel.public_url");
+    assert!(
+        asks[0].question.contains("https://calls.dealer.example"),
+        "{asks:?}"
+    );
+    u.confirmed = true;
+    u.save(&config, &file).expect("save");
+    let saved = SettingsView::from_config(&load(dir.path(), &file));
+    assert_eq!(saved.tunnel.public_url, "https://calls.dealer.example");
+    // Saving it again unchanged asks nothing; another one asks again.
+    assert!(saved.unchanged().confirmations(&saved).is_empty());
+    let mut again = saved.unchanged();
+    again.tunnel.public_url = "https://elsewhere.example".into();
+    assert_eq!(again.confirmations(&saved).len(), 1);
 }

@@ -1,21 +1,11 @@
 //! Checking what the window sends back, with a message per field, before anything is saved.
 
 use callpop_core::numbers::{Country, PhoneNumber};
-use callpop_engine::config::{validate_crm_template, validate_public_url};
+use callpop_engine::config::{
+    validate_crm_template, validate_public_url, validate_ringcentral_server,
+};
 
 use super::*;
-
-fn valid_server(server: &str) -> bool {
-    let s = server.trim().trim_end_matches('/');
-    if s.starts_with("https://") && s.len() > "https://".len() {
-        return true;
-    }
-    // Plain http only to this machine (a local test platform).
-    ["http://127.0.0.1:", "http://localhost:"].iter().any(|p| {
-        s.strip_prefix(p)
-            .is_some_and(|port| port.parse::<u16>().is_ok())
-    })
-}
 
 fn valid_domain(d: &str) -> bool {
     let d = d.trim();
@@ -32,6 +22,63 @@ fn valid_domain(d: &str) -> bool {
 }
 
 impl SettingsUpdate {
+    /// The changes that move call data or credentials somewhere new, to be confirmed first
+    /// (empty once [`SettingsUpdate::confirmed`] is set). The tunnel's own URL and the
+    /// WebSocket switch-over change without asking: CallPop chose those addresses itself.
+    pub fn confirmations(&self, current: &SettingsView) -> Vec<Confirmation> {
+        if self.confirmed {
+            return Vec::new();
+        }
+        let mut asks = Vec::new();
+        if let Some((from, to)) = self.public_url_change(current) {
+            asks.push(Confirmation {
+                field: "tunnel.public_url".into(),
+                question: match from {
+                    Some(from) => format!(
+                        "Send every call event to {to} instead of {from}? RingCentral's subscription \
+                         moves there, with the webhook tokens."
+                    ),
+                    None => format!(
+                        "Send every call event to {to}? RingCentral's subscription moves there, \
+                         with the webhook tokens."
+                    ),
+                },
+            });
+        }
+        let server = self.ringcentral.server.trim().trim_end_matches('/');
+        let has_credentials = current.ringcentral.client_secret_set || current.ringcentral.jwt_set;
+        let entered = self.ringcentral.client_secret.is_some() && self.ringcentral.jwt.is_some();
+        if has_credentials
+            && !entered
+            && !callpop_ringcentral::servers::credentials_carry_over(
+                &current.ringcentral.server,
+                server,
+            )
+        {
+            asks.push(Confirmation {
+                field: "ringcentral.server".into(),
+                question: format!(
+                    "{server} is not a RingCentral server. The stored client secret and JWT will be \
+                     removed so they are never sent there; enter the credentials for {server} again. \
+                     Continue?"
+                ),
+            });
+        }
+        asks
+    }
+
+    /// The provided public URL before and after this update, when it changes.
+    pub fn public_url_change(&self, current: &SettingsView) -> Option<(Option<String>, String)> {
+        if self.tunnel.mode != TunnelModeView::Provided {
+            return None;
+        }
+        let to = validate_public_url(&self.tunnel.public_url).ok()?;
+        let from = validate_public_url(&current.tunnel.public_url)
+            .ok()
+            .filter(|_| current.tunnel.mode == TunnelModeView::Provided);
+        (from.as_deref() != Some(to.as_str())).then_some((from, to))
+    }
+
     /// Checks every field; returns one message per bad field, all of them at once.
     pub fn validate(&self, current: &SettingsView) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -53,10 +100,10 @@ impl SettingsUpdate {
     }
 
     fn check_ringcentral(&self, current: &SettingsView, errors: &mut Vec<FieldError>) {
-        if !valid_server(&self.ringcentral.server) {
+        if validate_ringcentral_server(&self.ringcentral.server).is_err() {
             errors.push(FieldError::new(
                 "ringcentral.server",
-                "use https://platform.ringcentral.com (or http://127.0.0.1:PORT for a local test platform)",
+                "use https://platform.ringcentral.com (or http://127.0.0.1:PORT for a test platform on this machine)",
             ));
         }
         let id = self.ringcentral.client_id.trim();

@@ -43,23 +43,28 @@ impl SettingsView {
                 close_to_tray: view.general.close_to_tray,
                 default_country: view.general.default_country.clone(),
             },
+            confirmed: false,
         }
     }
     /// The settings in force.
     pub fn from_config(config: &Config) -> SettingsView {
         let prefs = config.desktop;
         let p = &config.popups;
+        // Credentials entered for another server are not this server's: shown as not set.
+        let withheld =
+            callpop_engine::secrets::credentials_bound_elsewhere(config).unwrap_or(false);
+        let platform_secret_set = |env: Option<&callpop_core::Secret>, name: &str| {
+            env.is_some() || (!withheld && secret_set(config, None, name))
+        };
         SettingsView {
             ringcentral: RingCentralView {
                 server: config.ringcentral.server.clone(),
                 client_id: config.ringcentral.client_id.clone().unwrap_or_default(),
-                client_secret_set: secret_set(
-                    config,
+                client_secret_set: platform_secret_set(
                     config.ringcentral.client_secret.as_ref(),
                     names::RINGCENTRAL_CLIENT_SECRET,
                 ),
-                jwt_set: secret_set(
-                    config,
+                jwt_set: platform_secret_set(
                     config.ringcentral.jwt.as_ref(),
                     names::RINGCENTRAL_JWT,
                 ),

@@ -573,10 +573,9 @@ impl PopupManager {
                         }
                     }
                     "crm" => {
-                        if let (Some(template), Some(call)) =
-                            (self.settings.crm_url_template.clone(), call)
-                        {
-                            self.notifier.open(crm_url(&template, &call));
+                        let template = self.settings.crm_url_template.as_deref().unwrap_or("");
+                        if let Some(url) = call.as_ref().and_then(|c| crm_url(template, c)) {
+                            self.notifier.open(url);
                         }
                     }
                     _ => {}

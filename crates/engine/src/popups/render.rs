@@ -12,39 +12,9 @@ use super::policy::watched_parts;
 use super::{Phase, PopupSettings};
 use crate::notify::{escape_markup, Capabilities, Popup, Urgency};
 
-/// Percent-encodes a value for a URL (RFC 3986 unreserved characters stay as they are).
-fn url_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// Fills the CRM link template for a call.
-pub fn crm_url(template: &str, call: &Call) -> String {
-    let number = call
-        .from
-        .raw
-        .clone()
-        .or_else(|| call.from.e164.clone())
-        .unwrap_or_default();
-    template
-        .replace("{number}", &url_encode(&number))
-        .replace(
-            "{e164}",
-            &url_encode(call.from.e164.as_deref().unwrap_or("")),
-        )
-        .replace(
-            "{name}",
-            &url_encode(&sanitize(call.from.name.as_deref().unwrap_or(""), 100)),
-        )
-        .replace("{call_id}", &url_encode(&call.call_key))
+/// The "Open in CRM" link for a call (`callpop_core::crm`, shared with the window).
+pub fn crm_url(template: &str, call: &Call) -> Option<String> {
+    callpop_core::crm::link(template, call)
 }
 
 /// Renders what people read on a popup.
@@ -119,7 +89,8 @@ impl Renderer<'_> {
         if call.from.e164.is_some() {
             actions.push(("call-back".to_string(), "Call back".to_string()));
         }
-        if self.settings.crm_url_template.is_some() {
+        let template = self.settings.crm_url_template.as_deref().unwrap_or("");
+        if crm_url(template, call).is_some() {
             actions.push(("crm".to_string(), "Open in CRM".to_string()));
         }
         actions
@@ -296,8 +267,8 @@ mod tests {
         assert!(p.summary.starts_with("Missed call from"));
         assert!(!p.body.contains("<i>"), "{}", p.body);
         assert_eq!(
-            crm_url(settings.crm_url_template.as_deref().unwrap_or_default(), &c),
-            "https://crm.example/find?phone=%2B14155550123&n=Jane%20%3Cb%3ERoe%3C%2Fb%3E"
+            crm_url(settings.crm_url_template.as_deref().unwrap_or_default(), &c).as_deref(),
+            Some("https://crm.example/find?phone=%2B14155550123&n=Jane%20%3Cb%3ERoe%3C%2Fb%3E")
         );
         let answered = call(
             CallState::Connected,
