@@ -22,6 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     no_huge_pages();
+    callpop_files::keep_new_files_private();
     let cli = Cli::parse();
     callpop_ringcentral::install_crypto_provider();
     let code = match run(cli) {

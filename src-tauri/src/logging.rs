@@ -16,7 +16,10 @@ const KEEP_FILES: usize = 7;
 
 /// Starts logging into `dir`. Keep the guard alive: dropping it flushes and stops the file log.
 pub fn init(dir: &Path) -> anyhow::Result<WorkerGuard> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Logs name callers and numbers: the folder and (with the umask set at start) its files
+    // are the user's alone.
+    callpop_files::create_private_dir(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("callpop")
@@ -56,6 +59,8 @@ mod tests {
     fn lines_reach_a_dated_file_in_the_log_dir() {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("logs");
+        // As main() does: what the process creates is the user's alone.
+        callpop_files::keep_new_files_private();
         let guard = init(&dir).expect("logging starts");
         tracing::info!(marker = "log-file-check", "hello from the test");
         drop(guard);
@@ -73,5 +78,9 @@ mod tests {
         let text = std::fs::read_to_string(&files[0]).expect("log text");
         assert!(text.contains("log-file-check"), "{text}");
         assert!(!text.contains('\u{1b}'), "no colour codes in the file");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700, "the log folder is private");
+        assert_eq!(mode(&files[0]), 0o600, "log files are private");
     }
 }

@@ -56,6 +56,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options> {
 }
 
 fn main() -> Result<()> {
+    callpop_files::keep_new_files_private();
     let options = parse_options(std::env::args().skip(1))?;
     shell::run(options.hidden, options.overrides).context("CallPop could not start")
 }

@@ -484,8 +484,9 @@ pub fn export_csv(
     std::fs::create_dir_all(dir).map_err(|e| WindowError::Export(shown.clone(), e))?;
     // Written under a temporary name so a half-written export never looks finished.
     let partial = path.with_extension("csv.partial");
-    let file =
-        std::fs::File::create(&partial).map_err(|e| WindowError::Export(shown.clone(), e))?;
+    // Call history is personal data: the export is the owner's alone.
+    let file = callpop_files::create_private(&partial)
+        .map_err(|e| WindowError::Export(shown.clone(), e))?;
     let mut out = std::io::BufWriter::new(file);
     let rows = match write_csv(store, &filter, labels, CsvText::Exact, &mut out) {
         Ok(rows) => rows,
@@ -1086,6 +1087,9 @@ mod tests {
                 rows: 5,
             }
         );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "call history is the user's alone");
         let text = std::fs::read_to_string(&path).expect("read");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6);

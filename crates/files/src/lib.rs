@@ -18,10 +18,24 @@ mod os;
 /// Who may read a file written by [`write_atomically`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// The owner only (secrets, credentials).
+    /// The owner only (secrets, credentials, settings); a file being replaced keeps a
+    /// stricter mode it had.
     Private,
-    /// As the user's default permissions allow (settings).
+    /// As the user's default permissions allow.
     Default,
+}
+
+/// Makes every file and folder the process creates from now on readable by its owner only
+/// (on Unix, a umask of 077): logs, exports and anything a library writes. Files that exist
+/// keep their modes. Called once at the start of each program.
+pub fn keep_new_files_private() {
+    os::keep_new_files_private();
+}
+
+/// Creates (or truncates) a file readable by the owner only, for a file CallPop writes once,
+/// such as a CSV export.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    os::create_truncate_private(path)
 }
 
 /// Creates the folder (and its parents) readable by the owner only, when it does not exist.
@@ -60,6 +74,9 @@ pub fn write_atomically(path: &Path, contents: &[u8], access: Access) -> std::io
             Access::Default => std::fs::File::create(&tmp)?,
         };
         file.write_all(contents)?;
+        if access == Access::Private {
+            os::keep_stricter_mode(&file, path)?;
+        }
         file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, path)?;
@@ -130,5 +147,24 @@ mod tests {
         write_atomically(&secret, b"{}", Access::Private).expect("secret");
         assert_eq!(mode(&secret), 0o600);
         assert_eq!(mode(secret.parent().expect("parent")), 0o700);
+    }
+
+    #[test]
+    fn a_replacement_is_private_and_keeps_a_stricter_mode_an_admin_set() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let settings = dir.path().join("config.toml");
+        std::fs::write(&settings, "a = 1\n").expect("write");
+        std::fs::set_permissions(&settings, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_atomically(&settings, b"a = 2\n", Access::Private).expect("replace");
+        assert_eq!(mode(&settings), 0o600, "a looser mode is not kept");
+        std::fs::set_permissions(&settings, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        write_atomically(&settings, b"a = 3\n", Access::Private).expect("replace read-only");
+        assert_eq!(mode(&settings), 0o400, "a stricter mode is kept");
+        assert_eq!(std::fs::read_to_string(&settings).expect("read"), "a = 3\n");
+        let export = dir.path().join("calls.csv");
+        drop(create_private(&export).expect("export"));
+        assert_eq!(mode(&export), 0o600);
     }
 }

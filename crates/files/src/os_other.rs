@@ -21,3 +21,9 @@ pub(crate) fn create_truncate_private(path: &Path) -> std::io::Result<File> {
 pub(crate) fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
+
+pub(crate) fn keep_stricter_mode(_new: &File, _old: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+pub(crate) fn keep_new_files_private() {}

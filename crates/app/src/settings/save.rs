@@ -230,7 +230,7 @@ fn read_document(config_file: &Path) -> Result<(toml_edit::Document, bool), Sett
 /// Replaces the settings file: a power cut right after saving leaves the old file or the new
 /// one, never an empty one.
 fn write_atomically(path: &Path, text: &str) -> Result<(), SettingsError> {
-    callpop_files::write_atomically(path, text.as_bytes(), callpop_files::Access::Default).map_err(
+    callpop_files::write_atomically(path, text.as_bytes(), callpop_files::Access::Private).map_err(
         |source| SettingsError::Write {
             path: path.to_path_buf(),
             source,

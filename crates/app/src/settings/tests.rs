@@ -664,6 +664,9 @@ fn saved_settings_read_back_as_saved_and_secrets_stay_out_of_the_file() {
         "a secret not sent back is kept"
     );
     assert!(!dir.path().join("config.toml.tmp").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the settings file is the user's alone");
 }
 
 #[test]
