@@ -215,6 +215,10 @@ export type HealthView = {
   storage_error: string | null,
   /** When deliveries started failing to be stored (kept while the failure lasts). */
   storage_error_since: string | null,
+  /** How often the history's writer died after a bug and was started again since CallPop started (0 normally): worth reporting even though calls are stored again. */
+  writer_restarts: number,
+  /** Why the writer last died, once it has. */
+  writer_last_failure: string | null,
   /** Background parts by name (`subscription`, `tunnel`, `notifications`, …). */
   parts: { [key in string]: PartStatus },
 };

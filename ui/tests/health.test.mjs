@@ -149,3 +149,16 @@ test("credentials: the keyring is fine, the file fallback is flagged with where 
     assert.match(await page.textContent(".health-summary"), /Credentials: file fallback/);
   });
 });
+
+test("storage: a writer restart is reported once calls are stored again; an error says RingCentral does not resend", async () => {
+  const health = { writer_restarts: 2, writer_last_failure: "its disk-sync thread stopped" };
+  await withApp({ mock: { health } }, async (page) => {
+    await page.click("#tab-health");
+    await page.waitForSelector(card("storage"));
+    assert.match(await page.textContent(card("storage")), /OK/);
+    assert.match(await page.textContent("[data-testid='writer-restarts']"), /stopped 2 times after a bug and was restarted \(last: its disk-sync thread stopped\)/);
+    await page.evaluate(() => window.__mock.setHealth({ status: "error", storage_error: "unwritable: disk full", storage_error_since: "2026-11-23T18:00:00Z" }));
+    await page.waitForFunction(() => /disk full/.test(document.querySelector('.health-card[data-part="storage"]')?.textContent ?? ""));
+    assert.match(await page.textContent(card("storage")), /RingCentral does not send them again/);
+  });
+});

@@ -336,7 +336,7 @@
     public_url: "https://callpop-baymotors.ngrok.app", ringcentral_webhook_url: "https://callpop-baymotors.ngrok.app/api/v1/webhooks/phone_calls_webhooks/ringcentral",
     ringotel_webhook_url: "https://callpop-baymotors.ngrok.app/api/v1/webhooks/phone_calls_webhooks/ringotel",
     ringcentral: counters(18234, 412, 0, 0, 0, since(1)), ringotel: counters(5120, 33, 0, 0, 0, since(4)),
-    storage_error: null,
+    storage_error: null, storage_error_since: null, writer_restarts: 0, writer_last_failure: null,
     parts: {
       subscription: { state: "active", detail: "Active until 2026-11-30 10:00", since: since(60 * 20) },
       tunnel: { state: "online", detail: "https://callpop-baymotors.ngrok.app", since: since(60 * 26) },

@@ -139,6 +139,11 @@ impl Engine {
             engine.writer.clone(),
             engine.shutdown.clone(),
         )));
+        engine.tasks.push(tokio::spawn(follow_writer_restarts(
+            engine.health.clone(),
+            engine.writer.restarts(),
+            engine.shutdown.clone(),
+        )));
         Ok(engine)
     }
 
@@ -589,6 +594,26 @@ const STORAGE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 /// Engine-state key written to find out whether the history takes writes again.
 const STORAGE_PROBE_KEY: &str = "storage.probe";
 
+/// Tells health when the history's writer died and was restarted (`StoreWriter::spawn`).
+async fn follow_writer_restarts(
+    health: Arc<Health>,
+    mut restarts: tokio::sync::watch::Receiver<callpop_store::writer::WriterRestarts>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = restarts.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        let now = restarts.borrow_and_update().clone();
+        health.writer_restarted(now.count, now.last_failure, now.restarting);
+    }
+}
+
 /// Clears a storage error once the history takes writes again. Deliveries clear it too, but at
 /// a quiet desk the next one may be an hour away, and until then the tray and the window would
 /// go on saying that calls cannot be stored after the disk was freed.
@@ -612,5 +637,90 @@ async fn recheck_storage(health: Arc<Health>, writer: StoreWriter, shutdown: Can
             }
             Err(e) => tracing::debug!(error = %e, "the call history still refuses writes"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "the-verification-token";
+
+    /// An engine on a fresh data folder: no tunnel, no popups, no RingCentral platform.
+    fn engine_in(dir: &std::path::Path) -> Engine {
+        let file = dir.join("config.toml");
+        std::fs::write(&file, "").expect("config");
+        let overrides = Overrides {
+            data_dir: Some(dir.to_path_buf()),
+            config_file: Some(file),
+            ..Default::default()
+        };
+        let env = |name: &str| {
+            match name {
+                "CALLPOP_TUNNEL" => Some("off"),
+                "CALLPOP_NOTIFICATIONS" => Some("off"),
+                "CALLPOP_SECRET_STORE" => Some("file"),
+                "CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN" => Some(TOKEN),
+                _ => None,
+            }
+            .map(str::to_string)
+        };
+        Engine::start(Config::load_with(&overrides, &env).expect("config")).expect("engine")
+    }
+
+    async fn deliver(router: &axum::Router, uuid: &str) -> u16 {
+        let now = chrono::Utc::now();
+        let body = callpop_testkit::payloads::rc_notification(
+            uuid,
+            callpop_testkit::payloads::TELEPHONY_EVENT,
+            now,
+            "sub-1",
+            "1",
+            callpop_testkit::payloads::rc_desk_call_body("s-restart", 1, "Setup", "Ann", now),
+        );
+        let body = body.to_string();
+        // As on the wire: HTTP/1.1 frames a body with its length (without, there is none).
+        let request = axum::http::Request::post(callpop_core::routes::RINGCENTRAL_PATH)
+            .header("content-length", body.len())
+            .header("content-type", "application/json")
+            .header("verification-token", TOKEN)
+            .body(Body::from(body))
+            .expect("request");
+        let response = router.clone().oneshot(request).await.expect("response");
+        response.status().as_u16()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_that_dies_is_restarted_and_health_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = engine_in(dir.path());
+        let router = engine.receiver().router();
+        assert_eq!(deliver(&router, "before").await, 200);
+
+        let died = engine.writer.simulate_writer_death().await;
+        assert!(matches!(died, Err(StoreError::WriterGone)), "{died:?}");
+        let health = engine.health();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let s = health.snapshot();
+            if s.writer_restarts == 1 && s.storage_error.is_none() {
+                assert_eq!(
+                    s.writer_last_failure.as_deref(),
+                    Some("stopped by a test hook")
+                );
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not restarted: {s:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            deliver(&router, "after").await,
+            200,
+            "deliveries are stored again"
+        );
+        engine.shutdown_token().cancel();
     }
 }

@@ -217,6 +217,11 @@ pub struct Snapshot {
     pub storage_error: Option<String>,
     /// When deliveries started failing to be stored (kept while the failure lasts).
     pub storage_error_since: Option<DateTime<Utc>>,
+    /// How often the history's writer died after a bug and was started again since CallPop
+    /// started (0 normally): worth reporting even though calls are stored again.
+    pub writer_restarts: u64,
+    /// Why the writer last died, once it has.
+    pub writer_last_failure: Option<String>,
     /// Background parts by name (`subscription`, `tunnel`, `notifications`, …).
     #[ts(type = "{ [key in string]: PartStatus }")]
     pub parts: std::collections::BTreeMap<Part, PartStatus>,
@@ -260,6 +265,26 @@ impl Health {
         s.ringcentral_webhook_url = address(Provider::RingCentral);
         s.ringotel_webhook_url = address(Provider::Ringotel);
         s.public_url = url;
+    }
+
+    /// Records the writer's restarts: while one is under way the history cannot be written
+    /// (deliveries get 503), after it the count and the cause stay on the health page.
+    pub fn writer_restarted(&self, count: u64, failure: Option<String>, restarting: bool) {
+        let ticket = self.storage_ticket();
+        {
+            let mut s = self.lock();
+            s.writer_restarts = count;
+            s.writer_last_failure = failure.clone();
+        }
+        if restarting {
+            let why = failure.unwrap_or_else(|| "it stopped".into());
+            self.storage_failed(
+                ticket,
+                format!("the history's writer stopped ({why}) and is being restarted"),
+            );
+        } else {
+            self.storage_succeeded(ticket);
+        }
     }
 
     /// Whether the last write to the history failed.

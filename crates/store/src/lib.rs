@@ -244,6 +244,12 @@ impl Store {
         &self.path
     }
 
+    /// How this store reads numbers and stored deliveries (a store opened again to replace a
+    /// writer that died uses the same).
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
     /// The file could not be read as a history: damaged or not a database — or only locked
     /// by another program, which must not tell the user to move their history away.
     fn unreadable(&self, e: rusqlite::Error) -> StoreError {

@@ -91,12 +91,18 @@ impl<T: Send + 'static> Syncer<T> {
     }
 
     /// Queues a committed group; it is answered once a flush after its commit returns.
-    pub(super) fn submit(&self, group: T) {
-        if let Some(queue) = &self.queue {
-            self.pending.fetch_add(1, Ordering::SeqCst);
-            // The thread only ends when this sender is dropped.
-            let _ = queue.send(group);
+    /// False when the thread is gone (it died): the group is dropped, its requests see no
+    /// answer, and the writer must be replaced.
+    pub(super) fn submit(&self, group: T) -> bool {
+        let Some(queue) = &self.queue else {
+            return false;
+        };
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if queue.send(group).is_err() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return false;
         }
+        true
     }
 
     /// True while a submitted group waits for its flush.

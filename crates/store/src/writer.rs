@@ -7,12 +7,12 @@
 //! Changes are broadcast after the commit and in commit order, so every subscriber sees a
 //! call's rows in the order they were written.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::ingest::{self, CallChange, IngestOutcome, QuarantineEntry};
 use super::syncer::{self, Syncer};
@@ -60,6 +60,10 @@ enum Op {
     /// group is committed, the way a bug in the loop's own bookkeeping would.
     #[cfg(any(test, feature = "test-hooks"))]
     PanicAfterCommit,
+    /// Test builds only (`test-hooks`): the writer thread dies, the way a bug outside its
+    /// guarded loop (or a dead disk-sync thread) would end it; the supervisor restarts it.
+    #[cfg(any(test, feature = "test-hooks"))]
+    KillWriter,
 }
 
 enum Done {
@@ -87,14 +91,34 @@ enum Acks {
     AfterFlush(Syncer<Vec<Answered>>),
 }
 
-/// Handle to the writer thread; cheap to clone.
+/// Handle to the writer thread; cheap to clone. Every clone follows the writer across
+/// restarts: the supervisor swaps the channel they send on.
 #[derive(Clone)]
 pub struct StoreWriter {
-    tx: mpsc::Sender<Job>,
+    tx: Arc<RwLock<mpsc::Sender<Job>>>,
+    restarts: watch::Receiver<WriterRestarts>,
 }
 
+/// How often the writer thread died and was started again, and why it last died.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterRestarts {
+    /// Restarts since the engine started.
+    pub count: u64,
+    /// What ended the writer last time.
+    pub last_failure: Option<String>,
+    /// True from the writer's death until a new one runs.
+    pub restarting: bool,
+}
+
+/// How long the supervisor waits before trying to open the history again after failing to.
+const REOPEN_RETRY: Duration = Duration::from_secs(2);
+
 impl StoreWriter {
-    /// Starts the writer thread on an open store; changes are sent to `changes` after commit.
+    /// Starts the writer thread on an open store, under a supervisor thread that starts a new
+    /// writer (on a freshly opened store) whenever one dies: without it, every later delivery
+    /// would get 503 until CallPop was restarted. Changes are sent to `changes` after commit.
+    /// The handle returned is the supervisor's; it ends once every [`StoreWriter`] is dropped
+    /// and the writer has finished.
     pub fn spawn(
         store: Store,
         changes: broadcast::Sender<CommittedChange>,
@@ -104,33 +128,46 @@ impl StoreWriter {
     }
 
     fn spawn_with_flush(
-        mut store: Store,
+        store: Store,
         changes: broadcast::Sender<CommittedChange>,
         flush: syncer::Flush,
     ) -> std::io::Result<(StoreWriter, JoinHandle<()>)> {
-        let (tx, rx) = mpsc::channel(4096);
-        // Only for waiting on the channel with a timeout; the writer itself never awaits.
-        let timer = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()?;
-        let acks = if store.commit_without_sync() {
-            Acks::AfterFlush(Syncer::spawn(
-                flush,
-                Box::new(move |group: Vec<Answered>, failed| answer(&changes, group, failed)),
-            )?)
-        } else {
-            Acks::AtCommit(changes)
+        let (path, options) = (store.path().to_path_buf(), store.options().clone());
+        let (tx, first) = start_writer(store, changes.clone(), flush)?;
+        let shared = Arc::new(RwLock::new(tx));
+        let (report, restarts) = watch::channel(WriterRestarts::default());
+        let supervised = Supervised {
+            path,
+            options,
+            changes,
+            shared: Arc::downgrade(&shared),
+            report,
         };
-        let handle = std::thread::Builder::new()
-            .name("callpop-store-writer".into())
-            .spawn(move || run(store, rx, acks, timer))?;
-        Ok((StoreWriter { tx }, handle))
+        let supervisor = std::thread::Builder::new()
+            .name("callpop-store-supervisor".into())
+            .spawn(move || supervised.watch(first))?;
+        Ok((
+            StoreWriter {
+                tx: shared,
+                restarts,
+            },
+            supervisor,
+        ))
+    }
+
+    /// Follows the writer's restarts.
+    pub fn restarts(&self) -> watch::Receiver<WriterRestarts> {
+        self.restarts.clone()
     }
 
     async fn submit(&self, op: Op) -> Result<Done, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job { op, reply })
+        let tx = self
+            .tx
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        tx.send(Job { op, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
@@ -194,6 +231,13 @@ impl StoreWriter {
         self.submit(Op::PanicAfterCommit).await.map(|_| ())
     }
 
+    /// Test builds only (`test-hooks`): the writer thread dies; its supervisor starts a new
+    /// one. This request gets no answer ([`StoreError::WriterGone`]).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub async fn simulate_writer_death(&self) -> Result<(), StoreError> {
+        self.submit(Op::KillWriter).await.map(|_| ())
+    }
+
     /// Saves a value the engine keeps between runs.
     pub async fn set_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
         match self
@@ -223,6 +267,95 @@ impl StoreWriter {
 }
 
 /// What the writer's loop carries from one round to the next.
+/// A writer thread: `Err` with the reason when it died rather than finished.
+type WriterThread = JoinHandle<Result<(), String>>;
+
+/// Starts one writer thread (and its disk-sync thread) on `store`.
+fn start_writer(
+    mut store: Store,
+    changes: broadcast::Sender<CommittedChange>,
+    flush: syncer::Flush,
+) -> std::io::Result<(mpsc::Sender<Job>, WriterThread)> {
+    let (tx, rx) = mpsc::channel(4096);
+    // Only for waiting on the channel with a timeout; the writer itself never awaits.
+    let timer = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let acks = if store.commit_without_sync() {
+        Acks::AfterFlush(Syncer::spawn(
+            flush,
+            Box::new(move |group: Vec<Answered>, failed| answer(&changes, group, failed)),
+        )?)
+    } else {
+        Acks::AtCommit(changes)
+    };
+    let handle = std::thread::Builder::new()
+        .name("callpop-store-writer".into())
+        .spawn(move || run(store, rx, acks, timer))?;
+    Ok((tx, handle))
+}
+
+/// What the supervisor needs to start a new writer.
+struct Supervised {
+    path: std::path::PathBuf,
+    options: crate::StoreOptions,
+    changes: broadcast::Sender<CommittedChange>,
+    /// The channel every [`StoreWriter`] sends on; gone once they all are.
+    shared: std::sync::Weak<RwLock<mpsc::Sender<Job>>>,
+    report: watch::Sender<WriterRestarts>,
+}
+
+impl Supervised {
+    /// Waits for the writer to end; a writer that died (rather than finished because CallPop
+    /// is stopping) is replaced by a new one on a freshly opened history.
+    fn watch(self, mut writer: WriterThread) {
+        loop {
+            let failure = match writer.join() {
+                Ok(Ok(())) => return,
+                Ok(Err(reason)) => reason,
+                Err(panic) => format!("it panicked: {}", panic_message(panic.as_ref())),
+            };
+            tracing::error!(%failure, "the store writer stopped; starting a new one");
+            self.report.send_modify(|r| {
+                r.count += 1;
+                r.last_failure = Some(failure.clone());
+                r.restarting = true;
+            });
+            match self.restart() {
+                Some(next) => writer = next,
+                None => return,
+            }
+            self.report.send_modify(|r| r.restarting = false);
+            tracing::info!("a new store writer is running");
+        }
+    }
+
+    /// Opens the history and starts a writer on it, retrying until that works or nobody is
+    /// left to send to it.
+    fn restart(&self) -> Option<WriterThread> {
+        loop {
+            let shared = self.shared.upgrade()?;
+            let started = Store::open(&self.path, self.options.clone())
+                .map_err(|e| e.to_string())
+                .and_then(|store| {
+                    let flush = syncer::wal_flush(store.path());
+                    start_writer(store, self.changes.clone(), flush).map_err(|e| e.to_string())
+                });
+            match started {
+                Ok((tx, writer)) => {
+                    *shared.write().unwrap_or_else(PoisonError::into_inner) = tx;
+                    return Some(writer);
+                }
+                Err(e) => {
+                    drop(shared);
+                    tracing::error!(error = %e, "cannot start a new store writer yet; trying again");
+                    std::thread::sleep(REOPEN_RETRY);
+                }
+            }
+        }
+    }
+}
+
 struct Rounds {
     cache: ingest::CallCache,
     batch: Vec<Job>,
@@ -230,7 +363,14 @@ struct Rounds {
     search_behind: Option<Instant>,
 }
 
-fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::runtime::Runtime) {
+/// The writer's loop. `Err` when it cannot go on (its disk-sync thread is gone): the
+/// supervisor starts a new writer.
+fn run(
+    mut store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    acks: Acks,
+    timer: tokio::runtime::Runtime,
+) -> Result<(), String> {
     let mut rounds = Rounds {
         cache: ingest::CallCache::default(),
         batch: Vec::with_capacity(MAX_BATCH),
@@ -244,8 +384,9 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
             one_round(&mut store, &mut rx, &acks, &timer, &mut rounds)
         });
         match std::panic::catch_unwind(round) {
-            Ok(true) => {}
-            Ok(false) => break,
+            Ok(Round::Next) => {}
+            Ok(Round::Closed) => break,
+            Ok(Round::Fatal(reason)) => return Err(reason),
             Err(panic) => {
                 tracing::error!(
                     message = %panic_message(panic.as_ref()),
@@ -266,17 +407,27 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Job>, acks: Acks, timer: tokio::
     // Dropping the syncer answers whatever is still waiting for a flush.
     drop(acks);
     tracing::debug!("store writer stopped");
+    Ok(())
 }
 
-/// Takes one group of requests, commits it and hands it on to be answered. False once the
-/// channel is closed (CallPop is stopping).
+/// How a round of the writer's loop ended.
+enum Round {
+    /// Go on with the next group.
+    Next,
+    /// The channel is closed: CallPop is stopping.
+    Closed,
+    /// The writer cannot go on; the reason.
+    Fatal(String),
+}
+
+/// Takes one group of requests, commits it and hands it on to be answered.
 fn one_round(
     store: &mut Store,
     rx: &mut mpsc::Receiver<Job>,
     acks: &Acks,
     timer: &tokio::runtime::Runtime,
     rounds: &mut Rounds,
-) -> bool {
+) -> Round {
     let Rounds {
         cache,
         batch,
@@ -285,24 +436,24 @@ fn one_round(
     let first = if search_behind.is_some() {
         match timer.block_on(async { tokio::time::timeout(IDLE_FLUSH, rx.recv()).await }) {
             Ok(Some(job)) => job,
-            Ok(None) => return false,
+            Ok(None) => return Round::Closed,
             Err(_) => {
                 *search_behind = None;
                 flush_search_alone(store);
-                return true;
+                return Round::Next;
             }
         }
     } else {
         match rx.blocking_recv() {
             Some(job) => job,
-            None => return false,
+            None => return Round::Closed,
         }
     };
     batch.push(first);
     fill(rx, batch);
     if let Err(reason) = restore_trust(store, acks) {
         refuse(batch, &reason.to_string());
-        return true;
+        return Round::Next;
     }
     let lag_due = search_behind.is_some_and(|since| since.elapsed() >= MAX_SEARCH_LAG);
     let calm = search_behind.is_none();
@@ -317,16 +468,24 @@ fn one_round(
             {
                 panic!("the writer's loop hit a bug");
             }
+            #[cfg(any(test, feature = "test-hooks"))]
+            if batch.iter().any(|job| matches!(job.op, Op::KillWriter)) {
+                return Round::Fatal("stopped by a test hook".into());
+            }
             note_search(search_behind, indexed);
-            hand_over(acks, batch.drain(..).zip(results).collect());
+            if !hand_over(acks, batch.drain(..).zip(results).collect()) {
+                return Round::Fatal("its disk-sync thread stopped".into());
+            }
         }
         Err(e) => {
             cache.clear();
             tracing::debug!(error = %e, "group commit failed; retrying requests one by one");
-            one_by_one(store, cache, batch, acks, &index_now, search_behind);
+            if !one_by_one(store, cache, batch, acks, &index_now, search_behind) {
+                return Round::Fatal("its disk-sync thread stopped".into());
+            }
         }
     }
-    true
+    Round::Next
 }
 
 /// The message a panic carried.
@@ -389,12 +548,16 @@ fn note_search(search_behind: &mut Option<Instant>, indexed: bool) {
 }
 
 /// Passes a committed group on to be answered once it is on disk.
-fn hand_over(acks: &Acks, group: Vec<Answered>) {
+/// Hands a committed group on to be answered; false when the disk-sync thread is gone.
+fn hand_over(acks: &Acks, group: Vec<Answered>) -> bool {
     if group.is_empty() {
-        return;
+        return true;
     }
     match acks {
-        Acks::AtCommit(changes) => answer(changes, group, None),
+        Acks::AtCommit(changes) => {
+            answer(changes, group, None);
+            true
+        }
         Acks::AfterFlush(syncer) => syncer.submit(group),
     }
 }
@@ -408,7 +571,7 @@ fn one_by_one(
     acks: &Acks,
     index_now: &dyn Fn(usize) -> bool,
     search_behind: &mut Option<Instant>,
-) {
+) -> bool {
     let mut answered = Vec::with_capacity(batch.len());
     let mut jobs = std::mem::take(batch).into_iter();
     while let Some(job) = jobs.next() {
@@ -436,7 +599,7 @@ fn one_by_one(
             }
         }
     }
-    hand_over(acks, answered);
+    hand_over(acks, answered)
 }
 
 /// Splits requests the history could not take into re-deliveries of deliveries it already
@@ -751,6 +914,8 @@ fn apply_job(
             .map_err(StoreError::classify),
         #[cfg(any(test, feature = "test-hooks"))]
         Op::PanicAfterCommit => Ok(Done::StateSet),
+        #[cfg(any(test, feature = "test-hooks"))]
+        Op::KillWriter => Ok(Done::StateSet),
     }
 }
 
@@ -971,6 +1136,40 @@ mod tests {
         assert!(matches!(after, IngestOutcome::Stored { .. }), "{after:?}");
         // The thread ends normally when CallPop stops.
         stop(writer, thread).await;
+        assert_eq!(stored(&path), 2);
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_dies_is_replaced_and_every_handle_follows_the_new_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(DB_FILE);
+        let (writer, supervisor) = writer_at(&path);
+        let other_handle = writer.clone();
+        let mut restarts = writer.restarts();
+        writer.ingest(record(0)).await.expect("before");
+
+        let answer = writer.simulate_writer_death().await;
+        assert!(matches!(answer, Err(StoreError::WriterGone)), "{answer:?}");
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            restarts.wait_for(|r| r.count == 1 && !r.restarting),
+        )
+        .await
+        .expect("restarted in time")
+        .expect("supervisor running");
+        assert_eq!(
+            restarts.borrow().last_failure.as_deref(),
+            Some("stopped by a test hook")
+        );
+
+        let after = other_handle
+            .ingest(record(1))
+            .await
+            .expect("a clone reaches the new writer");
+        assert!(matches!(after, IngestOutcome::Stored { .. }), "{after:?}");
+        drop(other_handle);
+        // The supervisor ends normally when CallPop stops.
+        stop(writer, supervisor).await;
         assert_eq!(stored(&path), 2);
     }
 

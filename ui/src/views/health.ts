@@ -168,9 +168,13 @@ export class HealthPage {
     if (v.storage_error) {
       return this.cardShell("storage", "Storage", "database", "error", "Error",
         h("p", { class: "hc-detail", text: v.storage_error_since ? `${v.storage_error} (since ${formatDateTime(v.storage_error_since)})` : v.storage_error }),
-        h("p", { class: "card-note", text: "Deliveries are not acknowledged while the history cannot be written, so the phone system will retry them. Check free disk space and the data folder's permissions." }));
+        h("p", { class: "card-note", text: "Deliveries are not acknowledged while the history cannot be written. RingCentral does not send them again; once the history can be written, the call-log backfill fills in the calls. Check free disk space and the data folder's permissions." }));
     }
-    return this.cardShell("storage", "Storage", "database", "ok", "OK", h("p", { class: "hc-detail", text: "The call history is being written normally." }));
+    const restarts = v.writer_restarts > 0
+      ? h("p", { class: "card-note is-warn", "data-testid": "writer-restarts" }, icon("alert"),
+        `The history's writer stopped ${v.writer_restarts === 1 ? "once" : `${v.writer_restarts} times`} after a bug and was restarted${v.writer_last_failure ? ` (last: ${v.writer_last_failure})` : ""}. Calls are stored again; please send us the log.`)
+      : null;
+    return this.cardShell("storage", "Storage", "database", "ok", "OK", h("p", { class: "hc-detail", text: "The call history is being written normally." }), restarts);
   }
 }
 
