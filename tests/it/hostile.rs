@@ -1104,6 +1104,79 @@ fn a_tokenless_flood_from_one_address_does_not_stop_real_deliveries() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// One RingCentral telephony delivery for `session` carrying `parties` parties (one event
+/// each), all of the desk's extension.
+fn rc_many_parties(uuid: &str, session: &str, seq: usize, parties: usize) -> Value {
+    let party = |i: usize| {
+        json!({
+            "id": format!("{session}-{i}"), "extensionId": "62264425016", "direction": "Inbound",
+            "from": {"phoneNumber": "+14155550123", "name": "Flood"},
+            "to": {"phoneNumber": "101"}, "status": {"code": "Proceeding"}
+        })
+    };
+    json!({
+        "uuid": uuid,
+        "event": "/restapi/v1.0/account/809646016/telephony/sessions",
+        "timestamp": "2026-11-20T15:00:00.000Z",
+        "subscriptionId": "sub-1",
+        "body": {
+            "telephonySessionId": session, "sequence": seq,
+            "eventTime": "2026-11-20T15:00:00.000Z",
+            "parties": (0..parties).map(party).collect::<Vec<_>>(),
+        }
+    })
+}
+
+#[test]
+fn one_call_cannot_collect_events_without_bound_and_each_delivery_stays_cheap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let limit = callpop_store::MAX_EVENTS_PER_CALL;
+    let per_delivery = 50;
+    let mut slowest = Duration::ZERO;
+    for seq in 0..limit / per_delivery {
+        let body = bytes(&rc_many_parties(
+            &format!("big-{seq}"),
+            "s-big",
+            seq,
+            per_delivery,
+        ));
+        let started = Instant::now();
+        let r = post(server.port, Endpoint::RingCentral, true, &body);
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(r.status, 200, "{seq}: {}", r.text());
+    }
+    // One more event is past the bound: refused with a clear message, kept in quarantine.
+    let quarantined = max_id(dir.path(), "quarantine");
+    let body = bytes(&rc_many_parties("big-over", "s-big", 999, 1));
+    let started = Instant::now();
+    let r = post(server.port, Endpoint::RingCentral, true, &body);
+    let refused_in = started.elapsed();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("at most"), "{}", r.text());
+    assert_eq!(
+        max_id(dir.path(), "quarantine"),
+        quarantined + 1,
+        "kept for inspection"
+    );
+    // Other calls are untouched by it.
+    let other = post(
+        server.port,
+        Endpoint::RingCentral,
+        true,
+        &bytes(&rc_telephony("after-big", "s-small", "Small")),
+    );
+    assert_eq!(other.status, 200, "{}", other.text());
+    eprintln!(
+        "one call with {limit} events: slowest of {} deliveries {slowest:?}, the refused one \
+         {refused_in:?}",
+        limit / per_delivery
+    );
+    let log = server.log();
+    assert!(server.stop().success());
+    assert!(!log.contains("panicked"), "{log}");
+}
+
 #[test]
 fn slow_senders_are_cut_off_and_others_are_served_meanwhile() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -525,6 +525,15 @@ fn not_stored(
 ) -> Response {
     match e {
         callpop_store::StoreError::Internal { .. } => internal_failure(inner, provider, e),
+        callpop_store::StoreError::Refused { quarantine_id, .. } => {
+            // The history took the write (the quarantine): storage is fine.
+            if quarantine_id.is_some() {
+                inner.health.storage_succeeded(ticket);
+                inner.health.provider(provider, |c| c.quarantined += 1);
+            }
+            tracing::warn!(provider = provider.as_str(), error = %e, "delivery refused");
+            error(StatusCode::BAD_REQUEST, "refused", e.to_string())
+        }
         _ => storage_unavailable(inner, ticket, e),
     }
 }

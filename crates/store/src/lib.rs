@@ -20,7 +20,7 @@ use callpop_core::numbers::Country;
 use callpop_core::reparse::StoredBody;
 use callpop_core::wire::ParseError;
 
-pub use ingest::{CallChange, IngestOutcome, QuarantineEntry};
+pub use ingest::{CallChange, IngestOutcome, QuarantineEntry, MAX_EVENTS_PER_CALL};
 pub use query::{
     CallFilter, CallRecord, EventFilter, PopupRecord, QuarantineRecord, RawEventRecord, StoreStats,
 };
@@ -76,6 +76,15 @@ pub enum StoreError {
     /// The writer thread is gone (shutting down or crashed).
     #[error("the store writer has stopped")]
     WriterGone,
+    /// The delivery is readable but CallPop will not take it (a call with more events than
+    /// any real call has); it is kept in quarantine when possible.
+    #[error("this delivery is refused: {reason}{}", quarantine_id.map_or(String::new(), |id| format!(" (kept as quarantine #{id})")))]
+    Refused {
+        /// Why.
+        reason: String,
+        /// Where the delivery was kept.
+        quarantine_id: Option<i64>,
+    },
     /// A bug in CallPop stopped this request (the writer carries on). A delivery it hit is
     /// kept in quarantine, so a fixed version can replay it.
     #[error("CallPop failed while storing this: {message}{}", quarantine_id.map_or(String::new(), |id| format!(" (kept as quarantine #{id} for a replay)")))]

@@ -784,7 +784,18 @@ fn commit_batch(
                     return Ok((
                         vec![Err(match e {
                             StoreError::Sqlite(inner) => StoreError::classify(inner),
-                            StoreError::Internal { message, .. } => keep_aside(store, job, message),
+                            StoreError::Internal { message, .. } => StoreError::Internal {
+                                quarantine_id: keep_aside(
+                                    store,
+                                    job,
+                                    format!("CallPop failed while storing it: {message}"),
+                                ),
+                                message,
+                            },
+                            StoreError::Refused { reason, .. } => StoreError::Refused {
+                                quarantine_id: keep_aside(store, job, reason.clone()),
+                                reason,
+                            },
                             other => other,
                         })],
                         false,
@@ -825,19 +836,17 @@ fn apply_guarded(
     })
 }
 
-/// Keeps a delivery whose storing panicked in quarantine, in a transaction of its own, so
-/// nothing is lost and a fixed CallPop can replay it.
-fn keep_aside(store: &mut Store, job: &Job, message: String) -> StoreError {
+/// Keeps a delivery that could not be stored (its storing panicked, or it was refused) in
+/// quarantine, in a transaction of its own, so nothing is lost and a fixed CallPop can replay
+/// it. Its quarantine id, when it is a delivery and could be kept.
+fn keep_aside(store: &mut Store, job: &Job, reason: String) -> Option<i64> {
     let Op::Ingest(d) = &job.op else {
-        return StoreError::Internal {
-            message,
-            quarantine_id: None,
-        };
+        return None;
     };
     let entry = QuarantineEntry {
         provider: d.parsed.provider,
         received_at: d.received_at,
-        reason: format!("CallPop failed while storing it: {message}"),
+        reason,
         headers: d.headers.clone(),
         body: d.body.clone(),
         body_sha256: d.body_sha256.clone(),
@@ -851,16 +860,12 @@ fn keep_aside(store: &mut Store, job: &Job, message: String) -> StoreError {
             tx.commit().map_err(StoreError::classify)?;
             Ok(id)
         });
-    let quarantine_id = match kept {
+    match kept {
         Ok(id) => Some(id),
         Err(e) => {
             tracing::error!(error = %e, "the delivery could not be kept in quarantine either");
             None
         }
-    };
-    StoreError::Internal {
-        message,
-        quarantine_id,
     }
 }
 

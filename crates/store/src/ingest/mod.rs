@@ -322,6 +322,12 @@ fn load_cached(
     })
 }
 
+/// The most events one call may collect. A real call has a few dozen (a long transfer chain
+/// about a hundred); deriving a call reads all of its events, so without a bound one sender
+/// could make every further event of one call cost seconds. Past it, a delivery for that call
+/// is refused and kept in quarantine.
+pub const MAX_EVENTS_PER_CALL: usize = 1000;
+
 /// Adds one delivery's events to their call (creating it), re-derives and writes the row.
 #[allow(clippy::too_many_arguments)]
 fn add_events(
@@ -365,6 +371,16 @@ fn add_events(
             (id, entry, false)
         }
     };
+    if entry.events.len() + new_events.len() > MAX_EVENTS_PER_CALL {
+        return Err(StoreError::Refused {
+            reason: format!(
+                "call {key} already has {} events, and CallPop keeps at most \
+                 {MAX_EVENTS_PER_CALL} per call",
+                entry.events.len()
+            ),
+            quarantine_id: None,
+        });
+    }
     cache.ids.insert(cache_key, call_id);
     {
         let mut stmt = conn.prepare_cached(
