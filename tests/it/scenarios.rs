@@ -140,6 +140,7 @@ scenarios! {
     rc_inbound_voicemail => "rc-inbound-voicemail",
     rc_outbound => "rc-outbound",
     rc_blind_transfer => "rc-blind-transfer",
+    rc_pickup_elsewhere => "rc-pickup-elsewhere",
     rc_ring_group => "rc-ring-group",
     rc_presence_only => "rc-presence-only",
     rc_presence_and_telephony => "rc-presence-and-telephony",

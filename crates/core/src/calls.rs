@@ -410,11 +410,12 @@ pub fn derive(
     let answered = answering.iter().any(|l| l.answered());
 
     let with_status: Vec<&LegSummary> = legs.iter().filter(|l| l.last_status.is_some()).collect();
-    let ended = has_ended(&with_status);
+    let ending = ending_of(&with_status, &first.call_key);
+    let ended = ending != Ending::Going;
     let voicemail_at = answering.iter().filter_map(|l| l.first_voicemail).min();
     let reached_voicemail = legs.iter().any(|l| l.first_voicemail.is_some()) || voicemail.is_some();
     let state = decide_state(ended, &with_status);
-    let result = decide_result(answered, reached_voicemail, ended, direction);
+    let result = decide_result(answered, reached_voicemail, ending, direction);
 
     let times = call_times(&used, &with_status, ended, first.event_time);
     // The caller stops waiting when someone answers, voicemail picks up, or the call ends.
@@ -462,16 +463,31 @@ fn legs_of<'a>(sorted: &[&'a CallEvent]) -> Vec<LegSummary<'a>> {
     effective_legs(by_leg.into_values().filter_map(LegSummary::fold).collect())
 }
 
-/// Whether the call is over: every leg that reported a status has ended, and the last one to
-/// end did not hand the caller over (a transfer or park moves them on).
-fn has_ended(with_status: &[&LegSummary]) -> bool {
+/// How the call stands in this session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Still going (or handed over to another party of this session).
+    Going,
+    /// Over: every leg that reported a status has ended, and the last one to end did not hand
+    /// the caller over (a transfer or park moves them on).
+    Ended,
+    /// Over here: the last leg moved to another telephony session (`Gone` with a `peerId`),
+    /// where the call goes on under that session's own row.
+    MovedAway,
+}
+
+fn ending_of(with_status: &[&LegSummary], call_key: &str) -> Ending {
     let all_terminal = !with_status.is_empty() && with_status.iter().all(|l| l.is_terminal());
     let last_terminal = with_status
         .iter()
         .filter_map(|l| l.final_key().zip(l.last_status.map(|(s, _)| s)))
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, s)| s);
-    all_terminal && last_terminal.is_some_and(|s| !s.is_handover())
+    match last_terminal {
+        Some(s) if all_terminal && s.moved_to_another_session(call_key) => Ending::MovedAway,
+        Some(s) if all_terminal && !s.is_handover() => Ending::Ended,
+        _ => Ending::Going,
+    }
 }
 
 fn decide_state(ended: bool, with_status: &[&LegSummary]) -> CallState {
@@ -498,17 +514,20 @@ fn decide_state(ended: bool, with_status: &[&LegSummary]) -> CallState {
     }
 }
 
+/// How the call turned out. A call that moved to another session before anyone answered it
+/// here has no result of its own: it was not missed, it was taken elsewhere (a pickup, a park),
+/// and its outcome is on that session's row.
 fn decide_result(
     answered: bool,
     reached_voicemail: bool,
-    ended: bool,
+    ending: Ending,
     direction: CallDirection,
 ) -> Option<CallResult> {
     if answered {
         Some(CallResult::Answered)
     } else if reached_voicemail && direction != CallDirection::Outbound {
         Some(CallResult::Voicemail)
-    } else if ended {
+    } else if ending == Ending::Ended {
         Some(match direction {
             CallDirection::Outbound => CallResult::NoAnswer,
             _ => CallResult::Missed,
@@ -712,11 +731,11 @@ mod tests {
             event_time: at(sec),
             from: end("+14155550123"),
             to: end("+16505550100"),
-            status: Some(LegStatus {
-                state: crate::ringcentral::webhook::state_of_code(code),
-                code: code.into(),
-                reason: reason.map(String::from),
-            }),
+            status: Some(LegStatus::new(
+                crate::ringcentral::webhook::state_of_code(code),
+                code,
+                reason.map(String::from),
+            )),
             missed_call: false,
             queue_call: false,
             recording: None,
@@ -910,6 +929,33 @@ mod tests {
             CallState::Ended,
             "Gone moves the party to another session"
         );
+    }
+
+    #[test]
+    fn a_call_whose_last_leg_moved_to_another_session_ends_here_and_is_not_missed() {
+        let gone_to = |peer: &str| {
+            let mut e = ev("caller", None, Out, 4, 9, "Gone");
+            if let Some(status) = e.status.as_mut() {
+                status.peer_session = Some(peer.into());
+            }
+            e
+        };
+        let mut events = vec![
+            ev("caller", None, Out, 1, 0, "Setup"),
+            ev("a", Some("101"), In, 2, 1, "Proceeding"),
+            ev_reason("a", Some("101"), In, 3, 9, "Disconnected", Some("Pickup")),
+            gone_to("s-elsewhere"),
+        ];
+        let call = derive(&events, 4, None).expect("call");
+        assert_eq!(
+            call.state,
+            CallState::Ended,
+            "it goes on in the other session"
+        );
+        assert_eq!(call.result, None, "taken elsewhere, not missed");
+        events[3] = gone_to(&events[0].call_key.clone());
+        let call = derive(&events, 4, None).expect("call");
+        assert_ne!(call.state, CallState::Ended, "moved within this session");
     }
 
     #[test]

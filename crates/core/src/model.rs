@@ -116,6 +116,10 @@ pub struct LegStatus {
     /// The provider's reason (`BlindTransfer`, `Voicemail`, …), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a party that is `Gone`: the telephony session it moved to (RingCentral's
+    /// `status.peerId.telephonySessionId`), when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_session: Option<String>,
 }
 
 /// Reasons with which a leg leaves a call that carries on with someone else.
@@ -135,6 +139,27 @@ const HANDOVER_REASONS: &[&str] = &[
 ];
 
 impl LegStatus {
+    /// A status as reported, with no peer session.
+    pub fn new(state: LegState, code: impl Into<String>, reason: Option<String>) -> LegStatus {
+        LegStatus {
+            state,
+            code: code.into(),
+            reason,
+            peer_session: None,
+        }
+    }
+
+    /// True when the leg left this call for another telephony session (a pickup from
+    /// elsewhere, a park, a call switched to another device): what is left of the call goes
+    /// on under that session's own row, not this one.
+    pub fn moved_to_another_session(&self, this_session: &str) -> bool {
+        self.code.eq_ignore_ascii_case("gone")
+            && self
+                .peer_session
+                .as_deref()
+                .is_some_and(|peer| peer != this_session)
+    }
+
     /// True when the leg ended by handing the call to another party (transfer, pickup, park…).
     pub fn is_handover(&self) -> bool {
         if self.code.eq_ignore_ascii_case("gone") {

@@ -457,11 +457,7 @@ struct Step {
 fn start(call: &CallFields, received_at: DateTime<Utc>) -> Step {
     Step {
         source: EventSource::RingotelStart,
-        status: Some(LegStatus {
-            state: LegState::Ringing,
-            code: "StartCallActivity".into(),
-            reason: None,
-        }),
+        status: Some(LegStatus::new(LegState::Ringing, "StartCallActivity", None)),
         event_time: call.call_start.unwrap_or(received_at),
         recording: None,
         talk_seconds: None,
@@ -472,15 +468,15 @@ fn start(call: &CallFields, received_at: DateTime<Utc>) -> Step {
 fn stop(call: &CallFields, received_at: DateTime<Utc>) -> Step {
     Step {
         source: EventSource::RingotelStop,
-        status: Some(LegStatus {
-            state: LegState::Ended,
-            code: "StopCallActivity".into(),
-            reason: call.call_cause.as_ref().and_then(|c| match c {
+        status: Some(LegStatus::new(
+            LegState::Ended,
+            "StopCallActivity",
+            call.call_cause.as_ref().and_then(|c| match c {
                 serde_json::Value::String(s) => clean_text(Some(s.clone())),
                 serde_json::Value::Number(n) => Some(n.to_string()),
                 _ => None,
             }),
-        }),
+        )),
         event_time: call.call_end.or(call.call_start).unwrap_or(received_at),
         recording: None,
         talk_seconds: call.talk_seconds,

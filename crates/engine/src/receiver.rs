@@ -465,12 +465,31 @@ fn storage_unavailable(
     response
 }
 
-/// What the health page says about a failed write: `unwritable: <why>` when the disk or file
-/// refused it, else the error itself.
+/// What the health page says about a failed write: `busy: <why>` while another program or
+/// CallPop command holds the history's lock (it will pass), `unwritable: <why>` when the disk
+/// or file refused it, else the error itself.
 fn storage_problem(e: &callpop_store::StoreError) -> String {
-    match e.storage_reason() {
-        Some(reason) => format!("unwritable: {reason}"),
-        None => e.to_string(),
+    match (e, e.storage_reason()) {
+        (callpop_store::StoreError::Busy(_), Some(reason)) => format!("busy: {reason}"),
+        (_, Some(reason)) => format!("unwritable: {reason}"),
+        (_, None) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod storage_problem_tests {
+    use super::*;
+
+    #[test]
+    fn a_locked_history_reads_as_busy_not_unwritable() {
+        let busy = callpop_store::StoreError::Busy("callpop.db: database is locked".into());
+        assert!(
+            storage_problem(&busy).starts_with("busy: "),
+            "{}",
+            storage_problem(&busy)
+        );
+        let full = callpop_store::StoreError::Unwritable("disk full".into());
+        assert_eq!(storage_problem(&full), "unwritable: disk full");
     }
 }
 

@@ -111,7 +111,9 @@ impl StoreError {
     pub fn storage_reason(&self) -> Option<String> {
         match self {
             StoreError::Unwritable(reason) => Some(reason.clone()),
-            StoreError::Busy(detail) => Some(format!("locked by another program ({detail})")),
+            StoreError::Busy(detail) => Some(format!(
+                "locked by another program or CallPop command, such as a replay ({detail})"
+            )),
             _ => None,
         }
     }
@@ -534,7 +536,10 @@ pub(crate) mod tests {
         );
         assert_eq!(
             busy.storage_reason().as_deref(),
-            Some("locked by another program (database is locked)")
+            Some(
+                "locked by another program or CallPop command, such as a replay (database is \
+                 locked)"
+            )
         );
         assert_eq!(
             ro.storage_reason().as_deref(),

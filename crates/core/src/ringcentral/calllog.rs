@@ -179,11 +179,11 @@ pub fn record_to_delivery(
         event_time: end,
         from,
         to,
-        status: Some(LegStatus {
-            state: LegState::Ended,
-            code: "CallLog".into(),
-            reason: Some(result.clone()),
-        }),
+        status: Some(LegStatus::new(
+            LegState::Ended,
+            "CallLog",
+            Some(result.clone()),
+        )),
         missed_call: !answered && direction != Some(LegDirection::Outbound),
         queue_call: false,
         recording,

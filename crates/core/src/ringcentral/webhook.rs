@@ -134,6 +134,14 @@ struct PartyEnd {
 struct PartyStatus {
     code: Option<String>,
     reason: Option<String>,
+    peer_id: Option<PeerId>,
+}
+
+/// Where a `Gone` party went (docs/PROTOCOL.md §4).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct PeerId {
+    telephony_session_id: Option<Id>,
 }
 
 #[derive(Deserialize, Default)]
@@ -429,6 +437,10 @@ fn telephony_events(
                 state: state_of_code(&code),
                 code,
                 reason: clean_text(s.reason),
+                peer_session: s
+                    .peer_id
+                    .and_then(|p| p.telephony_session_id)
+                    .and_then(Id::into_non_empty),
             })
         });
         let recording = party
@@ -498,11 +510,7 @@ fn presence_events(p: PresenceBody, country: &Country, time: DateTime<Utc>) -> V
                 .telephony_status
                 .map(|c| c.trim().to_string())
                 .filter(|c| !c.is_empty())
-                .map(|code| LegStatus {
-                    state: presence_state(&code),
-                    code,
-                    reason: None,
-                });
+                .map(|code| LegStatus::new(presence_state(&code), code, None));
             let from = Endpoint {
                 number: number(call.from),
                 name: clean_text(call.from_name),
