@@ -317,6 +317,24 @@ fn healthz_reports_counters_and_no_secrets() {
         !text.contains(RC_TOKEN) && !text.contains(RO_TOKEN),
         "{text}"
     );
+    // A web page the desk user visits, its name pointed at 127.0.0.1 (DNS rebinding), gets
+    // nothing; webhooks still take any Host, as a dealership's own proxy forwards them.
+    for host in ["evil.example", "evil.example:8787", "127.0.0.1.nip.example"] {
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let refused = raw(server.port, request.as_bytes());
+        assert_eq!(refused.status, 403, "{host}: {}", refused.text());
+        assert!(!refused.text().contains("accepted"), "{}", refused.text());
+    }
+    let localhost = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(server.port, localhost.as_bytes()).status, 200);
+    let body = telephony("h2", "s-h", 3, "Proceeding");
+    let head = format!(
+        "POST {RC_PATH} HTTP/1.1\r\nHost: calls.dealer.example\r\nContent-Type: application/json\r\n\
+         Verification-Token: {RC_TOKEN}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let forwarded = raw(server.port, &[head.as_bytes(), &body].concat());
+    assert_eq!(forwarded.status, 200, "{}", forwarded.text());
     server.stop();
 }
 

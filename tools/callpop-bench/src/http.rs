@@ -7,22 +7,34 @@ use tokio::net::TcpStream;
 
 /// One keep-alive connection.
 pub struct Conn {
-    addr: String,
+    addr: std::net::SocketAddr,
+    source: std::net::SocketAddr,
     stream: Option<BufReader<TcpStream>>,
 }
 
+/// Loopback addresses the load comes from, in turn. The server serves at most a quarter of
+/// its connection slots for one client address (a flood from one source must not take them
+/// all); the load plays many senders, so its connections never meet that share.
+const SOURCES: usize = 16;
+
 impl Conn {
-    /// A connection to `127.0.0.1:port` (opened on first use, reopened when closed).
+    /// A connection to `127.0.0.1:port` (opened on first use, reopened when closed), from the
+    /// next of [`SOURCES`] loopback addresses.
     pub fn new(port: u16) -> Conn {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SOURCES;
         Conn {
-            addr: format!("127.0.0.1:{port}"),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            source: std::net::SocketAddr::from(([127, 0, 0, 1 + n as u8], 0)),
             stream: None,
         }
     }
 
     async fn stream(&mut self) -> Result<&mut BufReader<TcpStream>> {
         if self.stream.is_none() {
-            let s = TcpStream::connect(&self.addr).await?;
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(self.source)?;
+            let s = socket.connect(self.addr).await?;
             s.set_nodelay(true)?;
             self.stream = Some(BufReader::new(s));
         }
