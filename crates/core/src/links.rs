@@ -6,7 +6,9 @@
 //! dealership's network, the internet) decides where credentials may be sent and where a CRM
 //! link may point.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
+
+use url::{Host, Url};
 
 /// The longest payload link kept.
 pub const MAX_LINK_CHARS: usize = 2048;
@@ -14,33 +16,40 @@ pub const MAX_LINK_CHARS: usize = 2048;
 /// Where an http(s) URL's host is, as far as its name or address tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
-    /// This machine: `localhost`, any `.localhost` name, loopback, unspecified or link-local
-    /// addresses, or a numeric host a browser would read as one of those (or that cannot be
-    /// told apart from one).
+    /// This machine: `localhost`, any `.localhost` name, loopback or unspecified addresses.
     ThisMachine,
-    /// The local network: a private or unique-local address, a name without dots (`dms01`),
-    /// or a name under `.local`, `.lan`, `.internal` or `.home.arpa`.
+    /// The local network: a private, unique-local or link-local address, a name without dots
+    /// (`dms01`), or a name under `.local`, `.lan`, `.internal` or `.home.arpa`.
     Lan,
     /// Anywhere else.
     Internet,
 }
 
-/// An http(s) URL taken apart as far as CallPop needs.
+/// An http(s) URL taken apart as far as CallPop needs. The host is read as browsers and the
+/// HTTP client read it (WHATWG URL: percent-decoding, IDNA, and IPv4 in decimal, octal or hex
+/// forms such as `2130706433`), so the answer is about the host that is really contacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
     /// `https`, rather than `http`.
     pub https: bool,
-    /// The host, lower-cased, without brackets or a trailing dot.
+    /// The host as it is contacted: lower-cased, IDNA-encoded, addresses in their usual form.
     pub host: String,
     /// Where the host is.
     pub place: Place,
+    /// The host is a loopback address itself, or exactly `localhost`: the one kind of host
+    /// trusted with plain http (a name under `.localhost` goes through the resolver, and
+    /// link-local addresses are neighbours, not this machine).
+    pub loopback: bool,
+    /// The host is a link-local address (`169.254.0.0/16`, `fe80::/10`): cloud metadata
+    /// services and neighbours' self-assigned addresses.
+    pub link_local: bool,
 }
 
 impl HttpTarget {
     /// Whether the JWT, a token or call details may be sent there: https anywhere, plain http
-    /// only to this machine (a test server).
+    /// only to a loopback address or `localhost` (a test server).
     pub fn fit_for_secrets(&self) -> bool {
-        self.https || self.place == Place::ThisMachine
+        self.https || self.loopback
     }
 
     /// Whether a person's browser may be sent there from a CRM link: https anywhere, plain
@@ -58,77 +67,50 @@ pub fn http_target(raw: &str) -> Option<HttpTarget> {
     if link.is_empty() || link.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }
-    let (scheme, rest) = link.split_once("://")?;
-    let https = scheme.eq_ignore_ascii_case("https");
-    if !(https || scheme.eq_ignore_ascii_case("http")) {
+    let url = Url::parse(link).ok()?;
+    let https = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return None,
+    };
+    if !url.username().is_empty() || url.password().is_some() {
         return None;
     }
-    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
-    if authority.contains('@') {
+    let (host, ip) = match url.host()? {
+        Host::Domain(name) => {
+            let name = name.strip_suffix('.').unwrap_or(name);
+            (name.to_string(), None)
+        }
+        Host::Ipv4(v4) => (v4.to_string(), Some(IpAddr::V4(v4))),
+        Host::Ipv6(v6) => (v6.to_string(), Some(IpAddr::V6(v6))),
+    };
+    if host.is_empty() {
         return None;
     }
-    let host = host_of(authority)?;
-    let place = place_of(&host);
-    Some(HttpTarget { https, host, place })
+    let ip = ip.map(|ip| ip.to_canonical());
+    Some(HttpTarget {
+        https,
+        place: ip.map_or_else(|| place_of_name(&host), place_of_ip),
+        loopback: ip.map_or(host == "localhost", |ip| ip.is_loopback()),
+        link_local: ip.is_some_and(is_link_local),
+        host,
+    })
 }
 
-/// `raw` as a link worth keeping from a payload, or `None`: http(s) to another machine
-/// ([`http_target`]), at most [`MAX_LINK_CHARS`] long.
+/// `raw` as a link worth keeping from a payload, or `None`: http(s) ([`http_target`]) to
+/// another machine that is not a link-local neighbour, at most [`MAX_LINK_CHARS`] long.
 pub fn payload_link(raw: &str) -> Option<String> {
     let link = raw.trim();
     if link.chars().count() > MAX_LINK_CHARS {
         return None;
     }
     let target = http_target(link)?;
-    (target.place != Place::ThisMachine).then(|| link.to_string())
+    (target.place != Place::ThisMachine && !target.link_local).then(|| link.to_string())
 }
 
-/// The host of an authority (`host`, `host:port`, `[v6]:port`), lower-cased, without a
-/// trailing dot; `None` when it is empty or malformed.
-fn host_of(authority: &str) -> Option<String> {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        let (inner, after) = rest.split_once(']')?;
-        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
-            return None;
-        }
-        inner
-    } else {
-        match authority.rsplit_once(':') {
-            Some((name, port)) if is_port(port) => name,
-            Some(_) => return None,
-            None => authority,
-        }
-    };
-    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
-}
-
-fn is_port(text: &str) -> bool {
-    text.is_empty() || text.parse::<u16>().is_ok()
-}
-
-/// Where a browser would take `host` to be.
-fn place_of(host: &str) -> Place {
+fn place_of_name(host: &str) -> Place {
     if host == "localhost" || host.ends_with(".localhost") {
         return Place::ThisMachine;
-    }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return place_of_ip(ip);
-    }
-    // A browser reads a host whose last label is numeric as an IPv4 address, in decimal,
-    // octal or hex and with fewer than four parts (`2130706433`, `0x7f.1`, `127.1`). Only the
-    // ordinary dotted form is understood here; any other numeric form counts as this machine,
-    // which nothing trusts.
-    let last = host.rsplit('.').next().unwrap_or(host);
-    let numeric = !last.is_empty()
-        && (last.bytes().all(|b| b.is_ascii_digit())
-            || last
-                .strip_prefix("0x")
-                .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
-    if numeric {
-        return host
-            .parse::<Ipv4Addr>()
-            .map_or(Place::ThisMachine, |ip| place_of_ip(IpAddr::V4(ip)));
     }
     let lan_suffix = [".local", ".lan", ".internal", ".home.arpa"]
         .iter()
@@ -141,26 +123,24 @@ fn place_of(host: &str) -> Place {
 }
 
 fn place_of_ip(ip: IpAddr) -> Place {
-    if is_local_ip(ip) {
+    if ip.is_loopback() || ip.is_unspecified() {
         return Place::ThisMachine;
     }
-    let private = match ip.to_canonical() {
+    let private = match ip {
         IpAddr::V4(v4) => v4.is_private(),
         IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     };
-    if private {
+    if private || is_link_local(ip) {
         Place::Lan
     } else {
         Place::Internet
     }
 }
 
-fn is_local_ip(ip: IpAddr) -> bool {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_unspecified() || v4.is_link_local(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
     }
 }
 
@@ -212,10 +192,14 @@ mod tests {
             "http://2130706433/",
             "http://0x7f.1/",
             "http://127.1/",
+            "http://%6c%6fcalhost/",
+            "http://127.0.0.%31/",
+            "http://\u{ff11}\u{ff12}\u{ff17}.\u{ff10}.\u{ff10}.\u{ff11}/",
+            "http://localhost\u{3002}/",
+            "http://[fe80::1]/",
             "https://bank.example@evil.example/",
             "https://exa mple.com/",
             "https://example.com/\nx",
-            "https:///path",
             "https://example.com:99999/",
             "",
         ] {

@@ -98,7 +98,6 @@ pub fn read_request(body: &[u8]) -> Result<Request, ParseError> {
 /// a repeated `api_token` key, or the value copied into another field), the document is
 /// rewritten with every string equal to the token replaced.
 pub fn redact_token(body: &[u8], token: Option<&str>) -> Vec<u8> {
-    const REDACTED: &str = "[redacted]";
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return body.to_vec();
     };
@@ -119,6 +118,9 @@ pub fn redact_token(body: &[u8], token: Option<&str>) -> Vec<u8> {
         Err(_) => replaced.into_bytes(),
     }
 }
+
+/// What replaces the token wherever it was written.
+const REDACTED: &str = "[redacted]";
 
 /// Whether any key or string of the JSON `text` is `token`, repeated keys included (a parsed
 /// map keeps only the last of them); text that is not JSON counts as a yes.
@@ -279,7 +281,16 @@ pub fn parse_delivery(
     let Some(method) = Method::parse(&request.method) else {
         return Ok(unknown_method(&request.method, hash));
     };
-    let raw_params = params_object(request.params)?;
+    // The token stays out of what is read from the params too (a recording link may carry
+    // it), as it stays out of the stored body: the call row then matches a replay.
+    let mut params = request.params;
+    if let (Some(token), Some(params)) = (
+        request.api_token.as_deref().filter(|t| !t.is_empty()),
+        params.as_mut(),
+    ) {
+        scrub(params, token, REDACTED);
+    }
+    let raw_params = params_object(params)?;
     let call = CallFields::read(&raw_params, country)?;
     let step = match method {
         Method::StartCallActivity => start(&call, received_at),
@@ -725,6 +736,22 @@ mod tests {
         );
         assert!(out.contains("a.mp3?api_token=[redacted]&x=1"), "{out}");
         assert!(out.contains("\"kept\":\"tok/12+345\""), "{out}");
+    }
+
+    #[test]
+    fn a_token_inside_a_recording_link_never_reaches_the_call() {
+        let body = r#"{"method":"UpdateCallRecording","api_token":"tok-123456","params":{
+            "call_id":"c-1","extension":"500",
+            "recording_url":"https://rec.example/a.mp3?api_token=tok-123456"}}"#;
+        let parsed = parse(body).expect("parsed");
+        let Payload::Calls(events) = parsed.payload else {
+            panic!("calls")
+        };
+        let url = events[0].recording.as_ref().and_then(|r| r.url.clone());
+        assert_eq!(
+            url.as_deref(),
+            Some("https://rec.example/a.mp3?api_token=[redacted]")
+        );
     }
 
     #[test]

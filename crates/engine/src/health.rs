@@ -13,6 +13,9 @@ use ts_rs::TS;
 use callpop_core::model::Provider;
 use callpop_core::routes::webhook_url;
 
+/// How a storage error put up by a writer restart begins.
+const WRITER_STOPPED: &str = "the history's writer stopped";
+
 /// Counters and states, shared by the parts of one engine.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -280,9 +283,16 @@ impl Health {
             let why = failure.unwrap_or_else(|| "it stopped".into());
             self.storage_failed(
                 ticket,
-                format!("the history's writer stopped ({why}) and is being restarted"),
+                format!("{WRITER_STOPPED} ({why}) and is being restarted"),
             );
-        } else {
+        } else if self
+            .lock()
+            .storage_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(WRITER_STOPPED))
+        {
+            // Only the error the restart put up: a full disk stays reported until a write
+            // goes through.
             self.storage_succeeded(ticket);
         }
     }

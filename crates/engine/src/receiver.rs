@@ -221,9 +221,13 @@ async fn receive(
     };
     let body = match read_within_deadline(body, cap).await {
         Ok(body) => body,
-        // The body of a maybe-handshake is bounded by a small cap: past it, it is neither.
-        Err(_) if matches!(then, AfterBody::RingCentralHandshakeOrRefuse { .. }) => {
-            let r = Refusal::unauthorized(provider, "wrong verification token");
+        // The body of a maybe-handshake is bounded by a small cap: past it, it is neither
+        // (a slow one is still a timeout).
+        Err(r)
+            if r.status != 408
+                && matches!(then, AfterBody::RingCentralHandshakeOrRefuse { .. }) =>
+        {
+            let r = Refusal::unauthorized(provider, "wrong verification token").closing();
             return inner.refused(&r, peer, headers);
         }
         Err(r) => return inner.refused(&r.of(provider), peer, headers),

@@ -353,6 +353,15 @@ pub fn credentials_bound_elsewhere(config: &Config) -> Result<bool, SecretsError
     }
 }
 
+/// The server the stored RingCentral credentials were entered for, once recorded.
+pub fn bound_server(config: &Config) -> Result<Option<String>, SecretsError> {
+    let file = read(&config.data_dir.join(SECRETS_FILE))?;
+    Ok(file
+        .values
+        .get(names::RINGCENTRAL_CREDENTIALS_SERVER)
+        .cloned())
+}
+
 /// Records that the stored RingCentral credentials belong to `server`.
 pub fn bind_credentials(config: &Config, server: &str) -> Result<(), SecretsError> {
     let path = config.data_dir.join(SECRETS_FILE);

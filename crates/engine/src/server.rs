@@ -127,6 +127,20 @@ struct Limits {
 #[derive(Default)]
 struct PeerShares(Mutex<HashMap<IpAddr, usize>>);
 
+/// The address a connection is counted against: an IPv4 address, or an IPv6 client's /64
+/// (one ordinary IPv6 connection has a whole /64 to pick source addresses from, so counting
+/// single addresses would stop nobody). An IPv4 client of a dual-stack socket arrives as
+/// `::ffff:a.b.c.d` and counts as that IPv4 address.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 /// One connection counted against its address until dropped.
 struct PeerShare {
     shares: Arc<PeerShares>,
@@ -136,8 +150,7 @@ struct PeerShare {
 impl PeerShares {
     /// Counts a connection from `peer`, unless its address already has `cap` open.
     fn admit(self: &Arc<Self>, peer: SocketAddr, cap: usize) -> Option<PeerShare> {
-        // An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d.
-        let ip = peer.ip().to_canonical();
+        let ip = client_of(peer.ip());
         let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(ip).or_default();
         if *count >= cap {
@@ -370,6 +383,17 @@ mod tests {
         shutdown.cancel();
         drop(served);
         server.await.expect("server task");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_itself() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_of(a), client_of(b));
+        assert_ne!(client_of(a), client_of(other));
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("ip");
+        assert_eq!(client_of(mapped), "10.0.0.7".parse::<IpAddr>().expect("ip"));
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! Which servers are RingCentral's, so that credentials entered for one are never sent to
 //! another host by a change of the server setting.
 
-use callpop_core::links::{http_target, Place};
+use callpop_core::links::http_target;
 
 /// RingCentral's production platform.
 pub const PRODUCTION_SERVER: &str = "https://platform.ringcentral.com";
@@ -10,13 +10,14 @@ pub const PRODUCTION_SERVER: &str = "https://platform.ringcentral.com";
 pub const DEVTEST_SERVER: &str = "https://platform.devtest.ringcentral.com";
 
 /// Whether `server` is one of RingCentral's platforms (production or the developer sandbox,
-/// https on the default port), or a test server on this machine (tools/fake-ringcentral).
+/// https on the default port), or a test server on a loopback address or `localhost`
+/// (tools/fake-ringcentral).
 pub fn is_ringcentral(server: &str) -> bool {
     let normalized = server.trim().trim_end_matches('/').to_ascii_lowercase();
     if normalized == PRODUCTION_SERVER || normalized == DEVTEST_SERVER {
         return true;
     }
-    http_target(&normalized).is_some_and(|t| t.place == Place::ThisMachine)
+    http_target(&normalized).is_some_and(|t| t.loopback)
 }
 
 /// Whether credentials entered for `from` may be used with `to`: the same server, or both
@@ -52,6 +53,12 @@ mod tests {
             "https://platform.ringcentral.com:8443",
             "http://platform.ringcentral.com",
             "http://192.168.1.5:9000",
+            // Numeric and link-local hosts that are not this machine, whatever they look like.
+            "http://134744072",
+            "http://0x08080808",
+            "http://8.8.8.010",
+            "http://169.254.10.10:9000",
+            "http://desk.localhost:9000",
         ] {
             assert!(!credentials_carry_over(PRODUCTION_SERVER, other), "{other}");
             assert!(!is_ringcentral(other), "{other}");

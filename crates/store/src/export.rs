@@ -39,9 +39,10 @@ pub fn csv_field(s: &str) -> String {
 
 /// Whether a spreadsheet would read this cell part as a formula. A `+` phone number is not one.
 fn starts_formula(part: &str) -> bool {
+    // Excel drops the quotes around a cell it splits off, so `"=cmd"` counts as `=cmd`.
     let text = part
         .trim_end_matches(CELL_SEPARATORS)
-        .trim_start_matches(' ');
+        .trim_start_matches([' ', '"']);
     let is_number = text
         .strip_prefix('+')
         .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()));
@@ -178,6 +179,7 @@ mod tests {
         assert_eq!(csv_field("x\t-1"), "\"x\t'-1\"");
         assert_eq!(csv_field("Smith; +61412345678"), "\"Smith; +61412345678\"");
         assert_eq!(csv_field("plain name"), "plain name");
+        assert_eq!(csv_field("x;\"=cmd\""), "\"x;'\"\"=cmd\"\"\"");
         assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_field("\tx"), "\"'\tx\"");
         assert_eq!(csv_field("\rx"), "\"'\rx\"");

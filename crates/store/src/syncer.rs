@@ -59,7 +59,11 @@ impl<T: Send + 'static> Syncer<T> {
                     let flushed = if doubt.load(Ordering::SeqCst) {
                         Err(io::Error::other("an earlier write was not confirmed"))
                     } else {
-                        flush()
+                        // A panic while syncing must not end this thread with groups still
+                        // pending (the writer would wait on them for good): it is a failed
+                        // flush, which puts the history in doubt until the writer re-syncs.
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut flush))
+                            .unwrap_or_else(|_| Err(io::Error::other("syncing the disk panicked")))
                     };
                     if let Err(e) = &flushed {
                         tracing::error!(error = %e, "the disk did not confirm a write");

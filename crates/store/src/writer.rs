@@ -310,12 +310,17 @@ impl Supervised {
     /// is stopping) is replaced by a new one on a freshly opened history.
     fn watch(self, mut writer: WriterThread) {
         loop {
+            let started = Instant::now();
             let failure = match writer.join() {
                 Ok(Ok(())) => return,
                 Ok(Err(reason)) => reason,
                 Err(panic) => format!("it panicked: {}", panic_message(panic.as_ref())),
             };
             tracing::error!(%failure, "the store writer stopped; starting a new one");
+            // A writer that dies as soon as it starts must not be restarted in a tight loop.
+            if started.elapsed() < REOPEN_RETRY {
+                std::thread::sleep(REOPEN_RETRY);
+            }
             self.report.send_modify(|r| {
                 r.count += 1;
                 r.last_failure = Some(failure.clone());
@@ -390,8 +395,9 @@ fn run(
             Err(panic) => {
                 tracing::error!(
                     message = %panic_message(panic.as_ref()),
-                    "the store writer hit a bug; this group's requests get no answer (503, the \
-                     senders retry) and the writer goes on"
+                    "the store writer hit a bug; this group's requests get no answer (503; \
+                     RingCentral does not send them again, the call-log backfill recovers the \
+                     calls) and the writer goes on"
                 );
                 // An open transaction rolled back as the panic unwound; anything committed is
                 // recognised as a duplicate when it is sent again.

@@ -159,7 +159,11 @@ impl SettingsUpdate {
     /// (unless new ones come with it), so a changed server never receives them.
     fn store_secrets(&self, config: &Config) -> Result<(), SettingsError> {
         let server = self.ringcentral.server.trim().trim_end_matches('/');
-        let moved_away = !credentials_carry_over(&config.ringcentral.server, server);
+        // Compared with the server the credentials belong to, not the one configured: after a
+        // hand edit of the file the two differ, and only the first may have them.
+        let bound = callpop_engine::secrets::bound_server(config)?
+            .unwrap_or_else(|| config.ringcentral.server.clone());
+        let moved_away = !credentials_carry_over(&bound, server);
         // An empty value clears a stored secret.
         let platform = |given: &Option<String>| match given {
             None if moved_away => Some(String::new()),
@@ -185,7 +189,7 @@ impl SettingsUpdate {
         if moved_away {
             tracing::warn!(
                 target: "callpop::security",
-                from = %config.ringcentral.server,
+                from = %bound,
                 to = %server,
                 "RingCentral server changed in Settings; the stored client secret and JWT were \
                  cleared unless new ones were entered with it"

@@ -211,6 +211,7 @@ fn a_bad_server_is_reported_on_its_field() {
         "ftp://platform.ringcentral.com",
         "http://platform.ringcentral.com",
         "http://192.168.1.10:8080",
+        "http://134744072",
         "http://127.0.0.1:notaport",
         "http://localhost:99999",
     ] {
@@ -1010,6 +1011,44 @@ fn a_server_changed_in_the_file_does_not_get_the_stored_credentials() {
     assert!(config.ringcentral.client_secret.is_none() && config.ringcentral.jwt.is_none());
     let shown = SettingsView::from_config(&config);
     assert!(!shown.ringcentral.client_secret_set && !shown.ringcentral.jwt_set);
+
+    // A new JWT alone, for the edited server: the old client secret is not handed to it.
+    let mut u = shown.unchanged();
+    u.ringcentral.jwt = Some("new.jwt.value".into());
+    u.confirmed = true;
+    u.save(&config, &file).expect("save");
+    let mut again = load(dir.path(), &file);
+    callpop_engine::secrets::complete_platform_credentials(&mut again).expect("complete");
+    assert!(
+        again.ringcentral.client_secret.is_none(),
+        "the old secret stays behind"
+    );
+    assert_eq!(
+        again.ringcentral.jwt.as_ref().map(|j| j.expose()),
+        Some("new.jwt.value")
+    );
+}
+
+#[test]
+fn moving_the_server_back_to_where_the_credentials_belong_keeps_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, file, _) = with_credentials(dir.path(), "https://platform.ringcentral.com");
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(
+        &file,
+        text.replace(
+            "https://platform.ringcentral.com",
+            "https://collector.example.net",
+        ),
+    )
+    .expect("write");
+    let config = load(dir.path(), &file);
+    let mut u = SettingsView::from_config(&config).unchanged();
+    u.ringcentral.server = "https://platform.ringcentral.com".into();
+    u.save(&config, &file).expect("save");
+    let mut back = load(dir.path(), &file);
+    callpop_engine::secrets::complete_platform_credentials(&mut back).expect("complete");
+    assert!(back.ringcentral.has_credentials(), "still theirs");
 }
 
 #[test]

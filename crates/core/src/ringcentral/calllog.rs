@@ -161,7 +161,9 @@ pub fn record_to_delivery(
         .and_then(Id::into_non_empty);
     let recording = r.recording.map(|rec| Recording {
         id: rec.id.and_then(Id::into_non_empty),
-        url: rec.content_uri,
+        url: rec
+            .content_uri
+            .and_then(|uri| crate::links::payload_link(&uri)),
     });
     let event = CallEvent {
         provider: Provider::RingCentral,
