@@ -303,6 +303,34 @@ fn stored_events(
     Ok((events, deliveries))
 }
 
+/// A call row that exists, with its stored events (a cache miss). A replay of the call's only
+/// delivery has just taken that delivery's events away: the row stays, with no events under
+/// it until the replayed ones are added, and counts as it was (`new_events` only stand in
+/// when the row itself cannot be read).
+fn load_existing(
+    conn: &Connection,
+    opts: &StoreOptions,
+    call_id: i64,
+    new_events: &[CallEvent],
+) -> Result<CachedCall, StoreError> {
+    let (events, deliveries) = stored_events(conn, opts, call_id)?;
+    if !events.is_empty() {
+        return load_cached(conn, opts, call_id);
+    }
+    let call = match load_call(conn, call_id)? {
+        Some(call) => call,
+        None => calls::derive(new_events, 1, None)
+            .ok_or_else(|| StoreError::Corrupt("a call without events".into()))?,
+    };
+    Ok(CachedCall {
+        events,
+        deliveries,
+        voicemail: linked_voicemail(conn, call_id)?,
+        call,
+        last_used: 0,
+    })
+}
+
 /// Reads a call's stored events, delivery count and voicemail (a cache miss).
 fn load_cached(
     conn: &Connection,
@@ -353,7 +381,7 @@ fn add_events(
         Some(id) => {
             let entry = match cache.calls.remove(&id) {
                 Some(e) => e,
-                None => load_cached(conn, opts, id)?,
+                None => load_existing(conn, opts, id, &new_events)?,
             };
             (id, entry, true)
         }
