@@ -410,14 +410,19 @@ impl CallFields {
             .activity_type
             .as_deref()
             .and_then(LegDirection::parse);
+        let user = params.user_id.and_then(Id::into_non_empty);
+        // Every Ringotel request is one user's own activity: the leg is that desk's, even when
+        // the extension is missing, so the user id stands in for it. Otherwise the call had no
+        // desk leg, its `activity_type` was read as a PSTN party's mirrored direction (an
+        // inbound call stored as outbound), nobody could answer it, and it never popped up.
         let leg = Leg {
-            id: match (&extension, params.user_id.and_then(Id::into_non_empty)) {
+            id: match (&extension, &user) {
                 (Some(ext), _) => format!("ext:{ext}"),
                 (None, Some(user)) => format!("user:{user}"),
                 (None, None) => "user".to_string(),
             },
             has_provider_id: true,
-            extension_id: None,
+            extension_id: if extension.is_none() { user } else { None },
             extension_number: extension,
             name: None,
             direction,
@@ -562,6 +567,19 @@ mod tests {
         let request = read_request(text.as_bytes())?;
         let au = Country::from_iso("AU").expect("AU");
         parse_delivery(request, "0123456789abcdef0123", &au, Utc::now())
+    }
+
+    #[test]
+    fn an_inbound_start_without_an_extension_is_the_user_s_inbound_call() {
+        let start = include_str!("../../../tests/scenarios/ro-inbound-answered/01-start.json");
+        let text = start.replace("\"extension\": \"500\",", "");
+        assert_ne!(text, start, "the fixture has an extension to drop");
+        let Payload::Calls(events) = parse(&text).expect("parsed").payload else {
+            panic!("calls")
+        };
+        let call = crate::calls::derive(&events, 1, None).expect("call");
+        assert_eq!(call.direction, crate::model::CallDirection::Inbound);
+        assert_eq!(call.extensions.len(), 1, "the user's desk rang: {call:?}");
     }
 
     #[test]
