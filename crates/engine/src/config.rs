@@ -456,13 +456,34 @@ fn parse_country(setting: &str, value: &str) -> Result<Country, ConfigError> {
     })
 }
 
-fn parse_extensions(value: &str) -> Vec<String> {
-    value
-        .split(',')
+/// Watched extensions from `values` (list items, or the one environment string): split on
+/// commas, semicolons and spaces as well, each 1 to 20 digits (an extension number such as
+/// 101, or RingCentral's extension id). Anything else is an error naming it: a value that
+/// matches no extension would silently turn every popup off.
+fn parse_extensions<'a>(
+    setting: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for item in values
+        .into_iter()
+        .flat_map(|v| v.split([',', ';', ' ', '\t']))
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
+    {
+        if item.len() > 20 || !item.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Value {
+                setting: setting.into(),
+                message: format!(
+                    "{item:?} is not an extension: use digits only, such as 101 or an extension id"
+                ),
+            });
+        }
+        if !out.iter().any(|o| o == item) {
+            out.push(item.to_string());
+        }
+    }
+    Ok(out)
 }
 
 impl Config {
@@ -560,7 +581,10 @@ impl General {
     fn from_file(file: &FileConfig) -> Result<General, ConfigError> {
         let listen = parse_listen("listen", file.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
         let data_dir = file.data_dir.clone().unwrap_or_else(default_data_dir);
-        let watch_extensions = file.watch_extensions.clone().unwrap_or_default();
+        let watch_extensions = parse_extensions(
+            "watch_extensions",
+            file.watch_extensions.iter().flatten().map(String::as_str),
+        )?;
         let default_country = parse_country(
             "default_country",
             file.default_country.as_deref().unwrap_or("US"),
@@ -589,7 +613,7 @@ impl General {
             self.data_dir = PathBuf::from(v);
         }
         if let Some(v) = env("CALLPOP_WATCH_EXTENSIONS") {
-            self.watch_extensions = parse_extensions(&v);
+            self.watch_extensions = parse_extensions("CALLPOP_WATCH_EXTENSIONS", [v.as_str()])?;
         }
         if let Some(v) = env("CALLPOP_DEFAULT_COUNTRY") {
             self.default_country = parse_country("CALLPOP_DEFAULT_COUNTRY", &v)?;
@@ -604,7 +628,6 @@ impl General {
         if let Some(v) = &overrides.data_dir {
             self.data_dir = v.clone();
         }
-        self.watch_extensions.retain(|e| !e.trim().is_empty());
         Ok(())
     }
 }
@@ -918,6 +941,35 @@ mod tests {
             std::fs::write(&file, bad).expect("write");
             assert!(Config::load_with(&o, &env(&[])).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn watched_extensions_take_the_obvious_separators_and_refuse_what_matches_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        let o = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
+        std::fs::write(&file, "watch_extensions = [\"201,202\", \"203 201\"]\n").expect("write");
+        let c = Config::load_with(&o, &env(&[])).expect("separators in the file");
+        assert_eq!(c.watch_extensions, vec!["201", "202", "203"]);
+        let c = Config::load_with(&o, &env(&[("CALLPOP_WATCH_EXTENSIONS", "201;202")]))
+            .expect("semicolons in the environment");
+        assert_eq!(c.watch_extensions, vec!["201", "202"]);
+        for bad in ["[\"ext 201\"]", "[\"*\"]", "[\"201a\"]"] {
+            std::fs::write(&file, format!("watch_extensions = {bad}\n")).expect("write");
+            let e = Config::load_with(&o, &env(&[])).expect_err(bad).to_string();
+            assert!(
+                e.contains("watch_extensions") && e.contains("digits only"),
+                "{bad}: {e}"
+            );
+        }
+        std::fs::write(&file, "").expect("write");
+        let e = Config::load_with(&o, &env(&[("CALLPOP_WATCH_EXTENSIONS", "all")]))
+            .expect_err("all")
+            .to_string();
+        assert!(e.contains("CALLPOP_WATCH_EXTENSIONS"), "{e}");
     }
 
     #[test]
