@@ -59,11 +59,18 @@ pub(crate) enum Command {
         /// The raw JSON from /healthz.
         #[arg(long)]
         json: bool,
+        /// Where that `callpop serve` listens, when not where the configuration says (the
+        /// same --listen it was started with).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// The public tunnel of a running `callpop serve`.
     Tunnel {
         #[command(subcommand)]
         action: TunnelAction,
+        /// Where that `callpop serve` listens (as for `status`).
+        #[arg(long, value_name = "ADDR", global = true)]
+        listen: Option<String>,
     },
     /// Show the webhook tokens senders must use (masked unless --reveal).
     Tokens {
@@ -101,7 +108,8 @@ pub(crate) struct CallsArgs {
     /// A number fragment in any format, a name or an extension.
     #[arg(long, short = 's', value_name = "TEXT")]
     pub(crate) search: Option<String>,
-    /// Calls started at or after: RFC 3339, YYYY-MM-DD, today, yesterday, or 30m/2h/7d ago.
+    /// Calls started at or after: RFC 3339, YYYY-MM-DD, "YYYY-MM-DD HH:MM" (local), today,
+    /// yesterday, or 30m/2h/7d/1h30m ago.
     #[arg(long, value_name = "T")]
     pub(crate) since: Option<String>,
     /// Calls started before (same forms as --since).
@@ -135,6 +143,8 @@ pub(crate) enum ResultArg {
     Answered,
     Missed,
     Voicemail,
+    /// Spelled as the tables and JSON print it; `no-answer` is accepted too.
+    #[value(name = "no_answer", alias = "no-answer")]
     NoAnswer,
 }
 
@@ -177,4 +187,32 @@ pub(crate) enum EventsAction {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn results_are_spelled_as_they_are_printed() {
+        for spelling in ["no_answer", "no-answer", "answered", "missed", "voicemail"] {
+            assert!(
+                Cli::try_parse_from(["callpop", "calls", "--result", spelling]).is_ok(),
+                "{spelling}"
+            );
+        }
+        assert!(Cli::try_parse_from(["callpop", "calls", "--result", "nope"]).is_err());
+    }
+
+    #[test]
+    fn status_and_tunnel_status_take_the_address_serve_listens_on() {
+        for args in [
+            &["callpop", "status", "--listen", "127.0.0.1:9000"][..],
+            &["callpop", "tunnel", "status", "--listen", "127.0.0.1:9000"][..],
+            &["callpop", "tunnel", "--listen", "127.0.0.1:9000", "status"][..],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+    }
 }

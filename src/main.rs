@@ -27,6 +27,9 @@ fn main() {
     callpop_ringcentral::install_crypto_provider();
     let code = match run(cli) {
         Ok(()) => 0,
+        // The reader went away (`callpop calls | head`): nothing more to say, as other Unix
+        // tools behave.
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             // Errors can quote what a remote server or a sender wrote.
             eprintln!("callpop: {}", render::shown(&format!("{e:#}")));
@@ -34,6 +37,15 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Whether the error is stdout's reader having closed the pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// mimalloc marks its arenas for transparent huge pages, and a 2 MiB page is resident as soon
@@ -64,10 +76,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Subscriptions { action } => {
             subscriptions::subscriptions(Config::load(&overrides(None))?, action)
         }
-        Command::Status { json } => status::status(&Config::load(&overrides(None))?, json, None),
+        Command::Status { json, listen } => {
+            status::status(&Config::load(&overrides(listen))?, json, None)
+        }
         Command::Tunnel {
             action: TunnelAction::Status,
-        } => status::status(&Config::load(&overrides(None))?, false, Some("tunnel")),
+            listen,
+        } => status::status(&Config::load(&overrides(listen))?, false, Some("tunnel")),
         Command::Backfill { since, until } => {
             backfill::backfill(Config::load(&overrides(None))?, since, until)
         }

@@ -26,26 +26,65 @@ pub(crate) fn parse_time(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return local_midnight(d);
     }
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .filter(|&i| i > 0)
-        .with_context(|| {
-            format!("{s:?} is not a time (try 2026-11-23, today, 2h or an RFC 3339 time)")
-        })?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().context("number too large")?;
-    let unit_seconds = match unit.trim() {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        other => bail!("unknown time unit {other:?} in {s:?} (use m, h, d or w)"),
-    };
-    n.checked_mul(unit_seconds)
-        .and_then(chrono::Duration::try_seconds)
+    // A local date and time as people write it: `2026-12-06 20:40`, with or without seconds.
+    // (With a `T` and seconds but no zone it is read above, as the providers mean it: UTC.)
+    for format in ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(s, format) {
+            return Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+                .context("that local time does not exist (a clock change skipped it)");
+        }
+    }
+    let ago = duration(s).with_context(|| {
+        format!(
+            "{s:?} is not a time (try 2026-11-23, \"2026-11-23 20:40\", today, 2h, 1h30m or an \
+             RFC 3339 time)"
+        )
+    })?;
+    chrono::Duration::try_seconds(ago)
         .and_then(|d| now.checked_sub_signed(d))
         .context("time out of range")
+}
+
+/// Seconds in a duration such as `2h`, `2H`, `90s` or `1h30m` (units s, m/min, h, d, w).
+fn duration(s: &str) -> Result<i64> {
+    let text = s.to_ascii_lowercase().replace(' ', "");
+    let mut rest = text.as_str();
+    let mut total: i64 = 0;
+    if rest.is_empty() {
+        bail!("empty");
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            bail!("expected a number in {s:?}");
+        }
+        let (number, after) = rest.split_at(digits);
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let unit_seconds = match unit {
+            "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            "" => bail!("a number without a unit in {s:?} (use m, h, d or w)"),
+            other => bail!("unknown time unit {other:?} in {s:?} (use m, h, d or w)"),
+        };
+        let n: i64 = number.parse().context("number too large")?;
+        total = n
+            .checked_mul(unit_seconds)
+            .and_then(|part| total.checked_add(part))
+            .context("time out of range")?;
+        rest = next;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -77,5 +116,20 @@ mod tests {
         assert!(parse_time("soon", now).is_err());
         assert!(parse_time("5y", now).is_err());
         assert!(parse_time("99999999999999999999h", now).is_err());
+        assert_eq!(
+            parse_time("2H", now).expect("2H"),
+            now - chrono::Duration::hours(2)
+        );
+        assert_eq!(
+            parse_time("1h30m", now).expect("1h30m"),
+            now - chrono::Duration::minutes(90)
+        );
+        let local = Local
+            .with_ymd_and_hms(2026, 12, 6, 20, 40, 0)
+            .earliest()
+            .expect("local")
+            .with_timezone(&Utc);
+        assert_eq!(parse_time("2026-12-06 20:40", now).expect("local"), local);
+        assert!(parse_time("1h30", now).is_err(), "a number without a unit");
     }
 }

@@ -1,5 +1,7 @@
 //! `callpop status` and `callpop tunnel status`: what a running `serve` reports.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 
 use callpop_engine::config::Config;
@@ -27,56 +29,66 @@ pub(crate) fn status(config: &Config, json: bool, only: Option<&str>) -> Result<
             .await
             .context("the running CallPop sent an unreadable status")
     })?;
+    // Written with errors returned, not println!: `callpop status | head -1` closes the pipe
+    // early, and println! panics on that.
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", json_line(&body));
+        writeln!(out, "{}", json_line(&body))?;
         return Ok(());
     }
     let parts = body["parts"].as_object().cloned().unwrap_or_default();
     if let Some(name) = only {
         let part = &parts.get(name).cloned().unwrap_or_default();
-        println!(
+        writeln!(
+            out,
             "{name}: {} — {}",
             shown(part["state"].as_str().unwrap_or("unknown")),
             shown(part["detail"].as_str().unwrap_or(""))
-        );
+        )?;
         if name == "tunnel" {
-            println!(
+            writeln!(
+                out,
                 "public URL: {}",
                 shown(body["public_url"].as_str().unwrap_or("(none)"))
-            );
+            )?;
         }
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "CallPop {} — {}",
         shown(body["version"].as_str().unwrap_or("?")),
         shown(body["status"].as_str().unwrap_or("?"))
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  listening on {}",
         shown(body["listen"].as_str().unwrap_or("?"))
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  public URL:  {}",
         shown(body["public_url"].as_str().unwrap_or("(none)"))
-    );
+    )?;
     for provider in ["ringcentral", "ringotel"] {
         let c = &body[provider];
-        println!(
+        writeln!(
+out,
             "  {provider}: {} accepted, {} duplicates, {} unauthorized, {} rejected, {} quarantined",
             c["accepted"], c["duplicates"], c["unauthorized"], c["rejected"], c["quarantined"]
-        );
+        )?;
     }
     if let Some(e) = body["storage_error"].as_str() {
-        println!("  STORAGE: {}", shown(e));
+        writeln!(out, "  STORAGE: {}", shown(e))?;
     }
     for (name, part) in parts {
-        println!(
+        writeln!(
+            out,
             "  {}: {} — {}",
             shown(&name),
             shown(part["state"].as_str().unwrap_or("?")),
             shown(part["detail"].as_str().unwrap_or(""))
-        );
+        )?;
     }
     Ok(())
 }

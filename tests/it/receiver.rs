@@ -339,6 +339,32 @@ fn healthz_reports_counters_and_no_secrets() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let listen = format!("127.0.0.1:{}", server.port);
+    let out = run(dir.path(), &["status", "--listen", &listen]);
+    assert!(
+        out.status.success(),
+        "--listen finds a serve on another port"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&listen));
+    let mut child = crate::common::command(dir.path())
+        .args(["status", "--listen", &listen])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("status");
+    // `callpop status | head -0`: the reader is gone before the first line is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    server.stop();
+}
+
+#[test]
 fn healthz_flags_credentials_kept_in_the_file_because_no_keyring_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dead_bus = format!("unix:path={}", dir.path().join("no-bus").display());
@@ -455,6 +481,46 @@ fn search_finds_numbers_in_any_format_names_and_extensions() {
     let out = run(dir.path(), &["calls", "--since", "bogus"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a time"));
+}
+
+#[test]
+fn a_call_with_a_single_delivery_replays_and_nothing_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    assert_eq!(
+        server
+            .post_rc(&telephony("one-1", "s-one", 2, "Setup"))
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .post_rc(&telephony("two-1", "s-two", 2, "Setup"))
+            .status,
+        200
+    );
+    server.stop();
+    let before = calls_json(dir.path());
+    for args in [
+        &["events", "replay", "1"][..],
+        &["events", "replay", "--all"][..],
+    ] {
+        let out = run(dir.path(), args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("0 calls changed"), "{args:?}: {stdout}");
+    }
+    let strip = |mut rows: Vec<serde_json::Value>| {
+        for row in &mut rows {
+            row.as_object_mut().expect("object").remove("updated_at");
+        }
+        rows
+    };
+    assert_eq!(strip(calls_json(dir.path())), strip(before));
 }
 
 #[test]
