@@ -483,6 +483,14 @@ fn search_finds_numbers_in_any_format_names_and_extensions() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a time"));
 }
 
+/// Call rows without the time they were last written (a replay rewrites it).
+fn without_updated_at(mut rows: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    for row in &mut rows {
+        row.as_object_mut().expect("object").remove("updated_at");
+    }
+    rows
+}
+
 #[test]
 fn a_call_with_a_single_delivery_replays_and_nothing_changes() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -514,13 +522,10 @@ fn a_call_with_a_single_delivery_replays_and_nothing_changes() {
         );
         assert!(stdout.contains("0 calls changed"), "{args:?}: {stdout}");
     }
-    let strip = |mut rows: Vec<serde_json::Value>| {
-        for row in &mut rows {
-            row.as_object_mut().expect("object").remove("updated_at");
-        }
-        rows
-    };
-    assert_eq!(strip(calls_json(dir.path())), strip(before));
+    assert_eq!(
+        without_updated_at(calls_json(dir.path())),
+        without_updated_at(before)
+    );
 }
 
 #[test]
@@ -551,15 +556,9 @@ fn replay_is_idempotent_and_resolves_quarantine_a_newer_parser_can_read() {
     let out = run(dir.path(), &["events", "replay", "--all"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 calls changed"));
-    let strip = |mut rows: Vec<serde_json::Value>| {
-        for row in &mut rows {
-            row.as_object_mut().expect("object").remove("updated_at");
-        }
-        rows
-    };
     assert_eq!(
-        strip(calls_json(dir.path())),
-        strip(before),
+        without_updated_at(calls_json(dir.path())),
+        without_updated_at(before),
         "replay changed nothing"
     );
     let out = run(dir.path(), &["events", "replay", "--quarantined"]);
