@@ -39,6 +39,15 @@ pub enum StoreError {
         /// What went wrong.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The history, its folder or its `-wal`/`-shm` files cannot be opened for reading and
+    /// writing (read-only, permissions, I/O): the history itself may be intact.
+    #[error("the call history at {path} cannot be opened for reading and writing ({detail}): check that its folder and the files callpop.db, callpop.db-wal and callpop.db-shm belong to this user and are writable, and that the disk is mounted read-write; the history itself was left untouched")]
+    Inaccessible {
+        /// The database path.
+        path: PathBuf,
+        /// SQLite's explanation.
+        detail: String,
+    },
     /// The file is not a CallPop SQLite database (or is damaged).
     #[error("{path} is not a readable CallPop database ({detail}); it was left untouched — move it away or point --data-dir elsewhere")]
     Unreadable {
@@ -270,7 +279,13 @@ impl Store {
             Some(C::DatabaseBusy | C::DatabaseLocked) => {
                 StoreError::Busy(format!("{}: {detail}", self.path.display()))
             }
-            _ => StoreError::Unreadable {
+            // Only a file that is not a database (or is damaged) is worth moving away; an
+            // intact history in a read-only folder must not be.
+            Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::Unreadable {
+                path: self.path.clone(),
+                detail,
+            },
+            _ => StoreError::Inaccessible {
                 path: self.path.clone(),
                 detail,
             },
@@ -526,6 +541,35 @@ pub(crate) mod tests {
             matches!(&ro, StoreError::Unwritable(r) if r.starts_with("read-only")),
             "{ro:?}"
         );
+        let store = Store::open(
+            &tempfile::tempdir().expect("tempdir").path().join(DB_FILE),
+            options(),
+        )
+        .expect("store");
+        let sqlite = |code: i32, msg: &str| {
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(msg.to_string()))
+        };
+        for (code, msg) in [
+            (
+                rusqlite::ffi::SQLITE_READONLY,
+                "attempt to write a readonly database",
+            ),
+            (
+                rusqlite::ffi::SQLITE_CANTOPEN,
+                "unable to open database file",
+            ),
+            (rusqlite::ffi::SQLITE_IOERR, "disk I/O error"),
+        ] {
+            let e = store.unreadable(sqlite(code, msg));
+            assert!(matches!(e, StoreError::Inaccessible { .. }), "{msg}: {e:?}");
+            assert!(!e.to_string().contains("move it away"), "{e}");
+            assert!(e.to_string().contains("writable"), "{e}");
+        }
+        let e = store.unreadable(sqlite(
+            rusqlite::ffi::SQLITE_NOTADB,
+            "file is not a database",
+        ));
+        assert!(e.to_string().contains("move it away"), "{e}");
         let busy = failure(rusqlite::ffi::SQLITE_BUSY, "database is locked").expect_err("fails");
         assert!(busy.is_unavailable(), "{busy:?}");
         assert_eq!(
