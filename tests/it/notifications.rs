@@ -51,14 +51,7 @@ fn ring_alice(
     session: &str,
     now: chrono::DateTime<Utc>,
 ) -> u32 {
-    ok(
-        server,
-        rc_party_event(uuid, session, "p2", ALICE, "Inbound", 2, "Proceeding", now),
-    );
-    let seen = desktop.wait_for("ringing", |s| {
-        notifies(s).first().is_some_and(|n| n.id.is_some())
-    });
-    notifies(&seen)[0].id.expect("id")
+    ring_alice_again(server, desktop, uuid, session, now, 1)
 }
 
 fn notifies(seen: &[Seen]) -> Vec<NotifyCall> {
@@ -106,9 +99,17 @@ fn an_answered_call_is_one_popup_updated_in_place_then_closed() {
         &server,
         rc_party_event("a3", "s-ans", "p2", ALICE, "Inbound", 3, "Answered", now),
     );
-    let seen = desktop.wait_for("the answered update and its closing", |s| {
-        notifies(s).len() >= 2 && s.contains(&Seen::Close(id))
-    });
+    let seen = desktop.wait_for("the answered update", |s| notifies(s).len() >= 2);
+    // It leaves the screen after `answered_close_seconds`: CallPop closes it, or the server
+    // expires it first (the same timeout goes with the popup) and CallPop hears so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while desktop.displayed() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the answered popup stayed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let all = notifies(&seen);
     assert_eq!(all.len(), 2, "{all:#?}");
     assert_eq!(all[1].replaces_id, id, "updated in place");
@@ -363,4 +364,133 @@ fn a_real_popup_on_screen() {
     let size = std::fs::metadata(&out).expect("screenshot").len();
     assert!(size > 5_000, "a screenshot with content ({size} bytes)");
     server.stop();
+}
+
+/// Issue 25 #1: the notification server tells the connection that created a popup when it
+/// closes and which button was pressed. Popups the person dismissed free their place, a
+/// button runs its action, and nothing dismissed comes back after a restart.
+#[test]
+fn dismissed_popups_free_their_place_and_their_buttons_work() {
+    let desktop = DesktopSession::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("callpop.toml"),
+        "[popups]\nmax_on_screen = 2\n",
+    )
+    .expect("config");
+    // "Call back" hands a tel: link to xdg-open: this one writes down what it was given.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let opened = dir.path().join("opened.txt");
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\necho \"$1\" >> '{}'\n", opened.display()),
+    )
+    .expect("xdg-open");
+    std::fs::set_permissions(&opener, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let server = start(dir.path(), &desktop, &[("PATH", &path)]);
+    let now = Utc::now();
+
+    // Two missed calls fill the two places.
+    for (n, session) in ["s-a", "s-b"].iter().enumerate() {
+        ring_alice_again(
+            &server,
+            &desktop,
+            &format!("{session}-1"),
+            session,
+            now,
+            n * 2 + 1,
+        );
+        ok(
+            &server,
+            rc_party_event(
+                &format!("{session}-2"),
+                session,
+                "p2",
+                ALICE,
+                "Inbound",
+                3,
+                "Disconnected",
+                now,
+            ),
+        );
+        desktop.wait_for("the missed popup", |s| notifies(s).len() == n * 2 + 2);
+    }
+    assert_eq!(desktop.displayed(), 2);
+
+    // The person dismisses both; the next caller gets a popup of their own, not the summary.
+    desktop.dunstctl(&["close-all"]);
+    assert_eq!(desktop.displayed(), 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ring_alice_again(&server, &desktop, "s-c-1", "s-c", now, 5);
+    let third = notifies(&desktop.seen())[4].clone();
+    assert_eq!(
+        third.summary, "Incoming call from Jane Roe",
+        "the dismissed popups no longer hold the places"
+    );
+
+    // Its button works: "Call back" opens the caller's number.
+    desktop.dunstctl(&["action", "0"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&opened).is_ok_and(|s| s.contains("tel:+14155550123")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Call back opened nothing; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // The person is calling back: the popup has done its job.
+    desktop.wait_for("the popup closed after Call back", |s| {
+        s.contains(&Seen::Close(third.id.expect("id")))
+    });
+    // After a restart, news of a call whose popup was dismissed does not bring it back.
+    server.stop();
+    let before = notifies(&desktop.seen()).len();
+    let server = start(dir.path(), &desktop, &[("PATH", &path)]);
+    ok(
+        &server,
+        rc_party_event("s-a-3", "s-a", "p2", ALICE, "Inbound", 4, "VoiceMail", now),
+    );
+    ok(
+        &server,
+        rc_party_event("s-b-3", "s-b", "p2", ALICE, "Inbound", 4, "VoiceMail", now),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let after = notifies(&desktop.seen());
+    assert_eq!(
+        after.len(),
+        before,
+        "no dismissed popup came back: {:#?}",
+        &after[before..]
+    );
+    assert_eq!(desktop.displayed(), 0);
+    server.stop();
+}
+
+/// Like [`ring_alice`], for the `n`-th popup of a test: waits until it has its id.
+fn ring_alice_again(
+    server: &Server,
+    desktop: &DesktopSession,
+    uuid: &str,
+    session: &str,
+    now: chrono::DateTime<Utc>,
+    n: usize,
+) -> u32 {
+    ok(
+        server,
+        rc_party_event(uuid, session, "p2", ALICE, "Inbound", 2, "Proceeding", now),
+    );
+    let seen = desktop.wait_for("a ringing popup", |s| {
+        notifies(s).get(n - 1).is_some_and(|p| p.id.is_some())
+    });
+    notifies(&seen)[n - 1].id.expect("id")
 }

@@ -159,6 +159,33 @@ impl DesktopSession {
         ]
     }
 
+    /// Does what a person does to the popups on screen, through dunst's own control tool:
+    /// `["close-all"]` dismisses them all, `["action", "0"]` clicks the button of the first
+    /// (dunst runs a lone action directly). Returns dunstctl's output.
+    pub fn dunstctl(&self, args: &[&str]) -> String {
+        require("dunstctl");
+        let out = Command::new("dunstctl")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("dunstctl");
+        assert!(
+            out.status.success(),
+            "dunstctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many notifications dunst has on screen now.
+    pub fn displayed(&self) -> usize {
+        self.dunstctl(&["count", "displayed"])
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
     /// Everything seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
@@ -273,7 +300,7 @@ fn unquote(s: &str) -> String {
 
 /// Parses dbus-monitor's text output into Notify calls (paired with their replies) and
 /// CloseNotification calls.
-fn parse_monitor(out: impl BufRead, sink: Arc<Mutex<Vec<Seen>>>) {
+fn parse_monitor(out: impl BufRead + Send + 'static, sink: Arc<Mutex<Vec<Seen>>>) {
     #[derive(Default)]
     struct Message {
         header: String,
@@ -356,8 +383,29 @@ fn parse_monitor(out: impl BufRead, sink: Arc<Mutex<Vec<Seen>>>) {
     };
     let mut current: Option<Message> = None;
     let mut in_actions = false;
-    for line in out.lines() {
-        let Ok(line) = line else { break };
+    // dbus-monitor marks no message's end: the next header ends it. It writes each message
+    // whole, so a pause in its output ends the last one too — a reply that nothing follows
+    // must not wait for the next message to be seen.
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let line = match lines.recv_timeout(std::time::Duration::from_millis(30)) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(m) = current.take() {
+                    flush(m);
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         if is_header(&line) {
             if let Some(m) = current.take() {
                 flush(m);

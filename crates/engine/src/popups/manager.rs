@@ -120,6 +120,19 @@ impl PopupManager {
             let Some(phase) = Phase::parse(&r.phase) else {
                 continue;
             };
+            let mut r = r;
+            let age = clock.now().signed_duration_since(r.shown_at);
+            if phase == Phase::Ringing
+                && age
+                    .to_std()
+                    .is_ok_and(|age| age > settings.stuck_ringing_after)
+            {
+                // No phone rings that long: the popup is gone, and the server may have been
+                // restarted since and given its id to another program's notification, which
+                // an update in place would overwrite.
+                r.notification_id = None;
+                r.closed = true;
+            }
             if let Some(id) = r.notification_id {
                 by_notification.insert(id, r.call_id);
             }
@@ -390,8 +403,16 @@ impl PopupManager {
             (Some((from, closed)), Some(to))
                 if to > from || (to == from && to == Phase::Missed) =>
             {
-                if closed && to == Phase::Missed && from == Phase::Missed {
-                    // The user dismissed the missed-call popup: leave it dismissed.
+                let from_before_restart =
+                    self.shown.get(&call_id).is_some_and(|s| s.last.is_none());
+                if to == Phase::Missed && from == Phase::Missed && (closed || from_before_restart) {
+                    // The person dismissed the missed-call popup: leave it dismissed. One from
+                    // before a restart may have been dismissed while CallPop was not running
+                    // (the server told a connection that is gone), and updating it would
+                    // bring it back: news of it (a voicemail) waits in the window instead.
+                    if let Some(s) = self.shown.get_mut(&call_id) {
+                        s.call = Some(call.clone());
+                    }
                     return;
                 }
                 self.show(call_id, call, to, now).await;
@@ -570,6 +591,9 @@ impl PopupManager {
                     "call-back" => {
                         if let Some(e164) = call.as_ref().and_then(|c| c.from.e164.clone()) {
                             self.notifier.open(format!("tel:{e164}"));
+                            // The person is dealing with the caller: the popup did its job.
+                            // Servers differ in closing it themselves (dunst leaves it).
+                            self.close_popup(call_id).await;
                         }
                     }
                     "crm" => {
@@ -811,6 +835,16 @@ mod tests {
         let s = shows(&rig.recorded());
         assert_eq!(s.len(), 1, "{s:?}");
         assert!(s[0].2.starts_with("Incoming call from"), "{s:?}");
+        // The caller of last night's call 1 left a voicemail, which arrives now: its popup
+        // may have been dismissed long ago, so it is not brought back.
+        let mut late = call(
+            CallState::Ended,
+            Some(CallResult::Voicemail),
+            LegState::Voicemail,
+        );
+        late.call_key = "s-1".into();
+        rig.send(1, late, Origin::Webhook).await;
+        assert_eq!(shows(&rig.recorded()).len(), 1, "{:?}", rig.recorded());
         rig.shutdown.cancel();
     }
 
