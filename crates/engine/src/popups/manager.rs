@@ -2,7 +2,7 @@
 //! changes, asks the policy which phase each call is in, renders, and shows, updates or closes
 //! through the notifier thread; what it showed is remembered in the store.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +37,29 @@ struct Shown {
     /// this desk then does not answer, it missed the caller, whoever talked to them before.
     handed_over: bool,
 }
+
+/// How a call that did not get a popup of its own counts in the summary popup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Counted as ringing.
+    Ringing,
+    /// Counted as missed.
+    Missed,
+    /// Counted once and no longer: answered, gone quiet, or its count was dismissed. Kept so
+    /// later news of the call (its voicemail) does not count it again.
+    Done,
+}
+
+/// A call counted in the summary popup: how, and who is calling (the summary names them,
+/// since `callpop serve` has no window to open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Counted {
+    how: Overflow,
+    caller: String,
+}
+
+/// The most calls the summary remembers; the oldest finished ones are forgotten first.
+const OVERFLOW_REMEMBERED: usize = 1000;
 
 /// Handles to a running popup manager.
 #[derive(Clone)]
@@ -88,10 +111,10 @@ pub struct PopupManager {
     requests: broadcast::Sender<PopupRequest>,
     shown: HashMap<i64, Shown>,
     by_notification: HashMap<u32, i64>,
-    overflow_ringing: BTreeSet<i64>,
+    /// Calls counted in the summary popup instead of shown on their own, and how.
+    overflow: BTreeMap<i64, Counted>,
     /// When each call with a ringing popup last changed.
     ringing_heard: HashMap<i64, Instant>,
-    overflow_missed: usize,
     summary_id: Option<u32>,
     closings: Vec<(Instant, i64)>,
     pause: PauseState,
@@ -164,9 +187,8 @@ impl PopupManager {
             requests,
             shown,
             by_notification,
-            overflow_ringing: BTreeSet::new(),
+            overflow: BTreeMap::new(),
             ringing_heard: HashMap::new(),
-            overflow_missed: 0,
             summary_id: None,
             closings: Vec::new(),
             pause,
@@ -202,6 +224,13 @@ impl PopupManager {
             )
         };
         self.health.set_part(Part::Notifications, state, detail);
+    }
+
+    fn renderer(&self) -> Renderer<'_> {
+        Renderer {
+            settings: &self.settings,
+            capabilities: &self.notifier.capabilities,
+        }
     }
 
     fn is_paused(&self, now: DateTime<Utc>) -> bool {
@@ -337,14 +366,21 @@ impl PopupManager {
             .count()
     }
 
+    /// The call rings on screen: in a popup of its own or counted in the summary.
+    fn is_ringing(&self, call_id: i64) -> bool {
+        self.shown
+            .get(&call_id)
+            .is_some_and(|s| s.phase == Phase::Ringing && !s.closed)
+            || self
+                .overflow
+                .get(&call_id)
+                .is_some_and(|c| c.how == Overflow::Ringing)
+    }
+
     async fn on_change(&mut self, committed: CommittedChange) {
         let call_id = committed.change.id;
         self.apply_change(committed).await;
-        if self
-            .shown
-            .get(&call_id)
-            .is_some_and(|s| s.phase == Phase::Ringing && !s.closed)
-        {
+        if self.is_ringing(call_id) {
             let now = Instant::now();
             // One pending check per ringing popup; it moves itself on while the call is heard.
             if self.ringing_heard.insert(call_id, now).is_none() {
@@ -373,12 +409,17 @@ impl PopupManager {
         };
         let now = self.clock.now();
 
-        if self.overflow_ringing.contains(&call_id) && desired != Some(Phase::Ringing) {
-            self.overflow_ringing.remove(&call_id);
-            if desired == Some(Phase::Missed) {
-                self.overflow_missed += 1;
+        if let Some(counted) = self.overflow.get_mut(&call_id) {
+            let how = match (counted.how, desired) {
+                (Overflow::Ringing, Some(Phase::Ringing)) => Overflow::Ringing,
+                (Overflow::Ringing | Overflow::Missed, Some(Phase::Missed)) => Overflow::Missed,
+                (Overflow::Ringing, _) => Overflow::Done,
+                (other, _) => other,
+            };
+            if how != counted.how {
+                counted.how = how;
+                self.refresh_summary().await;
             }
-            self.refresh_summary().await;
             return;
         }
         let current = self.shown.get(&call_id).map(|s| (s.phase, s.closed));
@@ -389,12 +430,12 @@ impl PopupManager {
                     return;
                 }
                 if self.on_screen() >= self.settings.max_on_screen.max(1) {
-                    match phase {
-                        Phase::Ringing => {
-                            self.overflow_ringing.insert(call_id);
-                        }
-                        _ => self.overflow_missed += 1,
-                    }
+                    let how = match phase {
+                        Phase::Ringing => Overflow::Ringing,
+                        _ => Overflow::Missed,
+                    };
+                    let caller = self.renderer().caller_line(call);
+                    self.count_in_summary(call_id, Counted { how, caller });
                     self.refresh_summary().await;
                     return;
                 }
@@ -430,11 +471,7 @@ impl PopupManager {
     }
 
     async fn show(&mut self, call_id: i64, call: &Call, phase: Phase, now: DateTime<Utc>) {
-        let popup = Renderer {
-            settings: &self.settings,
-            capabilities: &self.notifier.capabilities,
-        }
-        .render(call, phase);
+        let popup = self.renderer().render(call, phase);
         let previous = self.shown.get(&call_id).cloned();
         if previous
             .as_ref()
@@ -518,37 +555,66 @@ impl PopupManager {
             let Some(quiet_until) = heard.map(|h| h + self.settings.stuck_ringing_after) else {
                 continue;
             };
-            if phase != Some(Phase::Ringing) {
+            if !self.is_ringing(call_id) {
                 self.ringing_heard.remove(&call_id);
             } else if quiet_until > now {
                 self.closings.push((quiet_until, call_id));
             } else {
                 tracing::info!(
                     call_id,
-                    "a call rang for {} s without a word from the phone system; its popup is \
-                     closed",
+                    "a call rang for {} s without a word from the phone system; it no longer \
+                     shows as ringing",
                     self.settings.stuck_ringing_after.as_secs()
                 );
                 self.ringing_heard.remove(&call_id);
-                self.close_popup(call_id).await;
+                if let Some(counted) = self
+                    .overflow
+                    .get_mut(&call_id)
+                    .filter(|c| c.how == Overflow::Ringing)
+                {
+                    counted.how = Overflow::Done;
+                    self.refresh_summary().await;
+                } else {
+                    self.close_popup(call_id).await;
+                }
             }
         }
     }
 
+    fn count_in_summary(&mut self, call_id: i64, counted: Counted) {
+        self.overflow.insert(call_id, counted);
+        while self.overflow.len() > OVERFLOW_REMEMBERED {
+            let oldest_done = self
+                .overflow
+                .iter()
+                .find(|(_, c)| c.how == Overflow::Done)
+                .map(|(id, _)| *id);
+            match oldest_done.or_else(|| self.overflow.keys().next().copied()) {
+                Some(id) => self.overflow.remove(&id),
+                None => break,
+            };
+        }
+    }
+
     async fn refresh_summary(&mut self) {
-        let ringing = self.overflow_ringing.len();
-        let missed = self.overflow_missed;
-        if ringing == 0 && missed == 0 {
+        // Newest first: the call that just came in is the one the person looks for.
+        let callers = |how| -> Vec<&str> {
+            self.overflow
+                .values()
+                .rev()
+                .filter(|c| c.how == how)
+                .map(|c| c.caller.as_str())
+                .collect()
+        };
+        let ringing = callers(Overflow::Ringing);
+        let missed = callers(Overflow::Missed);
+        if ringing.is_empty() && missed.is_empty() {
             if let Some(id) = self.summary_id.take() {
                 self.notifier.close(id);
             }
             return;
         }
-        let popup = Renderer {
-            settings: &self.settings,
-            capabilities: &self.notifier.capabilities,
-        }
-        .summary(ringing, missed);
+        let popup = self.renderer().summary(&ringing, &missed);
         match self.notifier.show(popup, self.summary_id).await {
             Ok(id) => self.summary_id = Some(id),
             Err(e) => tracing::warn!(error = %e, "summary popup not shown"),
@@ -560,7 +626,12 @@ impl PopupManager {
             NotifierEvent::Closed { id } => {
                 if self.summary_id == Some(id) {
                     self.summary_id = None;
-                    self.overflow_missed = 0;
+                    // The person has seen the missed ones; calls still ringing stay counted.
+                    for counted in self.overflow.values_mut() {
+                        if counted.how == Overflow::Missed {
+                            counted.how = Overflow::Done;
+                        }
+                    }
                     return;
                 }
                 if let Some(call_id) = self.by_notification.get(&id).copied() {
@@ -813,6 +884,45 @@ mod tests {
             summary[1..].iter().all(|x| x.1 == Some(summary[0].0)),
             "summary updated in place"
         );
+        rig.shutdown.cancel();
+    }
+
+    /// Issue 25 #2: a call counted as ringing leaves the count when it goes quiet, and a
+    /// voicemail after the missed call does not count it twice.
+    #[tokio::test]
+    async fn the_summary_counts_each_call_once_and_forgets_calls_gone_quiet() {
+        let rig = rig(PopupSettings {
+            max_on_screen: 1,
+            stuck_ringing_after: Duration::from_millis(400),
+            ..PopupSettings::default()
+        })
+        .await;
+        let ringing = |key: &str| {
+            let mut c = call(CallState::Ringing, None, LegState::Ringing);
+            c.call_key = key.into();
+            c
+        };
+        for id in 1..=3 {
+            rig.send(id, ringing(&format!("s-{id}")), Origin::Webhook)
+                .await;
+        }
+        let mut missed = call(CallState::Ended, Some(CallResult::Missed), LegState::Ended);
+        missed.call_key = "s-2".into();
+        rig.send(2, missed, Origin::Webhook).await;
+        let last = |rig: &Rig| shows(&rig.recorded()).last().cloned().expect("a popup");
+        assert_eq!(last(&rig).2, "1 more incoming call, 1 missed call");
+        let before = shows(&rig.recorded()).len();
+        let mut voicemail = call(
+            CallState::Ended,
+            Some(CallResult::Voicemail),
+            LegState::Voicemail,
+        );
+        voicemail.call_key = "s-2".into();
+        rig.send(2, voicemail, Origin::Webhook).await;
+        assert_eq!(shows(&rig.recorded()).len(), before, "counted once");
+        // Call 3 is never heard of again: after the bound it no longer counts as ringing.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(last(&rig).2, "1 missed call");
         rig.shutdown.cancel();
     }
 

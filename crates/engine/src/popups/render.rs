@@ -187,32 +187,45 @@ impl Renderer<'_> {
     }
 
     /// The summary popup for calls beyond the on-screen limit.
-    pub fn summary(&self, ringing: usize, missed: usize) -> Popup {
+    /// One line naming a caller, for the summary popup: name and number, or what is known.
+    pub fn caller_line(&self, call: &Call) -> String {
+        match self.caller(call) {
+            (who, Some(number)) => format!("{who} · {number}"),
+            (who, None) => who,
+        }
+    }
+
+    /// The one popup that stands for calls beyond the on-screen limit, naming the newest
+    /// callers (`ringing` and `missed` are caller lines, newest first).
+    pub fn summary(&self, ringing: &[&str], missed: &[&str]) -> Popup {
+        /// Callers named before "and N more": a popup has room for a few lines.
+        const NAMED: usize = 4;
         let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-        let (summary, body) = if ringing > 0 {
-            (
-                format!(
-                    "{ringing} more incoming call{}",
-                    if ringing == 1 { "" } else { "s" }
-                ),
-                if missed > 0 {
-                    format!(
-                        "and {} — open CallPop to see them",
-                        plural(missed, "missed call")
-                    )
-                } else {
-                    "Open CallPop to see them".to_string()
-                },
-            )
-        } else {
-            (
-                plural(missed, "missed call"),
-                "Open CallPop to see them".to_string(),
-            )
+        let summary = match (ringing.len(), missed.len()) {
+            (0, m) => plural(m, "missed call"),
+            (r, 0) => plural(r, "more incoming call"),
+            (r, m) => format!(
+                "{}, {}",
+                plural(r, "more incoming call"),
+                plural(m, "missed call")
+            ),
         };
+        let listed = ringing
+            .iter()
+            .map(|c| format!("Ringing: {c}"))
+            .chain(missed.iter().map(|c| format!("Missed: {c}")));
+        let mut lines: Vec<String> = listed.take(NAMED).collect();
+        let rest = ringing.len() + missed.len() - lines.len();
+        if rest > 0 {
+            lines.push(format!("and {rest} more"));
+        }
+        if self.settings.window_available {
+            lines.push("Open CallPop to see them".to_string());
+        }
+        let body = lines;
         Popup {
             summary,
-            body: self.body(&[body]),
+            body: self.body(&body),
             actions: if self.settings.window_available {
                 vec![("default".into(), "Open".into())]
             } else {
@@ -279,7 +292,16 @@ mod tests {
             r.render(&answered, Phase::Answered).summary,
             "Answered by Alice Sales (101)"
         );
-        assert_eq!(r.summary(3, 0).summary, "3 more incoming calls");
-        assert_eq!(r.summary(0, 1).summary, "1 missed call");
+        let three = ["A · 1", "B · 2", "C · 3"];
+        assert_eq!(r.summary(&three, &[]).summary, "3 more incoming calls");
+        assert_eq!(r.summary(&[], &["A"]).summary, "1 missed call");
+        // The summary names the newest callers: `callpop serve` has no window to open.
+        let both = r.summary(&three, &["D · 4", "E"]);
+        assert_eq!(both.summary, "3 more incoming calls, 2 missed calls");
+        let lines: Vec<&str> = both.body.lines().collect();
+        assert_eq!(lines[0], "Ringing: A · 1");
+        assert_eq!(lines[3], "Missed: D · 4");
+        assert_eq!(lines[4], "and 1 more");
+        assert_eq!(r.caller_line(&c), "Jane <b>Roe</b> · +1 415 555 0123");
     }
 }
