@@ -77,12 +77,21 @@ fn run(cli: Cli) -> Result<()> {
             subscriptions::subscriptions(Config::load(&overrides(None))?, action)
         }
         Command::Status { json, listen } => {
-            status::status(&Config::load(&overrides(listen))?, json, None)
+            let given = listen.is_some();
+            status::status(&Config::load(&overrides(listen))?, json, None, given)
         }
         Command::Tunnel {
             action: TunnelAction::Status,
             listen,
-        } => status::status(&Config::load(&overrides(listen))?, false, Some("tunnel")),
+        } => {
+            let given = listen.is_some();
+            status::status(
+                &Config::load(&overrides(listen))?,
+                false,
+                Some("tunnel"),
+                given,
+            )
+        }
         Command::Backfill { since, until } => {
             backfill::backfill(Config::load(&overrides(None))?, since, until)
         }

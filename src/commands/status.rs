@@ -9,9 +9,21 @@ use callpop_engine::config::Config;
 use crate::commands::*;
 use crate::render::*;
 
-/// Reads /healthz from the running server on the configured address.
-pub(crate) fn status(config: &Config, json: bool, only: Option<&str>) -> Result<()> {
-    let url = format!("http://{}/healthz", config.listen);
+/// Reads /healthz from the running engine: at `--listen` when given, else where the engine
+/// running on the data dir says it listens (it may have been started with another
+/// `--listen`), else at the configured address.
+pub(crate) fn status(
+    config: &Config,
+    json: bool,
+    only: Option<&str>,
+    listen_given: bool,
+) -> Result<()> {
+    let recorded = (!listen_given)
+        .then(|| callpop_engine::instance::running(&config.data_dir))
+        .flatten()
+        .and_then(|holder| holder.listen);
+    let listen = recorded.unwrap_or(config.listen);
+    let url = format!("http://{listen}/healthz");
     let body: serde_json::Value = runtime()?.block_on(async {
         let response = reqwest::Client::new()
             .get(&url)
@@ -19,10 +31,7 @@ pub(crate) fn status(config: &Config, json: bool, only: Option<&str>) -> Result<
             .send()
             .await
             .with_context(|| {
-                format!(
-                    "CallPop is not running at {} (start it with `callpop serve`)",
-                    config.listen
-                )
+                format!("CallPop is not running at {listen} (start it with `callpop serve`)")
             })?;
         response
             .json::<serde_json::Value>()

@@ -631,7 +631,7 @@ fn hostile_bodies_get_4xx_and_stored_data_is_untouched() {
                 if r.status == 400 {
                     assert_eq!(r.json()["error"]["code"], "invalid_body", "{context}");
                 }
-                if i % 7 == 0 {
+                if i.is_multiple_of(7) {
                     // The same body from a stranger never gets in.
                     let mut body = body.clone();
                     if *endpoint == Endpoint::Ringotel && body.is_object() {

@@ -364,6 +364,54 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
     server.stop();
 }
 
+/// Issue 25 #11 and #12: one engine per data dir, and the CLI finds it wherever it listens.
+#[test]
+fn a_second_serve_on_the_same_data_dir_is_refused_and_status_finds_the_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let listen = format!("127.0.0.1:{}", server.port);
+
+    // A second serve on another port: refused before it touches anything, naming the first.
+    let second = crate::common::command(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN", RC_TOKEN)
+        .output()
+        .expect("second serve");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another CallPop is already running on")
+            && stderr.contains(&format!("callpop serve (process {}", server.pid()))
+            && stderr.contains(&format!("listening on {listen}")),
+        "{stderr}"
+    );
+
+    // `callpop status` without --listen reads where the serve listens from the data dir.
+    let out = run(dir.path(), &["status"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&listen), "{stdout}");
+    let out = run(dir.path(), &["tunnel", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The first one still works, and once it stops the data dir is free again.
+    let r = server.post_rc(&telephony("l1", "s-lock", 1, "Proceeding"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    server.stop();
+    let out = run(dir.path(), &["status"]);
+    assert!(!out.status.success(), "nothing runs there any more");
+    let server = Server::start(dir.path());
+    server.stop();
+}
+
 #[test]
 fn healthz_flags_credentials_kept_in_the_file_because_no_keyring_answered() {
     let dir = tempfile::tempdir().expect("tempdir");

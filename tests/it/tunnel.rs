@@ -195,7 +195,7 @@ fn the_subscription_follows_a_changing_public_url_with_no_gap() {
     let start = clock.now() + Duration::minutes(2);
     let mut n = 0u64;
     while n < 42 {
-        let outcome = if n % 3 == 0 {
+        let outcome = if n.is_multiple_of(3) {
             CallOutcome::Missed { ring: 20 }
         } else {
             CallOutcome::Answered { ring: 5, talk: 90 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backfill::{BackfillRequest, BackfillState, Backfiller};
 use crate::config::{Config, NotificationsMode};
 use crate::health::{Health, Part, PartState};
+use crate::instance::InstanceLock;
 use crate::notify::DesktopNotifier;
 use crate::notify::{Notifier, NotifierEvent};
 use crate::popups::{PopupHandle, PopupManager, PopupRequest, PopupSettings};
@@ -25,6 +26,9 @@ use callpop_store::{Store, StoreError, StoreOptions};
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Another engine runs on the data dir.
+    #[error(transparent)]
+    Instance(#[from] crate::instance::InstanceError),
     /// The call history could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -64,6 +68,8 @@ const ICON_PNG: &[u8] = include_bytes!("../../../icons/128x128.png");
 /// A running engine (store writer + background parts), ready to serve.
 pub struct Engine {
     config: Config,
+    /// The data dir is this engine's while it runs.
+    instance: InstanceLock,
     tokens: WebhookTokens,
     health: Arc<Health>,
     writer: StoreWriter,
@@ -88,6 +94,14 @@ impl Engine {
 
     /// Like [`Engine::start`], for an embedding application with its own options.
     pub fn start_with(mut config: Config, options: EngineOptions) -> Result<Engine, EngineError> {
+        // First of all: a second engine on this data dir must not touch its secrets, history
+        // or RingCentral subscription.
+        let program = if options.window_available {
+            "the CallPop app"
+        } else {
+            "callpop serve"
+        };
+        let instance = InstanceLock::acquire(&config.data_dir, program)?;
         let tokens = crate::secrets::webhook_tokens(&config)?;
         crate::secrets::complete_platform_credentials(&mut config)?;
         let store = Store::open(&config.db_path(), StoreOptions::new(config.default_country))?;
@@ -115,6 +129,7 @@ impl Engine {
         let (popup_requests, _) = broadcast::channel(16);
         let mut engine = Engine {
             config,
+            instance,
             tokens,
             health,
             writer,
@@ -531,9 +546,10 @@ impl Engine {
 
     /// Serves the receiver on `listener` until shutdown, then stops every part and waits for
     /// the writer to finish its last commit.
-    pub async fn run(self, listener: tokio::net::TcpListener) {
+    pub async fn run(mut self, listener: tokio::net::TcpListener) {
         if let Ok(addr) = listener.local_addr() {
             self.health.set_listen(addr);
+            self.instance.record_listen(addr);
         }
         let router = self.receiver().router();
         crate::server::serve(listener, router, self.shutdown.clone()).await;

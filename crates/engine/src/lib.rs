@@ -9,6 +9,7 @@ pub mod backfill;
 pub mod config;
 pub mod engine;
 pub mod health;
+pub mod instance;
 pub mod notify;
 pub mod popups;
 pub mod receiver;

@@ -29,7 +29,7 @@ pub fn at(minute: i64) -> DateTime<Utc> {
 /// +1 415 555 `i`, starting `i` minutes after 09:00 (higher numbers are newer); every third
 /// call was missed, the others talked 60 s; even calls rang extension 101, odd ones 102.
 pub fn call_log_record(i: usize) -> serde_json::Value {
-    let missed = i % 3 == 0;
+    let missed = i.is_multiple_of(3);
     serde_json::json!({
         "id": format!("L{i:05}"),
         "telephonySessionId": format!("s-{i:05}"),
@@ -39,8 +39,8 @@ pub fn call_log_record(i: usize) -> serde_json::Value {
         "result": if missed { "Missed" } else { "Accepted" },
         "from": {"phoneNumber": format!("+1415555{:04}", i % 10_000), "name": "JANE ROE"},
         "to": {"phoneNumber": "+16505550100", "name": "Alice Sales",
-               "extensionNumber": if i % 2 == 0 { "101" } else { "102" },
-               "extensionId": if i % 2 == 0 { "901" } else { "902" }},
+               "extensionNumber": if i.is_multiple_of(2) { "101" } else { "102" },
+               "extensionId": if i.is_multiple_of(2) { "901" } else { "902" }},
     })
 }
 
