@@ -531,6 +531,41 @@ fn search_finds_numbers_in_any_format_names_and_extensions() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a time"));
 }
 
+/// Issue 25 #8: a Ringotel caller with an accented, hyphenated name is found as people type
+/// it, and the name Ringotel gives the called side is kept.
+#[test]
+fn ringotel_names_are_kept_and_found_without_accents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let ms = chrono::Utc::now().timestamp_millis();
+    let start = json!({"method": "StartCallActivity", "api_token": RO_TOKEN,
+        "params": {"call_id": format!("{ms}-names"), "extension": "500",
+                   "activity_type": "inbound", "caller_number": "+353212028252",
+                   "caller_name": "José Müller-O'Brien", "called_number": "500",
+                   "called_name": "Sales Desk", "call_start": ms}});
+    let r = server.post_ro(start.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    server.stop();
+    let calls = calls_json(dir.path());
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["to_name"], "Sales Desk", "{:#}", calls[0]);
+    for query in [
+        "jose",
+        "muller",
+        "obrien",
+        "O'Brien",
+        "MÜLLER",
+        "sales desk",
+    ] {
+        let out = run(dir.path(), &["calls", "--json", "--search", query]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            1,
+            "search {query:?} finds the call"
+        );
+    }
+}
+
 /// Call rows without the time they were last written (a replay rewrites it).
 fn without_updated_at(mut rows: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
     for row in &mut rows {

@@ -613,7 +613,10 @@ fn sides(
     let mut to = summarize_side(external_first.iter().map(|e| &e.to));
     if matches!(direction, CallDirection::Inbound | CallDirection::Internal) {
         // The called side's name: the dialled line's own name when the PSTN side reports one
-        // ("Sales"), otherwise the desk that answered, otherwise the desk that rang last.
+        // ("Sales"), otherwise the desk that answered, otherwise the desk that rang last,
+        // otherwise whatever name the events give the called side (Ringotel's `called_name`:
+        // its events are all desk legs, and carry no desk name of their own).
+        let reported = to.name.take();
         let line_name = used
             .iter()
             .filter(|e| !e.leg.is_extension())
@@ -628,6 +631,7 @@ fn sides(
                 .find(|p| p.answered)
                 .or(callees.last())
                 .and_then(|p| p.name.clone())
+                .or(reported)
         });
     }
     (from, to)

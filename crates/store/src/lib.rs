@@ -381,6 +381,12 @@ impl Store {
             tx.commit().map_err(StoreError::classify)?;
             tracing::info!(version, "call history schema migrated");
         }
+        if (1..schema::FOLDED_SEARCH).contains(&found) {
+            let tx = self.conn.transaction().map_err(StoreError::classify)?;
+            let calls = ingest::requeue_all(&tx, &self.options)?;
+            tx.commit().map_err(StoreError::classify)?;
+            tracing::info!(calls, "search texts rebuilt with folded names");
+        }
         Ok(())
     }
 

@@ -244,11 +244,15 @@ fn search_terms(q: &str) -> Vec<String> {
         return vec![q.chars().filter(char::is_ascii_digit).collect()];
     }
     q.split_whitespace()
-        .map(|t| {
+        .flat_map(|t| {
             if is_phoneish(t) {
-                t.chars().filter(char::is_ascii_digit).collect()
+                vec![t.chars().filter(char::is_ascii_digit).collect()]
             } else {
-                t.to_lowercase()
+                // Folded as the index holds names: `José` finds Jose, `o'brien` O'Brien.
+                callpop_core::text::fold_for_search(t)
+                    .split(' ')
+                    .map(str::to_string)
+                    .collect()
             }
         })
         .filter(|t: &String| !t.is_empty())
@@ -708,9 +712,60 @@ mod tests {
         assert_eq!(open(&store, started - day), None, "it ended");
     }
 
+    /// Issue 25 #8: names are found as people type them, also in a history indexed before
+    /// names were folded.
+    #[test]
+    fn names_are_found_without_their_accents_and_apostrophes_after_an_upgrade() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(crate::DB_FILE);
+        let mut store = Store::open(&path, crate::tests::options()).expect("open");
+        for d in crate::tests::scenario("rc-inbound-answered") {
+            store.ingest(&d).expect("ingest");
+        }
+        let name = "José Müller-O'Brien";
+        // The history as an older CallPop left it: the name, indexed unfolded, at version 4.
+        store
+            .conn
+            .execute_batch(&format!(
+                "UPDATE calls SET from_name = '{}';
+                 DELETE FROM calls_search;
+                 INSERT INTO calls_search (rowid, text) SELECT sort_key, '{}' FROM calls;
+                 PRAGMA user_version = 4;",
+                name.replace('\'', "''"),
+                name.replace('\'', "''")
+            ))
+            .expect("downgrade");
+        drop(store);
+        let store = Store::open(&path, crate::tests::options()).expect("reopen");
+        let found = |q: &str| {
+            store
+                .calls(&CallFilter {
+                    search: Some(q.into()),
+                    ..Default::default()
+                })
+                .expect("search")
+                .len()
+        };
+        for q in [
+            "jose",
+            "muller",
+            "obrien",
+            "o'brien",
+            "MÜLLER-O'BRIEN",
+            "José",
+        ] {
+            assert_eq!(found(q), 1, "{q:?} finds the call");
+        }
+        assert_eq!(found("josef"), 0);
+    }
+
     #[test]
     fn phone_looking_searches_become_digit_strings() {
         assert_eq!(search_terms("(415) 555-01"), vec!["41555501"]);
+        assert_eq!(
+            search_terms("José O'Brien-Smith"),
+            vec!["jose", "obrien", "smith"]
+        );
         assert_eq!(search_terms("+61 412 345"), vec!["61412345"]);
         assert_eq!(search_terms("Jane 0412"), vec!["jane", "0412"]);
         assert_eq!(search_terms("  "), Vec::<String>::new());

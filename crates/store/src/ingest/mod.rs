@@ -23,7 +23,7 @@ pub(crate) use quarantine::{quarantine, requarantine, resolve_quarantine};
 pub(crate) use rows::load_call;
 use rows::*;
 use search::*;
-pub(crate) use search::{flush_search, search_text};
+pub(crate) use search::{flush_search, requeue_all, search_text};
 use voicemail::*;
 
 /// How a delivery changed one call: the row before and after (None = did not exist / removed).

@@ -6,6 +6,7 @@ use rusqlite::{params, Connection};
 use crate::{StoreError, StoreOptions};
 use callpop_core::model::{Call, ExtensionPart};
 use callpop_core::numbers::PhoneNumber;
+use callpop_core::text::fold_for_search;
 
 /// Everything a person might type to find this call, for the trigram index.
 pub(crate) fn search_text(call: &Call, opts: &StoreOptions) -> String {
@@ -30,8 +31,22 @@ pub(crate) fn search_text(call: &Call, opts: &StoreOptions) -> String {
         parts.extend(ext.extension_id.clone());
         parts.extend(ext.name.clone());
     }
+    // Names also as people type them (José Müller-O'Brien is found by `jose`, `obrien`); the
+    // search terms are folded the same way (`query.rs`).
+    let names: Vec<String> = call
+        .extensions
+        .iter()
+        .filter_map(|e| e.name.as_deref())
+        .chain(
+            [&call.from, &call.to]
+                .iter()
+                .filter_map(|s| s.name.as_deref()),
+        )
+        .map(fold_for_search)
+        .collect();
+    parts.extend(names);
     let mut seen = std::collections::BTreeSet::new();
-    parts.retain(|p| !p.is_empty() && seen.insert(p.clone()));
+    parts.retain(|p| !p.is_empty() && seen.insert(p.to_lowercase()));
     parts.join(" | ")
 }
 
@@ -88,6 +103,27 @@ pub(super) fn queue_search(
         target.map(|t| t.1)
     ])?;
     Ok(())
+}
+
+/// Queues every stored call's search text again, for when what the text holds changes (a
+/// schema migration says so); the next flush rewrites the index. Returns how many calls.
+pub(crate) fn requeue_all(conn: &Connection, opts: &StoreOptions) -> Result<usize, StoreError> {
+    let sql = format!("SELECT {} FROM calls", crate::query::CALL_COLUMNS);
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    let mut queued = 0;
+    while let Some(row) = rows.next()? {
+        match crate::query::call_from_row(row)? {
+            Ok(r) => {
+                let text = search_text(&r.call, opts);
+                queue_search(conn, r.id, Some(r.sort_key), Some((r.sort_key, &text)))?;
+                queued += 1;
+            }
+            // A damaged row keeps the entry it has; `callpop events replay` rebuilds it.
+            Err(e) => tracing::warn!(error = %e, "a call's search text was not refreshed"),
+        }
+    }
+    Ok(queued)
 }
 
 /// Applies the queued search-index work: every old entry out, then every call's latest text
