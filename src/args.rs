@@ -115,9 +115,12 @@ pub(crate) struct CallsArgs {
     /// Calls started before (same forms as --since).
     #[arg(long, value_name = "T")]
     pub(crate) until: Option<String>,
-    /// Only this outcome.
+    /// Only this outcome (`no_end_reported`: the phone system never said how the call ended).
     #[arg(long, value_enum, value_name = "R")]
     pub(crate) result: Option<ResultArg>,
+    /// Only calls in this state: `ringing` now, `connected` (on a call) or `ended`.
+    #[arg(long, value_enum, value_name = "S")]
+    pub(crate) state: Option<StateArg>,
     /// Only this direction.
     #[arg(long, value_enum, value_name = "D")]
     pub(crate) direction: Option<DirectionArg>,
@@ -146,6 +149,16 @@ pub(crate) enum ResultArg {
     /// Spelled as the tables and JSON print it; `no-answer` is accepted too.
     #[value(name = "no_answer", alias = "no-answer")]
     NoAnswer,
+    /// Spelled as printed; `no-end-reported` is accepted too.
+    #[value(name = "no_end_reported", alias = "no-end-reported")]
+    NoEndReported,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum StateArg {
+    Ringing,
+    Connected,
+    Ended,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

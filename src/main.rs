@@ -31,12 +31,38 @@ fn main() {
         // tools behave.
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
-            // Errors can quote what a remote server or a sender wrote.
-            eprintln!("callpop: {}", render::shown(&format!("{e:#}")));
+            eprintln!("callpop: {}", error_text(&e));
             1
         }
     };
     std::process::exit(code);
+}
+
+/// An error and its causes as one message, each cause once: many errors already quote their
+/// cause ("cannot read config file x: No such file or directory"), and printing the chain
+/// again said the system's reason twice. Line breaks inside a message are kept (TOML's
+/// error points at the mistake with a caret on the line below), every line made safe for
+/// the terminal: errors can quote what a remote server or a sender wrote.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.contains(said.trim()) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text.lines()
+        .map(|line| {
+            // Kept: the caret lines up under the mistake.
+            let indent = line.len() - line.trim_start().len();
+            format!("{}{}", " ".repeat(indent), render::shown(line))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether the error is stdout's reader having closed the pipe.

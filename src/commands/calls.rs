@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use chrono::{Local, Utc};
 
-use callpop_core::model::{CallDirection, CallResult};
+use callpop_core::model::{CallDirection, CallResult, CallState};
 use callpop_engine::config::Config;
 use callpop_store::CallFilter;
 
@@ -34,6 +34,12 @@ pub(crate) fn calls(config: &Config, args: CallsArgs) -> Result<()> {
             ResultArg::Missed => CallResult::Missed,
             ResultArg::Voicemail => CallResult::Voicemail,
             ResultArg::NoAnswer => CallResult::NoAnswer,
+            ResultArg::NoEndReported => CallResult::NoEndReported,
+        }),
+        state: args.state.map(|s| match s {
+            StateArg::Ringing => CallState::Ringing,
+            StateArg::Connected => CallState::Connected,
+            StateArg::Ended => CallState::Ended,
         }),
         direction: args.direction.map(|d| match d {
             DirectionArg::Inbound => CallDirection::Inbound,

@@ -526,9 +526,99 @@ fn search_finds_numbers_in_any_format_names_and_extensions() {
     let csv = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(csv.starts_with("id,started_at,direction"), "{csv}");
     assert_eq!(csv.lines().count(), 2);
+    // The filters for live calls and for calls whose end never came are accepted.
+    let listed = |args: &[&str]| {
+        let out = run(dir.path(), args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let live = calls_json(dir.path())[0]["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(listed(&["calls", "--json", "--state", &live]), 1);
+    assert_eq!(listed(&["calls", "--json", "--state", "ended"]), 0);
+    assert_eq!(
+        listed(&["calls", "--json", "--result", "no_end_reported"]),
+        0
+    );
+    // Times in the CSV carry the local offset (a desk five hours behind UTC here).
+    let out = crate::common::command(dir.path())
+        .args(["calls", "--csv"])
+        .env("TZ", "EST5")
+        .output()
+        .expect("run");
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    let started = csv
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').nth(1))
+        .unwrap_or("");
+    assert!(started.ends_with("-05:00"), "{csv}");
     let out = run(dir.path(), &["calls", "--since", "bogus"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a time"));
+}
+
+/// Issue 25 #3b: a call whose end never came is ended as `no_end_reported` by the running
+/// engine (here at its next start), and its real end, arriving after all, still wins.
+#[test]
+fn a_call_whose_end_never_came_gets_no_end_reported_until_the_end_arrives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let ring = crate::common::rc_party_event(
+        "u1",
+        "s-lost",
+        "p2",
+        None,
+        "Inbound",
+        2,
+        "Proceeding",
+        hour_ago,
+    );
+    assert_eq!(server.post_rc(&ring).status, 200);
+    assert_eq!(calls_json(dir.path())[0]["state"], "ringing");
+    server.stop();
+
+    let server = Server::start(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls_json(dir.path())[0]["result"] != "no_end_reported" {
+        assert!(Instant::now() < deadline, "{:#}", calls_json(dir.path())[0]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let call = &calls_json(dir.path())[0];
+    assert_eq!(call["state"], "ended");
+    let out = run(
+        dir.path(),
+        &["calls", "--json", "--result", "no_end_reported"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    let out = run(dir.path(), &["calls", "--json", "--state", "ringing"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 0);
+
+    let end = crate::common::rc_party_event(
+        "u2",
+        "s-lost",
+        "p2",
+        None,
+        "Inbound",
+        3,
+        "Disconnected",
+        hour_ago,
+    );
+    assert_eq!(server.post_rc(&end).status, 200);
+    let real = &calls_json(dir.path())[0];
+    assert_eq!(real["state"], "ended");
+    assert!(
+        real["result"].is_string() && real["result"] != "no_end_reported",
+        "{real:#}"
+    );
+    server.stop();
 }
 
 /// Issue 25 #8: a Ringotel caller with an accented, hyphenated name is found as people type

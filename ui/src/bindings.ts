@@ -9,7 +9,7 @@ import { listen } from "@tauri-apps/api/event";
 export type Provider = "ringcentral" | "ringotel";
 export type CallDirection = "inbound" | "outbound" | "internal" | "unknown";
 export type CallState = "ringing" | "connected" | "ended" | "unknown";
-export type CallResult = "answered" | "missed" | "voicemail" | "no_answer";
+export type CallResult = "answered" | "missed" | "voicemail" | "no_answer" | "no_end_reported";
 export type LegState = "ringing" | "connected" | "held" | "voicemail" | "ended" | "other";
 export type LegDirection = "inbound" | "outbound";
 export type ExtensionPart = {

@@ -64,6 +64,8 @@ export function resultBadge(c: CallView): { text: string; tone: Tone } {
     case "missed": return { text: "Missed", tone: "danger" };
     case "voicemail": return { text: "Voicemail", tone: "vm" };
     case "no_answer": return { text: "No answer", tone: "muted" };
+    // The phone system never said how the call ended (CallResult::NoEndReported).
+    case "no_end_reported": return { text: "No end reported", tone: "muted" };
     default: return { text: c.state === "ended" ? "Ended" : "Unknown", tone: "muted" };
   }
 }
@@ -82,6 +84,7 @@ export function durationText(c: CallView, now = Date.now()): string {
   if (c.result === "voicemail") {
     return c.voicemail_seconds != null ? `Message ${formatDuration(c.voicemail_seconds)}` : `Rang ${formatDuration(c.ring_seconds)}`;
   }
+  if (c.result === "no_end_reported") return c.answered_at ? "Talked, end unknown" : "Rang, end unknown";
   if (c.result === "missed" || c.result === "no_answer" || c.talk_seconds === 0) return `Rang ${formatDuration(c.ring_seconds)}`;
   return `Talk ${formatDuration(c.talk_seconds)}`;
 }

@@ -316,6 +316,7 @@ impl CallQuery {
             since,
             until,
             result: self.result,
+            state: None,
             direction: self.direction,
             extension: self
                 .extension

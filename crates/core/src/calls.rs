@@ -17,6 +17,16 @@ use crate::model::{
 };
 use crate::numbers::NumberKind;
 
+/// A ringing call nothing is heard of for this long gets the result
+/// [`CallResult::NoEndReported`](crate::model::CallResult::NoEndReported): no phone rings that
+/// long, and a call moved to another session (a pickup, a park) is never heard of again in
+/// this one. Its popup closes then too.
+pub const UNHEARD_RINGING: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The same for a connected call: a real call can talk for hours, and no event comes while
+/// it does.
+pub const UNHEARD_CONNECTED: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
 /// Orders events canonically: by leg, then by provider sequence, phase, time and content.
 fn canonical_cmp(a: &CallEvent, b: &CallEvent) -> Ordering {
     (leg_group(a), &a.leg.id)

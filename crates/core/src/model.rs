@@ -358,7 +358,8 @@ pub enum Origin {
     Webhook,
     /// Fetched from the provider's history after downtime.
     Backfill,
-    /// Re-read from the store by `callpop events replay`.
+    /// Re-read from the store: `callpop events replay`, or the store's own rule ending calls
+    /// whose end was never reported.
     Replay,
 }
 
@@ -467,6 +468,10 @@ pub enum CallResult {
     Voicemail,
     /// An outbound call the far end did not answer.
     NoAnswer,
+    /// The phone system never reported the end: nothing was heard of the call for
+    /// [`crate::calls::UNHEARD_RINGING`] while it rang, or [`crate::calls::UNHEARD_CONNECTED`]
+    /// while connected. The store sets it; a real end arriving later replaces it.
+    NoEndReported,
 }
 
 impl CallResult {
@@ -477,6 +482,7 @@ impl CallResult {
             CallResult::Missed => "missed",
             CallResult::Voicemail => "voicemail",
             CallResult::NoAnswer => "no_answer",
+            CallResult::NoEndReported => "no_end_reported",
         }
     }
 
@@ -487,6 +493,7 @@ impl CallResult {
             CallResult::Missed,
             CallResult::Voicemail,
             CallResult::NoAnswer,
+            CallResult::NoEndReported,
         ]
         .into_iter()
         .find(|d| d.as_str() == s)

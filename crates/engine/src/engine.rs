@@ -154,6 +154,11 @@ impl Engine {
             engine.writer.clone(),
             engine.shutdown.clone(),
         )));
+        engine.tasks.push(tokio::spawn(end_unheard_calls(
+            engine.writer.clone(),
+            engine.config.clock,
+            engine.shutdown.clone(),
+        )));
         engine.tasks.push(tokio::spawn(follow_writer_restarts(
             engine.health.clone(),
             engine.writer.restarts(),
@@ -652,6 +657,43 @@ async fn recheck_storage(health: Arc<Health>, writer: StoreWriter, shutdown: Can
                 health.storage_succeeded(ticket);
             }
             Err(e) => tracing::debug!(error = %e, "the call history still refuses writes"),
+        }
+    }
+}
+
+/// How often calls whose end never came are looked for.
+const UNHEARD_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Ends, once a minute and at start, the calls whose end the phone system never reported
+/// (`callpop_core::calls::UNHEARD_RINGING`, `UNHEARD_CONNECTED`): the log stops ticking
+/// "Ringing 6:32" for good, the popup and the summary let go of them, and they can be found
+/// as `no_end_reported`.
+async fn end_unheard_calls(
+    writer: StoreWriter,
+    clock: callpop_clock::Clock,
+    shutdown: CancellationToken,
+) {
+    use callpop_core::calls::{UNHEARD_CONNECTED, UNHEARD_RINGING};
+    let before = |bound: std::time::Duration| {
+        clock.now() - chrono::Duration::from_std(bound).unwrap_or_default()
+    };
+    loop {
+        match writer
+            .end_unheard_calls(before(UNHEARD_RINGING), before(UNHEARD_CONNECTED))
+            .await
+        {
+            Ok(ended) if !ended.is_empty() => {
+                tracing::info!(
+                    calls = ended.len(),
+                    "calls whose end was never reported were ended"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "calls without an end were not checked"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(UNHEARD_CHECK) => {}
         }
     }
 }

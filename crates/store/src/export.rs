@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Local, SecondsFormat, Utc};
 
 use callpop_core::lines::{dialled_line_label, LineLabel};
 use callpop_core::model::Call;
@@ -87,11 +87,16 @@ pub fn write_csv(
     text: CsvText,
     out: &mut dyn Write,
 ) -> Result<u64, StoreError> {
-    let io = |e: std::io::Error| StoreError::Unwritable(e.to_string());
+    let io = StoreError::Output;
     writeln!(out, "{CSV_HEADER}").map_err(io)?;
+    // RFC 3339 with this machine's offset (`2026-12-06T20:40:05-05:00`): the same wall-clock
+    // time the table shows, and still one exact instant for a program reading it.
     let time = |t: Option<DateTime<Utc>>| {
-        t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-            .unwrap_or_default()
+        t.map(|t| {
+            t.with_timezone(&Local)
+                .to_rfc3339_opts(SecondsFormat::Secs, false)
+        })
+        .unwrap_or_default()
     };
     let mut rows = 0;
     store.for_each_call(filter, |r| {
@@ -222,31 +227,46 @@ mod tests {
                 .expect("stored")
                 .id
         };
+        // Times carry this machine's offset, as the table shows them.
+        let local = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .expect("time")
+                .with_timezone(&Local)
+                .to_rfc3339_opts(SecondsFormat::Secs, false)
+        };
         assert_eq!(
             lines[1],
             format!(
-                "{},2026-11-02T09:02:00Z,inbound,answered,+14155550002,+14155550002,\"'=EVIL(), INC\",\
+                "{},{},inbound,answered,+14155550002,+14155550002,\"'=EVIL(), INC\",\
                  +16505550100,+16505550100,Alice Sales,Sales,101 (answered),0,60,\
-                 2026-11-02T09:02:00Z,2026-11-02T09:03:00Z,,,ringcentral,s-00002",
-                id("s-00002")
+                 {},{},,,ringcentral,s-00002",
+                id("s-00002"),
+                local("2026-11-02T09:02:00Z"),
+                local("2026-11-02T09:02:00Z"),
+                local("2026-11-02T09:03:00Z")
             )
         );
         assert_eq!(
             lines[2],
             format!(
-                "{},2026-11-02T09:01:00Z,inbound,answered,+14155550001,+14155550001,JANE ROE,\
+                "{},{},inbound,answered,+14155550001,+14155550001,JANE ROE,\
                  +16505550100,+16505550100,Alice Sales,Sales,102 (answered),0,60,\
-                 2026-11-02T09:01:00Z,2026-11-02T09:02:00Z,,,ringcentral,s-00001",
-                id("s-00001")
+                 {},{},,,ringcentral,s-00001",
+                id("s-00001"),
+                local("2026-11-02T09:01:00Z"),
+                local("2026-11-02T09:01:00Z"),
+                local("2026-11-02T09:02:00Z")
             )
         );
         assert_eq!(
             lines[3],
             format!(
-                "{},2026-11-02T09:00:00Z,inbound,missed,+14155550000,+14155550000,JANE ROE,\
-                 +16505550100,+16505550100,Alice Sales,Sales,101,0,0,,2026-11-02T09:00:00Z,,,\
+                "{},{},inbound,missed,+14155550000,+14155550000,JANE ROE,\
+                 +16505550100,+16505550100,Alice Sales,Sales,101,0,0,,{},,,\
                  ringcentral,s-00000",
-                id("s-00000")
+                id("s-00000"),
+                local("2026-11-02T09:00:00Z"),
+                local("2026-11-02T09:00:00Z")
             )
         );
         // A filter limits the rows; the header is always there.

@@ -72,6 +72,10 @@ pub enum StoreError {
     /// The disk is full or the database is read-only: nothing can be stored now.
     #[error("the call history cannot be written right now: {0}")]
     Unwritable(String),
+    /// The export's destination (a file, a pipe, the terminal) refused what was written: the
+    /// history itself is fine.
+    #[error("cannot write the export: {0}")]
+    Output(#[source] std::io::Error),
     /// Another program holds the history's lock (a backup tool, a database browser): neither
     /// reads nor writes can go on until it lets go.
     #[error("the call history is locked by another program ({0}); try again once it lets go")]

@@ -128,6 +128,8 @@ pub struct CallFilter {
     pub until: Option<DateTime<Utc>>,
     /// Only this outcome.
     pub result: Option<CallResult>,
+    /// Only calls in this state (`Ringing`: still ringing now).
+    pub state: Option<CallState>,
     /// Only this direction.
     pub direction: Option<CallDirection>,
     /// Only calls an extension (id or number) took part in.
@@ -377,6 +379,10 @@ fn list_plan(filter: &CallFilter) -> ListPlan {
     if let Some(r) = filter.result {
         conds.push("c.result = ?".into());
         args.push(Value::Text(r.as_str().into()));
+    }
+    if let Some(st) = filter.state {
+        conds.push("c.state = ?".into());
+        args.push(Value::Text(st.as_str().into()));
     }
     if let Some(d) = filter.direction {
         conds.push("c.direction = ?".into());
@@ -712,6 +718,66 @@ mod tests {
         assert_eq!(open(&store, started - day), None, "it ended");
     }
 
+    /// Issue 25 #3b: a call whose end never comes gets `no_end_reported` after the bound,
+    /// through the partial index; a real end arriving later still wins.
+    #[test]
+    fn a_call_whose_end_never_comes_is_ended_as_such_until_its_end_arrives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(crate::DB_FILE);
+        let mut store = Store::open(&path, crate::tests::options()).expect("open");
+        let deliveries = crate::tests::scenario("rc-inbound-answered");
+        let (hang_up, before) = deliveries.split_last().expect("events");
+        for d in before {
+            store.ingest(d).expect("ingest");
+        }
+        let call = |store: &Store| {
+            store.calls(&CallFilter::default()).expect("calls")[0]
+                .call
+                .clone()
+        };
+        let connected = call(&store);
+        assert_eq!(connected.state, CallState::Connected);
+        let heard = connected.last_event_at;
+        let plan: String = store
+            .conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM calls WHERE state IN ('ringing', 'connected') \
+                 AND last_event_at < 0",
+                [],
+                |r| r.get(3),
+            )
+            .expect("plan");
+        assert!(plan.contains("calls_unended"), "{plan}");
+
+        // Within the bound for connected calls (only ringing ones are past theirs): untouched.
+        let second = chrono::Duration::seconds(1);
+        let none = store
+            .end_unheard_calls(heard + second, heard - second)
+            .expect("sweep");
+        assert!(none.is_empty());
+        let ended = store
+            .end_unheard_calls(heard + second, heard + second)
+            .expect("sweep");
+        assert_eq!(ended.len(), 1);
+        let swept = call(&store);
+        assert_eq!(swept.state, CallState::Ended);
+        assert_eq!(swept.result, Some(CallResult::NoEndReported));
+        assert_eq!(swept.ended_at, Some(heard));
+        let filtered = store
+            .calls(&CallFilter {
+                result: Some(CallResult::NoEndReported),
+                ..Default::default()
+            })
+            .expect("filter");
+        assert_eq!(filtered.len(), 1);
+
+        // The hang-up arrives after all: the real end replaces the guess.
+        store.ingest(hang_up).expect("ingest");
+        let real = call(&store);
+        assert_eq!(real.result, Some(CallResult::Answered));
+        assert_ne!(real.ended_at, Some(heard));
+    }
+
     /// Issue 25 #8: names are found as people type them, also in a history indexed before
     /// names were folded.
     #[test]
@@ -730,6 +796,7 @@ mod tests {
                 "UPDATE calls SET from_name = '{}';
                  DELETE FROM calls_search;
                  INSERT INTO calls_search (rowid, text) SELECT sort_key, '{}' FROM calls;
+                 DROP INDEX calls_unended;
                  PRAGMA user_version = 4;",
                 name.replace('\'', "''"),
                 name.replace('\'', "''")

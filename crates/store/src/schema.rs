@@ -152,6 +152,12 @@ CREATE TABLE search_pending (
     r#"
 SELECT 1;
 "#,
+    // 6: the calls still ringing or connected, by their last event, for the rule that ends
+    // calls whose end was never reported (it runs every minute; without this it read every
+    // call).
+    r#"
+CREATE INDEX calls_unended ON calls (last_event_at) WHERE state IN ('ringing', 'connected');
+"#,
 ];
 
 /// The first version whose search texts hold folded names: histories migrated from before it

@@ -56,6 +56,10 @@ enum Op {
     SetState(String, String),
     SetPopup(PopupRecord),
     OldestOpenCall(DateTime<Utc>),
+    EndUnheard {
+        ringing_before: DateTime<Utc>,
+        connected_before: DateTime<Utc>,
+    },
     /// Test builds only (`test-hooks`): stores nothing, and the writer's loop panics once its
     /// group is committed, the way a bug in the loop's own bookkeeping would.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -245,6 +249,27 @@ impl StoreWriter {
             .await?
         {
             Done::StateSet => Ok(()),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// Ends the calls whose end was never reported: ringing with no event since
+    /// `ringing_before`, connected with none since `connected_before` (result
+    /// `no_end_reported`; a real end arriving later wins). Returns the changed calls, which
+    /// are also broadcast like a replay's.
+    pub async fn end_unheard_calls(
+        &self,
+        ringing_before: DateTime<Utc>,
+        connected_before: DateTime<Utc>,
+    ) -> Result<Vec<CallChange>, StoreError> {
+        let op = Op::EndUnheard {
+            ringing_before,
+            connected_before,
+        };
+        match self.submit(op).await? {
+            Done::Replaced(changes) => Ok(changes),
             _ => Err(StoreError::Corrupt(
                 "writer answered the wrong request".into(),
             )),
@@ -891,6 +916,11 @@ fn apply_job(
             payload,
         } => ingest::replace_payload(tx, options, cache, *raw_event_id, kind, payload)
             .map(Done::Replaced),
+        Op::EndUnheard {
+            ringing_before,
+            connected_before,
+        } => ingest::end_unheard(tx, options, cache, *ringing_before, *connected_before)
+            .map(Done::Replaced),
         Op::SetState(k, v) => tx
             .prepare_cached(
                 "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
@@ -940,6 +970,27 @@ impl Store {
         ingest::flush_search(&tx)?;
         tx.commit().map_err(StoreError::classify)?;
         Ok(outcome)
+    }
+
+    /// Ends the calls whose end was never reported, in its own transaction (see
+    /// [`StoreWriter::end_unheard_calls`]).
+    pub fn end_unheard_calls(
+        &mut self,
+        ringing_before: DateTime<Utc>,
+        connected_before: DateTime<Utc>,
+    ) -> Result<Vec<CallChange>, StoreError> {
+        let options = self.options.clone();
+        let tx = self.conn.transaction().map_err(StoreError::classify)?;
+        let changes = ingest::end_unheard(
+            &tx,
+            &options,
+            &mut ingest::CallCache::default(),
+            ringing_before,
+            connected_before,
+        )?;
+        ingest::flush_search(&tx)?;
+        tx.commit().map_err(StoreError::classify)?;
+        Ok(changes)
     }
 
     /// Keeps an unusable body in its own transaction.

@@ -100,7 +100,7 @@ export class LogView {
     }, icon("x"));
     const search = h("div", { class: "search" }, icon("search", "icon search-icon"), this.searchInput, this.clearSearchBtn);
 
-    this.resultSel = select("Result", [["", "Any result"], ["answered", "Answered"], ["missed", "Missed"], ["voicemail", "Voicemail"], ["no_answer", "No answer"]], () => this.applyNow());
+    this.resultSel = select("Result", [["", "Any result"], ["answered", "Answered"], ["missed", "Missed"], ["voicemail", "Voicemail"], ["no_answer", "No answer"], ["no_end_reported", "No end reported"]], () => this.applyNow());
     this.dirSel = select("Direction", [["", "Any direction"], ["inbound", "Inbound"], ["outbound", "Outbound"], ["internal", "Internal"]], () => this.applyNow());
     this.rangeSel = select("Date range", [["all", "Any time"], ["today", "Today"], ["7d", "Last 7 days"], ["30d", "Last 30 days"], ["custom", "Custom range…"]], () => this.onRangeChange());
     this.extInput = h("input", { type: "text", class: "input ext-input", placeholder: "Extension", inputMode: "numeric", autocomplete: "off", spellcheck: false, "aria-label": "Extension", oninput: () => this.onFilterInput(), onkeydown: (e: Event) => { if ((e as KeyboardEvent).key === "Enter") this.applyNow(); } });

@@ -466,6 +466,11 @@ impl PopupManager {
                 if let Some(s) = self.shown.get_mut(&call_id) {
                     s.call = Some(call.clone());
                 }
+                if call.result == Some(CallResult::NoEndReported) {
+                    // The store's rule for calls whose end never came (core::calls): the
+                    // popup goes, as the history says.
+                    self.close_popup(call_id).await;
+                }
             }
         }
     }

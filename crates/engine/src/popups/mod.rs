@@ -31,10 +31,12 @@ pub use manager::{PopupHandle, PopupManager};
 pub use policy::{desired_phase, Phase};
 pub use render::{crm_url, Renderer};
 
-/// A ringing popup whose call has not changed for this long is closed. No phone rings that
-/// long; a call whose every leg moved to another session (`Gone` after a pickup or park) is
-/// never heard of again in this one and would otherwise ring on screen for good.
-pub const STUCK_RINGING: Duration = Duration::from_secs(600);
+/// A ringing popup whose call has not changed for this long is closed: the history's rule for
+/// calls whose end never came ([`callpop_core::calls::UNHEARD_RINGING`]), which ends the call
+/// itself as `no_end_reported` at the same time. No phone rings that long; a call whose every
+/// leg moved to another session (`Gone` after a pickup or park) is never heard of again in
+/// this one and would otherwise ring on screen for good.
+pub const STUCK_RINGING: Duration = callpop_core::calls::UNHEARD_RINGING;
 
 /// Engine-state key of the pause setting.
 pub const PAUSE_KEY: &str = "popups.pause";

@@ -53,6 +53,10 @@ pub fn desired_phase(call: &Call, watched: &[String]) -> Option<Phase> {
     ) {
         return None;
     }
+    if call.result == Some(CallResult::NoEndReported) {
+        // The phone system never said how it ended: no phase fits, and its popup closes.
+        return None;
+    }
     let mine = watched_parts(call, watched);
     if mine.is_empty() {
         return None;

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{to_ms, StoreError, StoreOptions};
 use callpop_core::calls;
-use callpop_core::model::{Call, CallEvent, Delivery, Payload, Provider};
+use callpop_core::model::{Call, CallEvent, CallResult, CallState, Delivery, Payload, Provider};
 
 mod cache;
 mod quarantine;
@@ -339,8 +339,21 @@ fn load_cached(
 ) -> Result<CachedCall, StoreError> {
     let (events, deliveries) = stored_events(conn, opts, call_id)?;
     let voicemail = linked_voicemail(conn, call_id)?;
-    let call = calls::derive(&events, deliveries, voicemail.as_ref())
+    let mut call = calls::derive(&events, deliveries, voicemail.as_ref())
         .ok_or_else(|| StoreError::Corrupt(format!("call {call_id} has no events")))?;
+    // Changes are written as the difference from `call`. A row ended as `no_end_reported`
+    // holds what its events do not say, so the difference is taken from the row itself:
+    // the real end must overwrite every column the rule changed.
+    let unheard: Option<String> = conn
+        .prepare_cached("SELECT result FROM calls WHERE id = ?1")?
+        .query_row([call_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    if unheard.as_deref() == Some(CallResult::NoEndReported.as_str()) {
+        if let Some(row) = load_call(conn, call_id)? {
+            call = row;
+        }
+    }
     Ok(CachedCall {
         events,
         deliveries,
@@ -459,6 +472,60 @@ fn add_events(
         before,
         after: Some(call),
     })
+}
+
+/// Ends the calls nothing has been heard of since the bounds (ringing: last event before
+/// `ringing_before`; connected: before `connected_before`) with [`CallResult::NoEndReported`],
+/// as ended at their last event. Their events stay as they are, so a real end that arrives
+/// later recomputes the row from them and wins.
+pub(crate) fn end_unheard(
+    conn: &Connection,
+    opts: &StoreOptions,
+    cache: &mut CallCache,
+    ringing_before: DateTime<Utc>,
+    connected_before: DateTime<Utc>,
+) -> Result<Vec<CallChange>, StoreError> {
+    // The states are written out (not bound) and the range given once plainly, so SQLite
+    // walks the partial index `calls_unended` (schema 6) instead of every call.
+    let sql = format!(
+        "SELECT {} FROM calls
+         WHERE state IN ('ringing', 'connected') AND last_event_at < ?3
+           AND last_event_at < CASE state WHEN 'ringing' THEN ?1 ELSE ?2 END",
+        crate::query::CALL_COLUMNS
+    );
+    debug_assert_eq!(CallState::Ringing.as_str(), "ringing");
+    debug_assert_eq!(CallState::Connected.as_str(), "connected");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let unheard: Vec<crate::query::CallRecord> = stmt
+        .query_map(
+            params![
+                to_ms(ringing_before),
+                to_ms(connected_before),
+                to_ms(ringing_before.max(connected_before))
+            ],
+            crate::query::call_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        // A damaged row is left alone; `callpop events replay` rebuilds it.
+        .filter_map(Result::ok)
+        .collect();
+    let mut changes = Vec::with_capacity(unheard.len());
+    for record in unheard {
+        let before = record.call;
+        let mut after = before.clone();
+        after.state = CallState::Ended;
+        after.result = Some(CallResult::NoEndReported);
+        after.ended_at = Some(before.last_event_at.max(before.started_at));
+        update_call(conn, opts, record.id, &after, Some(&before))?;
+        cache.forget(record.id);
+        changes.push(CallChange {
+            id: record.id,
+            before: Some(before),
+            after: Some(after),
+        });
+    }
+    Ok(changes)
 }
 
 /// Recomputes a call from all of its stored events and writes the row (the slow path, for
