@@ -688,16 +688,23 @@ pub(crate) fn oldest_open_call(
 mod tests {
     use super::*;
 
+    /// A history holding an answered call whose hang-up has not arrived; returns the hang-up.
+    fn answered_but_not_hung_up(dir: &std::path::Path) -> (Store, callpop_core::model::Delivery) {
+        let path = dir.join(crate::DB_FILE);
+        let mut store = Store::open(&path, crate::tests::options()).expect("open");
+        let mut deliveries = crate::tests::scenario("rc-inbound-answered");
+        let hang_up = deliveries.pop().expect("events");
+        for d in &deliveries {
+            store.ingest(d).expect("ingest");
+        }
+        (store, hang_up)
+    }
+
     #[test]
     fn a_call_stays_open_to_the_catch_up_until_its_end_arrives() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(crate::DB_FILE);
-        let mut store = Store::open(&path, crate::tests::options()).expect("open");
-        let deliveries = crate::tests::scenario("rc-inbound-answered");
-        let (hang_up, before) = deliveries.split_last().expect("events");
-        for d in before {
-            store.ingest(d).expect("ingest");
-        }
+        let (mut store, hang_up) = answered_but_not_hung_up(dir.path());
+        let hang_up = &hang_up;
         let (started, state): (i64, String) = store
             .conn
             .query_row("SELECT started_at, state FROM calls", [], |r| {
@@ -723,13 +730,8 @@ mod tests {
     #[test]
     fn a_call_whose_end_never_comes_is_ended_as_such_until_its_end_arrives() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(crate::DB_FILE);
-        let mut store = Store::open(&path, crate::tests::options()).expect("open");
-        let deliveries = crate::tests::scenario("rc-inbound-answered");
-        let (hang_up, before) = deliveries.split_last().expect("events");
-        for d in before {
-            store.ingest(d).expect("ingest");
-        }
+        let (mut store, hang_up) = answered_but_not_hung_up(dir.path());
+        let hang_up = &hang_up;
         let call = |store: &Store| {
             store.calls(&CallFilter::default()).expect("calls")[0]
                 .call
