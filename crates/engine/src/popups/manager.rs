@@ -336,11 +336,26 @@ impl PopupManager {
         // reached the desk: a caller who waited in the menu or a queue for a few minutes
         // looked stale and never popped up. Ringotel sends each event once, when it happens,
         // so only RingCentral's event times say how late a delivery is.
-        let age = now.signed_duration_since(call.last_event_at);
-        if call.provider == Provider::RingCentral
-            && age > chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default()
-        {
-            return Some("stale");
+        let stale_after = chrono::Duration::from_std(self.settings.stale_after).unwrap_or_default();
+        let age = |t: DateTime<Utc>| now.signed_duration_since(t);
+        match call.provider {
+            Provider::RingCentral if age(call.last_event_at) > stale_after => {
+                return Some("stale");
+            }
+            // Ringotel's times are the call's own: an end long past is no news, and a call
+            // that began more than the ringing bound ago is taken as a late delivery rather
+            // than a caller still waiting in a queue (no dealership queue holds callers that
+            // long; docs/PLATFORMS.md).
+            Provider::Ringotel
+                if call.ended_at.is_some_and(|end| age(end) > stale_after)
+                    || (call.ended_at.is_none()
+                        && age(call.started_at)
+                            > chrono::Duration::from_std(self.settings.stuck_ringing_after)
+                                .unwrap_or_default()) =>
+            {
+                return Some("stale");
+            }
+            _ => {}
         }
         if self.is_paused(now) {
             return Some("paused");
@@ -446,6 +461,15 @@ impl PopupManager {
             {
                 let from_before_restart =
                     self.shown.get(&call_id).is_some_and(|s| s.last.is_none());
+                if closed && to == Phase::Answered {
+                    // The ringing popup is gone (dismissed, or closed after the stuck-ringing
+                    // bound during a long Ringotel call): an answer reported at hang-up is no
+                    // reason to open a new one.
+                    if let Some(s) = self.shown.get_mut(&call_id) {
+                        s.call = Some(call.clone());
+                    }
+                    return;
+                }
                 if to == Phase::Missed && from == Phase::Missed && (closed || from_before_restart) {
                     // The person dismissed the missed-call popup: leave it dismissed. One from
                     // before a restart may have been dismissed while CallPop was not running
@@ -461,6 +485,14 @@ impl PopupManager {
                     let delay = self.settings.answered_close_after;
                     self.closings.push((Instant::now() + delay, call_id));
                 }
+            }
+            (Some((Phase::Ringing, false)), None) => {
+                // The desk's own leg is over while the call goes on elsewhere (policy), or the
+                // call ended without an end reported: its ringing popup goes.
+                if let Some(s) = self.shown.get_mut(&call_id) {
+                    s.call = Some(call.clone());
+                }
+                self.close_popup(call_id).await;
             }
             _ => {
                 if let Some(s) = self.shown.get_mut(&call_id) {
@@ -889,6 +921,89 @@ mod tests {
             summary[1..].iter().all(|x| x.1 == Some(summary[0].0)),
             "summary updated in place"
         );
+        rig.shutdown.cancel();
+    }
+
+    /// Issue 25 #3: in a Ringotel ring group the desk's popup follows its own leg, and the
+    /// answer Ringotel reports at hang-up opens no popup again.
+    #[tokio::test]
+    async fn a_ring_group_desk_popup_follows_its_own_leg_on_ringotel() {
+        let rig = rig(PopupSettings {
+            watch_extensions: vec!["301".into()],
+            ..PopupSettings::default()
+        })
+        .await;
+        let group = |mine: LegState, colleague: LegState, result: Option<CallResult>| {
+            let state = match result {
+                Some(_) => CallState::Ended,
+                None => CallState::Ringing,
+            };
+            let mut c = call(state, result, mine);
+            c.provider = Provider::Ringotel;
+            c.call_key = "ro-group".into();
+            c.extensions[0].extension_id = None;
+            c.extensions[0].extension_number = Some("301".into());
+            let mut other = c.extensions[0].clone();
+            other.extension_number = Some("302".into());
+            other.state = Some(colleague);
+            other.answered = result == Some(CallResult::Answered);
+            c.extensions[0].answered = false;
+            c.extensions.push(other);
+            c
+        };
+        rig.send(
+            1,
+            group(LegState::Ringing, LegState::Ringing, None),
+            Origin::Webhook,
+        )
+        .await;
+        // 301's own Stop arrives while 302 talks (Ringotel still calls the call ringing).
+        rig.send(
+            1,
+            group(LegState::Ended, LegState::Ringing, None),
+            Origin::Webhook,
+        )
+        .await;
+        let recorded = rig.recorded();
+        let s = shows(&recorded);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(
+            recorded.contains(&Recorded::Close { id: s[0].0 }),
+            "the desk's popup went with its leg: {recorded:?}"
+        );
+        // 302 hangs up: Ringotel now says the call was answered. Nothing opens again.
+        rig.send(
+            1,
+            group(LegState::Ended, LegState::Ended, Some(CallResult::Answered)),
+            Origin::Webhook,
+        )
+        .await;
+        assert_eq!(shows(&rig.recorded()).len(), 1, "{:?}", rig.recorded());
+        rig.shutdown.cancel();
+    }
+
+    /// Issue 25 #3: Ringotel events that arrive long after what they report pop nothing up.
+    #[tokio::test]
+    async fn late_ringotel_events_are_judged_by_their_own_times() {
+        let rig = rig(PopupSettings::default()).await;
+        let mut ended_long_ago = call(CallState::Ended, Some(CallResult::Missed), LegState::Ended);
+        ended_long_ago.provider = Provider::Ringotel;
+        ended_long_ago.call_key = "ro-old-end".into();
+        ended_long_ago.ended_at = Some(Utc::now() - chrono::Duration::minutes(20));
+        rig.send(1, ended_long_ago, Origin::Webhook).await;
+        let mut began_long_ago = call(CallState::Ringing, None, LegState::Ringing);
+        began_long_ago.provider = Provider::Ringotel;
+        began_long_ago.call_key = "ro-old-start".into();
+        began_long_ago.started_at = Utc::now() - chrono::Duration::minutes(15);
+        rig.send(2, began_long_ago, Origin::Webhook).await;
+        assert!(shows(&rig.recorded()).is_empty(), "{:?}", rig.recorded());
+        // A caller who waited two minutes in a queue still pops up.
+        let mut queued = call(CallState::Ringing, None, LegState::Ringing);
+        queued.provider = Provider::Ringotel;
+        queued.call_key = "ro-queued".into();
+        queued.started_at = Utc::now() - chrono::Duration::minutes(2);
+        rig.send(3, queued, Origin::Webhook).await;
+        assert_eq!(shows(&rig.recorded()).len(), 1);
         rig.shutdown.cancel();
     }
 

@@ -69,6 +69,13 @@ pub fn desired_phase(call: &Call, watched: &[String]) -> Option<Phase> {
         // and never got a popup, ringing or missed.
         return Some(Phase::Ringing);
     }
+    if !watched.is_empty() && !ringing_here && !answered_here && call.result.is_none() {
+        // This desk's own leg is over and nobody is known to have answered, while the call
+        // goes on elsewhere: a ring group's colleague talking on Ringotel (which tells who
+        // answered only when the call ends), or a hunt moving on. The desk's popup follows
+        // its own leg and goes; a missed call comes back as one when the call ends.
+        return None;
+    }
     match call.result {
         Some(CallResult::Answered) => Some(Phase::Answered),
         Some(CallResult::Missed) | Some(CallResult::Voicemail)

@@ -476,8 +476,10 @@ fn add_events(
 
 /// Ends the calls nothing has been heard of since the bounds (ringing: last event before
 /// `ringing_before`; connected: before `connected_before`) with [`CallResult::NoEndReported`],
-/// as ended at their last event. Their events stay as they are, so a real end that arrives
-/// later recomputes the row from them and wins.
+/// as ended at their last event. A Ringotel call counts as connected: Ringotel says whether a
+/// call was answered only when it ends, so one still "ringing" may be an hour's conversation.
+/// Their events stay as they are, so a real end that arrives later recomputes the row from
+/// them and wins.
 pub(crate) fn end_unheard(
     conn: &Connection,
     opts: &StoreOptions,
@@ -490,7 +492,8 @@ pub(crate) fn end_unheard(
     let sql = format!(
         "SELECT {} FROM calls
          WHERE state IN ('ringing', 'connected') AND last_event_at < ?3
-           AND last_event_at < CASE state WHEN 'ringing' THEN ?1 ELSE ?2 END",
+           AND last_event_at < CASE WHEN state = 'ringing' AND provider != 'ringotel'
+                                    THEN ?1 ELSE ?2 END",
         crate::query::CALL_COLUMNS
     );
     debug_assert_eq!(CallState::Ringing.as_str(), "ringing");
