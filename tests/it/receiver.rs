@@ -564,6 +564,122 @@ fn search_finds_numbers_in_any_format_names_and_extensions() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a time"));
 }
 
+/// Issue 25 #7: a transfer that 202 does not pick up is 202's missed call, though reception
+/// answered the call; a filter on an extension uses that extension's own outcome.
+#[test]
+fn a_desk_finds_its_own_missed_call_after_a_transfer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let now = chrono::Utc::now();
+    let reception = Some(("62264425016", "201", "Reception"));
+    let sales = Some(("62264425017", "202", "Sales"));
+    let event = |uuid: &str, party: &str, ext, seq, code: &str, at| {
+        crate::common::rc_party_event(uuid, "s-xfer-miss", party, ext, "Inbound", seq, code, at)
+    };
+    let s = chrono::Duration::seconds;
+    for body in [
+        crate::common::rc_party_event("t1", "s-xfer-miss", "p1", None, "Outbound", 1, "Setup", now),
+        event("t2", "p2", reception, 2, "Proceeding", now),
+        event("t3", "p2", reception, 3, "Answered", now + s(5)),
+        event("t4", "p2", reception, 4, "Disconnected", now + s(30)),
+        event("t5", "p3", sales, 5, "Proceeding", now + s(31)),
+        event("t6", "p3", sales, 6, "Disconnected", now + s(60)),
+        crate::common::rc_party_event(
+            "t7",
+            "s-xfer-miss",
+            "p1",
+            None,
+            "Outbound",
+            7,
+            "Disconnected",
+            now + s(61),
+        ),
+    ] {
+        let r = server.post_rc(&body);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    server.stop();
+    let found = |args: &[&str]| {
+        let out = run(dir.path(), args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(
+        calls_json(dir.path())[0]["result"],
+        "answered",
+        "the call was answered"
+    );
+    assert_eq!(found(&["calls", "--json", "--result", "answered"]), 1);
+    assert_eq!(
+        found(&[
+            "calls",
+            "--json",
+            "--extension",
+            "202",
+            "--result",
+            "missed"
+        ]),
+        1
+    );
+    assert_eq!(
+        found(&[
+            "calls",
+            "--json",
+            "--extension",
+            "202",
+            "--result",
+            "answered"
+        ]),
+        0
+    );
+    assert_eq!(
+        found(&[
+            "calls",
+            "--json",
+            "--extension",
+            "201",
+            "--result",
+            "answered"
+        ]),
+        1
+    );
+    assert_eq!(
+        found(&[
+            "calls",
+            "--json",
+            "--extension",
+            "201",
+            "--result",
+            "missed"
+        ]),
+        0
+    );
+    // With a search term the extension is checked, not walked: the same answer.
+    assert_eq!(
+        found(&[
+            "calls",
+            "--json",
+            "--search",
+            "jane",
+            "--extension",
+            "202",
+            "--result",
+            "missed"
+        ]),
+        1
+    );
+    let mine = crate::common::command(dir.path())
+        .args(["calls", "--json", "--mine", "--result", "missed"])
+        .env("CALLPOP_WATCH_EXTENSIONS", "202")
+        .output()
+        .expect("run");
+    assert_eq!(String::from_utf8_lossy(&mine.stdout).lines().count(), 1);
+}
+
 /// Issue 25 #3b: a call whose end never came is ended as `no_end_reported` by the running
 /// engine (here at its next start), and its real end, arriving after all, still wins.
 #[test]

@@ -29,6 +29,8 @@ export type ExtensionPart = {
   talk_seconds: number,
   /** The extension's latest state. */
   state: LegState | null,
+  /** How the call turned out for this desk, once it is over: `answered` when it talked (or a colleague took the call while it rang here, as in a ring group); `missed` (or `voicemail`) when it rang and nobody answered while it did, including a transfer to it that it did not pick up although reception had answered the call before; for the desk that placed a call, the call's result. Filters on an extension use it. */
+  outcome?: CallResult,
 };
 export type CallView = {
   /** Row id. */

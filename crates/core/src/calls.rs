@@ -436,7 +436,8 @@ pub fn derive(
         .map(|l| l.talk_seconds)
         .sum();
 
-    let extensions = extension_parts(&legs);
+    let mut extensions = extension_parts(&legs);
+    desk_outcomes(&legs, &mut extensions, result);
     let (from, to) = sides(&used, direction, &extensions);
 
     Some(Call {
@@ -458,6 +459,47 @@ pub fn derive(
         event_count: deliveries,
         last_event_at: times.last_event_at,
     })
+}
+
+/// Sets each desk's own outcome ([`ExtensionPart::outcome`]) once the call has a result. A
+/// desk that rang and did not answer missed the caller unless a colleague answered while it
+/// rang (a ring group): a desk that first rang after another desk had answered was handed
+/// the call (a transfer), and if it did not pick up, that was its missed call.
+fn desk_outcomes(legs: &[LegSummary<'_>], parts: &mut [ExtensionPart], result: Option<CallResult>) {
+    let Some(result) = result else {
+        return;
+    };
+    let key_of = |l: &LegSummary<'_>| {
+        l.leg
+            .extension_id
+            .clone()
+            .or_else(|| l.leg.extension_number.clone())
+    };
+    for part in parts.iter_mut() {
+        let key = part
+            .extension_id
+            .clone()
+            .or_else(|| part.extension_number.clone());
+        let mine = |l: &&LegSummary<'_>| l.leg.is_extension() && key_of(l) == key;
+        let first_rang = legs.iter().filter(mine).map(|l| l.first_seen).min();
+        let answered_before_it_rang = legs
+            .iter()
+            .filter(|l| l.leg.is_extension() && key_of(l) != key)
+            .filter(|l| l.leg.direction != Some(LegDirection::Outbound))
+            .filter_map(|l| l.first_connected)
+            .any(|t| first_rang.is_some_and(|rang| t < rang));
+        part.outcome = Some(if part.answered {
+            CallResult::Answered
+        } else if part.direction == Some(LegDirection::Outbound) {
+            result
+        } else {
+            match result {
+                CallResult::Answered if !answered_before_it_rang => CallResult::Answered,
+                CallResult::Voicemail => CallResult::Voicemail,
+                _ => CallResult::Missed,
+            }
+        });
+    }
 }
 
 /// The call's legs: its events grouped per leg, each folded into a summary, with call-log

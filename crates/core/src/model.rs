@@ -538,9 +538,26 @@ pub struct ExtensionPart {
     pub talk_seconds: i64,
     /// The extension's latest state.
     pub state: Option<LegState>,
+    /// How the call turned out for this desk, once it is over: `answered` when it talked (or
+    /// a colleague took the call while it rang here, as in a ring group); `missed` (or
+    /// `voicemail`) when it rang and nobody answered while it did, including a transfer to
+    /// it that it did not pick up although reception had answered the call before; for the
+    /// desk that placed a call, the call's result. Filters on an extension use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub outcome: Option<CallResult>,
 }
 
 impl ExtensionPart {
+    /// This desk's outcome: the derived one, or for calls stored before it was kept, the best
+    /// reading of the call's result (a transfer the desk missed then reads as answered).
+    pub fn outcome_or(&self, call_result: Option<CallResult>) -> Option<CallResult> {
+        self.outcome.or_else(|| match call_result? {
+            _ if self.answered => Some(CallResult::Answered),
+            result => Some(result),
+        })
+    }
+
     /// The label people know the extension by: its number, else its id.
     pub fn label(&self) -> Option<&str> {
         self.extension_number

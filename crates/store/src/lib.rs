@@ -385,11 +385,11 @@ impl Store {
             tx.commit().map_err(StoreError::classify)?;
             tracing::info!(version, "call history schema migrated");
         }
-        if (1..schema::FOLDED_SEARCH).contains(&found) {
+        if (1..schema::FOLDED_SEARCH.max(schema::DESK_OUTCOMES)).contains(&found) {
             let tx = self.conn.transaction().map_err(StoreError::classify)?;
             let calls = ingest::requeue_all(&tx, &self.options)?;
             tx.commit().map_err(StoreError::classify)?;
-            tracing::info!(calls, "search texts rebuilt with folded names");
+            tracing::info!(calls, "search texts and desk outcomes rebuilt");
         }
         Ok(())
     }

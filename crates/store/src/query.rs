@@ -126,7 +126,8 @@ pub struct CallFilter {
     pub since: Option<DateTime<Utc>>,
     /// Calls that started before this time.
     pub until: Option<DateTime<Utc>>,
-    /// Only this outcome.
+    /// Only this outcome: the call's, or with `extension` / `any_extension` that desk's own
+    /// ([`callpop_core::model::ExtensionPart::outcome`]).
     pub result: Option<CallResult>,
     /// Only calls in this state (`Ringing`: still ringing now).
     pub state: Option<CallState>,
@@ -309,6 +310,11 @@ fn list_plan(filter: &CallFilter) -> ListPlan {
         (None, [only]) => Some(*only),
         _ => None,
     };
+    // A result asked together with an extension (or "mine") is that desk's own outcome: the
+    // transfer 202 did not pick up is 202's missed call, though the call was answered.
+    let desk_result = filter
+        .result
+        .filter(|_| extension.is_some() || !watched.is_empty());
     let walked_extension = if long.is_empty() {
         extension.or(single_watched)
     } else {
@@ -329,6 +335,10 @@ fn list_plan(filter: &CallFilter) -> ListPlan {
     } else if let Some(ext) = walked_extension {
         conds.push("e.extension = ?".into());
         args.push(Value::Text(ext.to_string()));
+        if let Some(r) = desk_result {
+            conds.push("e.result = ?".into());
+            args.push(Value::Text(r.as_str().into()));
+        }
         (
             "call_extensions e CROSS JOIN calls c ON c.id = e.call_id",
             "e.sort_key",
@@ -337,19 +347,33 @@ fn list_plan(filter: &CallFilter) -> ListPlan {
         ("calls c", "c.sort_key")
     };
     if let Some(ext) = extension.filter(|_| walked_extension.is_none()) {
-        conds.push(
-            "EXISTS (SELECT 1 FROM call_extensions x WHERE x.call_id = c.id AND x.extension = ?)"
-                .into(),
-        );
+        let own = if desk_result.is_some() {
+            " AND x.result = ?"
+        } else {
+            ""
+        };
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM call_extensions x WHERE x.call_id = c.id AND x.extension = ?{own})"
+        ));
         args.push(Value::Text(ext.to_string()));
+        args.extend(desk_result.map(|r| Value::Text(r.as_str().into())));
     }
     let watch_walked = single_watched.is_some() && walked_extension.is_some();
     if !watched.is_empty() && !watch_walked {
         let marks = vec!["?"; watched.len()].join(", ");
+        // With an extension filter too, that one's outcome decides; else a watched desk's.
+        let own = if desk_result.is_some() && extension.is_none() {
+            " AND x.result = ?"
+        } else {
+            ""
+        };
         conds.push(format!(
-            "EXISTS (SELECT 1 FROM call_extensions x WHERE x.call_id = c.id AND x.extension IN ({marks}))"
+            "EXISTS (SELECT 1 FROM call_extensions x WHERE x.call_id = c.id AND x.extension IN ({marks}){own})"
         ));
         args.extend(watched.iter().map(|e| Value::Text(e.to_string())));
+        if !own.is_empty() {
+            args.extend(desk_result.map(|r| Value::Text(r.as_str().into())));
+        }
     }
     // The trigram index cannot look up one- or two-character terms: match them against
     // extensions exactly and against the start of any word of a name.
@@ -376,7 +400,7 @@ fn list_plan(filter: &CallFilter) -> ListPlan {
         conds.push(format!("{key} < ?"));
         args.push(Value::Integer(after));
     }
-    if let Some(r) = filter.result {
+    if let Some(r) = filter.result.filter(|_| desk_result.is_none()) {
         conds.push("c.result = ?".into());
         args.push(Value::Text(r.as_str().into()));
     }
@@ -799,6 +823,7 @@ mod tests {
                  DELETE FROM calls_search;
                  INSERT INTO calls_search (rowid, text) SELECT sort_key, '{}' FROM calls;
                  DROP INDEX calls_unended;
+                 ALTER TABLE call_extensions DROP COLUMN result;
                  PRAGMA user_version = 4;",
                 name.replace('\'', "''"),
                 name.replace('\'', "''")
@@ -826,6 +851,15 @@ mod tests {
             assert_eq!(found(q), 1, "{q:?} finds the call");
         }
         assert_eq!(found("josef"), 0);
+        // The desks' own outcomes were filled in for the stored call too.
+        let desk_answered = store
+            .calls(&CallFilter {
+                extension: Some("101".into()),
+                result: Some(CallResult::Answered),
+                ..Default::default()
+            })
+            .expect("filter");
+        assert_eq!(desk_answered.len(), 1);
     }
 
     #[test]

@@ -158,7 +158,16 @@ SELECT 1;
     r#"
 CREATE INDEX calls_unended ON calls (last_event_at) WHERE state IN ('ringing', 'connected');
 "#,
+    // 7: each desk's own outcome, so `--extension 202 --result missed` finds the transfer 202
+    // did not pick up although the call was answered. Filled by `Store::migrate` for stored
+    // calls.
+    r#"
+ALTER TABLE call_extensions ADD COLUMN result TEXT;
+"#,
 ];
+
+/// The first version whose extension rows hold each desk's outcome.
+pub(crate) const DESK_OUTCOMES: i64 = 7;
 
 /// The first version whose search texts hold folded names: histories migrated from before it
 /// have every call's search text rebuilt.

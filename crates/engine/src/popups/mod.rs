@@ -156,6 +156,7 @@ pub(crate) mod fixtures {
                 answered: result == Some(CallResult::Answered),
                 talk_seconds: 0,
                 state: Some(ext_state),
+                outcome: None,
             }],
             started_at: Utc::now(),
             answered_at: None,

@@ -520,6 +520,13 @@ pub(crate) fn end_unheard(
         after.state = CallState::Ended;
         after.result = Some(CallResult::NoEndReported);
         after.ended_at = Some(before.last_event_at.max(before.started_at));
+        for part in &mut after.extensions {
+            part.outcome = Some(if part.answered {
+                CallResult::Answered
+            } else {
+                CallResult::NoEndReported
+            });
+        }
         update_call(conn, opts, record.id, &after, Some(&before))?;
         cache.forget(record.id);
         changes.push(CallChange {

@@ -111,6 +111,7 @@ pub(super) fn insert_call(
         &search_text(call, opts),
         &extension_keys(call),
     )?;
+    set_outcomes(conn, id, call)?;
     Ok(id)
 }
 
@@ -236,6 +237,9 @@ pub(super) fn update_call(
         let (text, keys) =
             index.get_or_insert_with(|| (search_text(call, opts), extension_keys(call)));
         index_call(conn, id, Some(old_key), key, text, keys)?;
+        set_outcomes(conn, id, call)?;
+    } else if before.is_some_and(|b| extension_outcomes(b) != extension_outcomes(call)) {
+        set_outcomes(conn, id, call)?;
     }
     Ok(())
 }

@@ -50,6 +50,38 @@ pub(crate) fn search_text(call: &Call, opts: &StoreOptions) -> String {
     parts.join(" | ")
 }
 
+/// Each extension key of a call (id and number of every desk) with that desk's own outcome,
+/// for filters on an extension ([`ExtensionPart::outcome`]).
+pub(super) fn extension_outcomes(call: &Call) -> Vec<(String, Option<&'static str>)> {
+    let mut out: Vec<(String, Option<&'static str>)> = call
+        .extensions
+        .iter()
+        .flat_map(|p| {
+            let outcome = p.outcome_or(call.result).map(|r| r.as_str());
+            [p.extension_id.clone(), p.extension_number.clone()]
+                .into_iter()
+                .flatten()
+                .map(move |k| (k, outcome))
+        })
+        .collect();
+    out.sort();
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// Writes each desk's own outcome into the call's extension rows.
+pub(super) fn set_outcomes(conn: &Connection, id: i64, call: &Call) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE call_extensions SET result = ?1 WHERE call_id = ?2 AND extension = ?3",
+    )?;
+    for (key, outcome) in extension_outcomes(call) {
+        if outcome.is_some() {
+            stmt.execute(params![outcome, id, key])?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn extension_keys(call: &Call) -> Vec<String> {
     let mut keys: Vec<String> = call
         .extensions
@@ -105,8 +137,9 @@ pub(super) fn queue_search(
     Ok(())
 }
 
-/// Queues every stored call's search text again, for when what the text holds changes (a
-/// schema migration says so); the next flush rewrites the index. Returns how many calls.
+/// Queues every stored call's search text again and writes its desks' outcomes, for when
+/// what they hold changes (a schema migration says so); the next flush rewrites the index.
+/// Returns how many calls.
 pub(crate) fn requeue_all(conn: &Connection, opts: &StoreOptions) -> Result<usize, StoreError> {
     let sql = format!("SELECT {} FROM calls", crate::query::CALL_COLUMNS);
     let mut stmt = conn.prepare(&sql)?;
@@ -117,6 +150,7 @@ pub(crate) fn requeue_all(conn: &Connection, opts: &StoreOptions) -> Result<usiz
             Ok(r) => {
                 let text = search_text(&r.call, opts);
                 queue_search(conn, r.id, Some(r.sort_key), Some((r.sort_key, &text)))?;
+                set_outcomes(conn, r.id, &r.call)?;
                 queued += 1;
             }
             // A damaged row keeps the entry it has; `callpop events replay` rebuilds it.
