@@ -614,50 +614,15 @@ fn a_desk_finds_its_own_missed_call_after_a_transfer() {
         "the call was answered"
     );
     assert_eq!(found(&["calls", "--json", "--result", "answered"]), 1);
-    assert_eq!(
-        found(&[
-            "calls",
-            "--json",
-            "--extension",
-            "202",
-            "--result",
-            "missed"
-        ]),
-        1
-    );
-    assert_eq!(
-        found(&[
-            "calls",
-            "--json",
-            "--extension",
-            "202",
-            "--result",
-            "answered"
-        ]),
-        0
-    );
-    assert_eq!(
-        found(&[
-            "calls",
-            "--json",
-            "--extension",
-            "201",
-            "--result",
-            "answered"
-        ]),
-        1
-    );
-    assert_eq!(
-        found(&[
-            "calls",
-            "--json",
-            "--extension",
-            "201",
-            "--result",
-            "missed"
-        ]),
-        0
-    );
+    for (desk, result, calls) in [
+        ("202", "missed", 1),
+        ("202", "answered", 0),
+        ("201", "answered", 1),
+        ("201", "missed", 0),
+    ] {
+        let args = ["calls", "--json", "--extension", desk, "--result", result];
+        assert_eq!(found(&args), calls, "{desk} {result}");
+    }
     // With a search term the extension is checked, not walked: the same answer.
     assert_eq!(
         found(&[
