@@ -390,6 +390,17 @@ fn a_call_still_going_at_a_crash_is_completed_from_the_call_log() {
     );
     server.stop();
     assert_eq!(rig.history(), rig.truth(), "no gaps, no duplicates");
+    // Issue 25 #6: the record completed the call, but how long the caller waited (the fake
+    // connects the desk 2 s after the call starts, and it rang 6 s there) was measured by the
+    // live events; the record would say it was answered when it started: 0 s.
+    let ring: i64 = crate::common::db(rig.dir.path())
+        .query_row(
+            "SELECT ring_seconds FROM calls WHERE from_e164 = ?1",
+            [long_caller],
+            |r| r.get(0),
+        )
+        .expect("the long call");
+    assert_eq!(ring, 2 + 6);
 }
 
 #[test]

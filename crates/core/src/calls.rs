@@ -198,7 +198,7 @@ fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
 /// A call-log record exists only once a call is over, so live legs still ringing or talking
 /// beside one mean their last events never arrived (CallPop was down, or was killed before it
 /// acknowledged them): the record then describes the call on its own.
-fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> Vec<LegSummary<'a>> {
+fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> (Vec<LegSummary<'a>>, Vec<LegSummary<'a>>) {
     let has_log = legs.iter().any(|l| l.source == EventSource::CallLog);
     let has_live = legs.iter().any(|l| l.source != EventSource::CallLog);
     let mut live_statuses = legs
@@ -215,20 +215,18 @@ fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> Vec<LegSummary<'a>> {
     let any_telephony = legs
         .iter()
         .any(|l| l.source == EventSource::TelephonySession);
-    legs.into_iter()
-        .filter(|l| match l.source {
-            EventSource::CallLog => !use_live,
-            _ if !use_live => false,
-            EventSource::Presence => {
-                !any_telephony
-                    || l.leg
-                        .extension_id
-                        .as_ref()
-                        .is_some_and(|e| !telephony_extensions.contains(e))
-            }
-            _ => true,
-        })
-        .collect()
+    legs.into_iter().partition(|l| match l.source {
+        EventSource::CallLog => !use_live,
+        _ if !use_live => false,
+        EventSource::Presence => {
+            !any_telephony
+                || l.leg
+                    .extension_id
+                    .as_ref()
+                    .is_some_and(|e| !telephony_extensions.contains(e))
+        }
+        _ => true,
+    })
 }
 
 fn decide_direction(legs: &[LegSummary<'_>]) -> CallDirection {
@@ -412,11 +410,24 @@ pub fn derive(
     sorted.sort_by(|a, b| canonical_cmp(a, b));
     sorted.dedup_by(|a, b| a == b);
 
-    let legs = legs_of(&sorted);
+    let (legs, set_aside) = legs_of(&sorted);
     let used: Vec<&CallEvent> = legs.iter().flat_map(|l| l.events.iter().copied()).collect();
     let direction = decide_direction(&legs);
     let answering = answering_legs(&legs, direction);
-    let answered_at = answering.iter().filter_map(|l| l.answered_at()).min();
+    // Merge by quality: when the call-log record tells the story (the live end was lost),
+    // the live events still know when the call was answered, to the millisecond, where the
+    // record only approximates it (answered when it started, so no ring time).
+    let log_tells = legs.iter().any(|l| l.source == EventSource::CallLog);
+    let live_answered_at = answering_legs(&set_aside, direction)
+        .iter()
+        .filter(|l| log_tells && l.source != EventSource::CallLog)
+        .filter_map(|l| l.first_connected)
+        .min();
+    let answered_at = answering
+        .iter()
+        .filter_map(|l| l.answered_at())
+        .min()
+        .map(|logged| live_answered_at.unwrap_or(logged));
     let answered = answering.iter().any(|l| l.answered());
 
     let with_status: Vec<&LegSummary> = legs.iter().filter(|l| l.last_status.is_some()).collect();
@@ -502,9 +513,10 @@ fn desk_outcomes(legs: &[LegSummary<'_>], parts: &mut [ExtensionPart], result: O
     }
 }
 
-/// The call's legs: its events grouped per leg, each folded into a summary, with call-log
-/// legs set aside where live events tell the story.
-fn legs_of<'a>(sorted: &[&'a CallEvent]) -> Vec<LegSummary<'a>> {
+/// The call's legs: its events grouped per leg, each folded into a summary; the legs that
+/// tell the story first, then those set aside (call-log legs where live events tell it, or
+/// live legs where the call-log record must complete it).
+fn legs_of<'a>(sorted: &[&'a CallEvent]) -> (Vec<LegSummary<'a>>, Vec<LegSummary<'a>>) {
     let mut by_leg: BTreeMap<(u8, &str), Vec<&CallEvent>> = BTreeMap::new();
     for e in sorted {
         by_leg
@@ -857,6 +869,39 @@ mod tests {
         let call = derive(&events, 3, None).expect("call");
         assert_eq!(call.state, CallState::Ended);
         assert_eq!(call.result, Some(CallResult::Answered));
+    }
+
+    /// Issue 25 #6: live event times beat the call log's approximations when both meet.
+    #[test]
+    fn a_call_log_record_keeps_the_ring_time_the_live_events_measured() {
+        // The desk rang for 8 s and answered; the hang-up was lost and the call log completes
+        // the call. The record knows no answer time (it says answered when it started).
+        let mut events = vec![
+            ev("caller", None, Out, 1, 0, "Setup"),
+            ev("desk", Some("101"), In, 2, 1, "Proceeding"),
+            ev("desk", Some("101"), In, 3, 8, "Answered"),
+        ];
+        let live = derive(&events, 3, None).expect("call");
+        assert_eq!(live.state, CallState::Connected);
+        assert_eq!(live.answered_at, Some(at(8)));
+        events.extend(call_log_events("Accepted", 95));
+        let merged = derive(&events, 4, None).expect("call");
+        assert_eq!(
+            merged.state,
+            CallState::Ended,
+            "the record completes the call"
+        );
+        assert_eq!(merged.result, Some(CallResult::Answered));
+        assert_eq!(
+            merged.answered_at,
+            Some(at(8)),
+            "the live answer time stays"
+        );
+        assert_eq!(merged.ring_seconds, 8);
+        // Any order of the same events gives the same row.
+        let mut reversed = events.clone();
+        reversed.reverse();
+        assert_eq!(derive(&reversed, 4, None).expect("call"), merged);
     }
 
     #[test]
