@@ -153,6 +153,7 @@ pub fn run(start_hidden: bool, overrides: Overrides) -> tauri::Result<()> {
                 overrides.clone(),
                 EngineOptions {
                     window_available: true,
+                    instance: None,
                 },
             )));
             let shell = Arc::new(Shell {

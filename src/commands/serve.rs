@@ -9,8 +9,11 @@ use callpop_engine::config::Config;
 
 use crate::init_logging;
 use callpop_core::routes::webhook_url;
-use callpop_engine::engine::Engine;
+use std::sync::Arc;
+
+use callpop_engine::engine::{Engine, EngineOptions};
 use callpop_engine::health::Part;
+use callpop_engine::instance::InstanceLock;
 use callpop_engine::secrets::TokenSource;
 
 pub(crate) fn serve(config: Config) -> Result<()> {
@@ -20,12 +23,19 @@ pub(crate) fn serve(config: Config) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // The data dir first: a second serve on it (on the same port or another) is told
+        // which CallPop runs there, not that the port is taken.
+        let instance = Arc::new(InstanceLock::acquire(&config.data_dir, "callpop serve")?);
         // Listen before the engine starts: its subscription keeper may ask RingCentral to
         // validate our webhook address straight away.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let engine = Engine::start(config.clone())?;
+        let options = EngineOptions {
+            instance: Some(instance),
+            ..EngineOptions::default()
+        };
+        let engine = Engine::start_with(config.clone(), options)?;
         let addr = listener.local_addr()?;
         print_banner(&engine, addr);
         let shutdown = engine.shutdown_token();

@@ -21,6 +21,7 @@ use callpop_engine::backfill::BackfillRequest;
 use callpop_engine::config::{Config, Overrides};
 use callpop_engine::engine::{Engine, EngineOptions};
 use callpop_engine::health::{Health, Part, Snapshot, Status};
+use callpop_engine::instance::{InstanceError, InstanceLock};
 use callpop_engine::popups::{PauseState, PopupHandle, PopupRequest};
 use callpop_engine::subscriptions::KeeperHandle;
 use callpop_engine::tunnel::TunnelHandle;
@@ -148,6 +149,9 @@ impl State {
 pub struct App {
     overrides: Overrides,
     options: EngineOptions,
+    /// The data dir's lock, held for the app's whole life: a restart must not race the
+    /// previous engine's shutdown (which may outlast [`STOP_GRACE`]) for it.
+    instance: Mutex<Option<(PathBuf, Arc<InstanceLock>)>>,
     state: tokio::sync::Mutex<State>,
     reader: Arc<Mutex<Option<Store>>>,
     events: broadcast::Sender<AppEvent>,
@@ -173,6 +177,7 @@ impl App {
         let app = App {
             overrides,
             options,
+            instance: Mutex::new(None),
             state: tokio::sync::Mutex::new(State::stopped(None, "starting")),
             reader: Arc::new(Mutex::new(None)),
             events,
@@ -180,6 +185,17 @@ impl App {
         let state = app.launch().await;
         *app.state.lock().await = state;
         app
+    }
+
+    /// The lock on `data_dir`, taken the first time (or when the data dir changed).
+    fn instance_for(&self, data_dir: &std::path::Path) -> Result<Arc<InstanceLock>, InstanceError> {
+        let mut held = self.instance.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, lock)) = held.as_ref().filter(|(dir, _)| dir == data_dir) {
+            return Ok(lock.clone());
+        }
+        let lock = Arc::new(InstanceLock::acquire(data_dir, "the CallPop app")?);
+        *held = Some((data_dir.to_path_buf(), lock.clone()));
+        Ok(lock)
     }
 
     /// Window events.
@@ -211,6 +227,10 @@ impl App {
         {
             *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
         }
+        let instance = match self.instance_for(&config.data_dir) {
+            Ok(lock) => lock,
+            Err(e) => return stopped(e.to_string()),
+        };
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -220,7 +240,11 @@ impl App {
                 ))
             }
         };
-        let engine = match Engine::start_with(config.clone(), self.options.clone()) {
+        let options = EngineOptions {
+            instance: Some(instance),
+            ..self.options.clone()
+        };
+        let engine = match Engine::start_with(config.clone(), options) {
             Ok(e) => e,
             Err(e) => return stopped(format!("the engine cannot start: {e}")),
         };
@@ -771,7 +795,12 @@ mod tests {
         assert_eq!(addr.ip().to_string(), "127.0.0.1");
         assert_ne!(addr.port(), 0);
         let health = app.get_health().await;
-        assert_eq!(health.status, Status::Ok, "{health:?}");
+        // A fresh install with no public address and no phone system: no call can come.
+        assert_eq!(health.status, Status::NotReceiving, "{health:?}");
+        assert_eq!(
+            health.attention.as_ref().and_then(|a| a.fix.as_deref()),
+            Some("tunnel")
+        );
         assert_eq!(health.parts[&Part::Notifications].state, PartState::Off);
         assert_eq!(health.storage_error, None);
 
@@ -936,7 +965,7 @@ mod tests {
             _ => None,
         })
         .await;
-        assert_eq!(health.status, Status::Ok, "{health:?}");
+        assert_eq!(health.status, Status::NotReceiving, "{health:?}");
         assert_eq!(health.parts[&Part::Notifications].state, PartState::Off);
         let addr = listening(&app).await;
 

@@ -538,11 +538,11 @@ pub struct ExtensionPart {
     pub talk_seconds: i64,
     /// The extension's latest state.
     pub state: Option<LegState>,
-    /// How the call turned out for this desk, once it is over: `answered` when it talked (or
-    /// a colleague took the call while it rang here, as in a ring group); `missed` (or
-    /// `voicemail`) when it rang and nobody answered while it did, including a transfer to
-    /// it that it did not pick up although reception had answered the call before; for the
-    /// desk that placed a call, the call's result. Filters on an extension use it.
+    /// How the call turned out for this desk, once it is over: `answered` when it talked, or
+    /// when it first rang before a colleague answered (a ring group, a hunt); `missed` (or
+    /// `voicemail`) when it did not answer and nobody answered the call, or another desk had
+    /// answered before it first rang (a transfer it did not pick up); for the desk that
+    /// placed a call, the call's result. Filters on an extension use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub outcome: Option<CallResult>,

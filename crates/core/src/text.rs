@@ -32,21 +32,6 @@ pub fn sanitize(text: &str, max_chars: usize) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_cannot_hide_or_reorder_text_and_are_bounded() {
-        let evil = "Bob\u{202E}evil\u{202C} <b>Boss</b>\n\u{200B}&co";
-        assert_eq!(sanitize(evil, 100), "Bobevil <b>Boss</b> &co");
-        assert_eq!(sanitize(&"x".repeat(300), 10).chars().count(), 10);
-        assert_eq!(sanitize("  \u{7}  ", 10), "");
-        assert!(is_invisible_control('\u{FEFF}'));
-        assert!(!is_invisible_control('é'));
-    }
-}
-
 /// Text the way people type it into a search box: lower case, accents off (é → e, ü → u),
 /// letters that do not decompose spelled out (ß → ss, ø → o, æ → ae, ł → l), apostrophes
 /// dropped inside words (O'Brien → obrien) and other punctuation turned into spaces
@@ -86,6 +71,21 @@ fn is_combining_mark(c: char) -> bool {
         | '\u{1dc0}'..='\u{1dff}'
         | '\u{20d0}'..='\u{20ff}'
         | '\u{fe20}'..='\u{fe2f}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_hide_or_reorder_text_and_are_bounded() {
+        let evil = "Bob\u{202E}evil\u{202C} <b>Boss</b>\n\u{200B}&co";
+        assert_eq!(sanitize(evil, 100), "Bobevil <b>Boss</b> &co");
+        assert_eq!(sanitize(&"x".repeat(300), 10).chars().count(), 10);
+        assert_eq!(sanitize("  \u{7}  ", 10), "");
+        assert!(is_invisible_control('\u{FEFF}'));
+        assert!(!is_invisible_control('é'));
+    }
 }
 
 #[cfg(test)]

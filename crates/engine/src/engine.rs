@@ -60,6 +60,10 @@ const PARTS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct EngineOptions {
     /// A CallPop window can show a call (popups then offer "Open").
     pub window_available: bool,
+    /// The data dir's lock, when the embedding program already holds it (it takes it before
+    /// binding the port, and the desktop app keeps it across engine restarts); without it the
+    /// engine takes the lock itself.
+    pub instance: Option<Arc<InstanceLock>>,
 }
 
 /// The notification icon, written next to the history so every notifier can point at a file.
@@ -69,7 +73,7 @@ const ICON_PNG: &[u8] = include_bytes!("../../../icons/128x128.png");
 pub struct Engine {
     config: Config,
     /// The data dir is this engine's while it runs.
-    instance: InstanceLock,
+    instance: Arc<InstanceLock>,
     tokens: WebhookTokens,
     health: Arc<Health>,
     writer: StoreWriter,
@@ -101,7 +105,10 @@ impl Engine {
         } else {
             "callpop serve"
         };
-        let instance = InstanceLock::acquire(&config.data_dir, program)?;
+        let instance = match &options.instance {
+            Some(held) => held.clone(),
+            None => Arc::new(InstanceLock::acquire(&config.data_dir, program)?),
+        };
         let tokens = crate::secrets::webhook_tokens(&config)?;
         crate::secrets::complete_platform_credentials(&mut config)?;
         let store = Store::open(&config.db_path(), StoreOptions::new(config.default_country))?;
@@ -551,7 +558,7 @@ impl Engine {
 
     /// Serves the receiver on `listener` until shutdown, then stops every part and waits for
     /// the writer to finish its last commit.
-    pub async fn run(mut self, listener: tokio::net::TcpListener) {
+    pub async fn run(self, listener: tokio::net::TcpListener) {
         if let Ok(addr) = listener.local_addr() {
             self.health.set_listen(addr);
             self.instance.record_listen(addr);
@@ -689,7 +696,7 @@ async fn end_unheard_calls(
                 )
             }
             Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "calls without an end were not checked"),
+            Err(e) => tracing::warn!(error = %e, "calls without an end were not checked"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -8,20 +8,24 @@
 //! Linux and macOS, `LockFileEx` on Windows), so it goes away with the process however that
 //! ends: no stale lock to clean up after a crash.
 //!
-//! The file's content says who holds it and where it listens, which lets `callpop status`
-//! find a serve started on another port (`--listen`) from the data dir alone. The content is
-//! only believed while the lock is held.
+//! `callpop.lock.json` beside it says who holds it and where it listens, which lets
+//! `callpop status` find a serve started on another port (`--listen`) from the data dir alone.
+//! It is only believed while the lock is held.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Local, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The lock file's name in the data dir.
 pub const LOCK_FILE: &str = "callpop.lock";
+
+/// Who holds the lock and where it listens, next to the lock: on Windows a locked file cannot
+/// be read by another process, so the details cannot live in the lock file itself.
+pub const HOLDER_FILE: &str = "callpop.lock.json";
 
 /// Who runs the engine on a data dir.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,11 +91,16 @@ fn why(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// The held lock: the data dir is this engine's until it is dropped.
+/// The held lock: the data dir is this program's until it is dropped. A program that runs
+/// engines one after another (the desktop app restarting its engine after a settings change)
+/// holds it for its whole life and hands it to each engine ([`crate::engine::EngineOptions`]),
+/// so a restart never races the previous engine's shutdown for it.
 #[derive(Debug)]
 pub struct InstanceLock {
-    file: File,
-    holder: Holder,
+    /// Holding the file open with its lock is what keeps the data dir this program's.
+    _file: File,
+    holder_path: PathBuf,
+    holder: Mutex<Holder>,
 }
 
 impl InstanceLock {
@@ -103,7 +112,7 @@ impl InstanceLock {
             source,
         };
         callpop_files::create_private_dir(data_dir).map_err(io)?;
-        // Opened without truncating: the holder's content must survive a refused attempt.
+        // Never truncated: nothing is written into the lock file itself.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -111,60 +120,73 @@ impl InstanceLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
+        // `callpop status` takes a shared lock for an instant to see whether anyone holds it:
+        // a start at that very moment waits it out rather than being refused.
+        let mut attempts = 0;
+        let locked = loop {
+            match file.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock) if attempts < 10 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other,
+            }
+        };
+        match locked {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(InstanceError::Held {
                     data_dir: data_dir.to_path_buf(),
-                    holder: read_holder(&path),
+                    holder: read_holder(data_dir),
                 })
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        let mut lock = InstanceLock {
-            file,
-            holder: Holder {
+        let lock = InstanceLock {
+            _file: file,
+            holder_path: data_dir.join(HOLDER_FILE),
+            holder: Mutex::new(Holder {
                 program: program.to_string(),
                 pid: std::process::id(),
                 started_at: Utc::now(),
                 listen: None,
-            },
+            }),
         };
         lock.write().map_err(io)?;
         Ok(lock)
     }
 
     /// Records where the engine listens, for `callpop status` to find it.
-    pub fn record_listen(&mut self, addr: SocketAddr) {
-        self.holder.listen = Some(addr);
+    pub fn record_listen(&self, addr: SocketAddr) {
+        self.holder.lock().unwrap_or_else(|p| p.into_inner()).listen = Some(addr);
         if let Err(e) = self.write() {
             tracing::warn!(error = %e, "cannot record the listening address in the data dir");
         }
     }
 
-    fn write(&mut self) -> std::io::Result<()> {
-        let json = serde_json::to_vec(&self.holder).map_err(std::io::Error::other)?;
-        // Rewritten in place, never renamed over: the lock belongs to this file.
-        self.file.set_len(0)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&json)?;
-        self.file.flush()
+    fn write(&self) -> std::io::Result<()> {
+        let holder = self
+            .holder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let json = serde_json::to_vec(&holder).map_err(std::io::Error::other)?;
+        callpop_files::write_atomically(&self.holder_path, &json, callpop_files::Access::Default)
     }
 }
 
 /// The engine running on `data_dir`, if one is: read from the lock file, and believed only
 /// while its lock is held (a file left by a process that ended says nothing).
 pub fn running(data_dir: &Path) -> Option<Holder> {
-    let path = data_dir.join(LOCK_FILE);
-    let file = File::open(&path).ok()?;
+    let file = File::open(data_dir.join(LOCK_FILE)).ok()?;
     match file.try_lock_shared() {
         Ok(()) => None,
-        Err(_) => read_holder(&path),
+        Err(_) => read_holder(data_dir),
     }
 }
 
-fn read_holder(path: &Path) -> Option<Holder> {
-    let text = std::fs::read(path).ok()?;
+fn read_holder(data_dir: &Path) -> Option<Holder> {
+    let text = std::fs::read(data_dir.join(HOLDER_FILE)).ok()?;
     serde_json::from_slice(&text).ok()
 }
 
@@ -176,7 +198,7 @@ mod tests {
     fn a_second_engine_is_refused_with_the_first_named_and_the_lock_ends_with_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(running(dir.path()), None);
-        let mut first = InstanceLock::acquire(dir.path(), "callpop serve").expect("first");
+        let first = InstanceLock::acquire(dir.path(), "callpop serve").expect("first");
         first.record_listen("127.0.0.1:18080".parse().expect("addr"));
         let found = running(dir.path()).expect("found");
         assert_eq!(found.pid, std::process::id());

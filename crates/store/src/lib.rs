@@ -377,19 +377,21 @@ impl Store {
                 });
             }
         }
+        let options = self.options.clone();
         for (index, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
             let version = index as i64 + 1;
             let tx = self.conn.transaction().map_err(StoreError::classify)?;
             tx.execute_batch(sql)?;
+            // The texts (folded names, 5) and desk outcomes (7) of stored calls are built in
+            // Rust, in the same transaction as the last of those steps: a crash in between
+            // must not leave the version raised and the rebuild undone.
+            if version == schema::FOLDED_SEARCH.max(schema::DESK_OUTCOMES) && found >= 1 {
+                let calls = ingest::requeue_all(&tx, &options)?;
+                tracing::info!(calls, "search texts and desk outcomes rebuilt");
+            }
             tx.pragma_update(None, "user_version", version)?;
             tx.commit().map_err(StoreError::classify)?;
             tracing::info!(version, "call history schema migrated");
-        }
-        if (1..schema::FOLDED_SEARCH.max(schema::DESK_OUTCOMES)).contains(&found) {
-            let tx = self.conn.transaction().map_err(StoreError::classify)?;
-            let calls = ingest::requeue_all(&tx, &self.options)?;
-            tx.commit().map_err(StoreError::classify)?;
-            tracing::info!(calls, "search texts and desk outcomes rebuilt");
         }
         Ok(())
     }

@@ -251,11 +251,16 @@ fn search_terms(q: &str) -> Vec<String> {
             if is_phoneish(t) {
                 vec![t.chars().filter(char::is_ascii_digit).collect()]
             } else {
-                // Folded as the index holds names: `José` finds Jose, `o'brien` O'Brien.
-                callpop_core::text::fold_for_search(t)
-                    .split(' ')
-                    .map(str::to_string)
-                    .collect()
+                // Folded as the index holds names: `José` finds Jose, `o'brien` O'Brien. A
+                // term folding apart into pieces too short for the index (`AT&T`) is looked
+                // up as typed: the index holds names as given too.
+                let folded = callpop_core::text::fold_for_search(t);
+                let raw = t.to_lowercase();
+                if folded.split(' ').any(|p| p.chars().count() < 3) && raw.chars().count() >= 3 {
+                    vec![raw]
+                } else {
+                    folded.split(' ').map(str::to_string).collect()
+                }
             }
         })
         .filter(|t: &String| !t.is_empty())
@@ -685,8 +690,9 @@ impl Store {
 }
 
 /// Start of the oldest RingCentral call that started at or after `since` and is still ringing
-/// or connected. Such a call may have lost its end in a gap (a crash, a dead tunnel), and only
-/// its call-log record, filed under its start, can complete it.
+/// or connected, or was ended as `no_end_reported`. Such a call may have lost its end in a gap
+/// (a crash, a dead tunnel), and only its call-log record, filed under its start, can
+/// complete it: the rule ending unheard calls runs at start, before the gap is filled.
 pub(crate) fn oldest_open_call(
     conn: &rusqlite::Connection,
     since: DateTime<Utc>,
@@ -694,7 +700,8 @@ pub(crate) fn oldest_open_call(
     let ms: Option<i64> = conn
         .prepare_cached(
             "SELECT min(started_at) FROM calls
-             WHERE sort_key >= ?1 AND provider = ?2 AND state IN (?3, ?4)",
+             WHERE sort_key >= ?1 AND provider = ?2
+               AND (state IN (?3, ?4) OR result = 'no_end_reported')",
         )?
         .query_row(
             params![
@@ -796,6 +803,12 @@ mod tests {
             })
             .expect("filter");
         assert_eq!(filtered.len(), 1);
+        // The backfill still reaches back for it: its call-log record can complete it.
+        let day = chrono::Duration::hours(24);
+        assert_eq!(
+            oldest_open_call(&store.conn, swept.started_at - day).expect("query"),
+            Some(swept.started_at)
+        );
 
         // The hang-up arrives after all: the real end replaces the guess.
         store.ingest(hang_up).expect("ingest");
@@ -865,6 +878,7 @@ mod tests {
     #[test]
     fn phone_looking_searches_become_digit_strings() {
         assert_eq!(search_terms("(415) 555-01"), vec!["41555501"]);
+        assert_eq!(search_terms("AT&T Mobility"), vec!["at&t", "mobility"]);
         assert_eq!(
             search_terms("José O'Brien-Smith"),
             vec!["jose", "obrien", "smith"]

@@ -26,6 +26,9 @@ use super::{Capabilities, Notifier, NotifierEvent, NotifyError, Popup, Urgency, 
 const SERVICE: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
 
+/// How long a call to the notification server may take.
+const METHOD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Shows notifications through the session's freedesktop notification server.
 pub struct DesktopNotifier {
     capabilities: Capabilities,
@@ -111,7 +114,10 @@ async fn run(
     ready: sync_mpsc::SyncSender<Result<Capabilities, NotifyError>>,
 ) {
     let started = async {
-        let connection = zbus::Connection::session()
+        // A server that hangs must not hold the popups up for good.
+        let connection = zbus::connection::Builder::session()
+            .method_timeout(METHOD_TIMEOUT)
+            .build()
             .await
             .map_err(|e| NotifyError::Unavailable(e.to_string()))?;
         let capabilities = capabilities(&connection)
@@ -127,9 +133,10 @@ async fn run(
         let signals = zbus::MessageStream::for_match_rule(rule, &connection, None)
             .await
             .map_err(|e| NotifyError::Unavailable(e.to_string()))?;
-        Ok::<_, NotifyError>((connection, capabilities, signals))
+        let owner = server_owner(&connection).await;
+        Ok::<_, NotifyError>((connection, capabilities, signals, owner))
     };
-    let (connection, capabilities, signals) = match started.await {
+    let (connection, capabilities, signals, mut owner) = match started.await {
         Ok(started) => started,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -165,6 +172,16 @@ async fn run(
                 }
             }
             Input::Signal(message) => {
+                // Any program on the session bus can send a signal that looks like the
+                // server's; only the server's own count ("Call back" opens a link).
+                let sender = message.header().sender().map(|s| s.to_string());
+                if sender.is_none() || sender != owner {
+                    // The server may have been replaced since: ask once who it is now.
+                    owner = server_owner(&connection).await;
+                    if sender.is_none() || sender != owner {
+                        continue;
+                    }
+                }
                 if let Some(event) = user_event(&message) {
                     if events.send(event).is_err() {
                         return;
@@ -174,6 +191,23 @@ async fn run(
             Input::Stop => return,
         }
     }
+}
+
+/// The unique bus name of the notification server now, if one runs.
+async fn server_owner(connection: &zbus::Connection) -> Option<String> {
+    connection
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "GetNameOwner",
+            &SERVICE,
+        )
+        .await
+        .ok()?
+        .body()
+        .deserialize::<String>()
+        .ok()
 }
 
 async fn capabilities(connection: &zbus::Connection) -> Result<Capabilities, zbus::Error> {

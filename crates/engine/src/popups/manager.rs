@@ -45,6 +45,9 @@ enum Overflow {
     Ringing,
     /// Counted as missed.
     Missed,
+    /// No longer ringing at this desk while the call goes on elsewhere: not counted, and
+    /// counted as missed if the call then ends unanswered.
+    Quiet,
     /// Counted once and no longer: answered, gone quiet, or its count was dismissed. Kept so
     /// later news of the call (its voicemail) does not count it again.
     Done,
@@ -426,9 +429,12 @@ impl PopupManager {
 
         if let Some(counted) = self.overflow.get_mut(&call_id) {
             let how = match (counted.how, desired) {
-                (Overflow::Ringing, Some(Phase::Ringing)) => Overflow::Ringing,
-                (Overflow::Ringing | Overflow::Missed, Some(Phase::Missed)) => Overflow::Missed,
-                (Overflow::Ringing, _) => Overflow::Done,
+                (Overflow::Ringing | Overflow::Quiet, Some(Phase::Ringing)) => Overflow::Ringing,
+                (Overflow::Ringing | Overflow::Quiet | Overflow::Missed, Some(Phase::Missed)) => {
+                    Overflow::Missed
+                }
+                (Overflow::Ringing, None) => Overflow::Quiet,
+                (Overflow::Ringing | Overflow::Quiet, _) => Overflow::Done,
                 (other, _) => other,
             };
             if how != counted.how {

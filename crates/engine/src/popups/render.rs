@@ -186,7 +186,6 @@ impl Renderer<'_> {
         }
     }
 
-    /// The summary popup for calls beyond the on-screen limit.
     /// One line naming a caller, for the summary popup: name and number, or what is known.
     pub fn caller_line(&self, call: &Call) -> String {
         match self.caller(call) {

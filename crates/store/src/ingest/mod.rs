@@ -331,6 +331,20 @@ fn load_existing(
     })
 }
 
+/// The stored row of a call ended by the rule for calls whose end never came, if it is one.
+fn unheard_row(conn: &Connection, call_id: i64) -> Result<Option<Call>, StoreError> {
+    let result: Option<String> = conn
+        .prepare_cached("SELECT result FROM calls WHERE id = ?1")?
+        .query_row([call_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    if result.as_deref() == Some(CallResult::NoEndReported.as_str()) {
+        load_call(conn, call_id)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Reads a call's stored events, delivery count and voicemail (a cache miss).
 fn load_cached(
     conn: &Connection,
@@ -339,21 +353,8 @@ fn load_cached(
 ) -> Result<CachedCall, StoreError> {
     let (events, deliveries) = stored_events(conn, opts, call_id)?;
     let voicemail = linked_voicemail(conn, call_id)?;
-    let mut call = calls::derive(&events, deliveries, voicemail.as_ref())
+    let call = calls::derive(&events, deliveries, voicemail.as_ref())
         .ok_or_else(|| StoreError::Corrupt(format!("call {call_id} has no events")))?;
-    // Changes are written as the difference from `call`. A row ended as `no_end_reported`
-    // holds what its events do not say, so the difference is taken from the row itself:
-    // the real end must overwrite every column the rule changed.
-    let unheard: Option<String> = conn
-        .prepare_cached("SELECT result FROM calls WHERE id = ?1")?
-        .query_row([call_id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    if unheard.as_deref() == Some(CallResult::NoEndReported.as_str()) {
-        if let Some(row) = load_call(conn, call_id)? {
-            call = row;
-        }
-    }
     Ok(CachedCall {
         events,
         deliveries,
@@ -394,7 +395,17 @@ fn add_events(
         Some(id) => {
             let entry = match cache.calls.remove(&id) {
                 Some(e) => e,
-                None => load_existing(conn, opts, id, &new_events)?,
+                None => {
+                    let mut entry = load_existing(conn, opts, id, &new_events)?;
+                    // Changes are written as the difference from `entry.call`. A row ended
+                    // as `no_end_reported` holds what its events do not say, so the
+                    // difference is taken from the row itself: the real end must overwrite
+                    // every column the rule changed.
+                    if let Some(row) = unheard_row(conn, id)? {
+                        entry.call = row;
+                    }
+                    entry
+                }
             };
             (id, entry, true)
         }

@@ -111,7 +111,10 @@ pub(super) fn insert_call(
         &search_text(call, opts),
         &extension_keys(call),
     )?;
-    set_outcomes(conn, id, call)?;
+    // A new call is usually live, its rows' NULL already right.
+    if extension_outcomes(call).iter().any(|(_, o)| o.is_some()) {
+        set_outcomes(conn, id, call)?;
+    }
     Ok(id)
 }
 

@@ -74,10 +74,9 @@ pub(super) fn set_outcomes(conn: &Connection, id: i64, call: &Call) -> Result<()
     let mut stmt = conn.prepare_cached(
         "UPDATE call_extensions SET result = ?1 WHERE call_id = ?2 AND extension = ?3",
     )?;
+    // None too: a call ended as `no_end_reported` that comes back to life is live again.
     for (key, outcome) in extension_outcomes(call) {
-        if outcome.is_some() {
-            stmt.execute(params![outcome, id, key])?;
-        }
+        stmt.execute(params![outcome, id, key])?;
     }
     Ok(())
 }
