@@ -63,12 +63,23 @@ pub(crate) fn status(
         }
         return Ok(());
     }
+    let state = body["status"].as_str().unwrap_or("?");
+    let said = match state {
+        "ok" => "receiving calls",
+        "degraded" => "receiving calls; something needs attention",
+        "not_receiving" => "NOT RECEIVING CALLS",
+        "error" => "CALLS CANNOT BE SAVED",
+        other => other,
+    };
     writeln!(
         out,
         "CallPop {} — {}",
         shown(body["version"].as_str().unwrap_or("?")),
-        shown(body["status"].as_str().unwrap_or("?"))
+        shown(said)
     )?;
+    if let Some(why) = body["attention"]["text"].as_str() {
+        writeln!(out, "  {}", shown(why))?;
+    }
     writeln!(
         out,
         "  listening on {}",
@@ -82,9 +93,15 @@ pub(crate) fn status(
     for provider in ["ringcentral", "ringotel"] {
         let c = &body[provider];
         writeln!(
-out,
-            "  {provider}: {} accepted, {} duplicates, {} unauthorized, {} rejected, {} quarantined",
-            c["accepted"], c["duplicates"], c["unauthorized"], c["rejected"], c["quarantined"]
+            out,
+            "  {provider}: {} accepted, {} duplicates, {} unauthorized ({} with a wrong token), \
+             {} rejected, {} quarantined",
+            c["accepted"],
+            c["duplicates"],
+            c["unauthorized"],
+            c["wrong_token"],
+            c["rejected"],
+            c["quarantined"]
         )?;
     }
     if let Some(e) = body["storage_error"].as_str() {

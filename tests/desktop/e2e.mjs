@@ -76,6 +76,10 @@ test("the window shows the engine's health: receiver listening on the app's port
   assert.equal(health.listen, `127.0.0.1:${receiverPort}`);
   assert.equal(health.ringotel.token_required, true);
   await until("the status badge", async () => !(await textOf("[data-testid='status-badge']")).includes("Connecting"));
+  // A fresh install with no public address and no phone system: it says so, not "all is well".
+  assert.equal(health.status, "not_receiving");
+  assert.equal(await textOf("[data-testid='status-badge']"), "Not receiving calls");
+  assert.match(await textOf("[data-testid='empty-attention']"), /no public address/);
 });
 
 test("the tray icon registers on the desktop", async () => {
@@ -120,6 +124,29 @@ test("a posted webhook appears in the call log, then changes live to Missed", as
     assert.equal(calls[0].call_key, callId);
     assert.equal(calls[0].result, "missed");
   }
+});
+
+test("a delivery refused for an old token turns the status red until calls are accepted again", async () => {
+  const refused = await fetch(`http://127.0.0.1:${receiverPort}/api/v1/webhooks/phone_calls_webhooks/ringotel`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ method: "StartCallActivity", api_token: "an-old-token-from-the-portal", params: { call_id: `old-${Date.now()}`, extension: "201" } }),
+  });
+  assert.equal(refused.status, 401);
+  await until("Not receiving calls", async () => (await textOf("[data-testid='status-badge']")) === "Not receiving calls");
+  await click("#tab-health");
+  await until("the reason", async () => /Ringotel is sending calls with a token/.test((await textOf("[data-testid='attention']")) ?? ""));
+  await screenshot("health-not-receiving");
+  // The portal gets the right token: the next delivery is accepted and all is well again.
+  // (The same call's Stop once more, sent by another domain alias: a new delivery, the same call.)
+  const [call] = spawnSync(cliBinary, ["--data-dir", dataDir, "calls", "--json"], { encoding: "utf8", env: appEnv }).stdout.trim().split("\n").map((l) => JSON.parse(l));
+  await postRingotel("StopCallActivity", {
+    call_id: call.call_key, extension: "201", activity_type: "inbound", caller_number: "61398765432",
+    called_number: "201", call_start: Date.parse(call.started_at), call_end: Date.parse(call.ended_at), call_duration: 0, call_cause: "487",
+    domain: "dealership-demo-alias",
+  });
+  await until("receiving again", async () => (await textOf("[data-testid='status-badge']")) !== "Not receiving calls");
+  await click("#tab-log");
 });
 
 test("the detail view shows the call's timeline", async () => {

@@ -412,6 +412,66 @@ fn a_second_serve_on_the_same_data_dir_is_refused_and_status_finds_the_first() {
     server.stop();
 }
 
+/// Issue 26: a fresh desk with no public address is "not receiving calls" in `callpop
+/// status`; once calls arrive it is; Ringotel sending with another token makes it not
+/// receiving again, with the reason; a scanner without a token changes nothing.
+#[test]
+fn status_tells_whether_calls_can_reach_the_desk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let status = || {
+        let out = run(dir.path(), &["status"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let fresh = status();
+    assert!(fresh.contains("NOT RECEIVING CALLS"), "{fresh}");
+    assert!(fresh.contains("no public address"), "{fresh}");
+    assert_eq!(
+        crate::common::health(server.port)["status"],
+        "not_receiving"
+    );
+
+    let ms = chrono::Utc::now().timestamp_millis();
+    let start = |token: &str| {
+        json!({"method": "StartCallActivity", "api_token": token,
+               "params": {"call_id": format!("{ms}-tok"), "extension": "500",
+                          "activity_type": "inbound", "caller_number": "+353212028252",
+                          "call_start": ms}})
+        .to_string()
+    };
+    assert_eq!(server.post_ro(start(RO_TOKEN).as_bytes()).status, 200);
+    assert!(status().contains("receiving calls"), "{}", status());
+    assert_eq!(crate::common::health(server.port)["status"], "ok");
+
+    // A scanner: no token at all. Noise, counted only.
+    let noise = json!({"method": "StartCallActivity", "params": {}}).to_string();
+    assert_eq!(server.post_ro(noise.as_bytes()).status, 401);
+    assert_eq!(crate::common::health(server.port)["status"], "ok");
+
+    // The portal still has an old token: each call is refused, and lost.
+    assert_eq!(
+        server
+            .post_ro(start("old-token-0123456789").as_bytes())
+            .status,
+        401
+    );
+    let health = crate::common::health(server.port);
+    assert_eq!(health["status"], "not_receiving", "{health}");
+    assert_eq!(health["attention"]["fix"], "ringotel");
+    assert_eq!(health["ringotel"]["wrong_token"], 1);
+    let said = status();
+    assert!(
+        said.contains("Ringotel is sending calls with a token"),
+        "{said}"
+    );
+    server.stop();
+}
+
 #[test]
 fn healthz_flags_credentials_kept_in_the_file_because_no_keyring_answered() {
     let dir = tempfile::tempdir().expect("tempdir");

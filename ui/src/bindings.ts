@@ -29,7 +29,7 @@ export type ExtensionPart = {
   talk_seconds: number,
   /** The extension's latest state. */
   state: LegState | null,
-  /** How the call turned out for this desk, once it is over: `answered` when it talked (or a colleague took the call while it rang here, as in a ring group); `missed` (or `voicemail`) when it rang and nobody answered while it did, including a transfer to it that it did not pick up although reception had answered the call before; for the desk that placed a call, the call's result. Filters on an extension use it. */
+  /** How the call turned out for this desk, once it is over: `answered` when it talked, or when it first rang before a colleague answered (a ring group, a hunt); `missed` (or `voicemail`) when it did not answer and nobody answered the call, or another desk had answered before it first rang (a transfer it did not pick up); for the desk that placed a call, the call's result. Filters on an extension use it. */
   outcome?: CallResult,
 };
 export type CallView = {
@@ -176,6 +176,12 @@ export type PartStatus = {
   /** When the state last changed. */
   since: string,
 };
+export type Attention = {
+  /** The first missing piece, in plain language. */
+  text: string,
+  /** The Settings section to open (`tunnel`, `ringcentral`, `ringotel`), when a setting fixes it. */
+  fix: string | null,
+};
 export type ProviderCounters = {
   /** Deliveries stored for the first time. */
   accepted: number,
@@ -191,12 +197,18 @@ export type ProviderCounters = {
   handshakes: number,
   /** When the last delivery was stored. */
   last_accepted_at: string | null,
+  /** Deliveries that looked like this provider's (its route with a token header, or its body shape) refused for a token that does not match: each is a customer call lost. Scanners without a token count under `unauthorized` only. */
+  wrong_token: number,
+  /** When the last of those was refused. */
+  last_wrong_token_at: string | null,
   /** Whether deliveries must carry the configured token. */
   token_required: boolean,
 };
 export type HealthView = {
-  /** `ok`, `degraded` (a part needs attention) or `error` (deliveries cannot be stored). */
-  status: "ok" | "degraded" | "error",
+  /** `ok`, `degraded` (a part needs attention), `not_receiving` (no call can reach this desk) or `error` (deliveries cannot be stored). */
+  status: "ok" | "degraded" | "not_receiving" | "error",
+  /** Why the status is not `ok` when one thing explains it, with where to fix it. */
+  attention: Attention | null,
   /** CallPop version. */
   version: string,
   /** When the engine started. */

@@ -6,7 +6,7 @@ import { health, pause } from "./state";
 import { toast, toastError } from "./toast";
 import { LogView } from "./views/log";
 import { SettingsPage } from "./views/settings";
-import { HealthPage, STATUS_TEXT } from "./views/health";
+import { HealthPage, STATUS_TEXT, statusTone } from "./views/health";
 
 type Tab = "log" | "settings" | "health";
 
@@ -54,6 +54,10 @@ function main(): void {
     panel.hidden = t !== current;
     main.append(panel);
   }
+  healthPage.onFix = (section) => {
+    select("settings");
+    settingsPage.show(section);
+  };
   function select(t: Tab): void {
     if (t === current) return;
     current = t;
@@ -76,9 +80,10 @@ function main(): void {
     h("span", { class: "badge-dot" }), statusText);
   health.subscribe((v) => {
     if (!v) return;
-    statusBtn.className = `status-badge tone-${v.status === "ok" ? "ok" : v.status === "degraded" ? "warn" : "error"}`;
+    statusBtn.className = `status-badge tone-${statusTone(v.status)}`;
     statusBtn.dataset.status = v.status;
     statusText.textContent = STATUS_TEXT[v.status];
+    statusBtn.title = v.attention?.text ?? "Open Health";
     statusBtn.setAttribute("aria-label", `Status: ${STATUS_TEXT[v.status]}. Open Health`);
     tabs.get("health")!.classList.toggle("has-dot", v.status !== "ok");
   });
@@ -141,14 +146,21 @@ function main(): void {
     else return;
     e.preventDefault();
   });
-  pause.subscribe((p) => {
+  // The label follows the real setting, not only the pause: popups turned off in Settings (or
+  // with no notification server) are not "on".
+  const showPopupState = (): void => {
+    const p = pause.value;
     const paused = Boolean(p?.paused);
-    setIcon(pauseIcon, paused ? "bellOff" : "bell");
-    pauseBtn.classList.toggle("is-paused", paused);
-    pauseLabel.textContent = !paused ? "Popups on" : p?.until ? `Paused until ${formatClock(new Date(p.until))}` : "Popups paused";
+    const notifications = health.value?.parts.notifications?.state;
+    const off = notifications === "off" || notifications === "error";
+    setIcon(pauseIcon, paused || off ? "bellOff" : "bell");
+    pauseBtn.classList.toggle("is-paused", paused || off);
+    pauseLabel.textContent = paused ? (p?.until ? `Paused until ${formatClock(new Date(p.until))}` : "Popups paused") : off ? "Popups off" : "Popups on";
     pauseBtn.setAttribute("aria-label", `${pauseLabel.textContent}. Pause menu`);
     resume.disabled = !paused;
-  });
+  };
+  pause.subscribe(showPopupState);
+  health.subscribe(showPopupState);
 
   const header = h("header", { class: "app-header" },
     h("div", { class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }, icon("phone")), h("span", { class: "brand-name", text: "CallPop" })),

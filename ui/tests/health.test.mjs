@@ -12,7 +12,7 @@ const card = (key) => `.health-card[data-part="${key}"]`;
 test("healthy: ok badge, no fixing buttons except Backfill now, live switch to error shows the right actions", async () => {
   await withApp({}, async (page) => {
     await page.waitForSelector("[data-testid='status-badge'][data-status='ok']");
-    assert.equal(await page.textContent("[data-testid='status-badge']"), "All systems normal");
+    assert.equal(await page.textContent("[data-testid='status-badge']"), "Receiving calls");
     await page.click("[data-testid='status-badge']");
     assert.equal(await page.getAttribute("#tab-health", "aria-selected"), "true", "the badge opens Health");
     await page.waitForSelector(card("receiver"));
@@ -34,7 +34,7 @@ test("healthy: ok badge, no fixing buttons except Backfill now, live switch to e
       storage_error: "disk I/O error",
     }));
     await page.waitForSelector("[data-testid='status-badge'][data-status='error']");
-    assert.equal(await page.textContent("[data-testid='status-badge']"), "Needs attention");
+    assert.equal(await page.textContent("[data-testid='status-badge']"), "Calls cannot be saved");
     await page.waitForSelector(`${card("tunnel")} [data-action='reconnect_tunnel']`);
     assert.ok(await page.$(`${card("subscription")} [data-action='recreate_subscription']`));
     assert.match(await page.textContent(`${card("tunnel")} .state-pill`), /Offline/);
@@ -160,5 +160,45 @@ test("storage: a writer restart is reported once calls are stored again; an erro
     await page.evaluate(() => window.__mock.setHealth({ status: "error", storage_error: "unwritable: disk full", storage_error_since: "2026-11-23T18:00:00Z" }));
     await page.waitForFunction(() => /disk full/.test(document.querySelector('.health-card[data-part="storage"]')?.textContent ?? ""));
     assert.match(await page.textContent(card("storage")), /RingCentral does not send them again/);
+  });
+});
+
+test("not receiving: a desk no call can reach says so everywhere, with the fix one click away", async () => {
+  const health = {
+    status: "not_receiving",
+    public_url: null, ringcentral_webhook_url: null, ringotel_webhook_url: null,
+    attention: { text: "This computer has no public address, so RingCentral and Ringotel cannot reach it. Set up ngrok or a public URL.", fix: "tunnel" },
+    parts: {
+      tunnel: part("off", "no public URL"),
+      subscription: part("off", "set the RingCentral client id, client secret and JWT"),
+      notifications: part("off", "desktop notifications are turned off"),
+    },
+  };
+  await withApp({ mock: { health, size: 0 }, waitForRows: false }, async (page) => {
+    await page.waitForSelector("[data-testid='status-badge'][data-status='not_receiving']");
+    assert.equal(await page.textContent("[data-testid='status-badge']"), "Not receiving calls");
+    assert.match(await page.getAttribute("[data-testid='status-badge']", "class"), /tone-error/);
+    assert.match(await page.getAttribute("[data-testid='status-badge']", "title"), /no public address/);
+    // The empty log says what is missing instead of promising calls.
+    await page.waitForSelector("[data-testid='empty-attention']");
+    assert.match(await page.textContent("[data-testid='empty-attention']"), /no public address/);
+    // Popups turned off are not "on".
+    assert.equal(await page.textContent(".pause-label"), "Popups off");
+    await page.click("#tab-health");
+    await page.waitForSelector("[data-testid='health-banner'][data-status='not_receiving']");
+    assert.match(await page.textContent("[data-testid='attention']"), /cannot reach it/);
+    assert.equal(await page.textContent("[data-testid='attention-fix']"), "Set up the public address");
+    await page.click("[data-testid='attention-fix']");
+    assert.equal(await page.getAttribute("#tab-settings", "aria-selected"), "true", "the fix opens Settings");
+    await page.waitForFunction(() => document.querySelector(".settings-nav .is-current")?.textContent?.includes("Public URL"));
+
+    // The phone system then delivers with another token: a different sentence, another fix.
+    await page.evaluate(() => window.__mock.setHealth({
+      status: "not_receiving",
+      attention: { text: "Ringotel is sending calls with a token that does not match this desk's, so they are refused and lost. Copy the API token from Settings into the Ringotel portal.", fix: "ringotel" },
+    }));
+    await page.click("#tab-health");
+    await page.waitForFunction(() => /Ringotel is sending calls/.test(document.querySelector("[data-testid='attention']")?.textContent ?? ""));
+    assert.equal(await page.textContent("[data-testid='attention-fix']"), "Open Ringotel settings");
   });
 });

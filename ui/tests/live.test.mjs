@@ -206,3 +206,22 @@ test("the detail panel refreshes when its call changes live", async () => {
     await page.waitForFunction((k) => window.__mock.callsOf("get_call").length > k, n);
   });
 });
+
+test("a ringing call costs no CPU while it waits: no animation runs for ever", async () => {
+  await withApp({ reducedMotion: "no-preference" }, async (page) => {
+    await settled(page);
+    await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_002));
+    await page.waitForSelector('.row[data-call-id="1000002"]');
+    // Only a busy spinner may turn for ever, and it moves ten times a second, not every frame.
+    const endless = await page.evaluate(() => document.getAnimations()
+      .filter((a) => a.effect.getComputedTiming().iterations === Infinity)
+      .map((a) => ({ name: a.animationName, easing: a.effect.getKeyframes()[0]?.easing, where: a.effect.target?.className })));
+    for (const a of endless) {
+      assert.equal(a.name, "spin", `endless animations repaint every frame: ~90 % of a core without a GPU: ${JSON.stringify(endless)}`);
+      assert.match(a.easing ?? "", /steps\(8/, JSON.stringify(a));
+    }
+    // The ring pulses a few times, then rests.
+    const pulse = await page.evaluate(() => document.getAnimations().filter((a) => a.animationName === "ring-pulse").map((a) => a.effect.getComputedTiming().iterations));
+    assert.ok(pulse.length >= 1 && pulse.every((n) => n <= 3), JSON.stringify(pulse));
+  });
+});

@@ -9,7 +9,7 @@
 (() => {
   "use strict";
   const cfg = Object.assign({ now: Date.now(), latency: 3, totalNull: false }, window.__MOCK_CONFIG__ || {});
-  const N = cfg.size || 1_000_000;
+  const N = cfg.size ?? 1_000_000;
   const STEP = 61_000;
   const BASE = cfg.now - 90_000;
 

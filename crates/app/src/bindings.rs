@@ -17,7 +17,7 @@ use callpop_core::lines::LineLabel;
 use callpop_core::model::{
     CallDirection, CallResult, CallState, ExtensionPart, LegDirection, LegState, Provider,
 };
-use callpop_engine::health::{PartStatus, ProviderCounters, Snapshot};
+use callpop_engine::health::{Attention, PartStatus, ProviderCounters, Snapshot};
 use callpop_engine::popups::PauseState;
 
 /// One command the window may invoke.
@@ -150,6 +150,7 @@ fn declarations(cfg: &Config) -> Vec<Decl> {
         decl::<CallDetail>(cfg),
         decl::<ExportResult>(cfg),
         decl::<PartStatus>(cfg),
+        decl::<Attention>(cfg),
         decl::<ProviderCounters>(cfg),
         decl::<Snapshot>(cfg),
         decl::<LineLabel>(cfg),

@@ -80,6 +80,15 @@ pub fn tray_status(
         .map(str::to_string)
         .or_else(|| (snapshot.status == Status::Error).then(|| snapshot.storage_error.clone())?)
         .or_else(|| (snapshot.status == Status::Error).then(|| "cannot store calls".to_string()));
+    // Listening, storing, and yet no call can reach the desk (no public address, or the phone
+    // system uses another token): as offline as a stopped receiver, for the person at the desk.
+    let not_receiving =
+        (offline_reason.is_none() && snapshot.status == Status::NotReceiving).then(|| {
+            snapshot.attention.as_ref().map_or_else(
+                || "no call can reach this desk".to_string(),
+                |a| a.text.clone(),
+            )
+        });
     let paused = pause.is_active(now);
     let attention: Vec<&str> = snapshot
         .parts
@@ -87,7 +96,7 @@ pub fn tray_status(
         .filter(|(_, p)| p.state == PartState::Error)
         .map(|(part, _)| part.as_str())
         .collect();
-    let state = if offline_reason.is_some() {
+    let state = if offline_reason.is_some() || not_receiving.is_some() {
         TrayState::Offline
     } else if paused {
         TrayState::Paused
@@ -118,7 +127,14 @@ pub fn tray_status(
         "Subscription",
         "not configured",
     );
+    let popups_off = snapshot
+        .parts
+        .get(&Part::Notifications)
+        .filter(|p| matches!(p.state, PartState::Off | PartState::Error));
     let popups = match (paused, pause.until) {
+        // The real setting, not only the pause: popups turned off (or no notification server)
+        // are not "on".
+        (false, _) if popups_off.is_some() => "Popups off".to_string(),
         (false, _) => "Popups on".to_string(),
         (true, None) => "Popups paused until resumed".to_string(),
         (true, Some(until)) => format!(
@@ -127,6 +143,10 @@ pub fn tray_status(
         ),
     };
     let tooltip = match state {
+        TrayState::Offline if not_receiving.is_some() => format!(
+            "CallPop — not receiving calls: {}",
+            not_receiving.as_deref().unwrap_or_default()
+        ),
         TrayState::Offline => format!(
             "CallPop — offline: {}",
             offline_reason.as_deref().unwrap_or("not running")
@@ -246,6 +266,35 @@ mod tests {
             .starts_with("Receiver: stopped — cannot receive webhooks"));
         assert!(s.receiver.chars().count() <= MAX_LINE);
         assert!(s.tooltip.starts_with("CallPop — offline: cannot receive"));
+    }
+
+    /// Issue 26: a desk no call can reach says so, with the first missing piece, and popups
+    /// turned off are not "on".
+    #[test]
+    fn a_desk_no_call_can_reach_is_not_receiving_and_popups_off_say_so() {
+        let mut b = board(
+            Status::NotReceiving,
+            &[
+                (Part::Tunnel, PartState::Off, "no public URL"),
+                (
+                    Part::Notifications,
+                    PartState::Off,
+                    "desktop notifications are turned off",
+                ),
+            ],
+        );
+        b.attention = Some(callpop_engine::health::Attention {
+            text: "This computer has no public address".into(),
+            fix: Some("tunnel".into()),
+        });
+        let s = tray_status(&b, None, &running(), now());
+        assert_eq!(s.state, TrayState::Offline);
+        assert_eq!(
+            s.tooltip,
+            "CallPop — not receiving calls: This computer has no public address"
+        );
+        assert_eq!(s.receiver, "Receiver: listening on 127.0.0.1:8787");
+        assert_eq!(s.popups, "Popups off");
     }
 
     #[test]

@@ -50,6 +50,12 @@ pub struct ProviderCounters {
     pub handshakes: u64,
     /// When the last delivery was stored.
     pub last_accepted_at: Option<DateTime<Utc>>,
+    /// Deliveries that looked like this provider's (its route with a token header, or its
+    /// body shape) refused for a token that does not match: each is a customer call lost.
+    /// Scanners without a token count under `unauthorized` only.
+    pub wrong_token: u64,
+    /// When the last of those was refused.
+    pub last_wrong_token_at: Option<DateTime<Utc>>,
     /// Whether deliveries must carry the configured token.
     pub token_required: bool,
 }
@@ -154,6 +160,9 @@ pub enum Status {
     Ok,
     /// A part needs attention; calls are still stored.
     Degraded,
+    /// No call can reach this desk: no source that can deliver is set up, or the phone system
+    /// sends with a token that does not match ([`Snapshot::attention`] says which).
+    NotReceiving,
     /// Deliveries cannot be stored.
     Error,
 }
@@ -164,6 +173,7 @@ impl Status {
         match self {
             Status::Ok => "ok",
             Status::Degraded => "degraded",
+            Status::NotReceiving => "not_receiving",
             Status::Error => "error",
         }
     }
@@ -192,13 +202,26 @@ pub struct PartStatus {
     pub since: DateTime<Utc>,
 }
 
+/// What most needs doing, for people: one sentence, and the Settings section that fixes it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, TS)]
+pub struct Attention {
+    /// The first missing piece, in plain language.
+    pub text: String,
+    /// The Settings section to open (`tunnel`, `ringcentral`, `ringotel`), when a setting
+    /// fixes it.
+    pub fix: Option<String>,
+}
+
 /// A point-in-time copy of the engine's health.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, TS)]
 #[ts(rename = "HealthView")]
 pub struct Snapshot {
-    /// `ok`, `degraded` (a part needs attention) or `error` (deliveries cannot be stored).
-    #[ts(type = "\"ok\" | \"degraded\" | \"error\"")]
+    /// `ok`, `degraded` (a part needs attention), `not_receiving` (no call can reach this
+    /// desk) or `error` (deliveries cannot be stored).
+    #[ts(type = "\"ok\" | \"degraded\" | \"not_receiving\" | \"error\"")]
     pub status: Status,
+    /// Why the status is not `ok` when one thing explains it, with where to fix it.
+    pub attention: Option<Attention>,
     /// CallPop version.
     pub version: String,
     /// When the engine started.
@@ -359,14 +382,75 @@ impl Health {
     /// A copy of everything, with the overall status worked out.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = self.lock().clone();
-        s.status = if s.storage_error.is_some() {
-            Status::Error
+        let not_receiving = not_receiving(&s);
+        (s.status, s.attention) = if let Some(e) = &s.storage_error {
+            let text = format!("Calls cannot be saved: {e}");
+            (Status::Error, Some(Attention { text, fix: None }))
+        } else if let Some(why) = not_receiving {
+            (Status::NotReceiving, Some(why))
         } else if s.parts.values().any(|p| p.state == PartState::Error) {
-            Status::Degraded
+            (Status::Degraded, None)
         } else {
-            Status::Ok
+            (Status::Ok, None)
         };
         s
+    }
+}
+
+/// Why no call can reach this desk, if none can: the phone system sends with a token that
+/// does not match (and nothing was accepted since), or no source that could deliver is set
+/// up. A delivery accepted in this run shows that one can (a LAN sender, a reverse proxy).
+fn not_receiving(s: &Snapshot) -> Option<Attention> {
+    for (name, c, fix) in [
+        ("RingCentral", &s.ringcentral, "ringcentral"),
+        ("Ringotel", &s.ringotel, "ringotel"),
+    ] {
+        let refused_since_last_call = c
+            .last_wrong_token_at
+            .is_some_and(|refused| c.last_accepted_at.is_none_or(|ok| ok < refused));
+        if refused_since_last_call {
+            let what = if fix == "ringotel" {
+                "Copy the API token from Settings into the Ringotel portal"
+            } else {
+                "Check the RingCentral settings: the subscription is re-created with this desk's token"
+            };
+            return Some(Attention {
+                text: format!(
+                    "{name} is sending calls with a token that does not match this desk's, so \
+                     they are refused and lost. {what}."
+                ),
+                fix: Some(fix.to_string()),
+            });
+        }
+    }
+    let delivered =
+        s.ringcentral.last_accepted_at.is_some() || s.ringotel.last_accepted_at.is_some();
+    let subscribed = s
+        .parts
+        .get(&Part::Subscription)
+        .is_some_and(|p| p.state == PartState::Active);
+    if delivered || subscribed {
+        return None;
+    }
+    match s.parts.get(&Part::Tunnel).map(|p| p.state) {
+        // No tunnel part yet: the engine is still starting, nothing to conclude.
+        Some(PartState::Off) => Some(Attention {
+            text: "This computer has no public address, so RingCentral and Ringotel cannot \
+                   reach it. Set up ngrok or a public URL."
+                .into(),
+            fix: Some("tunnel".into()),
+        }),
+        Some(PartState::Error) => Some(Attention {
+            text: format!(
+                "The public address is not working, so no call can reach this computer: {}",
+                s.parts
+                    .get(&Part::Tunnel)
+                    .map(|p| p.detail.as_str())
+                    .unwrap_or_default()
+            ),
+            fix: Some("tunnel".into()),
+        }),
+        _ => None,
     }
 }
 
@@ -401,6 +485,55 @@ mod tests {
             (cleared.storage_error, cleared.storage_error_since),
             (None, None)
         );
+    }
+
+    /// Issue 26: "Not receiving calls" whenever no source can deliver, and when the phone
+    /// system sends with a token that does not match; internet noise only counts.
+    #[test]
+    fn a_desk_no_call_can_reach_is_not_receiving_and_says_why() {
+        let health = Health::new();
+        health.set_part(Part::Tunnel, PartState::Off, "no tunnel");
+        let fresh = health.snapshot();
+        assert_eq!(fresh.status, Status::NotReceiving);
+        let why = fresh.attention.expect("a reason");
+        assert!(why.text.contains("no public address"), "{}", why.text);
+        assert_eq!(why.fix.as_deref(), Some("tunnel"));
+
+        // An active subscription can deliver (RingCentral's own address for it works).
+        health.set_part(Part::Subscription, PartState::Active, "active");
+        assert_eq!(health.snapshot().status, Status::Ok);
+        health.set_part(Part::Subscription, PartState::Off, "off");
+        // So does a delivery that was accepted (a LAN sender, a reverse proxy).
+        health.provider(Provider::Ringotel, |c| {
+            c.last_accepted_at = Some(Utc::now())
+        });
+        assert_eq!(health.snapshot().status, Status::Ok);
+
+        // Scanners without a token only count.
+        health.provider(Provider::Ringotel, |c| c.unauthorized += 5);
+        assert_eq!(health.snapshot().status, Status::Ok);
+        // The phone system itself with another token: every call is lost until it is fixed.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        health.provider(Provider::Ringotel, |c| {
+            c.wrong_token += 1;
+            c.last_wrong_token_at = Some(Utc::now());
+        });
+        let refused = health.snapshot();
+        assert_eq!(refused.status, Status::NotReceiving);
+        let why = refused.attention.expect("a reason");
+        assert!(
+            why.text
+                .starts_with("Ringotel is sending calls with a token"),
+            "{}",
+            why.text
+        );
+        assert_eq!(why.fix.as_deref(), Some("ringotel"));
+        // Fixed in the portal: the next call is accepted, and the desk is fine again.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        health.provider(Provider::Ringotel, |c| {
+            c.last_accepted_at = Some(Utc::now())
+        });
+        assert_eq!(health.snapshot().status, Status::Ok);
     }
 
     #[test]

@@ -275,7 +275,16 @@ impl Inner {
         if let Some(provider) = r.provider {
             match r.unauthorized {
                 Some(reason) => {
-                    self.health.provider(provider, |c| c.unauthorized += 1);
+                    // A wrong token (not a missing one) came in the provider's own shape: the
+                    // phone system itself, set up with another token. Scanners send none.
+                    let lost_call = reason.starts_with("wrong");
+                    self.health.provider(provider, |c| {
+                        c.unauthorized += 1;
+                        if lost_call {
+                            c.wrong_token += 1;
+                            c.last_wrong_token_at = Some(chrono::Utc::now());
+                        }
+                    });
                     tracing::warn!(
                         target: "callpop::security",
                         provider = provider.as_str(),

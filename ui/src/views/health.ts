@@ -38,13 +38,32 @@ export function actionFor(part: string, state: string): ActionSpec | null {
   return null;
 }
 
-export const STATUS_TEXT: Record<HealthView["status"], string> = { ok: "All systems normal", degraded: "Degraded", error: "Needs attention" };
+export const STATUS_TEXT: Record<HealthView["status"], string> = {
+  ok: "Receiving calls",
+  degraded: "Receiving calls · check Health",
+  not_receiving: "Not receiving calls",
+  error: "Calls cannot be saved",
+};
+
+/** The colour of an overall status: a desk no call can reach is as red as a full disk. */
+export function statusTone(status: HealthView["status"]): "ok" | "warn" | "error" {
+  return status === "ok" ? "ok" : status === "degraded" ? "warn" : "error";
+}
+
+/** Settings sections by the name the engine gives the fix, with the button's words. */
+const FIX_LABEL: Record<string, string> = {
+  tunnel: "Set up the public address",
+  ringcentral: "Open RingCentral settings",
+  ringotel: "Open Ringotel settings",
+};
 
 export class HealthPage {
   readonly el: HTMLElement;
   private grid: HTMLElement;
   private summary: HTMLElement;
   private busy = new Set<HealthAction>();
+  /** Opens Settings at a section (set by the app shell). */
+  onFix: (section: string) => void = () => undefined;
 
   constructor() {
     this.summary = h("div", { class: "health-summary" });
@@ -73,9 +92,14 @@ export class HealthPage {
     const focused = document.activeElement instanceof HTMLElement && this.el.contains(document.activeElement) ? document.activeElement.dataset.focusKey : undefined;
     clear(this.summary);
     this.summary.append(
-      h("div", { class: `health-banner tone-${v.status === "ok" ? "ok" : v.status === "degraded" ? "warn" : "error"}` },
+      h("div", { class: `health-banner tone-${statusTone(v.status)}`, "data-testid": "health-banner", "data-status": v.status },
         icon(v.status === "ok" ? "check" : "alert", "icon banner-icon"),
-        h("div", null, h("h2", { text: STATUS_TEXT[v.status] }), h("p", { text: summaryLine(v) })),
+        h("div", null,
+          h("h2", { text: STATUS_TEXT[v.status] }),
+          h("p", { "data-testid": "attention", text: v.attention?.text ?? summaryLine(v) }),
+          v.attention?.fix
+            ? h("button", { type: "button", class: "btn btn-primary banner-fix", "data-testid": "attention-fix", text: FIX_LABEL[v.attention.fix] ?? "Open Settings", onclick: () => this.onFix(v.attention!.fix!) })
+            : null),
         h("div", { class: "banner-meta" }, h("span", { text: `CallPop ${v.version}` }), v.started_at ? h("span", { title: formatDateTime(v.started_at), text: `Started ${formatAgo(v.started_at)}` }) : null)));
 
     clear(this.grid);

@@ -9,6 +9,7 @@ import { directionIcon, durationText, extensionText, isLive, primaryText, result
 import { DetailPanel } from "./detail";
 import { toast, toastError } from "../toast";
 import { copyText } from "../dom";
+import { health } from "../state";
 
 
 const ROW_HEIGHT = 56;
@@ -69,6 +70,8 @@ export class LogView {
       this.viewport.focus({ preventScroll: true });
     };
     window.setInterval(() => this.tick(), 1000);
+    // The empty log says what is missing; it changes with the engine's status.
+    health.subscribe(() => this.updateChrome(), false);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -421,6 +424,10 @@ export class LogView {
       this.emptyEl.append(icon("search", "icon empty-icon"), h("p", { class: "empty-title", text: "No calls match" }),
         h("p", { class: "empty-text", text: "Try another spelling or number format, or widen the filters." }),
         h("button", { type: "button", class: "btn", text: "Clear filters", onclick: () => this.clearFilters() }));
+    } else if (empty && health.value?.attention && health.value.status === "not_receiving") {
+      // No promise of calls that cannot come: say what is missing instead.
+      this.emptyEl.append(icon("alert", "icon empty-icon"), h("p", { class: "empty-title", text: "No calls can reach this desk yet" }),
+        h("p", { class: "empty-text", "data-testid": "empty-attention", text: health.value.attention.text }));
     } else if (empty) {
       this.emptyEl.append(icon("phone", "icon empty-icon"), h("p", { class: "empty-title", text: "No calls yet" }),
         h("p", { class: "empty-text", text: "Calls appear here the moment the phone system reports them." }));

@@ -134,6 +134,12 @@ export class SettingsPage {
     }
   }
 
+  /** Shows a section (from Health's "fix it" button). */
+  show(id: string): void {
+    // After the page is visible, so the section has a layout to scroll to.
+    requestAnimationFrame(() => this.scrollTo(id));
+  }
+
   private scrollTo(id: string): void {
     const sec = this.content.querySelector<HTMLElement>(`[data-section="${id}"]`);
     if (!sec) return;
