@@ -93,7 +93,9 @@ export function updateFromForm(f: SettingsForm): SettingsUpdate {
     line_labels: f.line_labels.map((l) => ({ number: l.number.trim(), label: l.label.trim() })),
     popups: {
       notifications: f.popups.notifications,
-      quiet_hours: f.popups.quiet_enabled ? { start: f.popups.quiet_start.trim(), end: f.popups.quiet_end.trim() } : null,
+      quiet_hours: f.popups.quiet_enabled
+        ? { start: normalizeTime(f.popups.quiet_start) ?? f.popups.quiet_start.trim(), end: normalizeTime(f.popups.quiet_end) ?? f.popups.quiet_end.trim() }
+        : null,
       max_on_screen: Number(f.popups.max_on_screen.trim()),
       crm_url_template: f.popups.crm_url_template.trim(),
       answered_close_seconds: Number(f.popups.answered_close_seconds.trim()),
@@ -154,10 +156,28 @@ export function checkHostname(value: string): string | null {
   return null;
 }
 
+/** A time as people type it ("22:00", "7:30", "10pm", "10:30 pm", "7 am") in the 24-hour
+ * HH:MM the engine keeps; null when it is not a time. */
+export function normalizeTime(value: string): string | null {
+  const m = /^(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?$/i.exec(value.trim());
+  if (!m) return null;
+  let hour = Number(m[1]);
+  const minute = m[2] === undefined ? 0 : Number(m[2]);
+  const half = m[3]?.toLowerCase().replace(/\./g, "");
+  if (half) {
+    if (hour < 1 || hour > 12) return null;
+    hour = (hour % 12) + (half === "pm" ? 12 : 0);
+  } else if (m[2] === undefined) {
+    return null; // "22" alone is too easily a typo
+  }
+  if (hour > 23 || minute > 59) return null;
+  return `${String(hour).padStart(2, "0")}:${String(minute).padStart(2, "0")}`;
+}
+
 export function checkTime(value: string): string | null {
   const v = value.trim();
   if (!v) return "Enter a time as HH:MM.";
-  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) return "Use 24-hour HH:MM, e.g. 07:30 or 22:00.";
+  if (normalizeTime(v) === null) return "Enter a time as HH:MM (07:30, 22:00) or like 10pm.";
   return null;
 }
 
@@ -169,9 +189,14 @@ export function checkIntRange(value: string, min: number, max: number): string |
   return null;
 }
 
+/** An extension as people write it ("Ext 201", "ext. 201", "x201") as its digits. */
+export function normalizeExtension(value: string): string {
+  return value.trim().replace(/^(?:ext(?:ension)?\.?|x)\s*(?=\d)/i, "");
+}
+
 /** Watched extension entry: an extension number (e.g. 101) or an extension id (digits). */
 export function checkExtension(value: string): string | null {
-  const v = value.trim();
+  const v = normalizeExtension(value);
   if (!v) return "Enter an extension number or id.";
   if (!/^\d{1,20}$/.test(v)) return "Use digits only: an extension number such as 101, or an extension id.";
   return null;
@@ -317,7 +342,7 @@ export function validateForm(f: SettingsForm, set: Record<SecretField, boolean>)
     const e = checkTime(f.popups.quiet_end);
     add("popups.quiet_hours.start", s);
     add("popups.quiet_hours.end", e);
-    if (!s && !e && f.popups.quiet_start.trim() === f.popups.quiet_end.trim()) add("popups.quiet_hours.end", "The end must differ from the start.");
+    if (!s && !e && normalizeTime(f.popups.quiet_start) === normalizeTime(f.popups.quiet_end)) add("popups.quiet_hours.end", "The end must differ from the start.");
   }
   add("popups.max_on_screen", checkIntRange(f.popups.max_on_screen, LIMITS.maxOnScreen.min, LIMITS.maxOnScreen.max));
   add("popups.answered_close_seconds", checkIntRange(f.popups.answered_close_seconds, LIMITS.answeredClose.min, LIMITS.answeredClose.max));

@@ -138,6 +138,13 @@ test("detail panel: facts, timeline, raw deliveries (pretty JSON, collapsible), 
     const name = expected.call.from_name ?? expected.call.to_name;
     if (expected.call.direction !== "internal") assert.equal(await page.textContent(".detail-title"), name ?? await page.textContent(".detail-title"));
     assert.equal(await page.$$eval(".detail .timeline > li", (l) => l.length), expected.timeline.length);
+    // Ids and raw deliveries are for support: folded under "Advanced" until asked for.
+    assert.equal(await page.getAttribute(".detail [data-testid='advanced']", "open"), null);
+    assert.equal(await page.isVisible(".detail [data-section='deliveries']"), false);
+    assert.doesNotMatch(await page.textContent(".detail .timeline"), /\bp\d|party/i, "no party ids in the timeline");
+    await page.click(".detail [data-testid='advanced'] > summary");
+    await page.waitForSelector(".detail [data-section='deliveries']");
+    assert.match(await page.textContent(".detail [data-testid='advanced']"), new RegExp(expected.call.call_key));
     assert.equal(await page.$$eval(".detail .delivery", (l) => l.length), expected.deliveries.length);
     assert.equal(await page.textContent(".detail [data-section='deliveries'] h3 .count"), String(expected.deliveries.length));
     const href = await page.getAttribute(".detail [data-kind='recording']", "href");

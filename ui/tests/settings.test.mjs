@@ -71,10 +71,13 @@ test("client-side validation: URLs, quiet hours, extensions, numbers and ranges 
     // Quiet hours HH:MM.
     await typeInto(page, "popups.quiet_hours.start", "25:00");
     assert.match(await errorOf(page, "popups.quiet_hours.start"), /HH:MM/);
-    await typeInto(page, "popups.quiet_hours.start", "7:30");
+    await typeInto(page, "popups.quiet_hours.start", "7:3");
     assert.match(await errorOf(page, "popups.quiet_hours.start"), /HH:MM/);
-    await typeInto(page, "popups.quiet_hours.start", "07:30");
+    // "7:30am" is the 07:30 the end already says.
+    await typeInto(page, "popups.quiet_hours.start", "7:30am");
     assert.match(await errorOf(page, "popups.quiet_hours.end"), /differ/);
+    await typeInto(page, "popups.quiet_hours.start", "10pm");
+    assert.equal(await errorOf(page, "popups.quiet_hours.start"), null);
     await typeInto(page, "popups.quiet_hours.start", "22:00");
     assert.equal(await errorOf(page, "popups.quiet_hours.start"), null);
     assert.equal(await errorOf(page, "popups.quiet_hours.end"), null);
@@ -118,6 +121,12 @@ test("client-side validation: URLs, quiet hours, extensions, numbers and ranges 
     assert.deepEqual(await page.$$eval(".chip", (c) => c.map((x) => x.dataset.value)), ["101", "102", "110", "104"]);
     await page.click(".chip[data-value='102'] .chip-x");
     assert.deepEqual(await page.$$eval(".chip", (c) => c.map((x) => x.dataset.value)), ["101", "110", "104"]);
+    // Written the way people write them: "Ext 105, x106" is two extensions.
+    await chips.fill("Ext 105, x106");
+    await chips.press("Enter");
+    assert.deepEqual(await page.$$eval(".chip", (c) => c.map((x) => x.dataset.value)), ["101", "110", "104", "105", "106"]);
+    await page.click(".chip[data-value='105'] .chip-x");
+    await page.click(".chip[data-value='106'] .chip-x");
 
     // Line labels: number and label required; duplicates flagged.
     await page.click("text=Add line");
@@ -151,6 +160,9 @@ test("client-side validation: URLs, quiet hours, extensions, numbers and ranges 
     await page.click("[data-testid='save']");
     await page.click("[data-testid='confirm-yes']");
     await page.waitForSelector(".toast-success");
+    // The "saved" toast does not cover the save bar's buttons.
+    const [toastBox, barBox] = await page.evaluate(() => [".toast-success", ".save-bar"].map((css) => document.querySelector(css).getBoundingClientRect().toJSON()));
+    assert.ok(toastBox.bottom <= barBox.top, `toast ${JSON.stringify(toastBox)} over the bar ${JSON.stringify(barBox)}`);
     assert.equal(await page.evaluate(() => window.__mock.callsOf("save_settings").at(-1).args.update.confirmed), true);
     const sent = await page.evaluate(() => window.__mock.callsOf("save_settings").at(-1).args.update);
     assert.equal(sent.ringcentral.server, "https://platform.devtest.ringcentral.com");

@@ -95,12 +95,18 @@ test("URL rules: https everywhere; the RingCentral server may be http://127.0.0.
 });
 
 test("field validators: times, ranges, extensions, line numbers, labels, CRM template, hostnames, JWT", () => {
-  for (const ok of ["00:00", "07:30", "23:59"]) assert.equal(V.checkTime(ok), null, ok);
-  for (const bad of ["24:00", "7:30", "12:60", "noon", ""]) assert.notEqual(V.checkTime(bad), null, bad);
+  for (const ok of ["00:00", "07:30", "23:59", "7:30", "10pm", "10 PM", "10:30pm", "7 a.m."]) assert.equal(V.checkTime(ok), null, ok);
+  for (const bad of ["24:00", "12:60", "noon", "", "22", "13pm", "0am"]) assert.notEqual(V.checkTime(bad), null, bad);
+  // Written as the engine keeps it.
+  assert.equal(V.normalizeTime("10pm"), "22:00");
+  assert.equal(V.normalizeTime("12am"), "00:00");
+  assert.equal(V.normalizeTime("12:15 pm"), "12:15");
+  assert.equal(V.normalizeTime("7:05"), "07:05");
   assert.equal(V.checkIntRange("3", 1, 10), null);
   for (const bad of ["0", "11", "-1", "2.5", "x", ""]) assert.notEqual(V.checkIntRange(bad, 1, 10), null, bad);
-  for (const ok of ["101", "62264425004"]) assert.equal(V.checkExtension(ok), null, ok);
-  for (const bad of ["10a", "ext 101", "", "1".repeat(21)]) assert.notEqual(V.checkExtension(bad), null, bad);
+  for (const ok of ["101", "62264425004", "Ext 201", "ext.201", "x 202", "Extension 7"]) assert.equal(V.checkExtension(ok), null, ok);
+  for (const bad of ["10a", "ext", "", "1".repeat(21), "room 101"]) assert.notEqual(V.checkExtension(bad), null, bad);
+  assert.equal(V.normalizeExtension("Ext 201"), "201");
   for (const ok of ["+1 (415) 555-0100", "0412 345 678", "+61412345678"]) assert.equal(V.checkLineNumber(ok), null, ok);
   for (const bad of ["", "call me", "12", "+1 415 555 0100 999 999"]) assert.notEqual(V.checkLineNumber(bad), null, bad);
   assert.equal(V.checkLabel("Sales"), null);

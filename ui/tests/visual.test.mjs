@@ -48,6 +48,8 @@ for (const scheme of ["light", "dark"]) {
 
       // Detail panel with the first delivery expanded.
       await page.click(".row[data-call-id]:nth-child(3)");
+      await page.waitForSelector(".detail [data-testid='advanced']");
+      if (!(await page.getAttribute(".detail [data-testid='advanced']", "open"))) await page.click(".detail [data-testid='advanced'] > summary");
       await page.waitForSelector(".detail [data-section='deliveries'] .delivery");
       await page.click(".detail .delivery summary");
       await page.waitForSelector(".detail .json");

@@ -12,6 +12,8 @@ export class DetailPanel {
   private openId: number | null = null;
   private gen = 0;
   private refreshTimer = 0;
+  /** Whether the person opened "Advanced" (kept from call to call). */
+  private advancedOpen = false;
   onClose: () => void = () => undefined;
 
   constructor() {
@@ -144,14 +146,22 @@ export class DetailPanel {
     const us = ourSide(c);
     fact(c.direction === "outbound" ? "From line" : "Dialled", c.direction === "internal" ? null : [us.number, c.line_label ? `(${cleanText(c.line_label)})` : ""].filter(Boolean).join(" ") || null);
     fact("Started", formatDateTime(c.started_at));
-    fact("Answered", c.answered_at ? formatDateTime(c.answered_at) : isLive(c) ? null : "Not answered");
+    // In words a receptionist uses: a timeline line "Connected" (voicemail, an IVR) is not
+    // somebody at the dealership answering.
+    fact("Answered", c.answered_at ? formatDateTime(c.answered_at)
+      : isLive(c) ? null
+      : c.result === "voicemail" ? "No one — the caller reached voicemail"
+      : c.result === "no_end_reported" ? "Not known: the phone system never reported the end"
+      : "No one answered");
     fact("Ended", c.ended_at ? formatDateTime(c.ended_at) : isLive(c) ? "In progress" : null);
     fact("Ring time", formatDuration(c.ring_seconds));
     fact("Talk time", formatDuration(c.talk_seconds));
     if (c.voicemail_seconds != null) fact("Message length", formatDuration(c.voicemail_seconds));
     fact("Phone system", c.provider === "ringcentral" ? "RingCentral" : "Ringotel");
-    fact("Call key", c.call_key, true);
-    fact("Events", `${c.event_count} (last ${formatTimeOfDay(c.last_event_at)})`);
+    // What support and the IT person need, behind "Advanced": ids, counts, raw deliveries.
+    const technical = h("dl", { class: "facts" });
+    technical.append(h("dt", { text: "Call key" }), h("dd", { class: "mono", text: c.call_key }));
+    technical.append(h("dt", { text: "Events" }), h("dd", { text: `${c.event_count} (last ${formatTimeOfDay(c.last_event_at)})` }));
 
     const sections: HTMLElement[] = [h("section", { class: "detail-section" }, h("h3", { text: "Call" }), facts)];
 
@@ -168,7 +178,11 @@ export class DetailPanel {
     if (c.extensions.length) {
       const list = h("ul", { class: "ext-list" });
       for (const p of c.extensions) {
-        const status = p.answered ? "Answered" : p.rang ? "Rang" : p.state ? p.state[0].toUpperCase() + p.state.slice(1) : "—";
+        // The desk's own outcome once the call is over (a transfer it missed is its missed call).
+        const status = p.answered ? "Answered"
+          : p.outcome === "missed" ? "Missed"
+          : p.outcome === "voicemail" ? "Missed (voicemail)"
+          : p.rang ? "Rang" : p.state ? p.state[0].toUpperCase() + p.state.slice(1) : "—";
         list.append(h("li", { class: p.answered ? "is-answered" : undefined },
           h("span", { class: "ext-num mono", text: cleanText(p.extension_number ?? p.extension_id ?? "?") }),
           h("span", { class: "ext-name", text: cleanText(p.name) || "—", dir: "auto" }),
@@ -182,10 +196,15 @@ export class DetailPanel {
       sections.push(h("section", { class: "detail-section", "aria-busy": "true" }, h("h3", { text: "Timeline" }), h("div", { class: "skel skel-line" }), h("div", { class: "skel skel-line short" })));
     } else {
       sections.push(h("section", { class: "detail-section", "data-section": "timeline" }, h("h3", { text: "Timeline" }), renderTimeline(d.timeline)));
-      sections.push(h("section", { class: "detail-section", "data-section": "deliveries" },
+    }
+    const advanced = h("details", { class: "detail-section detail-advanced", "data-testid": "advanced", open: this.advancedOpen },
+      h("summary", { text: "Advanced" }),
+      technical,
+      partial ? null : h("section", { class: "detail-subsection", "data-section": "deliveries" },
         h("h3", null, "Raw deliveries ", h("span", { class: "count", text: String(d.deliveries.length) })),
         d.deliveries.length ? h("div", { class: "deliveries" }, ...d.deliveries.map(renderDelivery)) : h("p", { class: "muted", text: "No deliveries stored for this call." })));
-    }
+    advanced.addEventListener("toggle", () => { this.advancedOpen = advanced.open; });
+    sections.push(advanced);
     this.body.append(head, h("div", { class: "detail-sections" }, ...sections));
   }
 }
@@ -196,7 +215,8 @@ function renderTimeline(entries: TimelineEntry[]): HTMLElement {
   const ol = h("ol", { class: "timeline" });
   for (const t of entries) {
     const state = t.state ?? "other";
-    const what = [t.extension ? `Ext. ${cleanText(t.extension)}` : cleanText(t.leg), stateLabel(state)].filter(Boolean).join(" · ");
+    // A party id means nothing to people: a leg without a desk is the caller's line.
+    const what = [t.extension ? `Ext. ${cleanText(t.extension)}` : "Phone line", stateLabel(state)].filter(Boolean).join(" · ");
     const code = [t.code, t.reason].filter(Boolean).map((x) => cleanText(x)).join(" / ");
     ol.append(h("li", { class: `tl tl-${state}` },
       h("span", { class: "tl-dot", "aria-hidden": "true" }),

@@ -5,7 +5,7 @@ import { h, clear, icon, nextId, copyText, errorMessage, type IconName } from ".
 import { health, settings as settingsState } from "../state";
 import { toast, toastError } from "../toast";
 import {
-  COUNTRIES, CRM_PLACEHOLDERS, LIMITS, checkExtension, crmTemplateWarning, fillCrmTemplate, formFromSettings,
+  COUNTRIES, CRM_PLACEHOLDERS, LIMITS, checkExtension, crmTemplateWarning, fillCrmTemplate, formFromSettings, normalizeExtension,
   formKey, updateFromForm, validateForm, type SecretField, type SettingsForm,
 } from "../validate";
 import { confirmChanges } from "../confirm";
@@ -381,7 +381,8 @@ export class SettingsPage {
       });
     };
     const commit = (): boolean => {
-      const parts = input.value.split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean);
+      // "Ext 201, x202" is two extensions: the words people put before them go first.
+      const parts = input.value.replace(/\b(?:ext(?:ension)?\.?|x)\s*(?=\d)/gi, "").split(/[\s,;]+/).map((s) => normalizeExtension(s)).filter(Boolean);
       if (!parts.length) return true;
       for (const p of parts) {
         const msg = checkExtension(p);
