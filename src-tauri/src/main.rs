@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod logging;
+mod rendering;
 mod shell;
 
 use std::path::PathBuf;
@@ -56,6 +57,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options> {
 }
 
 fn main() -> Result<()> {
+    rendering::choose_renderer();
     callpop_files::keep_new_files_private();
     let options = parse_options(std::env::args().skip(1))?;
     shell::run(options.hidden, options.overrides).context("CallPop could not start")
