@@ -327,7 +327,8 @@ fn talking_legs<'b, 'a>(
     }
 }
 
-/// Chooses a side's number and name: the first non-empty value in priority order.
+/// Chooses a side's number and name: the first non-empty value in priority order (a carrier's
+/// stand-in such as "WIRELESS CALLER" is no name).
 fn summarize_side<'e>(ends: impl Iterator<Item = &'e Endpoint> + Clone) -> PartySummary {
     let number = ends
         .clone()
@@ -337,7 +338,11 @@ fn summarize_side<'e>(ends: impl Iterator<Item = &'e Endpoint> + Clone) -> Party
     PartySummary {
         raw: number.map(|n| n.raw.clone()),
         e164: number.and_then(|n| n.e164.clone()),
-        name: ends.clone().find_map(|e| e.name.clone()),
+        name: ends
+            .clone()
+            .filter_map(|e| e.name.as_ref())
+            .find(|n| !crate::names::is_placeholder(n))
+            .cloned(),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod crm;
 pub mod lines;
 pub mod links;
 pub mod model;
+pub mod names;
 pub mod numbers;
 pub mod reparse;
 pub mod request_head;
