@@ -1,5 +1,5 @@
 //! What the desktop window reads, as plain serializable data: pages of calls, one call's
-//! detail (timeline and raw deliveries), CSV export. It knows nothing of Tauri, so all of it is
+//! detail (timeline and raw deliveries). It knows nothing of Tauri, so all of it is
 //! tested here; the shell only forwards.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,6 @@ use callpop_core::model::{
     Call, CallDirection, CallResult, CallState, ExtensionPart, LegState, Payload, Provider,
 };
 use callpop_core::numbers::Country;
-use callpop_store::export::{write_csv, CsvText};
 use callpop_store::{CallFilter, CallRecord, EventFilter, Store, StoreError};
 
 /// Most calls one page may ask for.
@@ -235,15 +234,6 @@ pub struct CallDetail {
     pub deliveries: Vec<DeliveryView>,
 }
 
-/// Where an export went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct ExportResult {
-    /// The CSV file.
-    pub path: String,
-    /// Calls written.
-    pub rows: u64,
-}
-
 /// Why the window's request failed, in words for the person using it.
 #[derive(Debug, thiserror::Error)]
 pub enum WindowError {
@@ -460,50 +450,8 @@ fn shown_body(body: &[u8]) -> String {
     format!("{}\n… ({} bytes in all)", &text[..cut], body.len())
 }
 
-/// Exports the calls of `query` (all pages) to a new CSV file in `dir`, named by the time.
-pub fn export_csv(
-    store: &Store,
-    query: &CallQuery,
-    watched: &[String],
-    labels: &[LineLabel],
-    dir: &std::path::Path,
-    now: DateTime<Utc>,
-) -> Result<ExportResult, WindowError> {
-    let filter = CallFilter {
-        limit: 0,
-        after: None,
-        ..CallQuery {
-            limit: 0,
-            cursor: None,
-            ..query.clone()
-        }
-        .filter(watched)?
-    };
-    let stamp = now.with_timezone(&chrono::Local).format("%Y-%m-%d-%H%M%S");
-    let path = dir.join(format!("callpop-calls-{stamp}.csv"));
-    let shown = path.display().to_string();
-    std::fs::create_dir_all(dir).map_err(|e| WindowError::Export(shown.clone(), e))?;
-    // Written under a temporary name so a half-written export never looks finished.
-    let partial = path.with_extension("csv.partial");
-    // Call history is personal data: the export is the owner's alone.
-    let file = callpop_files::create_private(&partial)
-        .map_err(|e| WindowError::Export(shown.clone(), e))?;
-    let mut out = std::io::BufWriter::new(file);
-    let rows = match write_csv(store, &filter, labels, CsvText::Exact, &mut out) {
-        Ok(rows) => rows,
-        Err(e) => {
-            drop(out);
-            let _ = std::fs::remove_file(&partial);
-            return Err(e.into());
-        }
-    };
-    drop(out);
-    std::fs::rename(&partial, &path).map_err(|e| WindowError::Export(shown.clone(), e))?;
-    Ok(ExportResult { path: shown, rows })
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
@@ -516,7 +464,8 @@ mod tests {
         Store::open(&dir.join(callpop_store::DB_FILE), StoreOptions::new(us())).expect("store")
     }
 
-    fn store_with(dir: &std::path::Path, n: usize) -> Store {
+    /// A history of `n` call-log calls (`callpop_testkit::call_log_record`).
+    pub(crate) fn store_with(dir: &std::path::Path, n: usize) -> Store {
         let mut store = open(dir);
         for i in 0..n {
             store.ingest(&delivery(&record(i))).expect("ingest");
@@ -1059,88 +1008,6 @@ mod tests {
                 "a".repeat(MAX_BODY_SHOWN - 1),
                 MAX_BODY_SHOWN + 5
             )
-        );
-    }
-
-    #[test]
-    fn an_export_writes_every_matching_call_and_leaves_no_partial_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = store_with(dir.path(), 5);
-        let out_dir = dir.path().join("exports").join("new");
-        let now = Utc.with_ymd_and_hms(2026, 11, 20, 16, 30, 5).unwrap();
-        // Page size and cursor do not limit an export; the filter does.
-        let first = list_calls(&store, &page(1), &[], &[]).expect("page");
-        let query = CallQuery {
-            direction: Some(CallDirection::Inbound),
-            cursor: first.next_cursor,
-            ..page(1)
-        };
-        let result = export_csv(&store, &query, &[], &sales(), &out_dir, now).expect("export");
-        let name = format!(
-            "callpop-calls-{}.csv",
-            now.with_timezone(&chrono::Local).format("%Y-%m-%d-%H%M%S")
-        );
-        let path = out_dir.join(&name);
-        assert_eq!(
-            result,
-            ExportResult {
-                path: path.display().to_string(),
-                rows: 5,
-            }
-        );
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "call history is the user's alone");
-        let text = std::fs::read_to_string(&path).expect("read");
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 6);
-        assert_eq!(lines[0], callpop_store::export::CSV_HEADER);
-        let keys: Vec<&str> = lines[1..]
-            .iter()
-            .map(|l| l.rsplit(',').next().expect("key"))
-            .collect();
-        assert_eq!(
-            keys,
-            vec!["s-00004", "s-00003", "s-00002", "s-00001", "s-00000"]
-        );
-        let files: Vec<String> = std::fs::read_dir(&out_dir)
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(files, vec![name]);
-
-        let mine = CallQuery {
-            mine: Some(true),
-            ..page(0)
-        };
-        let later = now + chrono::Duration::seconds(1);
-        let result =
-            export_csv(&store, &mine, &["101".into()], &[], &out_dir, later).expect("export");
-        assert_eq!(result.rows, 3, "desk 101 took calls 0, 2 and 4");
-    }
-
-    #[test]
-    fn a_failed_export_says_why_and_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = store_with(dir.path(), 1);
-        let now = Utc.with_ymd_and_hms(2026, 11, 20, 16, 30, 5).unwrap();
-        let out_dir = dir.path().join("exports");
-        let bad = CallQuery {
-            since: Some("soon".into()),
-            ..page(0)
-        };
-        let err = export_csv(&store, &bad, &[], &[], &out_dir, now).expect_err("bad query");
-        assert!(matches!(err, WindowError::Invalid(_)), "{err:?}");
-        assert!(!out_dir.exists(), "nothing is created for a bad query");
-
-        let not_a_dir = dir.path().join("a-file");
-        std::fs::write(&not_a_dir, "x").expect("write");
-        let err = export_csv(&store, &page(0), &[], &[], &not_a_dir, now).expect_err("not a dir");
-        assert!(matches!(err, WindowError::Export(..)), "{err:?}");
-        assert!(
-            err.to_string()
-                .starts_with(&format!("cannot write {}", not_a_dir.display())),
-            "{err}"
         );
     }
 }

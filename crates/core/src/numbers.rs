@@ -267,6 +267,26 @@ pub fn format_for_display(e164: &str) -> String {
     group(&refs)
 }
 
+/// A number of `country` as people there write it: `(415) 555-0123` in North America,
+/// `020 7946 0018` in the UK, `0412 345 678` in Australia. Numbers of other countries, and
+/// numbers we cannot group, come back in the international form of [`format_for_display`].
+pub fn format_national(e164: &str, country: &Country) -> String {
+    let shown = format_for_display(e164);
+    let Some(national) = shown
+        .strip_prefix('+')
+        .and_then(|s| s.strip_prefix(country.calling_code))
+        .and_then(|s| s.strip_prefix(' '))
+    else {
+        return shown;
+    };
+    let groups: Vec<&str> = national.split(' ').collect();
+    match (country.calling_code, groups.as_slice()) {
+        ("1", [area, exchange, line]) => format!("({area}) {exchange}-{line}"),
+        ("1", _) => shown,
+        _ => format!("{}{national}", country.trunk_prefix),
+    }
+}
+
 fn strip_uri(s: &str) -> &str {
     let lower_starts = |p: &str| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
     let rest = if lower_starts("tel:") {
@@ -494,6 +514,19 @@ mod tests {
         ] {
             assert_eq!(format_for_display(e164), shown, "{e164}");
         }
+    }
+
+    #[test]
+    fn national_forms_are_written_as_people_there_write_them() {
+        assert_eq!(format_national("+14155550123", &us()), "(415) 555-0123");
+        assert_eq!(format_national("+61412345678", &au()), "0412 345 678");
+        assert_eq!(
+            format_national("+442079460018", &au()),
+            "+44 20 7946 0018",
+            "a foreign number stays international"
+        );
+        assert_eq!(format_national("+4930123456", &us()), "+4930123456");
+        assert_eq!(format_national("101", &us()), "101");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use callpop_core::lines::{dialled_line_label, LineLabel};
 use callpop_core::model::Call;
 use callpop_core::text::sanitize;
 
-use crate::{CallFilter, Store, StoreError};
+use crate::{CallFilter, CallRecord, Store, StoreError};
 
 /// The CSV header written by [`write_csv`].
 pub const CSV_HEADER: &str = "id,started_at,direction,result,from,from_e164,from_name,to,to_e164,to_name,line,extensions,ring_seconds,talk_seconds,answered_at,ended_at,recording_url,voicemail_seconds,provider,call_key";
@@ -78,8 +78,8 @@ pub enum CsvText {
     Shown,
 }
 
-/// Writes every call matching `filter` as CSV, newest first, without holding them in memory;
-/// returns how many rows were written.
+/// Writes every call matching `filter` as CSV in the machine format (`CSV_HEADER`), newest
+/// first, without holding them in memory; returns how many rows were written.
 pub fn write_csv(
     store: &Store,
     filter: &CallFilter,
@@ -87,8 +87,6 @@ pub fn write_csv(
     text: CsvText,
     out: &mut dyn Write,
 ) -> Result<u64, StoreError> {
-    let io = StoreError::Output;
-    writeln!(out, "{CSV_HEADER}").map_err(io)?;
     // RFC 3339 with this machine's offset (`2026-12-06T20:40:05-05:00`): the same wall-clock
     // time the table shows, and still one exact instant for a program reading it.
     let time = |t: Option<DateTime<Utc>>| {
@@ -98,10 +96,9 @@ pub fn write_csv(
         })
         .unwrap_or_default()
     };
-    let mut rows = 0;
-    store.for_each_call(filter, |r| {
+    write_rows(store, filter, CSV_HEADER, text, out, |r| {
         let c = &r.call;
-        let cells = [
+        vec![
             r.id.to_string(),
             time(Some(c.started_at)),
             c.direction.as_str().into(),
@@ -126,8 +123,25 @@ pub fn write_csv(
                 .unwrap_or_default(),
             c.provider.as_str().into(),
             c.call_key.clone(),
-        ];
-        let line: Vec<String> = cells
+        ]
+    })
+}
+
+/// Writes `header` and then one line of `cells` per call matching `filter`, newest first,
+/// streamed from the store; every cell goes through [`csv_field`]. Returns the row count.
+pub fn write_rows(
+    store: &Store,
+    filter: &CallFilter,
+    header: &str,
+    text: CsvText,
+    out: &mut dyn Write,
+    mut cells: impl FnMut(&CallRecord) -> Vec<String>,
+) -> Result<u64, StoreError> {
+    let io = StoreError::Output;
+    writeln!(out, "{header}").map_err(io)?;
+    let mut rows = 0;
+    store.for_each_call(filter, |r| {
+        let line: Vec<String> = cells(r)
             .iter()
             .map(|c| match text {
                 CsvText::Exact => csv_field(c),
