@@ -4,11 +4,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use callpop_app::app::{ActionResult, App, AppEvent, HealthAction, SaveResult};
+use callpop_app::app::{
+    ActionResult, App, AppEvent, HealthAction, LinkOutcome, RingotelToken, SaveResult,
+};
 use callpop_app::error::AppError;
+use callpop_app::export::{ExportFolder, ExportRequest, ExportResult};
 use callpop_app::settings::{GeneralView, SettingsUpdate, SettingsView};
 use callpop_app::tray::{tray_status, TrayState};
-use callpop_app::window::{CallDetail, CallPage, CallQuery, ExportResult};
+use callpop_app::window::{CallDetail, CallPage, CallQuery};
 use callpop_engine::config::Overrides;
 use callpop_engine::engine::EngineOptions;
 use callpop_engine::health::Snapshot;
@@ -59,8 +62,33 @@ async fn get_call(shell: Shared<'_>, id: i64) -> Result<CallDetail, AppError> {
 }
 
 #[tauri::command]
-async fn export_csv(shell: Shared<'_>, query: CallQuery) -> Result<ExportResult, AppError> {
-    shell.app.export_csv(query).await
+async fn export_folders(shell: Shared<'_>) -> Result<Vec<ExportFolder>, AppError> {
+    shell.app.export_folders().await
+}
+
+#[tauri::command]
+async fn export_csv(shell: Shared<'_>, request: ExportRequest) -> Result<ExportResult, AppError> {
+    shell.app.export_csv(request).await
+}
+
+#[tauri::command]
+async fn open_export(shell: Shared<'_>, path: String) -> Result<(), AppError> {
+    shell.app.open_export(path).await
+}
+
+#[tauri::command]
+async fn show_export(shell: Shared<'_>, path: String) -> Result<(), AppError> {
+    shell.app.show_export(path).await
+}
+
+#[tauri::command]
+async fn get_ringotel_token(shell: Shared<'_>) -> Result<RingotelToken, AppError> {
+    shell.app.ringotel_token().await
+}
+
+#[tauri::command]
+async fn open_link(shell: Shared<'_>, url: String) -> Result<LinkOutcome, AppError> {
+    shell.app.open_link(url).await
 }
 
 #[tauri::command]
@@ -129,7 +157,12 @@ pub fn run(start_hidden: bool, overrides: Overrides) -> tauri::Result<()> {
         .invoke_handler(tauri::generate_handler![
             list_calls,
             get_call,
+            export_folders,
             export_csv,
+            open_export,
+            show_export,
+            open_link,
+            get_ringotel_token,
             get_settings,
             save_settings,
             test_ringcentral,
@@ -234,6 +267,10 @@ fn create_window(handle: &AppHandle, start_hidden: bool) -> tauri::Result<()> {
                 if let Some(w) = handle.get_webview_window(MAIN_WINDOW) {
                     let _ = w.hide();
                 }
+                let shell = Arc::clone(shell.inner());
+                tauri::async_runtime::spawn(async move {
+                    shell.app.closed_to_tray().await;
+                });
             } else {
                 handle.exit(0);
             }

@@ -21,7 +21,15 @@ const RO_TOKEN = "desktop-e2e-ringotel-token";
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "callpop-desktop-"));
 const dataDir = path.join(home, "data");
-const appEnv = isolatedEnv(home, { CALLPOP_RINGOTEL_API_TOKEN: RO_TOKEN, CALLPOP_NOTIFICATIONS: "off" });
+// The desktop's opener, as the app finds it on PATH: records what it was given and answers as
+// xdg-open does (0: opened; 3: nothing handles it), per the `opener-answer` file.
+const fakeBin = path.join(home, "bin");
+const openerLog = path.join(home, "opened.log");
+const openerAnswer = path.join(home, "opener-answer");
+fs.mkdirSync(fakeBin);
+fs.writeFileSync(path.join(fakeBin, "xdg-open"), `#!/bin/sh\nprintf '%s\\n' "$1" >> '${openerLog}'\nexit "$(cat '${openerAnswer}' 2>/dev/null || echo 0)"\n`, { mode: 0o755 });
+const appEnv = isolatedEnv(home, { CALLPOP_RINGOTEL_API_TOKEN: RO_TOKEN, CALLPOP_NOTIFICATIONS: "off", PATH: `${fakeBin}:${process.env.PATH}` });
+const opened = () => (fs.existsSync(openerLog) ? fs.readFileSync(openerLog, "utf8").trim().split("\n") : []);
 let app, receiverPort;
 
 const exec = (script, args) => app.exec(script, args);
@@ -153,6 +161,51 @@ test("the detail view shows the call's timeline", async () => {
   await click(".row[data-call-id]");
   await until("the timeline", async () => (await exec("return document.querySelectorAll('.timeline li, .timeline-item').length")) >= 2);
   await closeDetail();
+});
+
+test("Call back hands the number to the phone app; with none, it says so and copies the number", async () => {
+  await exec(`[...document.querySelectorAll(".row[data-call-id]")].find((r) => r.textContent.includes("Jane Cooper")).click();`);
+  await until("the Call back button", async () => exec(`return !!document.querySelector(".detail [data-action='call-back']")`));
+  await click(".detail [data-action='call-back']");
+  await until("the phone app toast", async () => /with your phone app/.test((await textOf(".toast-success")) ?? ""));
+  assert.equal(opened().at(-1), "tel:+61398765432");
+  fs.writeFileSync(openerAnswer, "3");
+  await click(".detail [data-action='call-back']");
+  await until("the no-phone-app toast", async () => /No phone app on this computer/.test((await textOf(".toast-info")) ?? ""));
+  fs.rmSync(openerAnswer);
+  await closeDetail();
+  // The window opens links only through the engine's checks.
+  await assert.rejects(invoke("open_link", { url: "file:///etc/passwd" }), /only web, phone and e-mail links/);
+  await assert.rejects(invoke("open_export", { path: "/etc/passwd" }), /only the files it exported/);
+});
+
+test("Export writes a spreadsheet file a manager can read, then opens it and shows its folder", async () => {
+  const folder = path.join(home, "Reports");
+  fs.mkdirSync(folder);
+  await click("[data-testid='export']");
+  await until("the export dialog", async () => exec(`return !!document.querySelector("[data-testid='export-dialog'] input[aria-label='Folder']")`));
+  await exec(`const i = document.querySelector("[data-testid='export-dialog'] input[aria-label='Folder']"); i.focus(); i.value = arguments[0];`, [folder]);
+  await click("[data-testid='export-go']");
+  await until("the export result", async () => /Exported \d+ call/.test((await textOf("[data-testid='export-done']")) ?? ""));
+  const files = fs.readdirSync(folder).filter((f) => f.endsWith(".csv"));
+  assert.equal(files.length, 1, `one finished file, no partial: ${fs.readdirSync(folder)}`);
+  const file = path.join(folder, files[0]);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600, "call history is the user's alone");
+  const [header, ...rows] = fs.readFileSync(file, "utf8").trim().split("\n");
+  assert.equal(header, "Date,Time,Direction,Result,Name,Number,Line,Answered by,Extensions,Ring time,Talk time,Voicemail length,Recording");
+  const jane = rows.find((r) => r.includes("Jane Cooper"));
+  assert.ok(jane, rows.join("\n"));
+  assert.match(jane, /^\d\d\/\d\d\/\d{4},\d{1,2}:\d\d:\d\d( [AP]M)?,Inbound,Missed,Jane Cooper,/);
+  await click("[data-testid='export-open']");
+  await until("the file handed to the desktop", async () => opened().at(-1) === file);
+  await click("[data-testid='export-show']");
+  await until("the folder handed to the desktop", async () => opened().at(-1) === folder);
+  await exec(`[...document.querySelectorAll("[data-testid='export-dialog'] button")].find((b) => b.textContent === "Done").click();`);
+});
+
+test("the Ringotel token can be shown and copied for the Ringotel portal", async () => {
+  const token = await invoke("get_ringotel_token");
+  assert.deepEqual(token, { token: RO_TOKEN, from_environment: true });
 });
 
 test("settings and health pages render from the engine", async () => {

@@ -165,8 +165,38 @@ export type CallDetail = {
 export type ExportResult = {
   /** The CSV file. */
   path: string,
+  /** The folder it is in. */
+  folder: string,
   /** Calls written. */
   rows: number,
+};
+export type DateOrder = "mdy" | "dmy" | "ymd";
+export type DateStyle = {
+  /** Day, month and year order. */
+  order: DateOrder,
+  /** "2:05:09 PM" rather than "14:05:09". */
+  hour12: boolean,
+};
+export type ExportRequest = {
+  /** Which calls (page size and cursor are ignored: every matching call is written). */
+  query: CallQuery,
+  /** The folder to write to; `null` for the default (Downloads). */
+  folder?: string | null,
+  /** How dates and times are written. */
+  dates: DateStyle,
+};
+export type ExportFolder = {
+  /** What people call it ("Downloads"). */
+  label: string,
+  /** Its full path. */
+  path: string,
+};
+export type LinkOutcome = "opened" | "no_handler";
+export type RingotelToken = {
+  /** The token; `null` when the check is turned off (an empty environment value). */
+  token: string | null,
+  /** Set by `CALLPOP_RINGOTEL_API_TOKEN`, so the window cannot change it. */
+  from_environment: boolean,
 };
 export type PartStatus = {
   /** Short machine-readable state (`active`, `off`, `error`, …). */
@@ -409,14 +439,24 @@ export const commands = {
   listCalls: (query: CallQuery) => invoke<CallPage>("list_calls", { query }),
   /** One call with its timeline and raw deliveries. */
   getCall: (id: number) => invoke<CallDetail>("get_call", { id }),
-  /** Every call of the query (all pages) to a CSV file in Downloads. */
-  exportCsv: (query: CallQuery) => invoke<ExportResult>("export_csv", { query }),
+  /** The folders the export dialog offers, the default (Downloads) first. */
+  exportFolders: () => invoke<Array<ExportFolder>>("export_folders"),
+  /** Every call of the query (all pages) to a CSV file for a spreadsheet. */
+  exportCsv: (request: ExportRequest) => invoke<ExportResult>("export_csv", { request }),
+  /** Opens a file exported this session in the desktop's program for it. */
+  openExport: (path: string) => invoke<null>("open_export", { path }),
+  /** Shows the folder of a file exported this session. */
+  showExport: (path: string) => invoke<null>("show_export", { path }),
+  /** Opens a web, phone or e-mail link and says whether anything took it. */
+  openLink: (url: string) => invoke<LinkOutcome>("open_link", { url }),
   /** The settings page (secrets only as "set"). */
   getSettings: () => invoke<SettingsView>("get_settings"),
   /** Validates and saves settings, then restarts the engine with them. */
   saveSettings: (update: SettingsUpdate) => invoke<SaveResult>("save_settings", { update }),
   /** Signs in to RingCentral with the saved credentials. */
   testRingcentral: () => invoke<ActionResult>("test_ringcentral"),
+  /** The Ringotel webhook token, to copy into the Ringotel portal. */
+  getRingotelToken: () => invoke<RingotelToken>("get_ringotel_token"),
   /** The health board. */
   getHealth: () => invoke<HealthView>("get_health"),
   /** One of the health page's fixes. */

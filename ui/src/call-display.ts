@@ -49,6 +49,14 @@ export function secondaryText(c: CallView): string {
   return c.direction === "outbound" ? "Outbound call" : c.direction === "inbound" ? "No caller name" : "Unknown direction";
 }
 
+/** The Line column: the dealership's label for the line, else the number dialled (or dialled from). */
+export function lineText(c: CallView): { text: string; isLabel: boolean } {
+  const label = cleanText(c.line_label);
+  if (label) return { text: label, isLabel: true };
+  if (c.direction !== "inbound" && c.direction !== "outbound") return { text: "", isLabel: false };
+  return { text: ourSide(c).number, isLabel: false };
+}
+
 export function directionIcon(c: CallView): IconName {
   if (c.direction === "inbound") return c.result === "missed" ? "missed" : "inbound";
   if (c.direction === "outbound") return "outbound";

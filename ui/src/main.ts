@@ -54,6 +54,11 @@ function main(): void {
     panel.hidden = t !== current;
     main.append(panel);
   }
+  log.onAutostart = async () => {
+    const r = await settingsPage.turnOnAutostart();
+    if (r === "in_form") select("settings");
+    return r;
+  };
   healthPage.onFix = (section) => {
     select("settings");
     settingsPage.show(section);

@@ -150,9 +150,10 @@ test("detail panel: facts, timeline, raw deliveries (pretty JSON, collapsible), 
     const href = await page.getAttribute(".detail [data-kind='recording']", "href");
     assert.equal(href, expected.call.recording_url);
     if (expected.call.direction !== "internal") {
-      const tel = await page.getAttribute(".detail [data-action='call-back']", "href");
       const party = expected.call.direction === "outbound" ? expected.call.to_e164 : expected.call.from_e164;
-      assert.equal(tel, `tel:${party}`);
+      await page.click(".detail [data-action='call-back']");
+      await page.waitForSelector(".toast-success:has-text('with your phone app')");
+      assert.equal(await page.evaluate(() => window.__mock.callsOf("open_link").at(-1).args.url), `tel:${party}`);
     }
     // Deliveries are collapsed until opened; then pretty-printed JSON.
     assert.equal(await page.$$eval(".detail .delivery[open]", (l) => l.length), 0);
@@ -197,6 +198,26 @@ test("open-call event (notification 'Open') shows a call even deep in the histor
     assert.ok(!title.includes("\u202E"), "bidi override stripped");
     assert.equal(await page.$$eval(".detail img, .row img", (i) => i.length), 0, "no element created from call data");
     assert.equal(await page.evaluate(() => window.__xss ?? null), null);
+  });
+});
+
+test("call back without a phone app says so and copies the number to dial by hand", async () => {
+  await withApp({ mock: { telHandler: false } }, async (page) => {
+    await settled(page);
+    const [id, e164] = await page.evaluate(() => {
+      for (let i = 1; i < 5000; i++) {
+        const c = window.__mock.baseCall(i);
+        if (c.direction === "inbound" && c.from_e164) return [c.id, c.from_e164];
+      }
+      return [null, null];
+    });
+    await page.evaluate((id) => window.__mock.emit("open-call", id), id);
+    await page.waitForSelector(".detail [data-action='call-back']");
+    await page.click(".detail [data-action='call-back']");
+    await page.waitForSelector(".toast-info:has-text('No phone app on this computer')");
+    assert.match(await page.textContent(".toast-info"), /is copied: dial it on your desk phone/);
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), e164);
+    assert.equal(await page.isEnabled(".detail [data-action='call-back']"), true, "ready to try again");
   });
 });
 

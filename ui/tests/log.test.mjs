@@ -228,29 +228,76 @@ test("keyboard: arrows move the selection, Enter opens the detail, Escape closes
   });
 });
 
-test("export CSV uses the current filters and shows the saved path; IPC errors become toasts", async () => {
+test("export: a dialog chooses the folder (remembered), writes local dates, then offers Open and Show in folder", async () => {
   await withApp({}, async (page) => {
     await settled(page);
     await page.selectOption("select[aria-label='Result']", "voicemail");
     await settled(page);
     await page.click("[data-testid='export']");
-    await page.waitForSelector(".toast-success");
-    const toast = await page.textContent(".toast-success");
-    assert.match(toast, /Exported [\d,]+ calls/);
-    assert.match(toast, /calls-2026-11-23\.csv/);
-    const q = await page.evaluate(() => window.__mock.callsOf("export_csv").at(-1).args.query);
-    assert.equal(q.result, "voicemail");
-    assert.equal(q.limit, 0);
-    assert.equal(q.cursor, null);
+    const dialog = "[data-testid='export-dialog']";
+    await page.waitForSelector(dialog);
+    assert.match(await page.textContent(dialog), /[\d,]+\+? calls matching your filters/);
+    assert.equal(await page.isChecked(`${dialog} input[value='/home/staff/Downloads']`), true, "Downloads by default");
+    await page.check(`${dialog} input[value='/home/staff/Documents']`);
+    await page.click("[data-testid='export-go']");
+    await page.waitForSelector("[data-testid='export-done']");
+    assert.match(await page.textContent("[data-testid='export-done']"), /Exported [\d,]+ calls/);
+    assert.match(await page.textContent(dialog), /\/home\/staff\/Documents\/callpop-calls-2026-11-23-101500\.csv/);
+    const req = await page.evaluate(() => window.__mock.callsOf("export_csv").at(-1).args.request);
+    assert.equal(req.query.result, "voicemail");
+    assert.equal(req.query.limit, 0);
+    assert.equal(req.query.cursor, null);
+    assert.equal(req.folder, "/home/staff/Documents");
+    assert.deepEqual(req.dates, { order: "mdy", hour12: true }, "en-US writes 12/31/2026 2:05 PM");
+    await page.click("[data-testid='export-open']");
+    await page.click("[data-testid='export-show']");
+    const opened = await page.evaluate(() => ["open_export", "show_export"].map((c) => window.__mock.callsOf(c).at(-1).args.path));
+    assert.deepEqual(opened, Array(2).fill("/home/staff/Documents/callpop-calls-2026-11-23-101500.csv"));
+    await page.click(`${dialog} button:has-text('Done')`);
+    await page.waitForSelector(dialog, { state: "detached" });
+
+    // The folder is remembered; a bad typed folder is explained in the dialog, nothing lost.
+    await page.click("[data-testid='export']");
+    await page.waitForSelector(dialog);
+    assert.equal(await page.isChecked(`${dialog} input[value='/home/staff/Documents']`), true, "the last folder is remembered");
+    await page.fill(`${dialog} input[aria-label='Folder']`, "Desktop");
+    await page.click("[data-testid='export-go']");
+    await page.waitForSelector(`${dialog} [role='alert']:has-text('choose a full folder path')`);
+    await page.evaluate(() => window.__mock.failNext("export_csv", "disk full"));
+    await page.fill(`${dialog} input[aria-label='Folder']`, "/mnt/usb");
+    await page.click("[data-testid='export-go']");
+    await page.waitForSelector(`${dialog} [role='alert']:has-text('disk full')`);
+    await page.keyboard.press("Escape");
+    await page.waitForSelector(dialog, { state: "detached" });
 
     await page.evaluate(() => window.__mock.failNext("list_calls", "database is locked"));
     await page.selectOption("select[aria-label='Direction']", "outbound");
     await page.waitForSelector(".toast-error");
     assert.match(await page.textContent(".toast-error"), /database is locked/);
     assert.ok((await visibleRows(page)).length > 0, "the previous rows stay");
-    await page.evaluate(() => window.__mock.failNext("export_csv", "disk full"));
-    await page.click("[data-testid='export']");
-    await page.waitForFunction(() => [...document.querySelectorAll(".toast-error")].some((t) => t.textContent.includes("disk full")));
+  });
+});
+
+test("starting at sign-in: the log says what is at stake and turns it on in one click, or stays away once dismissed", async () => {
+  await withApp({ mock: { autostart: false } }, async (page) => {
+    await settled(page);
+    const hint = "[data-testid='autostart-hint']";
+    await page.waitForSelector(hint);
+    assert.match(await page.textContent(hint), /does not start when you sign in/);
+    await page.click(`${hint} button:has-text('Start when I sign in')`);
+    await page.waitForSelector(".toast-success:has-text('CallPop will start when you sign in')");
+    const sent = await page.evaluate(() => window.__mock.callsOf("save_settings").at(-1).args.update);
+    assert.equal(sent.general.autostart, true);
+    assert.equal(sent.ringotel.api_token, null, "nothing else is changed");
+    await page.waitForSelector(hint, { state: "hidden" });
+  });
+  await withApp({ mock: { autostart: false } }, async (page) => {
+    await settled(page);
+    await page.waitForSelector("[data-testid='autostart-hint']");
+    await page.click("[data-testid='autostart-hint'] button[aria-label=\"Don't show this again\"]");
+    await page.waitForSelector("[data-testid='autostart-hint']", { state: "hidden" });
+    assert.equal(await page.evaluate(() => localStorage.getItem("callpop.autostart-hint-dismissed")), "1");
+    assert.equal(await page.evaluate(() => window.__mock.callsOf("save_settings").length), 0);
   });
 });
 

@@ -291,7 +291,7 @@
     watch_extensions: ["101", "102", "110"],
     line_labels: [{ number: "+14155550100", label: "Sales" }, { number: "+14155550111", label: "Service" }, { number: "+14155550122", label: "Parts" }],
     popups: { notifications: "auto", quiet_hours: { start: "21:00", end: "07:30" }, max_on_screen: 3, crm_url_template: "https://crm.baymotors.example/customers?phone={e164}", answered_close_seconds: 8 },
-    general: { autostart: true, close_to_tray: true, data_dir: "/home/staff/.local/share/callpop", default_country: "US" },
+    general: { autostart: cfg.autostart ?? true, close_to_tray: true, data_dir: "/home/staff/.local/share/callpop", default_country: "US" },
   };
   function settingsView() {
     const s = JSON.parse(JSON.stringify(settingsBase));
@@ -378,7 +378,15 @@
       }
       case "list_calls": return listCalls(args.query);
       case "get_call": return detail(args.id);
-      case "export_csv": return { path: "/home/staff/Documents/CallPop/calls-2026-11-23.csv", rows: countCalls(args.query) };
+      case "export_folders": return [{ label: "Downloads", path: "/home/staff/Downloads" }, { label: "Documents", path: "/home/staff/Documents" }];
+      case "export_csv": {
+        const folder = args.request.folder ?? "/home/staff/Downloads";
+        if (!folder.startsWith("/")) throw `choose a full folder path, such as /home/staff/Downloads`;
+        return { path: `${folder}/callpop-calls-2026-11-23-101500.csv`, folder, rows: countCalls(args.request.query) };
+      }
+      case "open_export": case "show_export": return null;
+      case "get_ringotel_token": return { token: secrets.api_token || null, from_environment: false };
+      case "open_link": return cfg.telHandler === false && args.url.startsWith("tel:") ? "no_handler" : "opened";
       case "get_settings": return settingsView();
       case "save_settings": return saveSettings(args.update);
       case "test_ringcentral": return secrets.jwt ? { ok: true, message: "Connected as Bay Motors (account 400123)" } : { ok: false, message: "No JWT credential set" };

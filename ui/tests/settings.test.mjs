@@ -254,12 +254,24 @@ test("secrets are write-only: 'Set' state, replace/remove/new, and the value nev
 
     // After saving: Set states, the JWT is now empty, and no secret is anywhere in the DOM.
     assert.match(await page.textContent(`${secretBox("ringcentral.client_secret")} .secret-set`), /Set/);
-    assert.match(await page.textContent(`${secretBox("ringotel.api_token")} .secret-set`), /Set/);
+    assert.match(await page.textContent(`${secretBox("ringotel.api_token")} [data-testid='secret-value']`), /^•+$/, "the Ringotel token is masked");
     assert.equal(await page.inputValue(`${secretBox("ringcentral.jwt")} input[type=password]`), "");
     const values = await page.$$eval("input", (els) => els.map((e) => e.value));
     for (const v of values) assert.ok(!v.includes(NEW_SECRET) && !v.includes(NEW_TOKEN), "no input holds a secret");
     const html = await page.content();
     assert.ok(!html.includes(NEW_SECRET) && !html.includes(NEW_TOKEN), "the DOM never contains a saved secret");
+    // The Ringotel token alone is made to be copied into the Ringotel portal: Show and Copy.
+    assert.equal(await page.evaluate(() => window.__mock.callsOf("get_ringotel_token").length), 0, "read only when asked for");
+    await page.click("button[aria-label='Copy API token']");
+    await page.waitForSelector(".toast-success:has-text('API token copied')");
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), NEW_TOKEN);
+    assert.match(await page.textContent(`${secretBox("ringotel.api_token")} [data-testid='secret-value']`), /^•+$/, "copying does not show it");
+    await page.click("button[aria-label='Show API token']");
+    await page.waitForSelector(`${secretBox("ringotel.api_token")} [data-testid='secret-value']:has-text('${NEW_TOKEN}')`);
+    assert.equal(await page.getAttribute("button[aria-label='Show API token']", "aria-pressed"), "true");
+    await page.click("button[aria-label='Show API token']");
+    assert.match(await page.textContent(`${secretBox("ringotel.api_token")} [data-testid='secret-value']`), /^•+$/);
+    assert.match(await page.textContent("[data-section='ringotel']"), /Copy it into the Ringotel portal/);
     const text = await page.evaluate(() => document.body.innerText);
     assert.ok(!text.includes(NEW_SECRET));
     const settingsAfter = await page.evaluate(() => JSON.stringify(window.__mock.callsOf("save_settings").at(-1).result));

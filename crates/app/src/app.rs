@@ -3,7 +3,7 @@
 //! Tauri: the shell forwards commands to it and events from it, so everything here is tested
 //! without a GUI.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
 use crate::error::AppError;
+use crate::export::{ExportFolder, ExportRequest, ExportResult};
 use crate::settings::{Confirmation, FieldError, SettingsUpdate, SettingsView};
-use crate::window::{CallDetail, CallPage, CallQuery, CallView, ExportResult};
+use crate::window::{CallDetail, CallPage, CallQuery, CallView};
 use callpop_engine::backfill::BackfillRequest;
 use callpop_engine::config::{Config, Overrides};
 use callpop_engine::engine::{Engine, EngineOptions};
@@ -155,6 +156,48 @@ pub struct App {
     state: tokio::sync::Mutex<State>,
     reader: Arc<Mutex<Option<Store>>>,
     events: broadcast::Sender<AppEvent>,
+    /// Files exported from the window this session, the only files it may open.
+    exported: Mutex<Vec<PathBuf>>,
+}
+
+/// Present once the "still running in the tray" notice has been shown.
+const TRAY_NOTICE_MARKER: &str = "tray-notice-shown";
+
+/// How many exports "Open" and "Show in folder" still work for.
+const MAX_REMEMBERED_EXPORTS: usize = 50;
+
+/// How long the desktop's opener gets to say it found nothing for a link.
+const OPENER_VERDICT: Duration = Duration::from_secs(3);
+
+/// The Ringotel webhook token as the settings page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RingotelToken {
+    /// The token; `null` when the check is turned off (an empty environment value).
+    pub token: Option<String>,
+    /// Set by `CALLPOP_RINGOTEL_API_TOKEN`, so the window cannot change it.
+    pub from_environment: bool,
+}
+
+/// What became of a link the window asked the desktop to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkOutcome {
+    /// A program took it.
+    Opened,
+    /// Nothing on this computer handles links of this kind.
+    NoHandler,
+}
+
+/// Opens `target` (a link or a path) with the desktop's handler and waits for its verdict.
+async fn open_with_desktop(target: String) -> Result<(), AppError> {
+    tokio::task::spawn_blocking(move || {
+        callpop_engine::notify::open_link(&target)?.verdict(OPENER_VERDICT)
+    })
+    .await?
+    .map_err(|e| match e {
+        callpop_engine::notify::NotifyError::NoHandler(kind) => AppError::NoHandler(kind),
+        other => AppError::Open(other.to_string()),
+    })
 }
 
 /// How long a running engine gets to finish its last commit when restarted or quit.
@@ -181,6 +224,7 @@ impl App {
             state: tokio::sync::Mutex::new(State::stopped(None, "starting")),
             reader: Arc::new(Mutex::new(None)),
             events,
+            exported: Mutex::new(Vec::new()),
         };
         let state = app.launch().await;
         *app.state.lock().await = state;
@@ -389,22 +433,76 @@ impl App {
         .await
     }
 
-    /// Writes the calls of `query` to a CSV file in the Downloads folder.
-    pub async fn export_csv(&self, query: CallQuery) -> Result<ExportResult, AppError> {
+    /// The folders the export dialog offers, the default first.
+    pub async fn export_folders(&self) -> Result<Vec<ExportFolder>, AppError> {
+        Ok(crate::export::folders(&self.config().await?.data_dir))
+    }
+
+    /// Writes the calls of `request` to a new CSV file (in Downloads unless another folder is
+    /// chosen); only files exported this way can then be opened or shown from the window.
+    pub async fn export_csv(&self, request: ExportRequest) -> Result<ExportResult, AppError> {
         let config = self.config().await?;
-        let dir = export_dir(&config);
-        self.read(move |store| {
-            crate::window::export_csv(
-                store,
-                &query,
-                &config.watch_extensions,
-                &config.line_labels,
-                &dir,
-                Utc::now(),
-            )
-            .map_err(AppError::from)
-        })
-        .await
+        let dir = crate::export::target_folder(&request, &config.data_dir)?;
+        let result = self
+            .read(move |store| {
+                let desk = crate::export::Desk {
+                    watched: &config.watch_extensions,
+                    labels: &config.line_labels,
+                    country: &config.default_country,
+                };
+                crate::export::export_csv(store, &request, desk, &dir, Utc::now())
+                    .map_err(AppError::from)
+            })
+            .await?;
+        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        exported.push(PathBuf::from(&result.path));
+        let excess = exported.len().saturating_sub(MAX_REMEMBERED_EXPORTS);
+        exported.drain(..excess);
+        Ok(result)
+    }
+
+    /// Opens an exported file in the program the desktop uses for CSV (a spreadsheet).
+    pub async fn open_export(&self, path: String) -> Result<(), AppError> {
+        let file = self.exported_file(&path)?;
+        open_with_desktop(file.display().to_string()).await
+    }
+
+    /// Shows the folder holding an exported file in the file manager.
+    pub async fn show_export(&self, path: String) -> Result<(), AppError> {
+        let file = self.exported_file(&path)?;
+        let folder = file.parent().map(Path::to_path_buf).unwrap_or(file);
+        open_with_desktop(folder.display().to_string()).await
+    }
+
+    /// The window may open only what it exported: a compromised page must not be able to
+    /// make the desktop run arbitrary files.
+    fn exported_file(&self, path: &str) -> Result<PathBuf, AppError> {
+        let wanted = PathBuf::from(path);
+        if self
+            .exported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&wanted)
+        {
+            Ok(wanted)
+        } else {
+            Err(AppError::NotAnExport)
+        }
+    }
+
+    /// Hands a web, phone or e-mail link to the desktop ("Call back", "Open in CRM") and says
+    /// whether anything took it: with no softphone installed a `tel:` link goes nowhere, and
+    /// the window then offers the number to dial by hand.
+    pub async fn open_link(&self, url: String) -> Result<LinkOutcome, AppError> {
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("http" | "https" | "tel" | "mailto")) {
+            return Err(AppError::LinkRefused);
+        }
+        match open_with_desktop(url).await {
+            Ok(()) => Ok(LinkOutcome::Opened),
+            Err(AppError::NoHandler(_)) => Ok(LinkOutcome::NoHandler),
+            Err(e) => Err(e),
+        }
     }
 
     /// The settings page.
@@ -452,6 +550,22 @@ impl App {
             .or_else(|| self.overrides.config_file.clone())
             .or_else(callpop_engine::config::default_config_file)
             .unwrap_or_else(|| config.data_dir.join("config.toml"))
+    }
+
+    /// The token Ringotel must send with every webhook, for the person setting up the Ringotel
+    /// portal to copy. The only secret the window shows (docs/SECURITY.md says why): it is
+    /// CallPop's own, made here to be pasted elsewhere, and useless without this desk's URL.
+    pub async fn ringotel_token(&self) -> Result<RingotelToken, AppError> {
+        let config = self.config().await?;
+        let tokens =
+            tokio::task::spawn_blocking(move || callpop_engine::secrets::webhook_tokens(&config))
+                .await?
+                .map_err(|e| AppError::Open(format!("the Ringotel token cannot be read: {e}")))?;
+        Ok(RingotelToken {
+            token: tokens.ringotel.map(|t| t.expose().to_string()),
+            from_environment: tokens.ringotel_source
+                == callpop_engine::secrets::TokenSource::Environment,
+        })
     }
 
     /// Signs in to RingCentral with the saved credentials.
@@ -557,6 +671,35 @@ impl App {
         }
     }
 
+    /// The window was closed into the tray. The first time ever, a notification says that
+    /// CallPop keeps running there (people who close a window expect the program to end, and
+    /// would otherwise quit it from the task manager or wonder where their popups come from).
+    /// Returns whether the notice was shown now.
+    pub async fn closed_to_tray(&self) -> bool {
+        let Ok(config) = self.config().await else {
+            return false;
+        };
+        let marker = config.data_dir.join(TRAY_NOTICE_MARKER);
+        if marker.exists() {
+            return false;
+        }
+        let Ok(popups) = self.popups().await else {
+            return false;
+        };
+        let shown = popups
+            .notice(
+                "CallPop is still running",
+                "It keeps receiving calls in the tray. To quit, use Quit CallPop in the tray menu.",
+            )
+            .await;
+        if shown {
+            if let Err(e) = std::fs::write(&marker, b"") {
+                tracing::warn!(error = %e, "cannot remember that the tray notice was shown");
+            }
+        }
+        shown
+    }
+
     /// Pauses popups for `minutes` (`None` = until resumed).
     pub async fn set_pause(&self, minutes: Option<u32>) -> Result<PauseState, AppError> {
         if minutes == Some(0) {
@@ -581,12 +724,6 @@ impl App {
 }
 
 /// Where CSV exports go: the Downloads folder, else the data directory.
-fn export_dir(config: &Config) -> PathBuf {
-    dirs::download_dir()
-        .filter(|d| d.is_dir())
-        .unwrap_or_else(|| config.data_dir.join("exports"))
-}
-
 async fn stop(r: Running) {
     r.shutdown.cancel();
     if tokio::time::timeout(STOP_GRACE, r.serve).await.is_err() {
@@ -867,6 +1004,35 @@ mod tests {
             )
         );
 
+        // The window opens only links, and only files it exported itself.
+        assert_eq!(
+            shown(app.open_link("file:///etc/passwd".into()).await),
+            Err("CallPop opens only web, phone and e-mail links".to_string())
+        );
+        assert_eq!(
+            shown(app.open_export("/etc/passwd".into()).await),
+            Err("CallPop opens only the files it exported".to_string())
+        );
+        let folder = dir.path().join("exports");
+        std::fs::create_dir(&folder).expect("mkdir");
+        let exported = app
+            .export_csv(ExportRequest {
+                folder: Some(folder.display().to_string()),
+                ..ExportRequest::default()
+            })
+            .await
+            .expect("export");
+        assert_eq!(exported.rows, 0);
+        assert_eq!(exported.folder, folder.display().to_string());
+        assert_eq!(
+            std::fs::read_to_string(&exported.path).expect("file"),
+            format!("{}\n", crate::export::HEADER)
+        );
+        assert_eq!(
+            app.exported_file(&exported.path).ok(),
+            Some(PathBuf::from(&exported.path))
+        );
+
         app.shutdown().await;
         assert_eq!(
             app.start_error().await.as_deref(),
@@ -1116,7 +1282,10 @@ mod tests {
         assert_eq!(shown(app.get_settings().await), Err(reason.clone()));
         assert_eq!(shown(app.list_calls(page(10)).await), Err(reason.clone()));
         assert_eq!(shown(app.get_call(1).await), Err(reason.clone()));
-        assert_eq!(shown(app.export_csv(page(0)).await), Err(reason.clone()));
+        assert_eq!(
+            shown(app.export_csv(ExportRequest::default()).await),
+            Err(reason.clone())
+        );
         app.shutdown().await;
     }
 

@@ -4,15 +4,14 @@
 
 use ts_rs::{Config, TS};
 
-use crate::app::{ActionResult, HealthAction, SaveResult};
+use crate::app::{ActionResult, HealthAction, LinkOutcome, RingotelToken, SaveResult};
+use crate::export::{DateOrder, DateStyle, ExportFolder, ExportRequest, ExportResult};
 use crate::settings::{
     Confirmation, FieldError, GeneralUpdate, GeneralView, NotificationsView, PopupsView,
     QuietHoursView, RingCentralUpdate, RingCentralView, RingotelUpdate, RingotelView,
     SettingsUpdate, SettingsView, TunnelModeView, TunnelUpdate, TunnelView,
 };
-use crate::window::{
-    CallDetail, CallPage, CallQuery, CallView, DeliveryView, ExportResult, TimelineEntry,
-};
+use crate::window::{CallDetail, CallPage, CallQuery, CallView, DeliveryView, TimelineEntry};
 use callpop_core::lines::LineLabel;
 use callpop_core::model::{
     CallDirection, CallResult, CallState, ExtensionPart, LegDirection, LegState, Provider,
@@ -64,14 +63,24 @@ commands! {
     list_calls(query: CallQuery) -> CallPage;
     /// One call with its timeline and raw deliveries.
     get_call(id: i64) -> CallDetail;
-    /// Every call of the query (all pages) to a CSV file in Downloads.
-    export_csv(query: CallQuery) -> ExportResult;
+    /// The folders the export dialog offers, the default (Downloads) first.
+    export_folders() -> Vec<ExportFolder>;
+    /// Every call of the query (all pages) to a CSV file for a spreadsheet.
+    export_csv(request: ExportRequest) -> ExportResult;
+    /// Opens a file exported this session in the desktop's program for it.
+    open_export(path: String) -> ();
+    /// Shows the folder of a file exported this session.
+    show_export(path: String) -> ();
+    /// Opens a web, phone or e-mail link and says whether anything took it.
+    open_link(url: String) -> LinkOutcome;
     /// The settings page (secrets only as "set").
     get_settings() -> SettingsView;
     /// Validates and saves settings, then restarts the engine with them.
     save_settings(update: SettingsUpdate) -> SaveResult;
     /// Signs in to RingCentral with the saved credentials.
     test_ringcentral() -> ActionResult;
+    /// The Ringotel webhook token, to copy into the Ringotel portal.
+    get_ringotel_token() -> RingotelToken;
     /// The health board.
     get_health() -> Snapshot;
     /// One of the health page's fixes.
@@ -149,6 +158,12 @@ fn declarations(cfg: &Config) -> Vec<Decl> {
         decl::<DeliveryView>(cfg),
         decl::<CallDetail>(cfg),
         decl::<ExportResult>(cfg),
+        decl::<DateOrder>(cfg),
+        decl::<DateStyle>(cfg),
+        decl::<ExportRequest>(cfg),
+        decl::<ExportFolder>(cfg),
+        decl::<LinkOutcome>(cfg),
+        decl::<RingotelToken>(cfg),
         decl::<PartStatus>(cfg),
         decl::<Attention>(cfg),
         decl::<ProviderCounters>(cfg),

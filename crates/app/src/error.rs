@@ -30,6 +30,18 @@ pub enum AppError {
     /// The popup manager has stopped.
     #[error("popups are not running")]
     PopupsStopped,
+    /// The window asked to open a file it did not export.
+    #[error("CallPop opens only the files it exported")]
+    NotAnExport,
+    /// The window asked to open a link of a kind CallPop never opens.
+    #[error("CallPop opens only web, phone and e-mail links")]
+    LinkRefused,
+    /// Nothing on this computer opens this kind of link or file.
+    #[error("nothing on this computer opens {0}: links")]
+    NoHandler(String),
+    /// The desktop could not open it.
+    #[error("{0}")]
+    Open(String),
     /// A pause must last a minute or more.
     #[error("pause for at least a minute")]
     PauseTooShort,

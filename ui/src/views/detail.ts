@@ -115,7 +115,12 @@ export class DetailPanel {
 
     const actions = h("div", { class: "detail-actions" });
     if (tel) {
-      actions.append(h("a", { class: "btn btn-primary", href: tel, "data-action": "call-back" }, icon("phone"), "Call back"));
+      const number = who.number || who.e164 || "";
+      const callBack: HTMLButtonElement = h("button", {
+        type: "button", class: "btn btn-primary", "data-action": "call-back",
+        onclick: () => void callBackTo(tel, who.e164 ?? number, number, callBack),
+      }, icon("phone"), "Call back");
+      actions.append(callBack);
       actions.append(h("button", {
         type: "button", class: "btn", onclick: () => copyText(who.e164 ?? who.number).then(() => toast("Number copied", "success"), (e) => toastError("Couldn't copy", e)),
       }, icon("copy"), "Copy number"));
@@ -300,3 +305,26 @@ export function highlightJson(text: string): DocumentFragment {
   return frag;
 }
 
+
+/** Hands `tel` to the phone app; with none installed, copies the number to dial by hand. */
+async function callBackTo(tel: string, copyable: string, shown: string, button: HTMLButtonElement): Promise<void> {
+  button.disabled = true;
+  button.classList.add("is-busy");
+  try {
+    const outcome = await commands.openLink(tel);
+    if (outcome === "opened") {
+      toast(`Calling ${shown} with your phone app`, "success");
+    } else {
+      const copied = await copyText(copyable).then(() => true, () => false);
+      toast("No phone app on this computer can place calls", "info", {
+        detail: copied ? `${shown} is copied: dial it on your desk phone, or paste it into your phone app.` : `Dial ${shown} on your desk phone.`,
+        timeout: 12000,
+      });
+    }
+  } catch (e) {
+    toastError("Couldn't start the call", e);
+  } finally {
+    button.disabled = false;
+    button.classList.remove("is-busy");
+  }
+}

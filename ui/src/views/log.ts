@@ -1,15 +1,17 @@
 // The call log: search, filters, a virtualized keyset-paged list with live updates, and the
 // detail panel.
-import { commands, type CallResult, type CallView, type CallDirection } from "../bindings";
+import { type CallResult, type CallView, type CallDirection } from "../bindings";
 import { h, icon, setIcon, setText, nextId } from "../dom";
 import { formatCallTime, formatCount, formatDateTime, fromDateInput, startOfLocalDay, toDateInput } from "../format";
 import { CallFeed, hasFilters, type FeedChange, type FeedQuery } from "../call-feed";
 import { VirtualList } from "../virtual-list";
-import { directionIcon, durationText, extensionText, isLive, primaryText, resultBadge, secondaryText, DIRECTION_LABEL } from "../call-display";
+import { directionIcon, durationText, extensionText, isLive, lineText, primaryText, resultBadge, secondaryText, DIRECTION_LABEL } from "../call-display";
 import { DetailPanel } from "./detail";
+import { showExportDialog } from "../export-dialog";
 import { toast, toastError } from "../toast";
-import { copyText } from "../dom";
-import { health } from "../state";
+import { health, settings as settingsState } from "../state";
+
+const AUTOSTART_HINT_DISMISSED = "callpop.autostart-hint-dismissed";
 
 
 const ROW_HEIGHT = 56;
@@ -48,6 +50,9 @@ export class LogView {
   private exportBtn!: HTMLButtonElement;
   private footer!: HTMLElement;
   private emptyEl!: HTMLElement;
+  private hintEl!: HTMLElement;
+  /** Turns on "Start CallPop when I sign in" (the settings page does the saving). */
+  onAutostart: () => Promise<"saved" | "in_form" | "failed"> = async () => "failed";
   private newPill!: HTMLButtonElement;
   private listWrap!: HTMLElement;
   private detail = new DetailPanel();
@@ -72,6 +77,37 @@ export class LogView {
     window.setInterval(() => this.tick(), 1000);
     // The empty log says what is missing; it changes with the engine's status.
     health.subscribe(() => this.updateChrome(), false);
+    settingsState.subscribe((s) => this.updateHint(s?.general.autostart ?? true));
+  }
+
+  /** Until CallPop starts at sign-in (or the hint is dismissed), the log says what is at stake:
+   * after a restart nothing pops up until somebody remembers to open CallPop. */
+  private updateHint(autostart: boolean): void {
+    let dismissed = false;
+    try {
+      dismissed = localStorage.getItem(AUTOSTART_HINT_DISMISSED) === "1";
+    } catch {
+      // Storage off: the hint can still be closed for this session.
+    }
+    this.hintEl.hidden = autostart || dismissed;
+    if (this.hintEl.hidden || this.hintEl.childElementCount) return;
+    const on: HTMLButtonElement = h("button", { type: "button", class: "btn btn-small btn-primary", text: "Start when I sign in", onclick: async () => {
+      on.disabled = true;
+      const r = await this.onAutostart();
+      on.disabled = false;
+      if (r === "saved") toast("CallPop will start when you sign in", "success");
+    } });
+    const close = h("button", { type: "button", class: "icon-btn", "aria-label": "Don't show this again", onclick: () => {
+      try {
+        localStorage.setItem(AUTOSTART_HINT_DISMISSED, "1");
+      } catch {
+        // Hidden for this session only.
+      }
+      this.hintEl.hidden = true;
+    } }, icon("x"));
+    this.hintEl.append(icon("info", "icon hint-icon"),
+      h("span", { class: "hint-text", text: "CallPop does not start when you sign in: after a restart, calls pop up only once someone opens it." }),
+      on, close);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -113,7 +149,7 @@ export class LogView {
     this.rangeError = h("span", { class: "field-error inline", role: "alert", hidden: true });
     this.customBox = h("div", { class: "custom-range", hidden: true }, this.sinceInput, h("span", { class: "range-sep", text: "to", "aria-hidden": "true" }), this.untilInput, this.rangeError);
 
-    this.exportBtn = h("button", { type: "button", class: "btn", title: "Export the calls matching the current filters as CSV", "aria-label": "Export CSV", "data-testid": "export", onclick: () => void this.exportCsv() }, icon("download"), h("span", { class: "export-label", text: "Export CSV" }));
+    this.exportBtn = h("button", { type: "button", class: "btn", title: "Export the calls matching the current filters for a spreadsheet (CSV)", "aria-label": "Export CSV", "data-testid": "export", onclick: () => void this.exportCsv() }, icon("download"), h("span", { class: "export-label", text: "Export CSV" }));
 
     const toolbar = h("div", { class: "toolbar log-toolbar", role: "search" },
       search,
@@ -165,7 +201,8 @@ export class LogView {
     this.emptyEl = h("div", { class: "empty list-empty", hidden: true });
     this.listWrap = h("div", { class: "list-wrap" }, header, this.viewport, this.newPill, this.emptyEl);
     const body = h("div", { class: "log-body" }, this.listWrap, this.detail.el);
-    this.el.append(toolbar, subbar, body);
+    this.hintEl = h("div", { class: "hint-bar", role: "note", hidden: true, "data-testid": "autostart-hint" });
+    this.el.append(toolbar, this.hintEl, subbar, body);
     this.viewport.addEventListener("scroll", () => { if (this.viewport.scrollTop < ROW_HEIGHT / 2) this.hidePill(); }, { passive: true });
   }
 
@@ -224,8 +261,10 @@ export class LogView {
     r.dirCell.title = DIRECTION_LABEL[c.direction];
     setText(r.name, primaryText(c));
     setText(r.number, secondaryText(c));
-    setText(r.line, c.line_label ?? "");
-    r.line.hidden = !c.line_label;
+    const line = lineText(c);
+    setText(r.line, line.text);
+    r.line.className = line.isLabel ? "pill" : "line-number";
+    r.line.hidden = !line.text;
     const ext = extensionText(c);
     setText(r.extMain, ext.main);
     setText(r.extSub, ext.sub);
@@ -235,7 +274,7 @@ export class LogView {
     setText(r.time, formatCallTime(c.started_at));
     r.time.title = formatDateTime(c.started_at);
     setText(r.dur, durationText(c));
-    el.setAttribute("aria-label", `${primaryText(c)}, ${secondaryText(c)}${c.line_label ? `, ${c.line_label} line` : ""}, ${badge.text}, ${formatCallTime(c.started_at)}, ${DIRECTION_LABEL[c.direction]}`);
+    el.setAttribute("aria-label", `${primaryText(c)}, ${secondaryText(c)}${line.isLabel ? `, ${line.text} line` : line.text ? `, line ${line.text}` : ""}, ${badge.text}, ${formatCallTime(c.started_at)}, ${DIRECTION_LABEL[c.direction]}`);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -556,19 +595,14 @@ export class LogView {
   private async exportCsv(): Promise<void> {
     const q = this.query();
     if (!q) return;
+    const f = this.feed;
+    const howMany = f.total !== null ? `${formatCount(f.total)} ${f.total === 1 ? "call" : "calls"}`
+      : f.totalAtLeast !== null ? `${formatCount(f.totalAtLeast)}+ calls` : "The calls";
     this.exportBtn.disabled = true;
-    this.exportBtn.classList.add("is-busy");
     try {
-      const r = await commands.exportCsv({ ...q, limit: 0, cursor: null });
-      toast(`Exported ${formatCount(r.rows)} ${r.rows === 1 ? "call" : "calls"}`, "success", {
-        detail: r.path, timeout: 12000,
-        action: { label: "Copy path", run: () => void copyText(r.path).catch((e) => toastError("Couldn't copy", e)) },
-      });
-    } catch (e) {
-      toastError("Export failed", e);
+      await showExportDialog({ ...q, limit: 0, cursor: null }, howMany);
     } finally {
       this.exportBtn.disabled = false;
-      this.exportBtn.classList.remove("is-busy");
     }
   }
 }

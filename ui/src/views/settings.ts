@@ -163,9 +163,9 @@ export class SettingsPage {
         this.secret("ringcentral.jwt", "JWT credential", this.base!.ringcentral.jwt_set, "The personal JWT of the user CallPop signs in as."),
         this.testConnection(),
       ),
-      this.section("ringotel", "Ringotel", "Ringotel posts call events to CallPop. Paste this webhook URL into the Ringotel portal (Integrations → Webhooks) together with the API token.",
+      this.section("ringotel", "Ringotel", "Ringotel posts call events to CallPop. In the Ringotel portal (Integrations → Webhooks), paste this webhook URL and this API token: CallPop accepts only webhooks that carry the token.",
         this.webhookUrl("ringotel"),
-        this.secret("ringotel.api_token", "API token", this.base!.ringotel.api_token_set, "The token Ringotel sends with every webhook."),
+        this.secret("ringotel.api_token", "API token", this.base!.ringotel.api_token_set, "CallPop made this token. Copy it into the Ringotel portal's API token field; replace it only if you already use another token there.", () => commands.getRingotelToken().then((t) => t.token)),
       ),
       this.tunnelSection(),
       this.section("extensions", "Watched extensions", "Popups are shown for calls that ring these extensions. Leave empty to watch the whole account.", this.chips()),
@@ -223,7 +223,41 @@ export class SettingsPage {
     return this.fieldShell(path, label, input, o.help, o.extra ?? null);
   }
 
-  private secret(path: SecretField, label: string, isSet: boolean, help?: string): HTMLElement {
+  /** A secret the window may show (only the Ringotel token, which is made to be copied): hidden
+   * until "Show", copyable without being shown. */
+  private revealed(label: string, read: () => Promise<string | null>): HTMLElement {
+    const value = h("code", { class: "secret-value mono", "data-testid": "secret-value", text: "••••••••••••••••" });
+    let shown = false;
+    const get = async (): Promise<string | null> => {
+      try {
+        const v = await read();
+        if (!v) toast(`No ${label} is in force: Ringotel webhooks are not checked`, "error");
+        return v;
+      } catch (e) {
+        toastError(`Couldn't read the ${label}`, e);
+        return null;
+      }
+    };
+    const show: HTMLButtonElement = h("button", { type: "button", class: "btn btn-small", text: "Show", "aria-label": `Show ${label}`, "aria-pressed": "false", onclick: async () => {
+      if (shown) {
+        value.textContent = "••••••••••••••••";
+      } else {
+        const v = await get();
+        if (!v) return;
+        value.textContent = v;
+      }
+      shown = !shown;
+      show.textContent = shown ? "Hide" : "Show";
+      show.setAttribute("aria-pressed", String(shown));
+    } });
+    const copy = h("button", { type: "button", class: "btn btn-small", "aria-label": `Copy ${label}`, onclick: async () => {
+      const v = await get();
+      if (v) await copyText(v).then(() => toast(`${label} copied`, "success"), (e) => toastError("Couldn't copy", e));
+    } }, icon("copy"), "Copy");
+    return h("span", { class: "secret-reveal" }, value, show, copy);
+  }
+
+  private secret(path: SecretField, label: string, isSet: boolean, help?: string, reveal?: () => Promise<string | null>): HTMLElement {
     const f = this.form!;
     const err = this.errorEl(path);
     const holder = h("div", { class: "secret" });
@@ -236,7 +270,7 @@ export class SettingsPage {
       if (edit.kind === "keep" && isSet) {
         const replace = h("button", { type: "button", class: "btn btn-small", text: "Replace", "aria-label": `Replace ${label}`, onclick: () => { f.secrets[path] = { kind: "replace", value: "" }; draw(true); this.refresh(); } });
         holder.append(
-          h("span", { class: "secret-set", "data-state": "set", "aria-labelledby": labelId }, icon("check"), "Set"),
+          reveal ? this.revealed(label, reveal) : h("span", { class: "secret-set", "data-state": "set", "aria-labelledby": labelId }, icon("check"), "Set"),
           replace,
           h("button", { type: "button", class: "btn btn-small btn-ghost", text: "Remove", "aria-label": `Remove ${label}`, onclick: () => { f.secrets[path] = { kind: "clear" }; draw(true); this.refresh(); } }));
         this.bind(path, replace, err, wrap);
@@ -733,6 +767,29 @@ export class SettingsPage {
       this.saving = false;
       this.saveBtn.classList.remove("is-busy");
       this.refresh();
+    }
+  }
+
+  /** "Start CallPop when I sign in" from the hint on the call log: saved at once when nothing
+   * else is being edited; otherwise switched on in the form, which is shown for saving. */
+  async turnOnAutostart(): Promise<"saved" | "in_form" | "failed"> {
+    if (!this.base || !this.form) return "failed";
+    if (this.dirty) {
+      this.form.general.autostart = true;
+      this.render();
+      this.show("general");
+      return "in_form";
+    }
+    const form = formFromSettings(this.base);
+    form.general.autostart = true;
+    try {
+      const r = await commands.saveSettings(updateFromForm(form));
+      if (!r.ok) throw "errors" in r ? r.errors.map((e) => e.message).join("; ") : "the change needs confirming in Settings";
+      this.setBase(r.settings);
+      return "saved";
+    } catch (e) {
+      toastError("Couldn't turn on starting at sign-in", e);
+      return "failed";
     }
   }
 

@@ -50,6 +50,6 @@ impl Notifier for DesktopNotifier {
     }
 
     fn open(&mut self, url: &str) -> Result<(), NotifyError> {
-        os::open_link(url)
+        os::open_link(url).map(drop)
     }
 }

@@ -31,19 +31,78 @@ pub use os::open_link;
 pub const APP_NAME: &str = "CallPop";
 
 /// Runs `program url` detached, for the desktop to open the link (the URL is one argument,
-/// never parsed by a shell), and reaps it so it does not linger as a zombie.
+/// never parsed by a shell). The returned [`Opening`] reaps it, so it never lingers as a zombie.
 #[cfg_attr(target_os = "windows", allow(dead_code))]
-fn run_opener(program: &str, url: &str) -> Result<(), NotifyError> {
+fn run_opener(program: &str, url: &str) -> Result<Opening, NotifyError> {
     std::process::Command::new(program)
         .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .map(|mut child| {
-            std::thread::spawn(move || child.wait());
+        .map(|child| Opening {
+            child: Some(child),
+            url: url.to_string(),
         })
         .map_err(|e| NotifyError::Failed(format!("cannot open {url}: {e}")))
+}
+
+/// A link handed to the desktop's opener. Dropping it lets the opener finish on its own;
+/// [`Opening::verdict`] waits to learn whether anything on this computer took the link.
+#[derive(Debug)]
+pub struct Opening {
+    child: Option<std::process::Child>,
+    url: String,
+}
+
+impl Opening {
+    /// A link the system opened synchronously (Windows' shell answers at once).
+    #[cfg_attr(not(target_os = "windows"), allow(dead_code))]
+    fn done(url: &str) -> Opening {
+        Opening {
+            child: None,
+            url: url.to_string(),
+        }
+    }
+
+    /// Waits up to `within` for the opener's answer. An opener that exits with a failure
+    /// (`xdg-open` exits 3 or 4, `open` 1) found nothing that handles the link; one still
+    /// running then has started a handler in the foreground, which counts as opened.
+    pub fn verdict(mut self, within: Duration) -> Result<(), NotifyError> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(_)) => return Err(NotifyError::NoHandler(scheme_of(&self.url))),
+                Ok(None) if std::time::Instant::now() >= deadline => return Ok(()),
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => {
+                    return Err(NotifyError::Failed(format!(
+                        "cannot open {}: {e}",
+                        self.url
+                    )))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            std::thread::spawn(move || child.wait());
+        }
+    }
+}
+
+/// The part of a link that picks its handler ("tel", "https"), or the whole link.
+fn scheme_of(url: &str) -> String {
+    url.split_once(':')
+        .map_or(url, |(scheme, _)| scheme)
+        .to_ascii_lowercase()
 }
 
 use std::path::PathBuf;
@@ -114,6 +173,9 @@ pub enum NotifyError {
     /// The server refused or failed.
     #[error("the notification server failed: {0}")]
     Failed(String),
+    /// Nothing on this computer opens links of this kind (`tel` with no softphone installed).
+    #[error("nothing on this computer opens {0}: links")]
+    NoHandler(String),
 }
 
 /// A notification backend. Calls are blocking and made from one thread at a time.
@@ -244,5 +306,23 @@ mod tests {
         );
         assert_eq!(sanitize(&"x".repeat(300), 10).chars().count(), 10);
         assert_eq!(sanitize("  \u{7}  ", 10), "");
+    }
+
+    #[test]
+    fn an_opener_that_gives_up_means_nothing_handles_the_link() {
+        let within = Duration::from_secs(5);
+        let none = run_opener("false", "tel:+14155550123").expect("spawn");
+        assert_eq!(
+            none.verdict(within).map_err(|e| e.to_string()),
+            Err("nothing on this computer opens tel: links".into())
+        );
+        let taken = run_opener("true", "tel:+14155550123").expect("spawn");
+        assert!(taken.verdict(within).is_ok());
+        // A handler started in the foreground (xdg-open waits for it) counts as opened.
+        let started = std::time::Instant::now();
+        let busy = run_opener("sleep", "30").expect("spawn");
+        assert!(busy.verdict(Duration::from_millis(300)).is_ok());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(run_opener("/nonexistent/opener", "tel:1").is_err());
     }
 }

@@ -94,7 +94,7 @@ impl Notifier for DesktopNotifier {
     }
 
     fn open(&mut self, url: &str) -> Result<(), NotifyError> {
-        open_link(url)
+        open_link(url).map(drop)
     }
 }
 
@@ -311,6 +311,6 @@ fn user_event(message: &zbus::Message) -> Option<NotifierEvent> {
 }
 
 /// Hands a link to the desktop's handler for it (`xdg-open`).
-pub fn open_link(url: &str) -> Result<(), NotifyError> {
+pub fn open_link(url: &str) -> Result<super::Opening, NotifyError> {
     super::run_opener("xdg-open", url)
 }

@@ -24,6 +24,6 @@ pub fn show_banner(popup: &Popup) -> Result<(), NotifyError> {
 
 /// Hands a link to LaunchServices (`/usr/bin/open`), which picks the handler for `tel:` and
 /// `https:`.
-pub fn open_link(url: &str) -> Result<(), NotifyError> {
+pub fn open_link(url: &str) -> Result<super::Opening, NotifyError> {
     super::run_opener("/usr/bin/open", url)
 }

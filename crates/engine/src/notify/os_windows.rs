@@ -40,6 +40,8 @@ pub fn show_banner(popup: &Popup) -> Result<(), NotifyError> {
 /// Hands a link to the shell (`ShellExecuteW`, through the `open` crate's
 /// `shellexecute-on-windows`). Never `cmd /C start`: an `&` in a CRM link would end the URL
 /// there and run the rest as a command.
-pub fn open_link(url: &str) -> Result<(), NotifyError> {
-    open::that_detached(url).map_err(|e| NotifyError::Failed(format!("cannot open {url}: {e}")))
+pub fn open_link(url: &str) -> Result<super::Opening, NotifyError> {
+    open::that_detached(url)
+        .map(|()| super::Opening::done(url))
+        .map_err(|e| NotifyError::Failed(format!("cannot open {url}: {e}")))
 }

@@ -102,6 +102,17 @@ impl PopupHandle {
         self.control.send(PopupControl::GetPause(tx)).await.ok()?;
         rx.await.ok()
     }
+
+    /// Shows a notice about CallPop itself ("CallPop keeps running in the tray"); true once
+    /// the notification server took it.
+    pub async fn notice(&self, summary: &str, body: &str) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .control
+            .send(PopupControl::Notice(summary.into(), body.into(), tx))
+            .await;
+        sent.is_ok() && rx.await.unwrap_or(false)
+    }
 }
 
 /// Everything the manager task needs.
@@ -318,6 +329,17 @@ impl PopupManager {
                 let mut state = self.pause;
                 state.paused = self.is_paused(self.clock.now());
                 let _ = reply.send(state);
+            }
+            PopupControl::Notice(summary, body, reply) => {
+                let popup = self.renderer().notice(&summary, &body);
+                let shown = match self.notifier.show(popup, None).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notice not shown");
+                        false
+                    }
+                };
+                let _ = reply.send(shown);
             }
         }
     }
@@ -816,6 +838,36 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_notice_about_callpop_shows_even_while_calls_are_paused() {
+        let rig = rig(PopupSettings::default()).await;
+        rig.handle.pause(None).await.expect("paused");
+        assert!(
+            rig.handle
+                .notice("CallPop is still running", "It keeps <receiving> calls.")
+                .await
+        );
+        let recorded = rig.recorded();
+        let notice = recorded
+            .iter()
+            .find_map(|c| match c {
+                Recorded::Show { popup, .. } => Some(popup.clone()),
+                _ => None,
+            })
+            .expect("shown");
+        assert_eq!(notice.summary, "CallPop is still running");
+        assert_eq!(
+            notice.body, "It keeps &lt;receiving&gt; calls.",
+            "escaped for markup"
+        );
+        assert!(notice.actions.is_empty());
+        assert_eq!(notice.urgency, crate::notify::Urgency::Normal);
+        assert!(notice.timeout.is_some(), "it goes away by itself");
+        rig.shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!rig.handle.notice("x", "y").await, "no manager, no notice");
     }
 
     #[tokio::test]

@@ -111,6 +111,9 @@ pub enum PopupControl {
     Resume(oneshot::Sender<PauseState>),
     /// Report the pause state.
     GetPause(oneshot::Sender<PauseState>),
+    /// Show a notice about CallPop itself (summary, body), paused or not: it is about the app,
+    /// not a call. Answers whether it was shown.
+    Notice(String, String, oneshot::Sender<bool>),
 }
 
 /// What a popup button asks the application to do.

@@ -235,6 +235,18 @@ impl Renderer<'_> {
             icon: self.settings.icon.clone(),
         }
     }
+
+    /// A notice about CallPop itself (not a call): plain, expiring, without buttons.
+    pub fn notice(&self, summary: &str, body: &str) -> Popup {
+        Popup {
+            summary: sanitize(summary, 120),
+            body: self.body(&[sanitize(body, 400)]),
+            actions: Vec::new(),
+            urgency: Urgency::Normal,
+            timeout: Some(std::time::Duration::from_secs(12)),
+            icon: self.settings.icon.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
