@@ -82,6 +82,11 @@ async fn show_export(shell: Shared<'_>, path: String) -> Result<(), AppError> {
 }
 
 #[tauri::command]
+async fn play_voicemail(shell: Shared<'_>, id: i64) -> Result<String, AppError> {
+    shell.app.play_voicemail(id).await
+}
+
+#[tauri::command]
 async fn get_ringotel_token(shell: Shared<'_>) -> Result<RingotelToken, AppError> {
     shell.app.ringotel_token().await
 }
@@ -163,6 +168,7 @@ pub fn run(start_hidden: bool, overrides: Overrides) -> tauri::Result<()> {
             show_export,
             open_link,
             get_ringotel_token,
+            play_voicemail,
             get_settings,
             save_settings,
             test_ringcentral,

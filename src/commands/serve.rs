@@ -28,9 +28,17 @@ pub(crate) fn serve(config: Config) -> Result<()> {
         let instance = Arc::new(InstanceLock::acquire(&config.data_dir, "callpop serve")?);
         // Listen before the engine starts: its subscription keeper may ask RingCentral to
         // validate our webhook address straight away.
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let holder = callpop_engine::port_holder::port_holder(config.listen).await;
+                anyhow::bail!(callpop_engine::port_holder::port_taken_text(
+                    config.listen,
+                    holder
+                ));
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot listen on {}", config.listen)),
+        };
         let options = EngineOptions {
             instance: Some(instance),
             ..EngineOptions::default()

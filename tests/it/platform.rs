@@ -525,7 +525,7 @@ fn stale_subscriptions_are_cleaned_up_and_the_cli_manages_them() {
     // Nothing listens on the public URL now: the handshake fails with a clear message.
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(err.contains("did not answer the handshake"), "{err}");
+    assert!(err.contains("nothing there answered its check"), "{err}");
     let out = rig.cli(&["subscriptions", "delete", "no-such-id"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CMN-102"));
@@ -541,7 +541,7 @@ fn without_credentials_subscription_management_is_off_and_says_so() {
     assert_eq!(state, "off");
     assert!(banner.contains("RingCentral sub.:"), "{banner}");
     assert!(
-        banner.contains("client id, client secret and JWT"),
+        banner.contains("client ID, client secret and JWT"),
         "{banner}"
     );
     let out = crate::common::run(dir.path(), &["subscriptions", "list"]);
@@ -563,16 +563,52 @@ fn wrong_credentials_are_reported_not_retried_forever() {
     rig.wait("an error", StdDuration::from_secs(10), || {
         subscription_state(server.port) == "error"
     });
-    let detail = health(server.port)["parts"]["subscription"]["detail"].clone();
+    let part = health(server.port)["parts"]["subscription"].clone();
     server.stop();
+    // One sentence naming the setting at fault, and the setting as the fix (not a re-create).
     assert!(
-        detail
+        part["detail"]
             .as_str()
             .unwrap_or_default()
-            .contains("refused the credentials"),
-        "{detail}"
+            .contains("refused the credentials: the JWT is wrong, expired or revoked"),
+        "{part}"
     );
+    assert_eq!(part["fix"], "ringcentral", "{part}");
     assert_eq!(rig.fake.stats().tokens, 0);
+}
+
+/// Issue 26: a public URL typed in is "online" at once; when RingCentral cannot reach it, the
+/// URL is shown as not working, with its setting as the fix, and the desk is not receiving.
+#[test]
+fn a_public_url_ringcentral_cannot_reach_is_not_shown_as_online() {
+    let rig = rig(60.0, |_| {});
+    let nobody = free_port();
+    let mut env = rig.env();
+    env.retain(|(k, _)| k != "CALLPOP_PUBLIC_URL");
+    env.push((
+        "CALLPOP_PUBLIC_URL".into(),
+        format!("http://127.0.0.1:{nobody}"),
+    ));
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_at(rig.dir.path(), rig.port, &refs);
+    rig.wait("the handshake failure", StdDuration::from_secs(20), || {
+        subscription_state(server.port) == "error"
+    });
+    let board = health(server.port);
+    server.stop();
+    let tunnel = &board["parts"]["tunnel"];
+    assert_eq!(tunnel["state"], "error", "{board}");
+    assert_eq!(tunnel["fix"], "tunnel", "{board}");
+    assert!(
+        tunnel["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("RingCentral cannot reach this address"),
+        "{board}"
+    );
+    assert_eq!(board["parts"]["subscription"]["fix"], "tunnel", "{board}");
+    assert_eq!(board["status"], "not_receiving", "{board}");
+    assert_eq!(board["attention"]["fix"], "tunnel", "{board}");
 }
 
 #[test]

@@ -386,6 +386,23 @@ fn a_second_serve_on_the_same_data_dir_is_refused_and_status_finds_the_first() {
         "{stderr}"
     );
 
+    // A serve on another data dir but the same port is told another CallPop holds the port.
+    let other = tempfile::tempdir().expect("tempdir");
+    let third = crate::common::command(other.path())
+        .args(["serve", "--listen", &listen])
+        .env("CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN", RC_TOKEN)
+        .output()
+        .expect("third serve");
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert!(!third.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Another CallPop is using port {}, so this one cannot receive calls",
+            server.port
+        )),
+        "{stderr}"
+    );
+
     // `callpop status` without --listen reads where the serve listens from the data dir.
     let out = run(dir.path(), &["status"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

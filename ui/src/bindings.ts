@@ -205,6 +205,8 @@ export type PartStatus = {
   detail: string,
   /** When the state last changed. */
   since: string,
+  /** The Settings section whose fields fix this part (`ringcentral`, `tunnel`), when retrying cannot: refused credentials are fixed by typing new ones, not by re-creating the subscription. */
+  fix: string | null,
 };
 export type Attention = {
   /** The first missing piece, in plain language. */
@@ -447,6 +449,8 @@ export const commands = {
   openExport: (path: string) => invoke<null>("open_export", { path }),
   /** Shows the folder of a file exported this session. */
   showExport: (path: string) => invoke<null>("show_export", { path }),
+  /** Fetches a call's RingCentral voicemail and opens it in the audio player; the file. */
+  playVoicemail: (id: number) => invoke<string>("play_voicemail", { id }),
   /** Opens a web, phone or e-mail link and says whether anything took it. */
   openLink: (url: string) => invoke<LinkOutcome>("open_link", { url }),
   /** The settings page (secrets only as "set"). */

@@ -59,7 +59,7 @@ test("each problem state offers the action that fixes it, and the button calls t
     for (const [key, action, label, message] of [
       ["tunnel", "reconnect_tunnel", "Reconnect", "Tunnel reconnected"],
       ["subscription", "recreate_subscription", "Re-create subscription", "Subscription re-created"],
-      ["backfill", "backfill_now", "Backfill now", "Backfill started"],
+      ["backfill", "backfill_now", "Backfill now", "no call was missing"],
     ]) {
       const btn = `${card(key)} [data-action='${action}']`;
       assert.equal((await page.textContent(btn)).trim(), label);
@@ -75,6 +75,31 @@ test("each problem state offers the action that fixes it, and the button calls t
     // Keyboard: the action buttons are reachable and labelled.
     await page.focus(`${card("tunnel")} [data-action='reconnect_tunnel']`);
     assert.equal(await page.evaluate(() => document.activeElement.dataset.action), "reconnect_tunnel");
+  });
+});
+
+test("a cause that a setting fixes opens that setting instead of offering a retry that fails again", async () => {
+  const health = {
+    status: "degraded",
+    parts: {
+      subscription: { ...part("error", "RingCentral refused the credentials: the JWT is wrong, expired or revoked (create a new one for the user CallPop signs in as) (OAU-140: Invalid resource owner credentials)"), fix: "ringcentral" },
+      tunnel: { ...part("error", "RingCentral cannot reach this address: nothing there answered its check. Check the public URL (or use ngrok)."), fix: "tunnel" },
+      notifications: part("on", "Popups are on"),
+    },
+  };
+  await withApp({ mock: { health } }, async (page) => {
+    await page.click("#tab-health");
+    await page.waitForSelector(card("subscription"));
+    assert.equal(await page.$$eval("[data-action='recreate_subscription'], [data-action='reconnect_tunnel']", (b) => b.length), 0, "no retry for a wrong JWT or a dead address");
+    assert.equal((await page.textContent(`${card("subscription")} [data-fix='ringcentral']`)).trim(), "Open RingCentral settings");
+    assert.match(await page.textContent(card("subscription")), /the JWT is wrong, expired or revoked/);
+    assert.equal((await page.textContent(`${card("tunnel")} [data-fix='tunnel']`)).trim(), "Set up the public address");
+    // No backfill reported: it is not set up, and the card says what it needs.
+    assert.match(await page.textContent(`${card("backfill")} .state-pill`), /Not set up/);
+    assert.match(await page.textContent(card("backfill")), /Needs the RingCentral client ID, client secret and JWT/);
+    await page.click(`${card("subscription")} [data-fix='ringcentral']`);
+    assert.equal(await page.getAttribute("#tab-settings", "aria-selected"), "true");
+    await page.waitForFunction(() => document.querySelector(".settings-nav .is-current")?.textContent?.includes("RingCentral"));
   });
 });
 

@@ -170,7 +170,16 @@ test("detail panel: facts, timeline, raw deliveries (pretty JSON, collapsible), 
     await page.$eval(".list-viewport", (v, id) => { v.scrollTop = (1_000_000 - id) * 56; }, ids.vm);
     await page.click(`.row[data-call-id="${ids.vm}"]`);
     await page.waitForSelector(".detail [data-kind='voicemail']");
-    assert.match(await page.getAttribute(".detail [data-kind='voicemail']", "href"), /voicemail/);
+    const provider = await page.evaluate((id) => window.__mock.findCall(id).provider, ids.vm);
+    if (provider === "ringcentral") {
+      // RingCentral's audio needs CallPop's sign-in: played through the engine, not a link.
+      assert.match(await page.textContent(".detail [data-kind='voicemail']"), /Play voicemail/);
+      await page.click(".detail [data-kind='voicemail']");
+      await page.waitForSelector(".toast-success:has-text('Playing the voicemail')");
+      assert.deepEqual(await page.evaluate(() => window.__mock.callsOf("play_voicemail").at(-1).args), { id: ids.vm });
+    } else {
+      assert.match(await page.getAttribute(".detail [data-kind='voicemail']", "href"), /voicemail/);
+    }
     assert.match(await page.textContent(".detail .detail-status .badge"), /Voicemail/);
     await page.click(".detail-close");
     await page.waitForSelector(".detail", { state: "hidden" });

@@ -385,13 +385,14 @@
         return { path: `${folder}/callpop-calls-2026-11-23-101500.csv`, folder, rows: countCalls(args.request.query) };
       }
       case "open_export": case "show_export": return null;
+      case "play_voicemail": return `/home/staff/.local/share/callpop/voicemail/${args.id}.mp3`;
       case "get_ringotel_token": return { token: secrets.api_token || null, from_environment: false };
       case "open_link": return cfg.telHandler === false && args.url.startsWith("tel:") ? "no_handler" : "opened";
       case "get_settings": return settingsView();
       case "save_settings": return saveSettings(args.update);
       case "test_ringcentral": return secrets.jwt ? { ok: true, message: "Connected as Bay Motors (account 400123)" } : { ok: false, message: "No JWT credential set" };
       case "get_health": return health;
-      case "run_health_action": return { ok: true, message: { reconnect_tunnel: "Tunnel reconnected", recreate_subscription: "Subscription re-created", backfill_now: "Backfill started" }[args.action] || "Done" };
+      case "run_health_action": return { ok: true, message: { reconnect_tunnel: "Tunnel reconnected", recreate_subscription: "Subscription re-created", backfill_now: "Checked the last 24 hours of the call log: no call was missing." }[args.action] || "Done" };
       case "get_pause": return pause;
       case "set_pause": pause = { paused: true, until: args.minutes == null ? null : iso(cfg.now + args.minutes * 60_000) }; return pause;
       case "resume": pause = { paused: false, until: null }; return pause;

@@ -24,6 +24,7 @@ use callpop_engine::engine::{Engine, EngineOptions};
 use callpop_engine::health::{Health, Part, Snapshot, Status};
 use callpop_engine::instance::{InstanceError, InstanceLock};
 use callpop_engine::popups::{PauseState, PopupHandle, PopupRequest};
+use callpop_engine::port_holder::{port_holder, port_taken_text};
 use callpop_engine::subscriptions::KeeperHandle;
 use callpop_engine::tunnel::TunnelHandle;
 use callpop_store::{Store, StoreOptions};
@@ -130,6 +131,9 @@ struct Running {
 struct Stopped {
     config: Option<Config>,
     reason: String,
+    /// The history is at fault ("Calls cannot be saved"); otherwise only receiving stopped
+    /// (a port taken, unreadable settings) and the calls on disk can still be read.
+    history: bool,
 }
 
 enum State {
@@ -142,6 +146,15 @@ impl State {
         State::Stopped(Box::new(Stopped {
             config,
             reason: reason.into(),
+            history: false,
+        }))
+    }
+
+    fn history_failed(config: Option<Config>, reason: impl Into<String>) -> State {
+        State::Stopped(Box::new(Stopped {
+            config,
+            reason: reason.into(),
+            history: true,
         }))
     }
 }
@@ -160,11 +173,17 @@ pub struct App {
     exported: Mutex<Vec<PathBuf>>,
 }
 
+/// Voicemail fetched for playing, in the data dir.
+const VOICEMAIL_DIR: &str = "voicemail";
+
 /// Present once the "still running in the tray" notice has been shown.
 const TRAY_NOTICE_MARKER: &str = "tray-notice-shown";
 
 /// How many exports "Open" and "Show in folder" still work for.
 const MAX_REMEMBERED_EXPORTS: usize = 50;
+
+/// How long "Backfill now" waits for the call log to be read before saying it is slow.
+const BACKFILL_VERDICT: Duration = Duration::from_secs(120);
 
 /// How long the desktop's opener gets to say it found nothing for a link.
 const OPENER_VERDICT: Duration = Duration::from_secs(3);
@@ -203,12 +222,36 @@ async fn open_with_desktop(target: String) -> Result<(), AppError> {
 /// How long a running engine gets to finish its last commit when restarted or quit.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-fn error_snapshot(reason: &str) -> Snapshot {
-    Snapshot {
-        status: Status::Error,
+/// `reason` as a sentence: its first letter capitalised.
+fn sentence(reason: &str) -> String {
+    let mut chars = reason.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// The health board of an engine that is not running: a history at fault is "Calls cannot be
+/// saved"; anything else stops calls from arriving but loses nothing ("Not receiving calls").
+fn stopped_snapshot(s: &Stopped) -> Snapshot {
+    let base = Snapshot {
         version: env!("CARGO_PKG_VERSION").into(),
-        storage_error: Some(reason.to_string()),
         ..Snapshot::default()
+    };
+    if s.history {
+        Snapshot {
+            status: Status::Error,
+            storage_error: Some(s.reason.clone()),
+            ..base
+        }
+    } else {
+        Snapshot {
+            status: Status::NotReceiving,
+            attention: Some(callpop_engine::health::Attention {
+                text: sentence(&s.reason),
+                fix: None,
+            }),
+            ..base
+        }
     }
 }
 
@@ -277,9 +320,13 @@ impl App {
         };
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let holder = port_holder(config.listen).await;
+                return stopped(port_taken_text(config.listen, holder));
+            }
             Err(e) => {
                 return stopped(format!(
-                    "cannot receive webhooks on {}: {e} (is another CallPop running?)",
+                    "CallPop cannot receive calls on {}: {e}",
                     config.listen
                 ))
             }
@@ -290,7 +337,11 @@ impl App {
         };
         let engine = match Engine::start_with(config.clone(), options) {
             Ok(e) => e,
-            Err(e) => return stopped(format!("the engine cannot start: {e}")),
+            Err(e) => {
+                let reason = format!("the engine cannot start: {e}");
+                tracing::error!("{reason}");
+                return State::history_failed(Some(config.clone()), reason);
+            }
         };
         let first_run = self
             .reader
@@ -308,7 +359,9 @@ impl App {
                     // Stop the engine that did start rather than leak it.
                     engine.shutdown_token().cancel();
                     drop(engine);
-                    return stopped(format!("the call history cannot be read: {e}"));
+                    let reason = format!("the call history cannot be read: {e}");
+                    tracing::error!("{reason}");
+                    return State::history_failed(Some(config.clone()), reason);
                 }
             }
         }
@@ -375,7 +428,7 @@ impl App {
         *state = self.launch().await;
         let health = match &*state {
             State::Running(r) => r.health.snapshot(),
-            State::Stopped(s) => error_snapshot(&s.reason),
+            State::Stopped(s) => stopped_snapshot(s),
         };
         let _ = self.events.send(AppEvent::HealthChanged(Box::new(health)));
     }
@@ -410,11 +463,29 @@ impl App {
     /// A page of the call log.
     pub async fn list_calls(&self, query: CallQuery) -> Result<CallPage, AppError> {
         let config = self.config().await?;
-        self.read(move |store| {
-            crate::window::list_calls(store, &query, &config.watch_extensions, &config.line_labels)
+        let fresh = !config.db_path().exists();
+        let page = self
+            .read(move |store| {
+                crate::window::list_calls(
+                    store,
+                    &query,
+                    &config.watch_extensions,
+                    &config.line_labels,
+                )
                 .map_err(AppError::from)
-        })
-        .await
+            })
+            .await;
+        match page {
+            // No history yet (a first start that could not listen): an empty log, not an error;
+            // Health says why no call comes.
+            Err(AppError::HistoryClosed) if fresh => Ok(CallPage {
+                calls: Vec::new(),
+                next_cursor: None,
+                total: Some(0),
+                total_at_least: None,
+            }),
+            other => other,
+        }
     }
 
     /// One call with its timeline and deliveries.
@@ -488,6 +559,90 @@ impl App {
         } else {
             Err(AppError::NotAnExport)
         }
+    }
+
+    /// Plays a RingCentral voicemail: its audio is fetched with CallPop's sign-in (RingCentral
+    /// serves it only to a signed-in app, so the link itself opens nothing in a browser), kept
+    /// in the data dir (the owner's alone), and opened in the desktop's audio player. Returns
+    /// the file, which is also what a desk without a player is told.
+    pub async fn play_voicemail(&self, call_id: i64) -> Result<String, AppError> {
+        let file = self.fetch_voicemail(call_id).await?;
+        match open_with_desktop(file.display().to_string()).await {
+            Ok(()) => Ok(file.display().to_string()),
+            Err(AppError::NoHandler(_)) => Err(AppError::Open(format!(
+                "no program on this computer plays audio; the message is saved as {}",
+                file.display()
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The voicemail of `call_id` as a file in the data dir, fetched once.
+    pub async fn fetch_voicemail(&self, call_id: i64) -> Result<PathBuf, AppError> {
+        let (platform, data_dir) = match &*self.state.lock().await {
+            State::Running(r) => (r.platform.clone(), r.config.data_dir.clone()),
+            State::Stopped(s) => return Err(AppError::EngineStopped(s.reason.clone())),
+        };
+        let call = self
+            .read(move |store| {
+                store
+                    .call(call_id)
+                    .map_err(|e| AppError::Window(e.into()))?
+                    .ok_or(AppError::Window(crate::window::WindowError::NoSuchCall(
+                        call_id,
+                    )))
+            })
+            .await?
+            .call;
+        let message_id = call
+            .voicemail
+            .as_ref()
+            .and_then(|v| v.message_id.clone())
+            .filter(|_| call.provider == callpop_core::model::Provider::RingCentral)
+            .ok_or_else(|| AppError::Open("this call has no RingCentral voicemail".into()))?;
+        let dir = data_dir.join(VOICEMAIL_DIR);
+        let safe_id: String = message_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        if let Some(cached) = std::fs::read_dir(&dir).ok().and_then(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.file_stem().is_some_and(|s| s == safe_id.as_str()))
+        }) {
+            return Ok(cached);
+        }
+        let platform = platform.ok_or_else(|| {
+            AppError::Open(
+                "playing voicemail needs the RingCentral credentials: set them in Settings".into(),
+            )
+        })?;
+        // The mailbox is the desk that took the message; else the signed-in user's own.
+        let mailbox = call
+            .extensions
+            .iter()
+            .find(|p| p.outcome == Some(callpop_core::model::CallResult::Voicemail))
+            .and_then(|p| p.extension_id.clone());
+        let media = platform
+            .voicemail_audio(mailbox.as_deref(), &message_id)
+            .await
+            .map_err(|e| AppError::Open(format!("the voicemail cannot be fetched: {e}")))?;
+        let extension = match media.content_type.split(';').next().unwrap_or("").trim() {
+            "audio/mpeg" | "audio/mp3" => "mp3",
+            "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
+            "audio/ogg" => "ogg",
+            "audio/mp4" | "audio/m4a" | "audio/x-m4a" => "m4a",
+            _ => "audio",
+        };
+        let file = dir.join(format!("{safe_id}.{extension}"));
+        let written = file.clone();
+        tokio::task::spawn_blocking(move || {
+            callpop_files::write_atomically(&written, &media.bytes, callpop_files::Access::Private)
+        })
+        .await?
+        .map_err(|e| AppError::Open(format!("the voicemail cannot be saved: {e}")))?;
+        Ok(file)
     }
 
     /// Hands a web, phone or e-mail link to the desktop ("Call back", "Open in CRM") and says
@@ -586,7 +741,7 @@ impl App {
                 subs.len(),
                 if subs.len() == 1 { "" } else { "s" }
             )),
-            Err(e) => ActionResult::failed(format!("RingCentral said no: {e}")),
+            Err(e) => ActionResult::failed(format!("{e}.")),
         }
     }
 
@@ -594,7 +749,7 @@ impl App {
     pub async fn get_health(&self) -> Snapshot {
         match &*self.state.lock().await {
             State::Running(r) => r.health.snapshot(),
-            State::Stopped(s) => error_snapshot(&s.reason),
+            State::Stopped(s) => stopped_snapshot(s),
         }
     }
 
@@ -628,13 +783,28 @@ impl App {
             },
             HealthAction::BackfillNow => match backfill {
                 Some(tx) => {
+                    let (reply, verdict) = tokio::sync::oneshot::channel();
                     let request = BackfillRequest {
                         since: Utc::now() - chrono::Duration::hours(24),
                         reason: "asked for in the window".into(),
+                        reply: Some(reply),
                     };
-                    match tx.send(request).await {
-                        Ok(()) => ActionResult::ok("Fetching the last 24 hours of the call log…"),
-                        Err(_) => ActionResult::failed("the backfill is not running"),
+                    if tx.send(request).await.is_err() {
+                        return ActionResult::failed("The backfill is not running.");
+                    }
+                    // Success is reported once the call log was read, not when it was asked.
+                    match tokio::time::timeout(BACKFILL_VERDICT, verdict).await {
+                        Ok(Ok(Ok(report))) => ActionResult::ok(format!(
+                            "Checked the last 24 hours of the call log: {}.",
+                            callpop_engine::backfill::added(report.new_calls)
+                        )),
+                        Ok(Ok(Err(why))) => ActionResult::failed(format!(
+                            "The call log could not be read: {why}. CallPop tries again by itself."
+                        )),
+                        Ok(Err(_)) => ActionResult::failed("The backfill stopped."),
+                        Err(_) => ActionResult::failed(
+                            "The call log is taking long to read; Health shows when it is done.",
+                        ),
                     }
                 }
                 None => ActionResult::failed(
@@ -981,11 +1151,11 @@ mod tests {
         assert_eq!(app.get_pause().await, unpaused);
         assert_eq!(
             shown(app.set_pause(Some(60)).await),
-            Err("desktop notifications are turned off".to_string())
+            Err("Popups are turned off in Settings.".to_string())
         );
         assert_eq!(
             shown(app.resume().await),
-            Err("desktop notifications are turned off".to_string())
+            Err("Popups are turned off in Settings.".to_string())
         );
         assert_eq!(
             shown(app.set_pause(Some(0)).await),
@@ -1210,23 +1380,26 @@ mod tests {
         .await;
         let reason = app.start_error().await.expect("stopped");
         assert!(
-            reason.starts_with(&format!("cannot receive webhooks on {listen}: ")),
-            "{reason}"
-        );
-        assert!(
-            reason.ends_with("(is another CallPop running?)"),
+            reason.starts_with(&format!(
+                "Another program is using port {port}, so CallPop cannot receive calls."
+            )),
             "{reason}"
         );
 
-        // Everything still answers.
+        // Everything still answers, and nothing says the history is at fault.
         let health = app.get_health().await;
-        assert_eq!(health.status, Status::Error);
-        assert_eq!(health.storage_error.as_deref(), Some(reason.as_str()));
+        assert_eq!(health.status, Status::NotReceiving);
+        assert_eq!(health.storage_error, None);
+        assert_eq!(
+            health.attention.map(|a| a.text).as_deref(),
+            Some(reason.as_str())
+        );
         assert_eq!(health.version, env!("CARGO_PKG_VERSION"));
         assert_eq!(health.listen, None);
         assert_eq!(
-            shown(app.list_calls(page(10)).await),
-            Err("the call history is not open (see Health)".to_string())
+            app.list_calls(page(10)).await.expect("an empty log").total,
+            Some(0),
+            "a first start with no history shows an empty log"
         );
         assert_eq!(
             shown(app.get_call(1).await),
@@ -1266,6 +1439,106 @@ mod tests {
         app.shutdown().await;
     }
 
+    /// A history in `data` holding `deliveries`, as an earlier run left it.
+    fn history_with(data: &Path, deliveries: Vec<callpop_core::model::Delivery>) {
+        std::fs::create_dir_all(data).expect("mkdir");
+        let mut store = Store::open(
+            &data.join(callpop_store::DB_FILE),
+            StoreOptions::new(callpop_testkit::us()),
+        )
+        .expect("store");
+        for d in deliveries {
+            store.ingest(&d).expect("ingest");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_taken_port_leaves_the_calls_on_disk_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let record = callpop_testkit::call_log_record(1);
+        history_with(&data, vec![callpop_testkit::call_log_delivery(&record)]);
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listen = taken.local_addr().expect("addr").to_string();
+        let app = App::start(
+            overrides(dir.path(), QUIET, &listen),
+            EngineOptions::default(),
+        )
+        .await;
+        assert!(app.start_error().await.is_some());
+        let page = app.list_calls(page(10)).await.expect("the log still reads");
+        assert_eq!(page.total, Some(1));
+        let detail = app
+            .get_call(page.calls[0].id)
+            .await
+            .expect("and its detail");
+        assert_eq!(detail.call.call_key, "s-00001");
+        app.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_voicemail_is_fetched_with_the_sign_in_once_and_kept_privately() {
+        let fake = fake_ringcentral::FakePlatform::start(fake_ringcentral::FakeConfig::new(
+            callpop_clock::Clock::real(),
+        ))
+        .await
+        .expect("fake RingCentral");
+        let audio = fake_ringcentral::silent_wav(1);
+        fake.add_voicemail("62264425016", "82063400004", audio.clone(), 22);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut deliveries = callpop_testkit::scenario("rc-inbound-voicemail");
+        let answered = callpop_testkit::call_log_record(1);
+        deliveries.push(callpop_testkit::call_log_delivery(&answered));
+        history_with(&data, deliveries);
+        let (id, secret, jwt) = fake.credentials();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, QUIET).expect("config");
+        let app = App::start(
+            Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                data_dir: Some(data.clone()),
+                config_file: Some(file),
+                environment: Some(callpop_engine::config::Environment::only(&[
+                    ("CALLPOP_SECRET_STORE", "file"),
+                    ("CALLPOP_RINGCENTRAL_SERVER", fake.url()),
+                    ("CALLPOP_RINGCENTRAL_CLIENT_ID", &id),
+                    ("CALLPOP_RINGCENTRAL_CLIENT_SECRET", &secret),
+                    ("CALLPOP_RINGCENTRAL_JWT", &jwt),
+                ])),
+            },
+            EngineOptions::default(),
+        )
+        .await;
+        assert_eq!(app.start_error().await, None);
+        let calls = app.list_calls(page(10)).await.expect("calls").calls;
+        let call = calls
+            .iter()
+            .find(|c| c.voicemail_id.as_deref() == Some("82063400004"))
+            .expect("the voicemail call");
+        let path = app.fetch_voicemail(call.id).await.expect("fetched");
+        assert_eq!(path, data.join("voicemail").join("82063400004.wav"));
+        assert_eq!(std::fs::read(&path).expect("file"), audio);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a customer's message is the desk user's alone");
+        assert_eq!(app.fetch_voicemail(call.id).await.expect("again"), path);
+        assert_eq!(
+            fake.stats().media_downloads,
+            1,
+            "fetched once, then played from disk"
+        );
+        let other = calls
+            .iter()
+            .find(|c| c.voicemail_id.is_none())
+            .expect("a call without voicemail");
+        assert_eq!(
+            shown(app.fetch_voicemail(other.id).await),
+            Err("this call has no RingCentral voicemail".to_string())
+        );
+        app.shutdown().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unreadable_settings_stop_the_engine_but_the_window_gets_answers() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1276,9 +1549,12 @@ mod tests {
             "{reason}"
         );
         assert!(reason.contains("lisen"), "{reason}");
+        // Nothing is wrong with the history: calls stop arriving, none is lost.
         let health = app.get_health().await;
-        assert_eq!(health.status, Status::Error);
-        assert_eq!(health.storage_error.as_deref(), Some(reason.as_str()));
+        assert_eq!(health.status, Status::NotReceiving);
+        assert_eq!(health.storage_error, None);
+        let said = health.attention.map(|a| a.text).unwrap_or_default();
+        assert!(said.starts_with("The settings cannot be read: "), "{said}");
         assert_eq!(shown(app.get_settings().await), Err(reason.clone()));
         assert_eq!(shown(app.list_calls(page(10)).await), Err(reason.clone()));
         assert_eq!(shown(app.get_call(1).await), Err(reason.clone()));

@@ -71,6 +71,8 @@ commands! {
     open_export(path: String) -> ();
     /// Shows the folder of a file exported this session.
     show_export(path: String) -> ();
+    /// Fetches a call's RingCentral voicemail and opens it in the audio player; the file.
+    play_voicemail(id: i64) -> String;
     /// Opens a web, phone or e-mail link and says whether anything took it.
     open_link(url: String) -> LinkOutcome;
     /// The settings page (secrets only as "set").

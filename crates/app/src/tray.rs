@@ -191,6 +191,7 @@ mod tests {
                             state,
                             detail: detail.to_string(),
                             since: now(),
+                            fix: None,
                         },
                     )
                 })

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::health::{Health, Part, PartState};
@@ -33,12 +33,15 @@ const LOOKBACK: Duration = Duration::minutes(10);
 const OPEN_CALL_HORIZON: Duration = Duration::hours(24);
 
 /// A request to fill a gap.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BackfillRequest {
     /// Start of the gap.
     pub since: DateTime<Utc>,
     /// Why (for logs and health).
     pub reason: String,
+    /// Told how the run that covers this request went (the window's "Backfill now" reports
+    /// success only once it is true): the report, or why it failed (it is retried anyway).
+    pub reply: Option<oneshot::Sender<Result<BackfillReport, String>>>,
 }
 
 /// What was backfilled, remembered between runs.
@@ -82,6 +85,15 @@ pub enum BackfillError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] callpop_store::StoreError),
+}
+
+/// "no call was missing", "1 missing call added", "4 missing calls added".
+pub fn added(new_calls: u64) -> String {
+    match new_calls {
+        0 => "no call was missing".into(),
+        1 => "1 missing call added".into(),
+        n => format!("{n} missing calls added"),
+    }
 }
 
 /// Reads the call log for `[from, to]`, page by page, and stores every record.
@@ -180,19 +192,27 @@ impl Backfiller {
                 Part::Backfill,
                 PartState::Ok,
                 format!(
-                    "last backfill {}: {} call-log records since {}, {} calls added",
+                    "Checked the call log at {} for calls since {}: {}.",
                     self.clock
                         .now()
                         .with_timezone(&chrono::Local)
-                        .format("%Y-%m-%d %H:%M"),
-                    r.records,
+                        .format("%H:%M"),
                     from.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M"),
-                    r.new_calls
+                    added(r.new_calls)
                 ),
             ),
-            Err(e) => self
-                .health
-                .set_part(Part::Backfill, PartState::Error, e.to_string()),
+            Err(e) => {
+                let section = match e {
+                    BackfillError::Api(api) => api.settings_section(),
+                    BackfillError::Store(_) => None,
+                };
+                self.health.set_part_fixed_in(
+                    Part::Backfill,
+                    PartState::Error,
+                    e.to_string(),
+                    section,
+                )
+            }
         }
     }
 
@@ -204,6 +224,7 @@ impl Backfiller {
         let (tx, mut rx) = mpsc::channel::<BackfillRequest>(64);
         let task = tokio::spawn(async move {
             let mut pending: Option<(DateTime<Utc>, DateTime<Utc>)> = None; // (since, run at)
+            let mut waiting: Vec<oneshot::Sender<Result<BackfillReport, String>>> = Vec::new();
             let mut failures = 0u32;
             loop {
                 let run_at = pending.map(|(_, at)| at);
@@ -212,6 +233,7 @@ impl Backfiller {
                     request = rx.recv() => match request {
                         Some(r) => {
                             tracing::info!(since = %r.since, reason = %r.reason, "backfill requested");
+                            waiting.extend(r.reply);
                             let since = pending.map_or(r.since, |(s, _)| s.min(r.since));
                             pending = Some((since, self.clock.now() + self.settle));
                         }
@@ -223,6 +245,9 @@ impl Backfiller {
                         let to = self.clock.now();
                         let outcome = run_once(&self.platform, &self.writer, &self.country, &self.clock, from, to).await;
                         self.report(&outcome, from);
+                        for reply in waiting.drain(..) {
+                            let _ = reply.send(outcome.as_ref().map(Clone::clone).map_err(ToString::to_string));
+                        }
                         match &outcome {
                             Ok(r) => {
                                 failures = 0;

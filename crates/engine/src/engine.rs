@@ -297,6 +297,7 @@ impl Engine {
             .try_send(BackfillRequest {
                 since,
                 reason: "CallPop started".into(),
+                reply: None,
             })
             .is_err()
         {
@@ -305,7 +306,7 @@ impl Engine {
         self.health.set_part(
             Part::Backfill,
             PartState::Pending,
-            "catching up with the call log",
+            "Looking in the RingCentral call log for calls the webhooks missed…",
         );
         let keeper = Keeper::new(
             platform,
@@ -326,7 +327,7 @@ impl Engine {
         self.health.set_part(
             Part::Subscription,
             PartState::Renewing,
-            "checking the RingCentral subscription",
+            "Checking the RingCentral subscription…",
         );
         let (handle, task) = KeeperTask {
             keeper,
@@ -367,6 +368,7 @@ impl Engine {
                 .send(BackfillRequest {
                     since,
                     reason: reason.into(),
+                    reply: None,
                 })
                 .await
                 .is_ok(),
@@ -424,7 +426,7 @@ impl Engine {
             self.health.set_part(
                 Part::Notifications,
                 PartState::Off,
-                "desktop notifications are turned off",
+                "Popups are turned off in Settings.",
             );
             return;
         }
@@ -444,7 +446,8 @@ impl Engine {
                     NotificationsMode::On => (PartState::Error, e.to_string()),
                     _ => (
                         PartState::Off,
-                        "no notification server on this session; popups are off".to_string(),
+                        "This desktop has no notification service, so CallPop cannot show popups."
+                            .to_string(),
                     ),
                 };
                 tracing::info!("desktop notifications: {detail}");
@@ -494,7 +497,8 @@ impl Engine {
         self.health.set_part(
             Part::Subscription,
             PartState::Off,
-            "subscription management is off: set the RingCentral client id, client secret and JWT",
+            "Off: with the RingCentral client ID, client secret and JWT in Settings, CallPop \
+             keeps RingCentral sending calls here.",
         );
         let shutdown = self.shutdown.clone();
         self.tasks.push(tokio::spawn(async move {

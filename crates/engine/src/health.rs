@@ -25,6 +25,9 @@ pub struct Health {
     /// The ticket of the write whose outcome the storage error reflects (changed under
     /// `inner`'s lock).
     judged: AtomicU64,
+    /// RingCentral's word that it cannot reach the public URL (its handshake failed), while
+    /// that lasts: the URL part is then shown as not working whatever its own state.
+    unreachable: Mutex<Option<String>>,
 }
 
 /// Taken just before a write to the history is submitted. Writes finish out of order (a reply
@@ -200,6 +203,10 @@ pub struct PartStatus {
     pub detail: String,
     /// When the state last changed.
     pub since: DateTime<Utc>,
+    /// The Settings section whose fields fix this part (`ringcentral`, `tunnel`), when
+    /// retrying cannot: refused credentials are fixed by typing new ones, not by re-creating
+    /// the subscription.
+    pub fix: Option<String>,
 }
 
 /// What most needs doing, for people: one sentence, and the Settings section that fixes it.
@@ -363,6 +370,17 @@ impl Health {
 
     /// Sets a background part's state; the time only moves when the state changes.
     pub fn set_part(&self, part: Part, state: PartState, detail: impl Into<String>) {
+        self.set_part_fixed_in(part, state, detail, None);
+    }
+
+    /// Sets a background part's state together with the Settings section that fixes it.
+    pub fn set_part_fixed_in(
+        &self,
+        part: Part,
+        state: PartState,
+        detail: impl Into<String>,
+        fix: Option<&str>,
+    ) {
         let detail = detail.into();
         let mut s = self.lock();
         let since = match s.parts.get(&part) {
@@ -375,13 +393,35 @@ impl Health {
                 state,
                 detail,
                 since,
+                fix: fix.map(str::to_string),
             },
         );
+    }
+
+    /// Records whether RingCentral can reach the public URL: `Some(why)` after its handshake
+    /// to the URL failed, `None` once a subscription to it is active. A URL typed into
+    /// Settings is "online" as soon as it is set; only RingCentral can say it leads nowhere.
+    pub fn set_public_url_unreachable(&self, why: Option<String>) {
+        *self.unreachable.lock().unwrap_or_else(|p| p.into_inner()) = why;
     }
 
     /// A copy of everything, with the overall status worked out.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = self.lock().clone();
+        let unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(why) = unreachable {
+            if let Some(tunnel) = s.parts.get_mut(&Part::Tunnel) {
+                if tunnel.state == PartState::Online {
+                    tunnel.state = PartState::Error;
+                    tunnel.detail = why;
+                    tunnel.fix = Some("tunnel".into());
+                }
+            }
+        }
         let not_receiving = not_receiving(&s);
         (s.status, s.attention) = if let Some(e) = &s.storage_error {
             let text = format!("Calls cannot be saved: {e}");

@@ -12,6 +12,7 @@ pub mod health;
 pub mod instance;
 pub mod notify;
 pub mod popups;
+pub mod port_holder;
 pub mod receiver;
 pub mod replay;
 pub mod secrets;

@@ -176,7 +176,9 @@ pub enum KeeperError {
     #[error(transparent)]
     Api(#[from] ApiError),
     /// RingCentral could not validate our webhook address.
-    #[error("RingCentral could not validate the webhook at {address}: the endpoint did not answer the handshake ({code}: {message})")]
+    #[error(
+        "RingCentral cannot reach {address}: nothing there answered its check ({code}: {message})"
+    )]
     Handshake {
         /// The address.
         address: String,
@@ -677,38 +679,60 @@ pub struct KeeperTask {
 
 impl KeeperTask {
     fn report(&self, result: &Result<Ensured, KeeperError>) {
+        if result.is_ok() {
+            self.health.set_public_url_unreachable(None);
+        }
         match result {
             Ok(e) => {
                 let until = e
                     .expires_at
                     .map(|t| {
-                        t.with_timezone(&chrono::Local)
-                            .format("%Y-%m-%d %H:%M")
-                            .to_string()
+                        format!(
+                            "; it renews itself (current term ends {})",
+                            t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")
+                        )
                     })
-                    .unwrap_or_else(|| "no expiry".into());
+                    .unwrap_or_default();
                 self.health.set_part(
                     Part::Subscription,
                     PartState::Active,
-                    format!("Active until {until} (subscription {})", e.subscription_id),
+                    format!("Active: RingCentral sends this account's calls here{until}."),
                 );
             }
-            Err(KeeperError::NoPublicUrl) => self.health.set_part(
+            Err(KeeperError::NoPublicUrl) => self.health.set_part_fixed_in(
                 Part::Subscription,
                 PartState::Waiting,
-                "waiting for a public URL (turn the tunnel on or set public_url)",
+                "Waiting for a public address: RingCentral can send calls only to an address on \
+                 the internet.",
+                Some("tunnel"),
             ),
             Err(KeeperError::Api(ApiError::RateLimited { until, .. })) => self.health.set_part(
                 Part::Subscription,
                 PartState::Renewing,
                 format!(
-                    "RingCentral asked to slow down; retrying after {}",
-                    until.format("%H:%M:%S")
+                    "RingCentral asked CallPop to slow down; it tries again at {}.",
+                    until.with_timezone(&chrono::Local).format("%H:%M:%S")
                 ),
             ),
-            Err(e) => self
-                .health
-                .set_part(Part::Subscription, PartState::Error, e.to_string()),
+            Err(e @ KeeperError::Handshake { .. }) => {
+                self.health.set_public_url_unreachable(Some(
+                    "RingCentral cannot reach this address: nothing there answered its check. \
+                     Check the public URL (or use ngrok)."
+                        .into(),
+                ));
+                self.health.set_part_fixed_in(
+                    Part::Subscription,
+                    PartState::Error,
+                    e.to_string(),
+                    Some("tunnel"),
+                )
+            }
+            Err(KeeperError::Api(e)) => self.health.set_part_fixed_in(
+                Part::Subscription,
+                PartState::Error,
+                e.to_string(),
+                e.settings_section(),
+            ),
         }
     }
 
@@ -808,7 +832,7 @@ impl KeeperTask {
                 self.health.set_part(
                     Part::Subscription,
                     PartState::Renewing,
-                    "re-creating the subscription",
+                    "Re-creating the subscription…",
                 );
                 (self.keeper.ensure(true).await, Some(reply))
             }
@@ -866,6 +890,7 @@ impl KeeperTask {
                 .send(BackfillRequest {
                     since,
                     reason: reason.into(),
+                    reply: None,
                 })
                 .await;
         }

@@ -323,6 +323,7 @@ impl Runner {
             let _ = tx.try_send(BackfillRequest {
                 since,
                 reason: reason.into(),
+                reply: None,
             });
         }
     }
@@ -355,7 +356,7 @@ impl Runner {
         self.down_since = None;
         self.set(
             PartState::Off,
-            "no tunnel: webhooks reach only the local address",
+            "CallPop is not reachable from the internet yet: set up ngrok or a public URL.",
         );
         match self.wait(None).await {
             Next::Reconnect => Next::Continue,
@@ -368,7 +369,7 @@ impl Runner {
         self.publish(Some(url.clone()));
         self.set(
             PartState::Online,
-            format!("public URL provided: {url} (no tunnel)"),
+            format!("Reachable at your public URL {url}."),
         );
         match self.wait(None).await {
             Next::Reconnect => Next::Continue,
@@ -379,7 +380,7 @@ impl Runner {
     async fn run_ngrok(&mut self, settings: &NgrokSettings) -> Next {
         let mut attempt = 0u32;
         loop {
-            self.set(PartState::Connecting, "connecting to ngrok");
+            self.set(PartState::Connecting, "Connecting to ngrok…");
             let (reports_tx, mut reports) = mpsc::unbounded_channel::<String>();
             let opened =
                 tokio::time::timeout(CONNECT_BOUND, open_ngrok(settings, reports_tx)).await;
@@ -387,7 +388,10 @@ impl Runner {
                 Ok(Ok((mut session, tunnel))) => {
                     attempt = 0;
                     let url = tunnel.url().to_string();
-                    self.set(PartState::Online, format!("tunnel online: {url}"));
+                    self.set(
+                        PartState::Online,
+                        format!("Reachable from the internet through ngrok at {url}."),
+                    );
                     self.publish(Some(url.clone()));
                     let stop = self.shutdown.child_token();
                     let mut serving = tokio::spawn(crate::server::serve(
@@ -411,13 +415,13 @@ impl Runner {
                             Some(reason) = reports.recv() => {
                                 last_report = Some(tokio::time::Instant::now());
                                 reconnecting_since.get_or_insert(self.clock.now());
-                                self.set(PartState::Reconnecting, format!("tunnel reconnecting: {reason}"));
+                                self.set(PartState::Reconnecting, format!("The connection to ngrok dropped ({reason}); reconnecting…"));
                             }
                             next = self.wait(Some(StdDuration::from_secs(15))) => match next {
                                 Next::Continue => {
                                     if last_report.is_some_and(|t| t.elapsed() > StdDuration::from_secs(30)) {
                                         last_report = None;
-                                        self.set(PartState::Online, format!("tunnel online: {url}"));
+                                        self.set(PartState::Online, format!("Reachable from the internet through ngrok at {url}."));
                                         if let Some(since) = reconnecting_since.take() {
                                             self.request_backfill(since, "the tunnel reconnected");
                                         }
@@ -487,7 +491,10 @@ impl Runner {
             if let Some(old) = std::mem::replace(&mut previous, current.replace(stop)) {
                 old.cancel();
             }
-            self.set(PartState::Online, format!("tunnel online: {url}"));
+            self.set(
+                PartState::Online,
+                format!("Reachable from the internet through ngrok at {url}."),
+            );
             self.publish(Some(url));
             let wait = rotate_every.map(|d| self.clock.wall_duration(d));
             match self.wait(wait).await {

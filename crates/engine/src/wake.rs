@@ -61,6 +61,7 @@ impl WakeWatcher {
                 let _ = self.backfill.try_send(BackfillRequest {
                     since: seen,
                     reason: "the computer was asleep".into(),
+                    reply: None,
                 });
             }
             (wall, monotonic, seen) = (wall_now, monotonic_now, self.clock.now());

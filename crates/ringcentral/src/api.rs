@@ -38,8 +38,9 @@ pub enum RateGroup {
 /// What a RingCentral call can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
-    /// The credentials were refused; repeating will not help.
-    #[error("RingCentral refused the credentials ({code}): {message}")]
+    /// The credentials were refused; repeating will not help. The text names the setting at
+    /// fault, so the person fixing it knows which field to look at.
+    #[error("{} ({code}: {message})", refused_credential(code))]
     Auth {
         /// `errorCode` or OAuth `error`.
         code: String,
@@ -75,7 +76,37 @@ pub enum ApiError {
     InsecureServer(String),
 }
 
+/// One sentence naming the setting RingCentral refused, from its OAuth answer (`errorCode` or
+/// `error`): a wrong client ID or secret is `invalid_client` (OAU-123), a wrong, expired or
+/// revoked JWT `invalid_grant` (OAU-140), an app not made for the JWT flow
+/// `unsupported_grant_type`/`unauthorized_client` (OAU-250, OAU-251).
+fn refused_credential(code: &str) -> &'static str {
+    match code {
+        "OAU-123" | "invalid_client" => {
+            "RingCentral refused the credentials: the client ID or client secret is wrong"
+        }
+        "OAU-140" | "invalid_grant" => {
+            "RingCentral refused the credentials: the JWT is wrong, expired or revoked \
+             (create a new one for the user CallPop signs in as)"
+        }
+        "OAU-250" | "OAU-251" | "unsupported_grant_type" | "unauthorized_client" => {
+            "RingCentral refused the credentials: this app may not sign in with a JWT \
+             (in the developer console, set its authentication to JWT auth flow)"
+        }
+        _ => "RingCentral refused the credentials: check the client ID, client secret and JWT",
+    }
+}
+
 impl ApiError {
+    /// The setting that fixes this error, as the Settings section's name (`ringcentral`),
+    /// when a setting does: refused credentials or a server CallPop will not send them to.
+    pub fn settings_section(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Auth { .. } | ApiError::InsecureServer(_) => Some("ringcentral"),
+            _ => None,
+        }
+    }
+
     /// RingCentral's `errorCode`, when the error carries one.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -463,16 +494,7 @@ impl Platform {
             }
             let text = answer_text(response).await?;
             if !status.is_success() {
-                let body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
-                let (code, message) = body.code_and_message(
-                    || format!("HTTP-{}", status.as_u16()),
-                    || status.to_string(),
-                );
-                return Err(ApiError::Api {
-                    status: status.as_u16(),
-                    code,
-                    message,
-                });
+                return Err(refusal(status, text.as_bytes()));
             }
             if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
                 return Ok(None);
@@ -587,6 +609,91 @@ impl Platform {
         .map(|_| ())
     }
 
+    /// The audio of voicemail `message_id` in the mailbox of `extension_id` (`None`: the
+    /// signed-in user's own): the message's details first, then its audio attachment.
+    pub async fn voicemail_audio(
+        &self,
+        extension_id: Option<&str>,
+        message_id: &str,
+    ) -> Result<Media, ApiError> {
+        let segment = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
+        let extension = extension_id.unwrap_or("~");
+        if !(extension == "~" || segment(extension)) || !segment(message_id) {
+            return Err(ApiError::Protocol(format!(
+                "not a voicemail message id: {message_id:?} in mailbox {extension:?}"
+            )));
+        }
+        let message: Value = self
+            .json(
+                RateGroup::Light,
+                Method::GET,
+                &format!(
+                    "/restapi/v1.0/account/~/extension/{extension}/message-store/{message_id}"
+                ),
+                &[],
+                None,
+            )
+            .await?;
+        let uri = message["attachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == "AudioRecording")
+            .and_then(|a| a["uri"].as_str())
+            .ok_or_else(|| ApiError::Protocol("the voicemail has no audio".into()))?
+            .to_string();
+        if !carries_sign_in(&self.server, &uri) {
+            return Err(ApiError::Protocol(format!(
+                "the voicemail audio is not on RingCentral's servers ({uri}): CallPop does not \
+                 send its sign-in there"
+            )));
+        }
+        self.download(RateGroup::Heavy, &uri).await
+    }
+
+    /// GETs a file with the sign-in (one fresh grant after a 401; a 429 starts the group's
+    /// penalty as for any request).
+    async fn download(&self, group: RateGroup, uri: &str) -> Result<Media, ApiError> {
+        if let Some(until) = self.penalty(group) {
+            return Err(ApiError::RateLimited { group, until });
+        }
+        let mut reauthorized = false;
+        loop {
+            let token = self.access_token().await?;
+            let response = self
+                .http
+                .get(uri)
+                .bearer_auth(token.expose())
+                .send()
+                .await
+                .map_err(|e| ApiError::Network(e.to_string()))?;
+            let status = response.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let retry = retry_after(response.headers(), self.clock.now());
+                return Err(self.punish(group, retry));
+            }
+            if status == StatusCode::UNAUTHORIZED && !reauthorized {
+                reauthorized = true;
+                self.drop_token().await;
+                continue;
+            }
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let bytes = answer_bytes(response).await?;
+            if !status.is_success() {
+                return Err(refusal(status, &bytes));
+            }
+            return Ok(Media {
+                bytes,
+                content_type,
+            });
+        }
+    }
+
     /// One page of the account call log between two times (explicit `dateFrom`: the API's
     /// default is only the last 24 hours).
     pub async fn call_log_page(
@@ -629,9 +736,31 @@ impl Platform {
 /// memory.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// Reads an answer's body as text, refusing one larger than [`MAX_ANSWER_BYTES`] (a declared
-/// length at once, a streamed one as soon as it passes the cap).
-async fn answer_text(mut response: reqwest::Response) -> Result<String, ApiError> {
+/// An API refusal with RingCentral's `errorCode` and message from its error body, or the HTTP
+/// status when the body has none.
+fn refusal(status: StatusCode, body: &[u8]) -> ApiError {
+    let body: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let (code, message) = body.code_and_message(
+        || format!("HTTP-{}", status.as_u16()),
+        || status.to_string(),
+    );
+    ApiError::Api {
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
+/// Reads an answer's body as text, refusing one larger than [`MAX_ANSWER_BYTES`].
+async fn answer_text(response: reqwest::Response) -> Result<String, ApiError> {
+    let body = answer_bytes(response).await?;
+    Ok(String::from_utf8(body)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// Reads an answer's body, refusing one larger than [`MAX_ANSWER_BYTES`] (a declared length at
+/// once, a streamed one as soon as it passes the cap).
+async fn answer_bytes(mut response: reqwest::Response) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::Protocol(format!(
             "the answer is larger than {} MiB",
@@ -655,8 +784,38 @@ async fn answer_text(mut response: reqwest::Response) -> Result<String, ApiError
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(String::from_utf8(body)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(body)
+}
+
+/// Whether the sign-in may go with a request to `uri`: to the server itself (same scheme, host
+/// and port), or, from RingCentral's own platforms, to their media hosts, where recordings and
+/// voicemail live (docs/PROTOCOL.md: both need the bearer token). A link in a payload that
+/// points anywhere else never gets the token.
+fn carries_sign_in(server: &str, uri: &str) -> bool {
+    let (Ok(server), Ok(uri)) = (reqwest::Url::parse(server), reqwest::Url::parse(uri)) else {
+        return false;
+    };
+    if server.origin() == uri.origin() {
+        return true;
+    }
+    let media = match server.host_str() {
+        Some("platform.ringcentral.com") => "media.ringcentral.com",
+        Some("platform.devtest.ringcentral.com") => "media.devtest.ringcentral.com",
+        _ => return false,
+    };
+    uri.scheme() == "https"
+        && uri.host_str() == Some(media)
+        && uri.port().is_none()
+        && uri.username().is_empty()
+}
+
+/// A voicemail's audio as RingCentral serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    /// The audio file's bytes.
+    pub bytes: Vec<u8>,
+    /// Its type (`audio/mpeg`, `audio/x-wav`).
+    pub content_type: String,
 }
 
 /// The longest `Retry-After` obeyed, seconds. RingCentral asks for about a minute; a larger
@@ -713,6 +872,75 @@ pub fn time_field(value: &Value) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_sign_in_goes_only_to_the_server_and_its_media_hosts() {
+        let prod = "https://platform.ringcentral.com";
+        assert!(carries_sign_in(
+            prod,
+            "https://platform.ringcentral.com/restapi/v1.0/x"
+        ));
+        assert!(carries_sign_in(
+            prod,
+            "https://media.ringcentral.com/restapi/v1.0/x/content/1"
+        ));
+        assert!(carries_sign_in(
+            "https://platform.devtest.ringcentral.com",
+            "https://media.devtest.ringcentral.com/a"
+        ));
+        assert!(carries_sign_in(
+            "http://127.0.0.1:9000",
+            "http://127.0.0.1:9000/a"
+        ));
+        for elsewhere in [
+            "http://media.ringcentral.com/a",
+            "https://media.ringcentral.com:8443/a",
+            "https://user@media.ringcentral.com/a",
+            "https://media.ringcentral.com.evil.example/a",
+            "https://evil.example/a",
+            "https://platform.ringcentral.com:444/a",
+            "not a url",
+        ] {
+            assert!(!carries_sign_in(prod, elsewhere), "{elsewhere}");
+        }
+        assert!(!carries_sign_in(
+            "http://127.0.0.1:9000",
+            "http://127.0.0.1:9001/a"
+        ));
+        assert!(!carries_sign_in(
+            "http://127.0.0.1:9000",
+            "https://media.ringcentral.com/a"
+        ));
+    }
+
+    #[test]
+    fn a_refused_sign_in_names_the_setting_at_fault() {
+        let refused = |code: &str, message: &str| {
+            ApiError::Auth {
+                code: code.into(),
+                message: message.into(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            refused("OAU-123", "Invalid client"),
+            "RingCentral refused the credentials: the client ID or client secret is wrong \
+             (OAU-123: Invalid client)"
+        );
+        assert!(
+            refused("invalid_grant", "Invalid resource owner credentials")
+                .contains("the JWT is wrong, expired or revoked")
+        );
+        assert!(refused("OAU-250", "Unsupported grant type").contains("JWT auth flow"));
+        assert!(refused("OAU-999", "?").contains("check the client ID, client secret and JWT"));
+        let auth = ApiError::Auth {
+            code: "OAU-123".into(),
+            message: String::new(),
+        };
+        assert_eq!(auth.settings_section(), Some("ringcentral"));
+        assert_eq!(ApiError::Network("down".into()).settings_section(), None);
+    }
+
     use super::*;
 
     /// Serves one HTTP answer made of `head` and then `body_len` spaces, on 127.0.0.1.

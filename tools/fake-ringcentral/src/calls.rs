@@ -215,6 +215,7 @@ impl ScriptedCall {
 
 /// Builds a call's events and call-log record and queues them.
 pub(crate) fn schedule(p: &FakePlatform, call: ScriptedCall) {
+    let base = p.url().to_string();
     let mut s = p.lock();
     let n = s.next_id();
     let Built {
@@ -253,6 +254,14 @@ pub(crate) fn schedule(p: &FakePlatform, call: ScriptedCall) {
         record["message"] = json!({"id": message_id, "type": "VoiceMail",
             "uri": format!("https://platform.ringcentral.com/restapi/v1.0/account/{ACCOUNT_ID}/extension/{}/message-store/{message_id}", call.extension_id)});
         let created = end + Duration::seconds(1);
+        s.voicemails.insert(
+            message_id.clone(),
+            crate::messages::FakeVoicemail {
+                extension_id: call.extension_id.clone(),
+                audio: crate::messages::silent_wav(1),
+                seconds,
+            },
+        );
         s.pending.push(PendingEvent {
             at: created + Duration::seconds(4),
             kind: "voicemail",
@@ -260,7 +269,7 @@ pub(crate) fn schedule(p: &FakePlatform, call: ScriptedCall) {
             body: json!({"id": message_id, "to": [{"name": call.extension_name, "extensionNumber": call.extension_number}],
                 "from": caller, "type": "VoiceMail", "creationTime": ts(created), "readStatus": "Unread",
                 "priority": "Normal", "attachments": [{"id": message_id,
-                    "uri": format!("https://platform.ringcentral.com/restapi/v1.0/account/{ACCOUNT_ID}/extension/{}/message-store/{message_id}/content/{message_id}", call.extension_id),
+                    "uri": crate::messages::content_uri(&base, &call.extension_id, &message_id),
                     "type": "AudioRecording", "contentType": "audio/x-wav", "vmDuration": seconds}],
                 "direction": "Inbound", "availability": "Alive", "messageStatus": "Received",
                 "lastModifiedTime": ts(created), "vmTranscriptionStatus": "NotAvailable"}),

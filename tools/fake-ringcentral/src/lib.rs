@@ -12,6 +12,7 @@
 //! week can pass in seconds.
 
 mod calls;
+mod messages;
 mod server;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +23,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 pub use calls::{CallOutcome, ScriptedCall};
+pub use messages::{silent_wav, FakeVoicemail};
 
 /// The fake's account.
 pub const ACCOUNT_ID: &str = "809646016";
@@ -146,6 +148,8 @@ pub struct Stats {
     pub ignored_retry_after: u64,
     /// Subscriptions blacklisted.
     pub blacklisted: u64,
+    /// Voicemail audio served.
+    pub media_downloads: u64,
 }
 
 /// One event waiting to be delivered.
@@ -188,6 +192,8 @@ pub(crate) struct State {
     pub retry_after_until: HashMap<Group, DateTime<Utc>>,
     pub stats: Stats,
     pub counter: u64,
+    /// Voicemail in the message store, by message id.
+    pub voicemails: HashMap<String, messages::FakeVoicemail>,
 }
 
 impl State {
@@ -226,6 +232,7 @@ impl FakePlatform {
             retry_after_until: HashMap::new(),
             stats: Stats::default(),
             counter: 0,
+            voicemails: HashMap::new(),
         }));
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -310,5 +317,23 @@ impl FakePlatform {
     /// appears in the call log after it ends.
     pub fn schedule(&self, call: ScriptedCall) {
         calls::schedule(self, call);
+    }
+
+    /// Puts a voicemail into an extension's mailbox, as RingCentral serves it.
+    pub fn add_voicemail(
+        &self,
+        extension_id: &str,
+        message_id: &str,
+        audio: Vec<u8>,
+        seconds: i64,
+    ) {
+        self.lock().voicemails.insert(
+            message_id.to_string(),
+            FakeVoicemail {
+                extension_id: extension_id.to_string(),
+                audio,
+                seconds,
+            },
+        );
     }
 }

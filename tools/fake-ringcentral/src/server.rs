@@ -26,6 +26,14 @@ pub(crate) fn router(p: FakePlatform) -> Router {
         )
         .route("/restapi/v1.0/subscription/{id}/renew", post(renew))
         .route("/restapi/v1.0/account/{account}/call-log", get(call_log))
+        .route(
+            "/restapi/v1.0/account/{account}/extension/{extension}/message-store/{id}",
+            get(crate::messages::read),
+        )
+        .route(
+            "/restapi/v1.0/account/{account}/extension/{extension}/message-store/{id}/content/{attachment}",
+            get(crate::messages::content),
+        )
         .with_state(p)
 }
 
@@ -33,7 +41,7 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(json!({"errorCode": code, "message": message,
@@ -194,7 +202,7 @@ fn unauthorized(p: &FakePlatform, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-fn guard(p: &FakePlatform, headers: &HeaderMap, group: Group) -> Option<Response> {
+pub(crate) fn guard(p: &FakePlatform, headers: &HeaderMap, group: Group) -> Option<Response> {
     limited(p, group).or_else(|| unauthorized(p, headers))
 }
 

@@ -175,8 +175,18 @@ export class DetailPanel {
     if (rec || vm || c.voicemail_id) {
       const media = h("div", { class: "media-links" });
       if (rec) media.append(h("a", { class: "media-link", href: rec, rel: "noopener noreferrer", "data-kind": "recording" }, icon("play"), h("span", null, h("strong", { text: "Call recording" }), h("small", { text: "Opens in your browser" }))));
-      if (vm) media.append(h("a", { class: "media-link", href: vm, rel: "noopener noreferrer", "data-kind": "voicemail" }, icon("voicemail"), h("span", null, h("strong", { text: "Voicemail message" }), h("small", { text: c.voicemail_seconds != null ? formatDuration(c.voicemail_seconds) : "Opens in your browser" }))));
-      else if (c.voicemail_id) media.append(h("div", { class: "media-link is-static" }, icon("voicemail"), h("span", null, h("strong", { text: "Voicemail left" }), h("small", { class: "mono", text: `Message ${c.voicemail_id}` }))));
+      const length = c.voicemail_seconds != null ? formatDuration(c.voicemail_seconds) : null;
+      if (c.provider === "ringcentral" && c.voicemail_id) {
+        // RingCentral serves the audio only to a signed-in app: CallPop fetches it and hands it
+        // to the audio player (a browser would get "unauthorized").
+        const play: HTMLButtonElement = h("button", { type: "button", class: "media-link", "data-kind": "voicemail", onclick: () => void playVoicemail(c.id, play) },
+          icon("play"), h("span", null, h("strong", { text: "Play voicemail" }), h("small", { text: length ? `${length} · opens in your audio player` : "Opens in your audio player" })));
+        media.append(play);
+      } else if (vm) {
+        media.append(h("a", { class: "media-link", href: vm, rel: "noopener noreferrer", "data-kind": "voicemail" }, icon("voicemail"), h("span", null, h("strong", { text: "Voicemail message" }), h("small", { text: length ?? "Opens in your browser" }))));
+      } else if (c.voicemail_id) {
+        media.append(h("div", { class: "media-link is-static" }, icon("voicemail"), h("span", null, h("strong", { text: "Voicemail left" }), h("small", { class: "mono", text: `Message ${c.voicemail_id}` }))));
+      }
       sections.push(h("section", { class: "detail-section" }, h("h3", { text: "Recording & voicemail" }), media));
     }
 
@@ -323,6 +333,20 @@ async function callBackTo(tel: string, copyable: string, shown: string, button: 
     }
   } catch (e) {
     toastError("Couldn't start the call", e);
+  } finally {
+    button.disabled = false;
+    button.classList.remove("is-busy");
+  }
+}
+
+async function playVoicemail(id: number, button: HTMLButtonElement): Promise<void> {
+  button.disabled = true;
+  button.classList.add("is-busy");
+  try {
+    await commands.playVoicemail(id);
+    toast("Playing the voicemail in your audio player", "success");
+  } catch (e) {
+    toastError("Couldn't play the voicemail", e);
   } finally {
     button.disabled = false;
     button.classList.remove("is-busy");

@@ -40,7 +40,7 @@ export function actionFor(part: string, state: string): ActionSpec | null {
 
 export const STATUS_TEXT: Record<HealthView["status"], string> = {
   ok: "Receiving calls",
-  degraded: "Receiving calls · check Health",
+  degraded: "Receiving calls · something needs a look",
   not_receiving: "Not receiving calls",
   error: "Calls cannot be saved",
 };
@@ -108,7 +108,8 @@ export class HealthPage {
       this.partCard("tunnel", "Public URL", "globe", v.parts.tunnel, v.public_url ? this.copyRow("Public URL", v.public_url) : null),
       this.partCard("subscription", "RingCentral subscription", "phone", v.parts.subscription, v.ringcentral_webhook_url ? this.copyRow("Webhook", v.ringcentral_webhook_url) : null),
       this.partCard("notifications", "Notifications", "bell", v.parts.notifications, null),
-      this.partCard("backfill", "Backfill", "history", v.parts.backfill, h("p", { class: "card-note", text: "Fetches calls from the RingCentral call log that webhooks missed (for example while the computer was off)." })),
+      this.partCard("backfill", "Missed-call catch-up", "history", v.parts.backfill, h("p", { class: "card-note", text: "Fetches calls from the RingCentral call log that webhooks missed (for example while the computer was off)." }),
+        { text: "Needs the RingCentral client ID, client secret and JWT.", fix: "ringcentral" }),
       this.storageCard(v),
       this.partCard("credentials", "Credentials", "key", v.parts.credentials, null),
     );
@@ -125,17 +126,32 @@ export class HealthPage {
       ...body);
   }
 
-  private partCard(key: string, title: string, ic: IconName, part: PartStatus | undefined, extra: Node | null): HTMLElement {
-    if (!part) return this.cardShell(key, title, ic, "neutral", "Unknown", h("p", { class: "hc-detail muted", text: "No status reported yet." }));
+  private partCard(key: string, title: string, ic: IconName, part: PartStatus | undefined, extra: Node | null, missing?: { text: string; fix: string }): HTMLElement {
+    if (!part) {
+      // A part that never reported is either not set up (say what it needs) or still starting.
+      if (missing) {
+        return this.cardShell(key, title, ic, "neutral", "Not set up", h("p", { class: "hc-detail", text: missing.text }), extra,
+          h("div", { class: "hc-actions" }, this.fixButton(missing.fix, false)));
+      }
+      return this.cardShell(key, title, ic, "neutral", "Starting", h("p", { class: "hc-detail muted", text: "Starting…" }));
+    }
     const tone = stateTone(part.state);
-    const action = actionFor(key, part.state);
+    // A setting fixes it (refused credentials, an address nothing answers at): open it, rather
+    // than offer a retry that fails the same way.
+    const action = part.fix ? null : actionFor(key, part.state);
     const body: (Node | null)[] = [
       part.detail && part.detail === healthUrl(key) ? null : h("p", { class: "hc-detail", text: part.detail || stateLabel(part.state) }),
       h("p", { class: "hc-since", title: formatDateTime(part.since) }, icon("clock"), `Since ${formatAgo(part.since)}`),
       extra,
     ];
-    if (action) body.push(h("div", { class: "hc-actions" }, this.actionButton(action, tone === "error")));
+    if (part.fix) body.push(h("div", { class: "hc-actions" }, this.fixButton(part.fix, tone === "error")));
+    else if (action) body.push(h("div", { class: "hc-actions" }, this.actionButton(action, tone === "error")));
     return this.cardShell(key, title, ic, tone, stateLabel(part.state), ...body);
+  }
+
+  private fixButton(section: string, primary: boolean): HTMLElement {
+    return h("button", { type: "button", class: `btn${primary ? " btn-primary" : ""}`, "data-fix": section, "data-focus-key": `fix-${section}`, onclick: () => this.onFix(section) },
+      icon("sliders"), FIX_LABEL[section] ?? "Open Settings");
   }
 
   private actionButton(a: ActionSpec, primary: boolean): HTMLElement {
@@ -171,7 +187,7 @@ export class HealthPage {
     const noToken = rows.filter(([, c]) => !c.token_required).map(([n]) => n);
     const tone: Tone = v.listen ? (problems || noToken.length ? "warn" : "ok") : "error";
     const table = h("table", { class: "counters" },
-      h("thead", null, h("tr", null, h("th", { scope: "col", text: "" }), ...["Accepted", "Duplicates", "Unauthorized", "Rejected", "Quarantined"].map((t) => h("th", { scope: "col", text: t })), h("th", { scope: "col", text: "Last delivery" }))),
+      h("thead", null, h("tr", null, h("th", { scope: "col", text: "" }), ...[["Accepted", "Calls and updates stored"], ["Repeats", "Sent twice; stored once"], ["Wrong token", "Refused: the sender's token does not match this desk's"], ["Refused", "Refused: not a delivery CallPop takes"], ["Unreadable", "Stored but not understood; kept to be read again after an update"]].map(([t, tip]) => h("th", { scope: "col", text: t, title: tip })), h("th", { scope: "col", text: "Last delivery" }))),
       h("tbody", null, ...rows.map(([name, c]) => h("tr", { "data-provider": name.toLowerCase() },
         h("th", { scope: "row", text: name }),
         h("td", { text: formatCount(c.accepted) }),
@@ -182,7 +198,7 @@ export class HealthPage {
         h("td", { class: "last", title: c.last_accepted_at ? formatDateTime(c.last_accepted_at) : "", text: c.last_accepted_at ? formatAgo(c.last_accepted_at) : "never" })))));
     const notes: Node[] = [];
     if (noToken.length) notes.push(h("p", { class: "card-note is-warn" }, icon("alert"), `Webhook token check is off for ${noToken.join(" and ")}: anyone who knows the URL can post calls.`));
-    if (problems) notes.push(h("p", { class: "card-note" }, "Unauthorized deliveries usually mean a token mismatch; quarantined ones could not be read and are kept for replay."));
+    if (problems) notes.push(h("p", { class: "card-note" }, "“Wrong token” usually means the phone system was set up with another token (for Ringotel, copy it from Settings). “Unreadable” deliveries are kept and read again after an update of CallPop (callpop events replay)."));
     return this.cardShell("receiver", "Receiver", "server", tone, v.listen ? "Listening" : "Not listening",
       h("p", { class: "hc-detail" }, v.listen ? h("span", null, "Local address ", h("span", { class: "mono", text: v.listen })) : "The webhook receiver is not running."),
       h("div", { class: "table-scroll" }, table), ...notes);
@@ -221,5 +237,5 @@ function summaryLine(v: HealthView): string {
 }
 
 export function partName(k: string): string {
-  return ({ tunnel: "Public URL", subscription: "Subscription", notifications: "Notifications", backfill: "Backfill", credentials: "Credentials" } as Record<string, string>)[k] ?? k;
+  return ({ tunnel: "Public URL", subscription: "Subscription", notifications: "Notifications", backfill: "Missed-call catch-up", credentials: "Credentials" } as Record<string, string>)[k] ?? k;
 }

@@ -504,7 +504,7 @@ export class SettingsPage {
     }
     const segErr = this.errorEl("popups.notifications");
     const segField = h("div", { class: "field" }, h("span", { class: "label", text: "Show popups" }), seg,
-      h("p", { class: "help", text: "Auto shows popups whenever the desktop has a notification service; Always reports an error when none answers; Off shows none (calls are still logged)." }), segErr);
+      h("p", { class: "help", text: "Auto (recommended): popups whenever this computer can show them. Always: the same, but Health turns red when it cannot, for a desk that must never miss a popup silently. Off: no popups; calls are still saved." }), segErr);
     this.bind("popups.notifications", seg, segErr, segField);
 
     const quiet = h("div", { class: "quiet-times" },
