@@ -313,6 +313,9 @@ test("screenshots of a working day (CALLPOP_SCREENSHOTS=DIR)", { skip: !shots &&
   }
   await closeDetail();
   await until("a full log", async () => (await exec("return document.querySelectorAll('.row[data-call-id]:not([hidden])').length")) >= people.length);
+  // As a person sees it a moment later: the new rows' highlight gone, earlier toasts closed.
+  await exec(`document.querySelectorAll(".toast-close").forEach((b) => b.click());`);
+  await until("the new-row highlight to end", async () => (await exec("return document.querySelectorAll('.row.is-new').length")) === 0, 10000);
   await screenshot("log");
   await exec(`[...document.querySelectorAll(".row[data-call-id]")].find((r) => r.textContent.includes("Tom Becker")).click();`);
   await until("the timeline", async () => (await exec("return document.querySelectorAll('.timeline li, .timeline-item').length")) >= 2);

@@ -135,10 +135,20 @@ export class Desktop {
     return (await this.invokeTimed(cmd, args)).value;
   }
 
-  /** Saves a PNG of the window once WebKit has painted what the DOM says. */
+  /** Saves a PNG of the window once WebKit has painted what the DOM says. WebKitGTK's
+   * snapshot waits for the next painted frame, and a window where nothing changes (no
+   * animation runs: as it should be) paints none: a 1-pixel, all but transparent element is
+   * changed every frame while the snapshot is taken. */
   async screenshot(file) {
     await this.wd("POST", this.s("/execute/async"), {
-      script: "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 400)));",
+      script: `const done = arguments[0];
+        const dot = document.createElement("div");
+        Object.assign(dot.style, { position: "fixed", left: "0", bottom: "0", width: "1px", height: "1px", background: "#000", opacity: "0.004", pointerEvents: "none" });
+        document.body.append(dot);
+        let n = 0;
+        const tick = () => { dot.style.opacity = n++ % 2 ? "0.004" : "0.005"; if (n < 240) requestAnimationFrame(tick); else dot.remove(); };
+        requestAnimationFrame(tick);
+        setTimeout(done, 400);`,
       args: [],
     });
     const png = await this.wd("GET", this.s("/screenshot"));

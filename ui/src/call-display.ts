@@ -54,7 +54,9 @@ export function lineText(c: CallView): { text: string; isLabel: boolean } {
   const label = cleanText(c.line_label);
   if (label) return { text: label, isLabel: true };
   if (c.direction !== "inbound" && c.direction !== "outbound") return { text: "", isLabel: false };
-  return { text: ourSide(c).number, isLabel: false };
+  // A public number only: an extension ("201") is a desk, shown in the Extension column.
+  const us = ourSide(c);
+  return { text: us.e164 ? us.number : "", isLabel: false };
 }
 
 export function directionIcon(c: CallView): IconName {

@@ -52,6 +52,8 @@ export class CallFeed {
   status: "idle" | "loading" | "ready" | "error" = "idle";
   error: string | null = null;
   loadingNext = false;
+  /** Live calls that arrived before the first page: applied once it is in. */
+  private early: CallView[] = [];
   nextError: string | null = null;
   /** Requests issued, for diagnostics. */
   requests = 0;
@@ -147,6 +149,11 @@ export class CallFeed {
       this.addPage(null, page.calls);
       this.status = "ready";
       this.emit({ kind: "reset" });
+      // Calls that changed while the page was on its way: the page may have been read just
+      // before one was stored, and its only news was that event.
+      const early = this.early;
+      this.early = [];
+      for (const c of early) this.applyLive(c);
     } catch (e) {
       if (gen !== this.gen) return;
       this.status = "error";
@@ -271,7 +278,10 @@ export class CallFeed {
       this.emit({ kind: "update", ids: [call.id] });
       return;
     }
-    if (this.status !== "ready") return;
+    if (this.status !== "ready") {
+      if (this.status === "loading" || this.status === "idle") this.early.push(call);
+      return;
+    }
     if (!hasFilters(this.query)) {
       this.insertSorted([call]);
       return;

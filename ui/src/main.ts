@@ -72,6 +72,7 @@ function main(): void {
       views[k].hidden = k !== t;
     }
     document.body.dataset.view = t;
+    if (t === "health") healthPage.refresh();
   }
   document.body.dataset.view = current;
   settingsPage.onDirtyChange = (dirty) => {
@@ -189,13 +190,14 @@ function main(): void {
   });
 
   // ---- Data
-  log.start();
+  const subscribe = (p: Promise<unknown>, what: string) => p.catch((e) => toastError(`Live updates unavailable (${what})`, e));
+  // Listening before the first page is asked for: a call stored in between is then either in
+  // the page or in an event (which the feed keeps until the page is in), never in neither.
+  void subscribe(events.callChanged((c) => log.onCallChanged(c)), "calls").finally(() => log.start());
   void settingsPage.load();
   void healthPage.load();
   commands.getPause().then((p) => pause.set(p), (e) => toastError("Couldn't read the popup pause state", e));
 
-  const subscribe = (p: Promise<unknown>, what: string) => p.catch((e) => toastError(`Live updates unavailable (${what})`, e));
-  void subscribe(events.callChanged((c) => log.onCallChanged(c)), "calls");
   void subscribe(events.healthChanged((v) => health.set(v)), "health");
   // The tray menu pauses and resumes too.
   void subscribe(events.pauseChanged((p) => pause.set(p)), "pause");

@@ -54,6 +54,34 @@ test("live: a new ringing call appears at the top, then updates in place (no dup
   });
 });
 
+test("live: a call that rings while the first page is on its way is not lost", async () => {
+  await withApp({ mock: { latency: 1500 }, waitForRows: false }, async (page) => {
+    // The page is being read; the call is stored just after, so only its event tells of it.
+    await page.waitForFunction(() => window.__mock.callsOf("list_calls").length === 1 && window.__mock.listeners()["call-changed"] === 1);
+    await page.evaluate((c) => window.__mock.emit("call-changed", c), liveCall(1_000_001));
+    await settled(page);
+    assert.equal(await rowsWithId(page, 1_000_001), 1);
+    assert.match(await page.textContent(`.row[data-call-id="1000001"]`), /Marcus Reed/);
+  });
+});
+
+test("the Line column: the line's label, else the public number dialled, never an extension", async () => {
+  await withApp({}, async (page) => {
+    await settled(page);
+    const lines = [
+      liveCall(1_000_031, { line_label: null, to: "+14155550100", to_e164: "+14155550100" }),
+      liveCall(1_000_032, { line_label: null, to: "201", to_e164: null }),
+      liveCall(1_000_033),
+    ];
+    for (const c of lines) await page.evaluate((c) => window.__mock.pushCall(c), c);
+    await page.waitForSelector('.row[data-call-id="1000033"]');
+    const line = (id) => page.$eval(`.row[data-call-id="${id}"] .c-line`, (e) => e.textContent.trim());
+    assert.equal(await line(1_000_031), "+1 415 555 0100");
+    assert.equal(await line(1_000_032), "", "an extension is a desk, not a line");
+    assert.equal(await line(1_000_033), "Sales");
+  });
+});
+
 test("live: new calls while scrolled down keep the scroll position and offer a 'new calls' pill", async () => {
   await withApp({}, async (page) => {
     await settled(page);
@@ -247,6 +275,9 @@ test("the detail panel refreshes when its call changes live", async () => {
 test("a ringing call costs no CPU while it waits: no animation runs for ever", async () => {
   await withApp({ reducedMotion: "no-preference" }, async (page) => {
     await settled(page);
+    // A long history with nothing loading: no spinner turns below the last row.
+    assert.match(await page.textContent(".list-footer"), /Scroll for more calls/);
+    assert.deepEqual(await page.evaluate(() => document.getAnimations().filter((a) => a.effect.getComputedTiming().iterations === Infinity).map((a) => a.animationName)), []);
     await page.evaluate((c) => window.__mock.pushCall(c), liveCall(1_000_002));
     await page.waitForSelector('.row[data-call-id="1000002"]');
     // Only a busy spinner may turn for ever, and it moves ten times a second, not every frame.
@@ -260,5 +291,24 @@ test("a ringing call costs no CPU while it waits: no animation runs for ever", a
     // The ring pulses a few times, then rests.
     const pulse = await page.evaluate(() => document.getAnimations().filter((a) => a.animationName === "ring-pulse").map((a) => a.effect.getComputedTiming().iterations));
     assert.ok(pulse.length >= 1 && pulse.every((n) => n <= 3), JSON.stringify(pulse));
+  });
+});
+
+test("the detail panel never scrolls sideways, at 1024×600 with its Advanced part open", async () => {
+  await withApp({ viewport: { width: 1024, height: 600 } }, async (page) => {
+    await settled(page);
+    const wide = [];
+    for (let i = 1; i <= 30; i++) {
+      await page.evaluate((id) => window.__mock.emit("open-call", id), 1_000_000 - i);
+      await page.waitForSelector(".detail [data-section='timeline']");
+      if (i === 1) await page.click(".detail [data-testid='advanced'] > summary");
+      await page.evaluate(() => document.querySelectorAll(".detail details.delivery").forEach((d) => { d.open = true; }));
+      wide.push(...await page.evaluate((n) => [...document.querySelectorAll(".detail, .detail *")]
+        .filter((e) => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1 && !["auto", "scroll"].includes(getComputedStyle(e).overflowX) && getComputedStyle(e).overflowX !== "visible")
+        .map((e) => `call ${n}: ${e.className} ${e.scrollWidth}>${e.clientWidth}`), i));
+      const body = await page.evaluate(() => { const d = document.querySelector(".detail"); return d.scrollWidth - d.clientWidth; });
+      assert.ok(body <= 1, `call ${i}: the panel scrolls sideways by ${body}px`);
+    }
+    assert.deepEqual(wide, [], "no clipped content");
   });
 });

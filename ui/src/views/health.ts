@@ -86,7 +86,19 @@ export class HealthPage {
     }
   }
 
+  /** Draws the board now (called when the page is shown). */
+  refresh(): void {
+    this.draw(health.value);
+  }
+
   private render(v: HealthView | null): void {
+    // A hidden page is drawn when shown: health changes with every accepted delivery, and
+    // rebuilding cards nobody sees costs a slow PC's CPU while a call rings.
+    if (this.el.hidden) return;
+    this.draw(v);
+  }
+
+  private draw(v: HealthView | null): void {
     if (!v) return;
     currentUrls = { tunnel: v.public_url, subscription: v.ringcentral_webhook_url };
     const focused = document.activeElement instanceof HTMLElement && this.el.contains(document.activeElement) ? document.activeElement.dataset.focusKey : undefined;

@@ -441,7 +441,10 @@ export class LogView {
     let footerKind = "";
     if (n > 0) {
       if (f.nextError) { footer = "Couldn't load more calls."; footerKind = "error"; }
-      else if (!f.done) { footer = "Loading more calls…"; footerKind = "loading"; }
+      // The spinner only while a page is on its way: an animation left running below the last
+      // row costs a slow PC's CPU for as long as the window is open.
+      else if (!f.done && f.loadingNext) { footer = "Loading more calls…"; footerKind = "loading"; }
+      else if (!f.done) { footer = "Scroll for more calls"; footerKind = "more"; }
       else { footer = n > 20 ? `End of history · ${formatCount(n)} calls` : ""; footerKind = "end"; }
     }
     this.footer.replaceChildren();
