@@ -203,9 +203,18 @@ test("Export writes a spreadsheet file a manager can read, then opens it and sho
   await exec(`[...document.querySelectorAll("[data-testid='export-dialog'] button")].find((b) => b.textContent === "Done").click();`);
 });
 
-test("the Ringotel token can be shown and copied for the Ringotel portal", async () => {
-  const token = await invoke("get_ringotel_token");
-  assert.deepEqual(token, { token: RO_TOKEN, from_environment: true });
+test("the Ringotel token is shown for the Ringotel portal; one set by the environment cannot be replaced", async () => {
+  assert.deepEqual(await invoke("get_ringotel_token"), { token: RO_TOKEN, from_environment: true });
+  await click("#tab-settings");
+  const box = `[data-secret="ringotel.api_token"]`;
+  await until("the Ringotel token field", async () => exec(`return !!document.querySelector(arguments[0] + " [data-testid='secret-value']")`, [box]));
+  assert.match(await textOf(`${box} [data-testid='secret-value']`), /^•+$/, "masked until asked");
+  await click(`${box} button[aria-label='Show API token']`);
+  await until("the token shown", async () => (await textOf(`${box} [data-testid='secret-value']`)) === RO_TOKEN);
+  assert.equal(await exec(`return document.querySelectorAll(arguments[0] + " button[aria-label^='Replace'], " + arguments[0] + " button[aria-label^='Remove']").length`, [box]), 0);
+  assert.match(await textOf(box), /Set by CALLPOP_RINGOTEL_API_TOKEN/);
+  await click(`${box} button[aria-label='Show API token']`);
+  await click("#tab-log");
 });
 
 test("settings and health pages render from the engine", async () => {

@@ -293,6 +293,8 @@ export type RingCentralView = {
 export type RingotelView = {
   /** An api token is stored. */
   api_token_set: boolean,
+  /** The token comes from `CALLPOP_RINGOTEL_API_TOKEN`, which wins over Settings. */
+  api_token_from_environment: boolean,
 };
 export type TunnelModeView = "off" | "ngrok" | "provided";
 export type TunnelView = {

@@ -156,6 +156,8 @@ export class CallFeed {
       for (const c of early) this.applyLive(c);
     } catch (e) {
       if (gen !== this.gen) return;
+      // The next successful load reads everything afresh; older news would roll rows back.
+      this.early = [];
       this.status = "error";
       this.error = errorMessage(e);
       this.emit({ kind: "status" });
@@ -265,6 +267,12 @@ export class CallFeed {
 
   /** A call changed (live event). */
   applyLive(call: CallView): void {
+    // While a page is on its way it may have been read before this change: kept, and applied
+    // on top of the page once it is in (for rows already shown too).
+    if (this.status === "loading" || this.status === "idle") {
+      this.early.push(call);
+      return;
+    }
     const k = this.where.get(call.id);
     if (k !== undefined) {
       if (k === -1) {
@@ -278,10 +286,7 @@ export class CallFeed {
       this.emit({ kind: "update", ids: [call.id] });
       return;
     }
-    if (this.status !== "ready") {
-      if (this.status === "loading" || this.status === "idle") this.early.push(call);
-      return;
-    }
+    if (this.status !== "ready") return;
     if (!hasFilters(this.query)) {
       this.insertSorted([call]);
       return;

@@ -297,7 +297,7 @@
     const s = JSON.parse(JSON.stringify(settingsBase));
     return {
       ringcentral: { server: s.ringcentral.server, client_id: s.ringcentral.client_id, client_secret_set: !!secrets.client_secret, jwt_set: !!secrets.jwt },
-      ringotel: { api_token_set: !!secrets.api_token },
+      ringotel: { api_token_set: !!secrets.api_token, api_token_from_environment: false },
       tunnel: { mode: s.tunnel.mode, ngrok_authtoken_set: !!secrets.ngrok_authtoken, ngrok_domain: s.tunnel.ngrok_domain, public_url: s.tunnel.public_url },
       watch_extensions: s.watch_extensions, line_labels: s.line_labels, popups: s.popups, general: s.general,
     };

@@ -136,7 +136,7 @@ test("field validators: times, ranges, extensions, line numbers, labels, CRM tem
 test("form ↔ update: secrets are null unless replaced or cleared; validateForm paths match the engine's", () => {
   const view = {
     ringcentral: { server: "https://platform.ringcentral.com", client_id: "abcd1234", client_secret_set: true, jwt_set: false },
-    ringotel: { api_token_set: false },
+    ringotel: { api_token_set: false, api_token_from_environment: false },
     tunnel: { mode: "ngrok", ngrok_authtoken_set: false, ngrok_domain: "", public_url: "" },
     watch_extensions: ["101", "10x"],
     line_labels: [{ number: "+14155550100", label: "Sales" }, { number: "415 555 0100", label: "" }],

@@ -171,6 +171,8 @@ pub struct App {
     events: broadcast::Sender<AppEvent>,
     /// Files exported from the window this session, the only files it may open.
     exported: Mutex<Vec<PathBuf>>,
+    /// The "still running in the tray" notice is being (or was) shown this session.
+    tray_notice_claimed: std::sync::atomic::AtomicBool,
 }
 
 /// Voicemail fetched for playing, in the data dir.
@@ -205,6 +207,18 @@ pub enum LinkOutcome {
     Opened,
     /// Nothing on this computer handles links of this kind.
     NoHandler,
+}
+
+/// The extension id in a RingCentral message-store link
+/// (`…/account/{a}/extension/{id}/message-store/{m}/content/{c}`).
+fn mailbox_in_link(url: &str) -> Option<String> {
+    let mut parts = url.split('/');
+    parts.by_ref().find(|p| *p == "extension")?;
+    let id = parts.next()?;
+    (parts.next() == Some("message-store")
+        && !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_alphanumeric()))
+    .then(|| id.to_string())
 }
 
 /// Opens `target` (a link or a path) with the desktop's handler and waits for its verdict.
@@ -268,6 +282,7 @@ impl App {
             reader: Arc::new(Mutex::new(None)),
             events,
             exported: Mutex::new(Vec::new()),
+            tray_notice_claimed: std::sync::atomic::AtomicBool::new(false),
         };
         let state = app.launch().await;
         *app.state.lock().await = state;
@@ -337,11 +352,14 @@ impl App {
         };
         let engine = match Engine::start_with(config.clone(), options) {
             Ok(e) => e,
-            Err(e) => {
+            // Only the history at fault means calls cannot be saved; a locked keyring or a
+            // RingCentral setting stops receiving, with the reason.
+            Err(e @ callpop_engine::engine::EngineError::Store(_)) => {
                 let reason = format!("the engine cannot start: {e}");
                 tracing::error!("{reason}");
                 return State::history_failed(Some(config.clone()), reason);
             }
+            Err(e) => return stopped(format!("CallPop cannot start: {e}")),
         };
         let first_run = self
             .reader
@@ -618,12 +636,24 @@ impl App {
                 "playing voicemail needs the RingCentral credentials: set them in Settings".into(),
             )
         })?;
-        // The mailbox is the desk that took the message; else the signed-in user's own.
-        let mailbox = call
+        // The mailbox named in the message's own link (`…/extension/{id}/message-store/…`);
+        // else the one desk that went to voicemail; else the signed-in user's own. (Every
+        // desk of a ring group that did not answer has the outcome "voicemail".)
+        let from_link = call
+            .voicemail
+            .as_ref()
+            .and_then(|v| v.url.as_deref())
+            .and_then(mailbox_in_link);
+        let to_voicemail: Vec<&str> = call
             .extensions
             .iter()
-            .find(|p| p.outcome == Some(callpop_core::model::CallResult::Voicemail))
-            .and_then(|p| p.extension_id.clone());
+            .filter(|p| p.outcome == Some(callpop_core::model::CallResult::Voicemail))
+            .filter_map(|p| p.extension_id.as_deref())
+            .collect();
+        let mailbox = from_link.or_else(|| match to_voicemail.as_slice() {
+            [only] => Some(only.to_string()),
+            _ => None,
+        });
         let media = platform
             .voicemail_audio(mailbox.as_deref(), &message_id)
             .await
@@ -850,7 +880,12 @@ impl App {
             return false;
         };
         let marker = config.data_dir.join(TRAY_NOTICE_MARKER);
-        if marker.exists() {
+        // Claimed before the notice is awaited: a quick close, reopen, close shows it once.
+        if marker.exists()
+            || self
+                .tray_notice_claimed
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             return false;
         }
         let Ok(popups) = self.popups().await else {
@@ -866,6 +901,9 @@ impl App {
             if let Err(e) = std::fs::write(&marker, b"") {
                 tracing::warn!(error = %e, "cannot remember that the tray notice was shown");
             }
+        } else {
+            self.tray_notice_claimed
+                .store(false, std::sync::atomic::Ordering::SeqCst);
         }
         shown
     }
@@ -1439,6 +1477,25 @@ mod tests {
         app.shutdown().await;
     }
 
+    #[test]
+    fn the_mailbox_is_read_from_the_message_link() {
+        assert_eq!(
+            mailbox_in_link("https://platform.ringcentral.com/restapi/v1.0/account/1/extension/62264425016/message-store/82/content/82")
+                .as_deref(),
+            Some("62264425016")
+        );
+        assert_eq!(
+            mailbox_in_link(
+                "https://media.ringcentral.com/restapi/v1.0/account/1/recording/5/content"
+            ),
+            None
+        );
+        assert_eq!(
+            mailbox_in_link("https://x/extension/../message-store/1"),
+            None
+        );
+    }
+
     /// A history in `data` holding `deliveries`, as an earlier run left it.
     fn history_with(data: &Path, deliveries: Vec<callpop_core::model::Delivery>) {
         std::fs::create_dir_all(data).expect("mkdir");
@@ -1535,6 +1592,27 @@ mod tests {
         assert_eq!(
             shown(app.fetch_voicemail(other.id).await),
             Err("this call has no RingCentral voicemail".to_string())
+        );
+
+        // "Backfill now" answers once the call log was read, not when it was asked.
+        fake.schedule(fake_ringcentral::ScriptedCall::to_owner(
+            Utc::now() - chrono::Duration::hours(2),
+            "+14155550199",
+            fake_ringcentral::CallOutcome::Missed { ring: 20 },
+        ));
+        let done = app.run_health_action(HealthAction::BackfillNow).await;
+        assert!(done.ok, "{done:?}");
+        assert!(
+            done.message
+                .starts_with("Checked the last 24 hours of the call log: "),
+            "{done:?}"
+        );
+        let calls = app.list_calls(page(10)).await.expect("calls").calls;
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.from_e164.as_deref() == Some("+14155550199")),
+            "the call the log had is in the history once the answer came"
         );
         app.shutdown().await;
     }

@@ -37,7 +37,7 @@ pub enum AppError {
     #[error("CallPop opens only web, phone and e-mail links")]
     LinkRefused,
     /// Nothing on this computer opens this kind of link or file.
-    #[error("nothing on this computer opens {0}: links")]
+    #[error("nothing on this computer opens {0}")]
     NoHandler(String),
     /// The desktop could not open it.
     #[error("{0}")]

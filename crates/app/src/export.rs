@@ -117,6 +117,13 @@ pub fn target_folder(request: &ExportRequest, data_dir: &Path) -> Result<PathBuf
     {
         Some(folder) => {
             let path = PathBuf::from(folder);
+            // A network share (\\host\share, //host/share) would send the history, and on
+            // Windows the user's sign-in, to another machine: exports stay on this one.
+            if folder.starts_with("\\\\") || folder.starts_with("//") {
+                return Err(WindowError::Invalid(
+                    "choose a folder on this computer, not a network share".into(),
+                ));
+            }
             if !path.is_absolute() {
                 return Err(WindowError::Invalid(format!(
                     "choose a full folder path, such as {}",
@@ -165,14 +172,36 @@ pub fn export_csv(
         .filter(desk.watched)?
     };
     let stamp = now.with_timezone(&Local).format("%Y-%m-%d-%H%M%S");
-    let path = dir.join(format!("callpop-calls-{stamp}.csv"));
+    let first = dir.join(format!("callpop-calls-{stamp}.csv"));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| WindowError::Export(first.display().to_string(), e))?;
+    // A new file under a free name: two exports in one second, or a name planted in a shared
+    // folder, never overwrite or write through anything. Written under a temporary name so a
+    // half-written export never looks finished; call history is the owner's alone.
+    let (path, partial, file) = (1..=100)
+        .find_map(|n| {
+            let path = if n == 1 {
+                first.clone()
+            } else {
+                dir.join(format!("callpop-calls-{stamp}-{n}.csv"))
+            };
+            let partial = path.with_extension("csv.partial");
+            if path.exists() {
+                return None;
+            }
+            match callpop_files::create_private(&partial) {
+                Ok(file) => Some(Ok((path, partial, file))),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                Err(e) => Some(Err(WindowError::Export(path.display().to_string(), e))),
+            }
+        })
+        .unwrap_or_else(|| {
+            Err(WindowError::Export(
+                first.display().to_string(),
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "no free file name"),
+            ))
+        })?;
     let shown = path.display().to_string();
-    std::fs::create_dir_all(dir).map_err(|e| WindowError::Export(shown.clone(), e))?;
-    // Written under a temporary name so a half-written export never looks finished.
-    let partial = path.with_extension("csv.partial");
-    // Call history is personal data: the export is the owner's alone.
-    let file = callpop_files::create_private(&partial)
-        .map_err(|e| WindowError::Export(shown.clone(), e))?;
     let mut out = std::io::BufWriter::new(file);
     let style = request.dates;
     let written = write_rows(store, &filter, HEADER, CsvText::Exact, &mut out, |r| {
@@ -186,7 +215,14 @@ pub fn export_csv(
             return Err(e.into());
         }
     };
-    std::fs::rename(&partial, &path).map_err(|e| WindowError::Export(shown.clone(), e))?;
+    // A hard link never replaces what appeared under the name meanwhile; then the temporary
+    // name goes.
+    let finished =
+        std::fs::hard_link(&partial, &path).and_then(|()| std::fs::remove_file(&partial));
+    if let Err(e) = finished {
+        let _ = std::fs::remove_file(&partial);
+        return Err(WindowError::Export(shown, e));
+    }
     Ok(ExportResult {
         path: shown,
         folder: dir.display().to_string(),
@@ -208,8 +244,13 @@ fn row(c: &Call, desk: Desk<'_>, style: DateStyle) -> Vec<String> {
             .or_else(|| p.raw.clone())
             .unwrap_or_default()
     };
+    // Without a label, the public number dialled (an extension is a desk, not a line).
     let line = dialled_line_label(c, desk.labels).unwrap_or_else(|| match c.direction {
-        CallDirection::Inbound | CallDirection::Outbound => number(us),
+        CallDirection::Inbound | CallDirection::Outbound => us
+            .e164
+            .as_deref()
+            .map(|n| format_national(n, desk.country))
+            .unwrap_or_default(),
         _ => String::new(),
     });
     let desk = |p: &callpop_core::model::ExtensionPart| {
@@ -370,7 +411,25 @@ mod tests {
             .expect("dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(files, vec![name]);
+        assert_eq!(files, vec![name.clone()]);
+
+        // A second export in the same second gets its own file; nothing is overwritten.
+        let again = export_csv(
+            &store,
+            &request(CallQuery::default()),
+            desk(&[], &[], &us()),
+            &out_dir,
+            now,
+        )
+        .expect("again");
+        assert_eq!(
+            again.path,
+            out_dir
+                .join(name.replace(".csv", "-2.csv"))
+                .display()
+                .to_string()
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("first kept"), text);
 
         let mine = CallQuery {
             mine: Some(true),
@@ -506,6 +565,10 @@ mod tests {
             target_folder(&ask(&dir.path().display().to_string()), dir.path()).expect("ok"),
             dir.path()
         );
+        let err = target_folder(&ask("//fileserver/share"), dir.path()).expect_err("share");
+        assert!(err.to_string().contains("not a network share"), "{err}");
+        let err = target_folder(&ask("\\\\fileserver\\share"), dir.path()).expect_err("unc");
+        assert!(err.to_string().contains("not a network share"), "{err}");
         let default = target_folder(&ask("  "), dir.path()).expect("default");
         assert_eq!(default.display().to_string(), folders(dir.path())[0].path);
     }

@@ -235,7 +235,9 @@ impl Backfiller {
                             tracing::info!(since = %r.since, reason = %r.reason, "backfill requested");
                             waiting.extend(r.reply);
                             let since = pending.map_or(r.since, |(s, _)| s.min(r.since));
-                            pending = Some((since, self.clock.now() + self.settle));
+                            // Someone waits for the answer ("Backfill now"): no settling.
+                            let settle = if waiting.is_empty() { self.settle } else { Duration::zero() };
+                            pending = Some((since, self.clock.now() + settle));
                         }
                         None => break,
                     },

@@ -32,10 +32,11 @@ pub fn keep_new_files_private() {
     os::keep_new_files_private();
 }
 
-/// Creates (or truncates) a file readable by the owner only, for a file CallPop writes once,
-/// such as a CSV export.
+/// Creates a new file readable by the owner only, for a file CallPop writes once, such as a
+/// CSV export. An existing file, or a link planted under its name in a shared folder, is an
+/// `AlreadyExists` error: nothing already there is written through.
 pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    os::create_truncate_private(path)
+    os::create_new_private(path)
 }
 
 /// Creates the folder (and its parents) readable by the owner only, when it does not exist.
@@ -166,5 +167,13 @@ mod tests {
         let export = dir.path().join("calls.csv");
         drop(create_private(&export).expect("export"));
         assert_eq!(mode(&export), 0o600);
+        let planted = dir.path().join("planted.csv");
+        std::os::unix::fs::symlink(&settings, &planted).expect("symlink");
+        assert_eq!(
+            create_private(&planted).map(drop).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::AlreadyExists),
+            "a link under the name is not followed"
+        );
+        assert_eq!(std::fs::read_to_string(&settings).expect("read"), "a = 3\n");
     }
 }

@@ -62,6 +62,7 @@ export class HealthPage {
   private grid: HTMLElement;
   private summary: HTMLElement;
   private busy = new Set<HealthAction>();
+  private engineStopped = false;
   /** Opens Settings at a section (set by the app shell). */
   onFix: (section: string) => void = () => undefined;
 
@@ -100,6 +101,8 @@ export class HealthPage {
 
   private draw(v: HealthView | null): void {
     if (!v) return;
+    // The app reports an engine that could not start with no parts and no listener.
+    this.engineStopped = !v.listen && Object.keys(v.parts).length === 0 && v.status !== "ok";
     currentUrls = { tunnel: v.public_url, subscription: v.ringcentral_webhook_url };
     const focused = document.activeElement instanceof HTMLElement && this.el.contains(document.activeElement) ? document.activeElement.dataset.focusKey : undefined;
     clear(this.summary);
@@ -140,7 +143,11 @@ export class HealthPage {
 
   private partCard(key: string, title: string, ic: IconName, part: PartStatus | undefined, extra: Node | null, missing?: { text: string; fix: string }): HTMLElement {
     if (!part) {
-      // A part that never reported is either not set up (say what it needs) or still starting.
+      // A part that never reported: the engine is stopped (the banner says why), the part is
+      // not set up (say what it needs), or it is still starting.
+      if (this.engineStopped) {
+        return this.cardShell(key, title, ic, "neutral", "Stopped", h("p", { class: "hc-detail muted", text: "CallPop is not running: the reason is above." }));
+      }
       if (missing) {
         return this.cardShell(key, title, ic, "neutral", "Not set up", h("p", { class: "hc-detail", text: missing.text }), extra,
           h("div", { class: "hc-actions" }, this.fixButton(missing.fix, false)));

@@ -165,7 +165,10 @@ export class SettingsPage {
       ),
       this.section("ringotel", "Ringotel", "Ringotel posts call events to CallPop. In the Ringotel portal (Integrations → Webhooks), paste this webhook URL and this API token: CallPop accepts only webhooks that carry the token.",
         this.webhookUrl("ringotel"),
-        this.secret("ringotel.api_token", "API token", this.base!.ringotel.api_token_set, "CallPop made this token. Copy it into the Ringotel portal's API token field; replace it only if you already use another token there.", () => commands.getRingotelToken().then((t) => t.token)),
+        this.secret("ringotel.api_token", "API token", this.base!.ringotel.api_token_set, this.base!.ringotel.api_token_from_environment
+          ? "Set by CALLPOP_RINGOTEL_API_TOKEN, which wins over Settings: change it there. Copy it into the Ringotel portal's API token field."
+          : "CallPop made this token. Copy it into the Ringotel portal's API token field; replace it only if you already use another token there.",
+        () => commands.getRingotelToken().then((t) => t.token), this.base!.ringotel.api_token_from_environment),
       ),
       this.tunnelSection(),
       this.section("extensions", "Watched extensions", "Popups are shown for calls that ring these extensions. Leave empty to watch the whole account.", this.chips()),
@@ -257,7 +260,7 @@ export class SettingsPage {
     return h("span", { class: "secret-reveal" }, value, show, copy);
   }
 
-  private secret(path: SecretField, label: string, isSet: boolean, help?: string, reveal?: () => Promise<string | null>): HTMLElement {
+  private secret(path: SecretField, label: string, isSet: boolean, help?: string, reveal?: () => Promise<string | null>, fixed = false): HTMLElement {
     const f = this.form!;
     const err = this.errorEl(path);
     const holder = h("div", { class: "secret" });
@@ -270,9 +273,12 @@ export class SettingsPage {
       if (edit.kind === "keep" && isSet) {
         const replace = h("button", { type: "button", class: "btn btn-small", text: "Replace", "aria-label": `Replace ${label}`, onclick: () => { f.secrets[path] = { kind: "replace", value: "" }; draw(true); this.refresh(); } });
         holder.append(
-          reveal ? this.revealed(label, reveal) : h("span", { class: "secret-set", "data-state": "set", "aria-labelledby": labelId }, icon("check"), "Set"),
-          replace,
-          h("button", { type: "button", class: "btn btn-small btn-ghost", text: "Remove", "aria-label": `Remove ${label}`, onclick: () => { f.secrets[path] = { kind: "clear" }; draw(true); this.refresh(); } }));
+          reveal ? this.revealed(label, reveal) : h("span", { class: "secret-set", "data-state": "set", "aria-labelledby": labelId }, icon("check"), "Set"));
+        // A value the environment sets wins over Settings: Replace and Remove would change nothing.
+        if (!fixed) {
+          holder.append(replace,
+            h("button", { type: "button", class: "btn btn-small btn-ghost", text: "Remove", "aria-label": `Remove ${label}`, onclick: () => { f.secrets[path] = { kind: "clear" }; draw(true); this.refresh(); } }));
+        }
         this.bind(path, replace, err, wrap);
         if (focus) replace.focus();
       } else if (edit.kind === "clear") {
@@ -805,3 +811,4 @@ export class SettingsPage {
     return false;
   }
 }
+

@@ -36,6 +36,8 @@ pub struct RingCentralView {
 pub struct RingotelView {
     /// An api token is stored.
     pub api_token_set: bool,
+    /// The token comes from `CALLPOP_RINGOTEL_API_TOKEN`, which wins over Settings.
+    pub api_token_from_environment: bool,
 }
 
 /// Public URL source.

@@ -72,6 +72,7 @@ fn a_fresh_install_shows_the_defaults_and_no_secrets() {
             },
             ringotel: RingotelView {
                 api_token_set: false,
+                api_token_from_environment: false,
             },
             tunnel: TunnelView {
                 mode: TunnelModeView::Off,
@@ -590,6 +591,7 @@ fn saved_settings_read_back_as_saved_and_secrets_stay_out_of_the_file() {
             },
             ringotel: RingotelView {
                 api_token_set: true,
+                api_token_from_environment: false,
             },
             tunnel: TunnelView {
                 mode: TunnelModeView::Ngrok,

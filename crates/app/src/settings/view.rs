@@ -75,6 +75,7 @@ impl SettingsView {
                     config.ringotel_api_token.as_ref(),
                     names::RINGOTEL_API_TOKEN,
                 ),
+                api_token_from_environment: config.ringotel_api_token.is_some(),
             },
             tunnel: TunnelView {
                 mode: match config.tunnel.choice {

@@ -44,7 +44,7 @@ fn run_opener(program: &str, url: &str) -> Result<Opening, NotifyError> {
             child: Some(child),
             url: url.to_string(),
         })
-        .map_err(|e| NotifyError::Failed(format!("cannot open {url}: {e}")))
+        .map_err(|e| NotifyError::Opener(format!("cannot open {url}: {e}")))
 }
 
 /// A link handed to the desktop's opener. Dropping it lets the opener finish on its own;
@@ -76,11 +76,11 @@ impl Opening {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(_)) => return Err(NotifyError::NoHandler(scheme_of(&self.url))),
+                Ok(Some(_)) => return Err(NotifyError::NoHandler(kind_of(&self.url))),
                 Ok(None) if std::time::Instant::now() >= deadline => return Ok(()),
                 Ok(None) => std::thread::sleep(Duration::from_millis(50)),
                 Err(e) => {
-                    return Err(NotifyError::Failed(format!(
+                    return Err(NotifyError::Opener(format!(
                         "cannot open {}: {e}",
                         self.url
                     )))
@@ -98,11 +98,21 @@ impl Drop for Opening {
     }
 }
 
-/// The part of a link that picks its handler ("tel", "https"), or the whole link.
-fn scheme_of(url: &str) -> String {
-    url.split_once(':')
-        .map_or(url, |(scheme, _)| scheme)
-        .to_ascii_lowercase()
+/// What picks the handler, in words: "tel: links", ".csv files", "this file".
+fn kind_of(target: &str) -> String {
+    let scheme = target.split_once(':').map(|(s, _)| s).filter(|s| {
+        // Not a Windows drive letter (C:\…) or a path.
+        s.len() > 1
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    });
+    if let Some(scheme) = scheme {
+        return format!("{}: links", scheme.to_ascii_lowercase());
+    }
+    std::path::Path::new(target)
+        .extension()
+        .map(|e| format!(".{} files", e.to_string_lossy().to_ascii_lowercase()))
+        .unwrap_or_else(|| "this file".into())
 }
 
 use std::path::PathBuf;
@@ -173,9 +183,13 @@ pub enum NotifyError {
     /// The server refused or failed.
     #[error("the notification server failed: {0}")]
     Failed(String),
-    /// Nothing on this computer opens links of this kind (`tel` with no softphone installed).
-    #[error("nothing on this computer opens {0}: links")]
+    /// Nothing on this computer opens links or files of this kind (`tel:` with no softphone
+    /// installed, `.csv` with no spreadsheet).
+    #[error("nothing on this computer opens {0}")]
     NoHandler(String),
+    /// The desktop's opener could not be run.
+    #[error("{0}")]
+    Opener(String),
 }
 
 /// A notification backend. Calls are blocking and made from one thread at a time.
@@ -316,6 +330,10 @@ mod tests {
             none.verdict(within).map_err(|e| e.to_string()),
             Err("nothing on this computer opens tel: links".into())
         );
+        assert_eq!(kind_of("/home/u/Documents/calls.csv"), ".csv files");
+        assert_eq!(kind_of("C:\\Users\\u\\calls.CSV"), ".csv files");
+        assert_eq!(kind_of("/home/u/Documents"), "this file");
+        assert_eq!(kind_of("HTTPS://x"), "https: links");
         let taken = run_opener("true", "tel:+14155550123").expect("spawn");
         assert!(taken.verdict(within).is_ok());
         // A handler started in the foreground (xdg-open waits for it) counts as opened.

@@ -41,7 +41,12 @@ pub fn show_banner(popup: &Popup) -> Result<(), NotifyError> {
 /// `shellexecute-on-windows`). Never `cmd /C start`: an `&` in a CRM link would end the URL
 /// there and run the rest as a command.
 pub fn open_link(url: &str) -> Result<super::Opening, NotifyError> {
+    // ERROR_NO_ASSOCIATION (1155): nothing is registered for the scheme or file type.
+    const NO_ASSOCIATION: i32 = 1155;
     open::that_detached(url)
         .map(|()| super::Opening::done(url))
-        .map_err(|e| NotifyError::Failed(format!("cannot open {url}: {e}")))
+        .map_err(|e| match e.raw_os_error() {
+            Some(NO_ASSOCIATION) => NotifyError::NoHandler(super::kind_of(url)),
+            _ => NotifyError::Opener(format!("cannot open {url}: {e}")),
+        })
 }
