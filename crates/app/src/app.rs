@@ -481,7 +481,7 @@ impl App {
     /// A page of the call log.
     pub async fn list_calls(&self, query: CallQuery) -> Result<CallPage, AppError> {
         let config = self.config().await?;
-        let fresh = !config.db_path().exists();
+        let db = config.db_path();
         let page = self
             .read(move |store| {
                 crate::window::list_calls(
@@ -496,7 +496,7 @@ impl App {
         match page {
             // No history yet (a first start that could not listen): an empty log, not an error;
             // Health says why no call comes.
-            Err(AppError::HistoryClosed) if fresh => Ok(CallPage {
+            Err(AppError::HistoryClosed) if !db.exists() => Ok(CallPage {
                 calls: Vec::new(),
                 next_cursor: None,
                 total: Some(0),
