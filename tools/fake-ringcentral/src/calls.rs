@@ -355,6 +355,11 @@ fn collect_due(p: &FakePlatform, now: DateTime<Utc>) -> Vec<Delivery> {
     let mut out = Vec::new();
     let mut counter = s.counter;
     for event in due {
+        s.counter = counter;
+        crate::websocket::route(&mut s, &event, now, |filters| {
+            wants(filters, event.kind, &event.event_path)
+        });
+        counter = s.counter;
         for sub in s.subscriptions.values() {
             if sub.status != "Active" || !wants(&sub.event_filters, event.kind, &event.event_path) {
                 continue;

@@ -8,15 +8,19 @@
 //! 7-day default; deliveries of telephony-session, voicemail and renewal-reminder events with
 //! the verification token, no retries, blacklisting after failing deliveries; rate-limit groups
 //! with 429 + `Retry-After` (each request during the penalty restarts it); the account call log
-//! with its lag, `dateFrom`/`dateTo` and paging. Time comes from a [`Clock`], so a simulated
-//! week can pass in seconds.
+//! with its lag, `dateFrom`/`dateTo` and paging; refresh-token grants within one OAuth session;
+//! the WebSocket transport (wstoken, `ConnectionDetails`, one subscription per connection,
+//! pings, idle and absolute timeouts, session recovery with `wsc` and its buffer: see
+//! `websocket.rs`). Time comes from a [`Clock`], so a simulated week can pass in seconds.
 
 mod calls;
 mod messages;
 mod server;
+mod websocket;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration as StdDuration;
 
 use callpop_clock::Clock;
 use chrono::{DateTime, Duration, Utc};
@@ -68,6 +72,25 @@ pub struct FakeConfig {
     pub limits: BTreeMap<Group, u32>,
     /// Refuse `http://` webhook addresses (SUB-523), as production does.
     pub require_https: bool,
+    /// Refresh-token lifetime, seconds.
+    pub refresh_token_ttl: i64,
+    /// The app has the "WebSocket Subscriptions" permission (without it a WebSocket
+    /// subscription request is refused with SUB-528).
+    pub websocket_permission: bool,
+    /// Lifetime of a `ws_access_token`, seconds (single use within it).
+    pub ws_token_ttl: i64,
+    /// `idleTimeout`: a connection the client sent nothing on this long is closed (WSG-902).
+    pub ws_idle_timeout: i64,
+    /// `absoluteTimeout`: every connection is closed after this long (WSG-903).
+    pub ws_absolute_timeout: i64,
+    /// `recoveryTimeout`: how long after a drop the session can be recovered with `wsc`.
+    pub ws_recovery_timeout: i64,
+    /// `recoveryBufferSize`: the most events replayed on a recovery (the most recent).
+    pub ws_recovery_buffer: usize,
+    /// How often the server pings (wall time).
+    pub ws_ping_every: StdDuration,
+    /// How long a ping waits for its pong before the connection is closed (wall time; 10 s).
+    pub ws_pong_deadline: StdDuration,
 }
 
 impl FakeConfig {
@@ -90,6 +113,15 @@ impl FakeConfig {
                 (Group::Auth, 5),
             ]),
             require_https: false,
+            refresh_token_ttl: 604_800,
+            websocket_permission: true,
+            ws_token_ttl: 30,
+            ws_idle_timeout: 1800,
+            ws_absolute_timeout: 86_400,
+            ws_recovery_timeout: 180,
+            ws_recovery_buffer: 100,
+            ws_ping_every: StdDuration::from_secs(20),
+            ws_pong_deadline: StdDuration::from_secs(10),
         }
     }
 }
@@ -150,6 +182,45 @@ pub struct Stats {
     pub blacklisted: u64,
     /// Voicemail audio served.
     pub media_downloads: u64,
+    /// Call-log pages read (backfills).
+    pub call_log_reads: u64,
+    /// Refresh-token grants (the OAuth session kept).
+    pub refreshes: u64,
+    /// WebSocket tokens issued.
+    pub ws_tokens: u64,
+    /// WebSocket connections opened.
+    pub ws_connections: u64,
+    /// The most WebSocket connections open at once.
+    pub ws_most_open: u64,
+    /// WebSocket subscriptions created (or replaced).
+    pub ws_subscriptions: u64,
+    /// WebSocket subscription requests refused for the missing permission.
+    pub ws_refused: u64,
+    /// Events sent over WebSocket (live and replayed).
+    pub ws_delivered: u64,
+    /// Events replayed by recoveries.
+    pub ws_replayed: u64,
+    /// Recoveries with `wsc` that kept the session.
+    pub ws_recovered: u64,
+    /// Recoveries with `wsc` that failed (too late, another OAuth session, unknown).
+    pub ws_recovery_failed: u64,
+    /// Heartbeats answered.
+    pub ws_heartbeats: u64,
+    /// Connections closed for idleness (WSG-902).
+    pub ws_idle_closed: u64,
+    /// Connections closed at the absolute timeout (WSG-903).
+    pub ws_absolute_closed: u64,
+    /// Connections closed because a ping had no pong in time.
+    pub ws_pong_missed: u64,
+    /// Frames a client sent before it had the `ConnectionDetails` (a protocol error).
+    pub ws_early_frames: u64,
+}
+
+/// An access token and the OAuth session it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccessToken {
+    pub expires_at: DateTime<Utc>,
+    pub session: u64,
 }
 
 /// One event waiting to be delivered.
@@ -182,7 +253,11 @@ pub(crate) struct RateState {
 
 pub(crate) struct State {
     pub config: FakeConfig,
-    pub tokens: HashMap<String, DateTime<Utc>>,
+    pub tokens: HashMap<String, AccessToken>,
+    /// Refresh tokens: their OAuth session and expiry (each is spent by its use).
+    pub refresh_tokens: HashMap<String, (u64, DateTime<Utc>)>,
+    /// The WebSocket side.
+    pub ws: websocket::WsState,
     pub subscriptions: BTreeMap<String, FakeSubscription>,
     pub pending: Vec<PendingEvent>,
     pub log: Vec<LogEntry>,
@@ -224,6 +299,8 @@ impl FakePlatform {
         let state = Arc::new(Mutex::new(State {
             config,
             tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            ws: websocket::WsState::default(),
             subscriptions: BTreeMap::new(),
             pending: Vec::new(),
             log: Vec::new(),
@@ -317,6 +394,28 @@ impl FakePlatform {
     /// appears in the call log after it ends.
     pub fn schedule(&self, call: ScriptedCall) {
         calls::schedule(self, call);
+    }
+
+    /// Refuses WebSocket connections (503 at the upgrade) until `until`, as a network or
+    /// gateway outage would.
+    pub fn ws_outage_until(&self, until: DateTime<Utc>) {
+        self.lock().ws.outage_until = Some(until);
+    }
+
+    /// Cuts every WebSocket connection without a closing handshake (a network drop): the
+    /// sessions stay recoverable for the recovery timeout.
+    pub fn drop_ws_connections(&self) {
+        websocket::drop_all(self);
+    }
+
+    /// WebSocket connections open now.
+    pub fn ws_open(&self) -> usize {
+        self.lock().ws.open()
+    }
+
+    /// The WebSocket subscriptions live now (on open connections), by id.
+    pub fn ws_subscriptions(&self) -> Vec<String> {
+        self.lock().ws.live_subscriptions()
     }
 
     /// Puts a voicemail into an extension's mailbox, as RingCentral serves it.

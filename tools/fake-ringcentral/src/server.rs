@@ -19,6 +19,8 @@ use crate::{FakePlatform, FakeSubscription, Group, ACCOUNT_ID, OWNER_EXTENSION_I
 pub(crate) fn router(p: FakePlatform) -> Router {
     Router::new()
         .route("/restapi/oauth/token", post(token))
+        .route("/restapi/oauth/wstoken", post(crate::websocket::ws_token))
+        .route("/ws", get(crate::websocket::connect))
         .route("/restapi/v1.0/subscription", get(list).post(create))
         .route(
             "/restapi/v1.0/subscription/{id}",
@@ -51,7 +53,7 @@ pub(crate) fn api_error(status: StatusCode, code: &str, message: &str) -> Respon
 }
 
 /// Applies the group's rate limit; `Some(response)` when the request must be refused.
-fn limited(p: &FakePlatform, group: Group) -> Option<Response> {
+pub(crate) fn limited(p: &FakePlatform, group: Group) -> Option<Response> {
     let now = p.clock.now();
     let mut s = p.lock();
     if s.retry_after_until.get(&group).is_some_and(|t| now < *t) {
@@ -107,6 +109,17 @@ fn too_many(retry_after: i64) -> Response {
 struct TokenForm {
     grant_type: Option<String>,
     assertion: Option<String>,
+    refresh_token: Option<String>,
+}
+
+fn invalid_grant() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "invalid_grant", "errorCode": "OAU-140",
+                    "message": "Invalid resource owner credentials",
+                    "error_description": "Invalid resource owner credentials"})),
+    )
+        .into_response()
 }
 
 async fn token(
@@ -142,44 +155,91 @@ async fn token(
         )
             .into_response();
     }
-    if form.grant_type.as_deref() != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(
-                json!({"error": "unsupported_grant_type", "errorCode": "OAU-250",
-                        "message": "Unsupported grant type"}),
-            ),
-        )
-            .into_response();
-    }
-    if form.assertion.as_deref() != Some(jwt.as_str()) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_grant", "errorCode": "OAU-140",
-                        "message": "Invalid resource owner credentials",
-                        "error_description": "Invalid resource owner credentials"})),
-        )
-            .into_response();
-    }
     let now = p.clock.now();
+    // A JWT grant opens a new OAuth session; a refresh keeps the session of the refresh token
+    // it spends (a WebSocket session can only be recovered within one OAuth session).
+    let session = match form.grant_type.as_deref() {
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+            if form.assertion.as_deref() != Some(jwt.as_str()) {
+                return invalid_grant();
+            }
+            None
+        }
+        Some("refresh_token") => {
+            let mut s = p.lock();
+            let spent = form
+                .refresh_token
+                .as_deref()
+                .and_then(|t| s.refresh_tokens.remove(t));
+            match spent {
+                Some((session, expires)) if expires > now => Some(session),
+                _ => return invalid_grant(),
+            }
+        }
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(
+                    json!({"error": "unsupported_grant_type", "errorCode": "OAU-250",
+                            "message": "Unsupported grant type"}),
+                ),
+            )
+                .into_response();
+        }
+    };
     let mut s = p.lock();
     let n = s.next_id();
+    let session = match session {
+        Some(session) => {
+            s.stats.refreshes += 1;
+            session
+        }
+        None => {
+            s.stats.tokens += 1;
+            n
+        }
+    };
     let access = format!("fake-access-{n}");
-    s.tokens
-        .insert(access.clone(), now + Duration::seconds(ttl));
-    s.stats.tokens += 1;
+    let refresh = format!("fake-refresh-{n}");
+    s.tokens.insert(
+        access.clone(),
+        crate::AccessToken {
+            expires_at: now + Duration::seconds(ttl),
+            session,
+        },
+    );
+    let refresh_ttl = s.config.refresh_token_ttl;
+    s.refresh_tokens.insert(
+        refresh.clone(),
+        (session, now + Duration::seconds(refresh_ttl)),
+    );
     Json(
         json!({"access_token": access, "token_type": "bearer", "expires_in": ttl,
-                "refresh_token": format!("fake-refresh-{n}"), "refresh_token_expires_in": 604800,
+                "refresh_token": refresh, "refresh_token_expires_in": refresh_ttl,
                 "scope": "ReadCallLog SubscriptionWebhook CallControl ReadMessages",
                 "owner_id": OWNER_EXTENSION_ID, "endpoint_id": "fake-endpoint",
-                "session_id": format!("{n}")}),
+                "session_id": format!("{session}")}),
     )
     .into_response()
 }
 
 /// Checks the bearer token; `Some(response)` when it is missing or expired.
 fn unauthorized(p: &FakePlatform, headers: &HeaderMap) -> Option<Response> {
+    bearer_session(p, headers).err().map(Unauthorized::answer)
+}
+
+/// Why a bearer token was refused: RingCentral's code and message.
+pub(crate) struct Unauthorized(&'static str, &'static str);
+
+impl Unauthorized {
+    /// The 401 to answer.
+    pub(crate) fn answer(self) -> Response {
+        api_error(StatusCode::UNAUTHORIZED, self.0, self.1)
+    }
+}
+
+/// The OAuth session of the request's bearer token, or why it is refused.
+pub(crate) fn bearer_session(p: &FakePlatform, headers: &HeaderMap) -> Result<u64, Unauthorized> {
     let now = p.clock.now();
     let token = headers
         .get("authorization")
@@ -188,17 +248,9 @@ fn unauthorized(p: &FakePlatform, headers: &HeaderMap) -> Option<Response> {
         .map(str::to_string);
     let s = p.lock();
     match token.and_then(|t| s.tokens.get(&t).copied()) {
-        Some(expires) if expires > now => None,
-        Some(_) => Some(api_error(
-            StatusCode::UNAUTHORIZED,
-            "OAU-213",
-            "Token expired",
-        )),
-        None => Some(api_error(
-            StatusCode::UNAUTHORIZED,
-            "OAU-149",
-            "Invalid token",
-        )),
+        Some(t) if t.expires_at > now => Ok(t.session),
+        Some(_) => Err(Unauthorized("OAU-213", "Token expired")),
+        None => Err(Unauthorized("OAU-149", "Invalid token")),
     }
 }
 
@@ -539,6 +591,7 @@ async fn call_log(
             "Resource for parameter [accountId] is not found",
         );
     }
+    p.lock().stats.call_log_reads += 1;
     let now = p.clock.now();
     let parse = |v: &Option<String>| v.as_deref().and_then(callpop_core::wire::parse_timestamp);
     let to = parse(&q.date_to).unwrap_or(now);
