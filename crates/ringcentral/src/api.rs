@@ -138,6 +138,8 @@ impl std::fmt::Debug for Credentials {
 struct Token {
     access_token: Secret,
     expires_at: DateTime<Utc>,
+    /// Renews the token within the same OAuth session, while it lasts.
+    refresh: Option<(Secret, DateTime<Utc>)>,
 }
 
 /// `deliveryMode` of a subscription.
@@ -238,6 +240,8 @@ pub struct CallLogPage {
 struct TokenResponse {
     access_token: String,
     expires_in: Option<callpop_core::wire::LenientInt>,
+    refresh_token: Option<String>,
+    refresh_token_expires_in: Option<callpop_core::wire::LenientInt>,
 }
 
 #[derive(Deserialize, Default)]
@@ -342,11 +346,13 @@ impl Platform {
         ApiError::RateLimited { group, until }
     }
 
-    /// A valid access token, from the cache or a new JWT grant (one at a time).
+    /// A valid access token, from the cache, a refresh of the cached one (the same OAuth
+    /// session, which a WebSocket session is tied to), or a new JWT grant; one at a time.
     async fn access_token(&self) -> Result<Secret, ApiError> {
         let mut cached = self.token.lock().await;
+        let now = self.clock.now();
         if let Some(t) = cached.as_ref() {
-            if t.expires_at - TOKEN_MARGIN > self.clock.now() {
+            if t.expires_at - TOKEN_MARGIN > now {
                 return Ok(t.access_token.clone());
             }
         }
@@ -356,6 +362,55 @@ impl Platform {
                 until,
             });
         }
+        let refresh = cached
+            .as_ref()
+            .and_then(|t| t.refresh.clone())
+            .filter(|(_, expires)| *expires - TOKEN_MARGIN > now);
+        let token = match refresh {
+            Some((refresh, _)) => {
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.expose()),
+                ];
+                match self.grant(&form).await {
+                    // A refused refresh (revoked, rotated elsewhere) is not a refused JWT.
+                    Err(ApiError::Auth { code, .. }) => {
+                        tracing::info!(%code, "token refresh refused; signing in with the JWT");
+                        self.jwt_grant().await?
+                    }
+                    other => other?,
+                }
+            }
+            None => self.jwt_grant().await?,
+        };
+        let now = self.clock.now();
+        let secret = Secret::new(token.access_token);
+        let refresh = token.refresh_token.map(|r| {
+            let lifetime = token.refresh_token_expires_in.map_or(3600, |n| n.0);
+            (
+                Secret::new(r),
+                now + chrono::Duration::seconds(lifetime.clamp(0, 31_536_000)),
+            )
+        });
+        *cached = Some(Token {
+            access_token: secret.clone(),
+            expires_at: now + token_lifetime(token.expires_in.map(|n| n.0)),
+            refresh,
+        });
+        Ok(secret)
+    }
+
+    async fn jwt_grant(&self) -> Result<TokenResponse, ApiError> {
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", self.credentials.jwt.expose()),
+        ];
+        self.grant(&form).await
+    }
+
+    /// One token request with the app's credentials: retried on 408/5xx, a 429 pauses the
+    /// Auth group, a 4xx refusal is [`ApiError::Auth`].
+    async fn grant(&self, form: &[(&str, &str)]) -> Result<TokenResponse, ApiError> {
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             self.credentials.client_id,
@@ -368,10 +423,7 @@ impl Platform {
                 .post(format!("{}/restapi/oauth/token", self.server))
                 .header("Authorization", format!("Basic {basic}"))
                 .header("Accept", "application/json")
-                .form(&[
-                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                    ("assertion", self.credentials.jwt.expose()),
-                ])
+                .form(form)
                 .send()
                 .await;
             match sent {
@@ -416,14 +468,7 @@ impl Platform {
             }
             return Err(ApiError::Auth { code, message });
         }
-        let token: TokenResponse = serde_json::from_str(&text)
-            .map_err(|e| ApiError::Protocol(format!("token response: {e}")))?;
-        let secret = Secret::new(token.access_token);
-        *cached = Some(Token {
-            access_token: secret.clone(),
-            expires_at: self.clock.now() + token_lifetime(token.expires_in.map(|n| n.0)),
-        });
-        Ok(secret)
+        serde_json::from_str(&text).map_err(|e| ApiError::Protocol(format!("token response: {e}")))
     }
 
     /// Forgets the cached token (after a 401).
@@ -518,6 +563,32 @@ impl Platform {
             .await?
             .ok_or_else(|| ApiError::Protocol(format!("{path}: empty answer")))?;
         serde_json::from_value(value).map_err(|e| ApiError::Protocol(format!("{path}: {e}")))
+    }
+
+    /// A single-use token for RingCentral's WebSocket gateway, and the gateway's address
+    /// (`POST /restapi/oauth/wstoken`, in the Auth rate group like sign-ins: a 429 pauses
+    /// both).
+    pub async fn ws_token(&self) -> Result<WsToken, ApiError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            ws_access_token: String,
+            uri: String,
+            expires_in: Option<callpop_core::wire::LenientInt>,
+        }
+        let answer: Answer = self
+            .json(
+                RateGroup::Auth,
+                Method::POST,
+                "/restapi/oauth/wstoken",
+                &[],
+                None,
+            )
+            .await?;
+        Ok(WsToken {
+            token: Secret::new(answer.ws_access_token),
+            uri: answer.uri,
+            expires_in: answer.expires_in.map_or(30, |n| n.0),
+        })
     }
 
     /// Checks the credentials by obtaining a token.
@@ -807,6 +878,26 @@ fn carries_sign_in(server: &str, uri: &str) -> bool {
         && uri.host_str() == Some(media)
         && uri.port().is_none()
         && uri.username().is_empty()
+}
+
+/// A token for one WebSocket connection (single use, valid `expires_in` seconds).
+#[derive(Clone)]
+pub struct WsToken {
+    /// `ws_access_token`.
+    pub token: Secret,
+    /// The gateway's address (`wss://…`).
+    pub uri: String,
+    /// Seconds it stays valid.
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for WsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsToken")
+            .field("uri", &self.uri)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A voicemail's audio as RingCentral serves it.
