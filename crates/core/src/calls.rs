@@ -169,6 +169,13 @@ impl<'a> LegSummary<'a> {
         self.final_state().is_some_and(LegState::is_terminal)
     }
 
+    /// Whether this leg's story reaches back to its start (it rang, was answered or went to
+    /// voicemail), not only to its end: a session recovered after a long drop replays only
+    /// its most recent events, so a leg can arrive as a bare `Disconnected`.
+    fn seen_from_the_start(&self) -> bool {
+        self.rang || self.first_connected.is_some() || self.first_voicemail.is_some()
+    }
+
     fn answered(&self) -> bool {
         self.first_connected.is_some() || self.stated_talk.is_some_and(|t| t > 0)
     }
@@ -193,11 +200,30 @@ fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> i64 {
     (b - a).num_seconds().max(0)
 }
 
+/// Whether the live telephony events of a call skip a `sequence` number: RingCentral numbers a
+/// session's events one by one, so a hole means events were lost (a drop longer than the
+/// WebSocket recovery, or a webhook outage) and the story they tell may be wrong.
+fn sequence_gap(legs: &[LegSummary<'_>]) -> bool {
+    let mut seen: Vec<i64> = legs
+        .iter()
+        .filter(|l| l.source == EventSource::TelephonySession)
+        .flat_map(|l| l.events.iter().filter_map(|e| e.sequence))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    match (seen.first(), seen.last()) {
+        (Some(first), Some(last)) => last - first + 1 != seen.len() as i64,
+        _ => false,
+    }
+}
+
 /// Picks which legs describe the call: telephony sessions win over presence for the same
 /// extension, and call-log records only fill in calls no live source reported to the end.
 /// A call-log record exists only once a call is over, so live legs still ringing or talking
 /// beside one mean their last events never arrived (CallPop was down, or was killed before it
-/// acknowledged them): the record then describes the call on its own.
+/// acknowledged them): the record then describes the call on its own. So does it when a live
+/// leg ended without any earlier event (its beginning was lost, as when a WebSocket recovery
+/// replays only the most recent events).
 fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> (Vec<LegSummary<'a>>, Vec<LegSummary<'a>>) {
     let has_log = legs.iter().any(|l| l.source == EventSource::CallLog);
     let has_live = legs.iter().any(|l| l.source != EventSource::CallLog);
@@ -205,7 +231,9 @@ fn effective_legs<'a>(legs: Vec<LegSummary<'a>>) -> (Vec<LegSummary<'a>>, Vec<Le
         .iter()
         .filter(|l| l.source != EventSource::CallLog && l.last_status.is_some())
         .peekable();
-    let live_finished = live_statuses.peek().is_some() && live_statuses.all(|l| l.is_terminal());
+    let live_finished = live_statuses.peek().is_some()
+        && live_statuses.all(|l| l.is_terminal() && l.seen_from_the_start())
+        && !sequence_gap(&legs);
     let use_live = has_live && (live_finished || !has_log);
     let telephony_extensions: Vec<String> = legs
         .iter()
@@ -924,6 +952,43 @@ mod tests {
         let merged = derive(&events, 5, None).expect("call");
         assert_eq!(merged.result, live.result);
         assert_eq!(merged.ended_at, live.ended_at);
+    }
+
+    #[test]
+    fn a_call_whose_beginning_was_lost_is_told_by_its_call_log_record() {
+        // Only the ends arrived (a recovery replayed the most recent events): the record knows
+        // the desk answered.
+        let mut events = vec![
+            ev("desk", Some("101"), In, 6, 30, "Disconnected"),
+            ev("caller", None, Out, 7, 30, "Disconnected"),
+        ];
+        assert_eq!(
+            derive(&events, 2, None).expect("call").result,
+            Some(CallResult::Missed)
+        );
+        events.extend(call_log_events("Accepted", 95));
+        let merged = derive(&events, 3, None).expect("call");
+        assert_eq!(merged.result, Some(CallResult::Answered));
+    }
+
+    #[test]
+    fn a_call_with_a_hole_in_its_sequence_is_told_by_its_call_log_record() {
+        // The desk's Answered (sequence 3) was lost: the live events alone say missed.
+        let mut events = vec![
+            ev("caller", None, Out, 1, 0, "Setup"),
+            ev("desk", Some("101"), In, 2, 1, "Proceeding"),
+            ev("desk", Some("101"), In, 4, 30, "Disconnected"),
+            ev("caller", None, Out, 5, 30, "Disconnected"),
+        ];
+        assert_eq!(
+            derive(&events, 4, None).expect("call").result,
+            Some(CallResult::Missed)
+        );
+        events.extend(call_log_events("Accepted", 95));
+        assert_eq!(
+            derive(&events, 5, None).expect("call").result,
+            Some(CallResult::Answered)
+        );
     }
 
     #[test]

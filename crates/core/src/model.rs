@@ -342,6 +342,10 @@ pub struct ParsedDelivery {
     pub provider: Provider,
     /// Identity for de-duplication (RingCentral `uuid`/`id`; Ringotel call, method and body hash).
     pub dedup_key: String,
+    /// Identity of the event itself, whichever subscription or transport delivered it (a
+    /// RingCentral telephony event: session, sequence and content), when it has one. Two
+    /// subscriptions give the same event different `uuid`s; this key stores it once.
+    pub content_key: Option<String>,
     /// Short label of the event type (`telephony`, `presence`, `StartCallActivity`, …).
     pub kind: String,
     /// When the provider says the event happened or was sent.
@@ -356,11 +360,22 @@ pub struct ParsedDelivery {
 pub enum Origin {
     /// A live webhook delivery.
     Webhook,
+    /// A live event over RingCentral's WebSocket (the same body as a webhook's), including
+    /// the missed events a recovered session replays.
+    WebSocket,
     /// Fetched from the provider's history after downtime.
     Backfill,
     /// Re-read from the store: `callpop events replay`, or the store's own rule ending calls
     /// whose end was never reported.
     Replay,
+}
+
+impl Origin {
+    /// Sent by the phone system as it happened (a webhook or the WebSocket): only these may
+    /// pop up.
+    pub fn is_live(self) -> bool {
+        matches!(self, Origin::Webhook | Origin::WebSocket)
+    }
 }
 
 /// A delivery ready for the store: parsed meaning plus what is kept of the request.

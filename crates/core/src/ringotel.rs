@@ -321,6 +321,7 @@ pub fn parse_delivery(
     Ok(ParsedDelivery {
         provider: Provider::Ringotel,
         dedup_key: format!("{}:{kind}:{hash}", event.call_key),
+        content_key: None,
         kind: kind.to_string(),
         event_time: Some(event_time),
         payload: Payload::Calls(vec![event]),
@@ -342,6 +343,7 @@ fn unknown_method(method: &str, hash: &str) -> ParsedDelivery {
     ParsedDelivery {
         provider: Provider::Ringotel,
         dedup_key: format!("{label}:{hash}"),
+        content_key: None,
         kind: label,
         event_time: None,
         payload: Payload::Other,

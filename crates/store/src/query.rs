@@ -837,6 +837,8 @@ mod tests {
                  INSERT INTO calls_search (rowid, text) SELECT sort_key, '{}' FROM calls;
                  DROP INDEX calls_unended;
                  ALTER TABLE call_extensions DROP COLUMN result;
+                 DROP INDEX raw_events_content;
+                 ALTER TABLE raw_events DROP COLUMN content_key;
                  PRAGMA user_version = 4;",
                 name.replace('\'', "''"),
                 name.replace('\'', "''")

@@ -164,6 +164,13 @@ CREATE INDEX calls_unended ON calls (last_event_at) WHERE state IN ('ringing', '
     r#"
 ALTER TABLE call_extensions ADD COLUMN result TEXT;
 "#,
+    // 8: the same RingCentral event through two subscriptions (a webhook and the WebSocket
+    // while the transport switches) carries two `uuid`s: it is recognised by what it is.
+    r#"
+ALTER TABLE raw_events ADD COLUMN content_key TEXT;
+CREATE UNIQUE INDEX raw_events_content ON raw_events (provider, content_key)
+    WHERE content_key IS NOT NULL;
+"#,
 ];
 
 /// The first version whose extension rows hold each desk's outcome.

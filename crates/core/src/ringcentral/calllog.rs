@@ -203,6 +203,7 @@ pub fn record_to_delivery(
         parsed: ParsedDelivery {
             provider: Provider::RingCentral,
             dedup_key: format!("calllog:{record_id}"),
+            content_key: None,
             kind: "call_log".into(),
             event_time: Some(start),
             payload: Payload::Calls(vec![event]),

@@ -337,13 +337,30 @@ fn interpret(
         }
         EventKind::MessageStore | EventKind::Unknown => (Payload::Other, sent_at),
     };
+    let content_key = match &payload {
+        Payload::Calls(events) if kind == EventKind::TelephonySessions => telephony_key(events),
+        _ => None,
+    };
     Ok(ParsedDelivery {
         provider: Provider::RingCentral,
         dedup_key,
+        content_key,
         kind: kind.label().to_string(),
         event_time,
         payload,
     })
+}
+
+/// The identity of a telephony event whatever delivered it: its session and sequence (each
+/// event of a session has its own) and a digest of what it says, so two different events can
+/// never share a key even if a sequence repeated.
+fn telephony_key(events: &[CallEvent]) -> Option<String> {
+    use sha2::Digest;
+    let first = events.first()?;
+    let sequence = first.sequence?;
+    let text = serde_json::to_vec(events).ok()?;
+    let digest = hex::encode(&sha2::Sha256::digest(&text)[..12]);
+    Some(format!("telephony:{}:{sequence}:{digest}", first.call_key))
 }
 
 /// Maps a telephony status code (any letter case) to a leg state; unknown codes are kept.

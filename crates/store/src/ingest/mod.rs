@@ -51,7 +51,8 @@ pub enum IngestOutcome {
     Duplicate {
         /// The earlier raw event's row id.
         raw_event_id: i64,
-        /// False when the re-delivery had the same id but a different body.
+        /// False when the re-delivery had the same id but a different body (the same event
+        /// recognised by its content key counts as the same).
         same_body: bool,
         /// False when the history could not be written: the re-delivery was recognised from
         /// the stored copy, and not counted.
@@ -118,9 +119,10 @@ pub(crate) fn apply_delivery(
     let inserted = conn
         .prepare_cached(
             "INSERT INTO raw_events
-                (provider, dedup_key, kind, received_at, event_time, body_sha256, headers, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (provider, dedup_key) DO NOTHING",
+                (provider, dedup_key, kind, received_at, event_time, body_sha256, headers, body,
+                 content_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             p.provider.as_str(),
@@ -131,6 +133,7 @@ pub(crate) fn apply_delivery(
             delivery.body_sha256,
             headers_json(&delivery.headers),
             delivery.body,
+            p.content_key,
         ])?;
     if inserted == 0 {
         let Some((raw_event_id, same_body)) = stored_copy(conn, delivery)? else {
@@ -158,8 +161,9 @@ pub(crate) fn apply_delivery(
     })
 }
 
-/// The stored delivery with this one's id, if any: its raw event id and whether the bodies
-/// are the same. It only reads, so it still answers when the history cannot be written.
+/// The stored delivery with this one's id or, failing that, its content key (the same event
+/// through another subscription), if any: its raw event id and whether the bodies are the
+/// same. It only reads, so it still answers when the history cannot be written.
 pub(crate) fn stored_copy(
     conn: &Connection,
     delivery: &Delivery,
@@ -173,7 +177,18 @@ pub(crate) fn stored_copy(
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
-    Ok(found.map(|(raw_event_id, sha)| (raw_event_id, sha == delivery.body_sha256)))
+    if let Some((raw_event_id, sha)) = found {
+        return Ok(Some((raw_event_id, sha == delivery.body_sha256)));
+    }
+    let Some(content_key) = &p.content_key else {
+        return Ok(None);
+    };
+    // The same event through another subscription: its envelope differs, what it says not.
+    let same_event: Option<i64> = conn
+        .prepare_cached("SELECT id FROM raw_events WHERE provider = ?1 AND content_key = ?2")?
+        .query_row(params![p.provider.as_str(), content_key], |r| r.get(0))
+        .optional()?;
+    Ok(same_event.map(|raw_event_id| (raw_event_id, true)))
 }
 
 /// Applies what a stored raw event means to calls and voicemails.
