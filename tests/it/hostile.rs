@@ -1058,7 +1058,11 @@ fn a_tokenless_flood_from_one_address_does_not_stop_real_deliveries() {
         std::thread::sleep(Duration::from_secs(4));
         let mut served = 0;
         for i in 0..DELIVERIES {
-            let body = bytes(&rc_telephony(&format!("real-{i}"), "s-real", "Real Caller"));
+            let body = bytes(&rc_telephony(
+                &format!("real-{i}"),
+                &format!("s-real-{i}"),
+                "Real Caller",
+            ));
             let r = post(port, Endpoint::RingCentral, true, &body);
             if r.status == 200 {
                 served += 1;

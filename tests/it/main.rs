@@ -14,3 +14,4 @@ mod scenarios;
 mod secrets;
 mod storage;
 mod tunnel;
+mod websocket;

@@ -12,16 +12,27 @@ use fake_ringcentral::{
 };
 
 /// A fake platform and the environment a CallPop needs to use it.
-struct Rig {
+pub(crate) struct Rig {
     /// Runs the fake platform for as long as the test lives.
     _rt: tokio::runtime::Runtime,
-    fake: FakePlatform,
-    clock: Clock,
-    port: u16,
-    dir: tempfile::TempDir,
+    pub(crate) fake: FakePlatform,
+    pub(crate) clock: Clock,
+    pub(crate) port: u16,
+    pub(crate) dir: tempfile::TempDir,
+    /// `CALLPOP_RINGCENTRAL_TRANSPORT` (these tests keep the webhook subscription).
+    pub(crate) transport: &'static str,
 }
 
 fn rig(scale: f64, configure: impl FnOnce(&mut FakeConfig)) -> Rig {
+    rig_with("webhook", scale, configure)
+}
+
+/// A rig whose CallPop uses `transport` (`webhook`, `websocket`, `auto`).
+pub(crate) fn rig_with(
+    transport: &'static str,
+    scale: f64,
+    configure: impl FnOnce(&mut FakeConfig),
+) -> Rig {
     let sim_start = Utc
         .with_ymd_and_hms(2026, 11, 2, 8, 0, 0)
         .single()
@@ -43,13 +54,14 @@ fn rig(scale: f64, configure: impl FnOnce(&mut FakeConfig)) -> Rig {
         clock,
         port: free_port(),
         dir: tempfile::tempdir().expect("tempdir"),
+        transport,
     }
 }
 
 impl Rig {
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         let (id, secret, jwt) = self.fake.credentials();
-        vec![
+        let mut env = vec![
             (
                 SIMULATED_CLOCK_ENV.into(),
                 self.clock.to_env().expect("scaled"),
@@ -58,6 +70,10 @@ impl Rig {
             ("CALLPOP_RINGCENTRAL_CLIENT_ID".into(), id),
             ("CALLPOP_RINGCENTRAL_CLIENT_SECRET".into(), secret),
             ("CALLPOP_RINGCENTRAL_JWT".into(), jwt),
+            (
+                "CALLPOP_RINGCENTRAL_TRANSPORT".into(),
+                self.transport.into(),
+            ),
             (
                 "CALLPOP_PUBLIC_URL".into(),
                 format!("http://127.0.0.1:{}", self.port),
@@ -70,17 +86,22 @@ impl Rig {
                 "CALLPOP_RINGOTEL_API_TOKEN".into(),
                 crate::common::RO_TOKEN.into(),
             ),
-        ]
+        ];
+        // Over the WebSocket CallPop needs no public address: these desks have none.
+        if self.transport == "websocket" {
+            env.retain(|(k, _)| k != "CALLPOP_PUBLIC_URL");
+        }
+        env
     }
 
-    fn start(&self) -> Server {
+    pub(crate) fn start(&self) -> Server {
         let env = self.env();
         let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         Server::start_at(self.dir.path(), self.port, &refs)
     }
 
     /// Starts the server and waits until it holds one Active subscription.
-    fn start_subscribed(&self) -> Server {
+    pub(crate) fn start_subscribed(&self) -> Server {
         let server = self.start();
         self.wait("an Active subscription", StdDuration::from_secs(20), || {
             self.active().len() == 1
@@ -88,7 +109,7 @@ impl Rig {
         server
     }
 
-    fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = crate::common::command(self.dir.path());
         for (k, v) in self.env() {
             cmd.env(k, v);
@@ -97,7 +118,7 @@ impl Rig {
     }
 
     /// Waits (wall time) until `check` holds.
-    fn wait(&self, what: &str, timeout: StdDuration, check: impl Fn() -> bool) {
+    pub(crate) fn wait(&self, what: &str, timeout: StdDuration, check: impl Fn() -> bool) {
         let deadline = Instant::now() + timeout;
         while !check() {
             assert!(
@@ -111,14 +132,14 @@ impl Rig {
     }
 
     /// Waits until simulated time reaches `t`.
-    fn wait_until(&self, t: DateTime<Utc>) {
+    pub(crate) fn wait_until(&self, t: DateTime<Utc>) {
         let left = t - self.clock.now();
         if left > Duration::zero() {
             std::thread::sleep(self.clock.wall_duration(left));
         }
     }
 
-    fn active(&self) -> Vec<FakeSubscription> {
+    pub(crate) fn active(&self) -> Vec<FakeSubscription> {
         self.fake
             .subscriptions()
             .into_iter()
@@ -127,7 +148,7 @@ impl Rig {
     }
 
     /// Calls in the history, by telephony session id → result.
-    fn history(&self) -> Vec<(String, Option<String>)> {
+    pub(crate) fn history(&self) -> Vec<(String, Option<String>)> {
         let conn = crate::common::db(self.dir.path());
         let mut stmt = conn
             .prepare("SELECT call_key, result FROM calls ORDER BY call_key")
@@ -139,7 +160,7 @@ impl Rig {
     }
 
     /// State of the newest call from `e164`.
-    fn state_of(&self, e164: &str) -> Option<String> {
+    pub(crate) fn state_of(&self, e164: &str) -> Option<String> {
         crate::common::db(self.dir.path())
             .query_row(
                 "SELECT state FROM calls WHERE from_e164 = ?1 ORDER BY started_at DESC LIMIT 1",
@@ -150,7 +171,7 @@ impl Rig {
     }
 
     /// The platform's call log as (session, expected result).
-    fn truth(&self) -> Vec<(String, Option<String>)> {
+    pub(crate) fn truth(&self) -> Vec<(String, Option<String>)> {
         let mut v: Vec<(String, Option<String>)> = self
             .fake
             .call_log()
@@ -172,7 +193,7 @@ impl Rig {
         v
     }
 
-    fn place(&self, n: u64, at: DateTime<Utc>) {
+    pub(crate) fn place(&self, n: u64, at: DateTime<Utc>) {
         let outcome = match n % 4 {
             0 => CallOutcome::Missed { ring: 25 },
             1 | 2 => CallOutcome::Answered {

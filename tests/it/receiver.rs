@@ -56,7 +56,13 @@ fn verification_token_is_required_from_any_documented_header() {
         ("Verification-Token", "wrong-token-value", 401),
         ("X-Other", RC_TOKEN, 401),
     ] {
-        let body = telephony(&format!("{name}-{want}-{value}"), "s-token", 2, "Setup");
+        // A session each: the same event under another uuid would be stored once.
+        let body = telephony(
+            &format!("{name}-{want}-{value}"),
+            &format!("s-token-{name}-{want}"),
+            2,
+            "Setup",
+        );
         let response = server.post(
             RC_PATH,
             &[("Content-Type", "application/json"), (name, value)],

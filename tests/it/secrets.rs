@@ -134,6 +134,7 @@ fn secrets_never_appear_in_logs_health_cli_output_or_the_history() {
         ("CALLPOP_SECRET_STORE", "file"),
         ("CALLPOP_RINGCENTRAL_SERVER", fake.url()),
         ("CALLPOP_RINGCENTRAL_CLIENT_ID", CLIENT_ID),
+        ("CALLPOP_RINGCENTRAL_TRANSPORT", "webhook"),
         ("CALLPOP_TUNNEL", "provided"),
         ("CALLPOP_PUBLIC_URL", &public_url),
         ("CALLPOP_LISTEN", &listen),

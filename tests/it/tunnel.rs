@@ -147,6 +147,7 @@ fn the_subscription_follows_a_changing_public_url_with_no_gap() {
             ("CALLPOP_RINGCENTRAL_CLIENT_ID", id.as_str()),
             ("CALLPOP_RINGCENTRAL_CLIENT_SECRET", secret.as_str()),
             ("CALLPOP_RINGCENTRAL_JWT", jwt.as_str()),
+            ("CALLPOP_RINGCENTRAL_TRANSPORT", "webhook"),
             (
                 "CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN",
                 crate::common::RC_TOKEN,

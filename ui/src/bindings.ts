@@ -257,6 +257,8 @@ export type HealthView = {
   ringcentral: ProviderCounters,
   /** Ringotel receiver counters. */
   ringotel: ProviderCounters,
+  /** How RingCentral sends calls now: `websocket` or `webhook` (none without RingCentral credentials). */
+  ringcentral_transport: string | null,
   /** The last storage failure, while it lasts (`unwritable: disk full (…)`). */
   storage_error: string | null,
   /** When deliveries started failing to be stored (kept while the failure lasts). */

@@ -168,6 +168,44 @@ struct FileRingCentral {
     event_filters: Option<Vec<String>>,
     subscription_expires_in: Option<i64>,
     check_interval_seconds: Option<i64>,
+    transport: Option<String>,
+}
+
+/// How RingCentral sends its events to CallPop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// The WebSocket when the app may use it (no public URL needed), else the webhook
+    /// subscription to the public URL.
+    #[default]
+    Auto,
+    /// A webhook subscription to the public URL (a tunnel or the dealership's own address).
+    Webhook,
+    /// RingCentral's WebSocket, opened by CallPop: no public URL, no tunnel.
+    Websocket,
+}
+
+impl Transport {
+    /// The name the config file, the environment and the window use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Auto => "auto",
+            Transport::Webhook => "webhook",
+            Transport::Websocket => "websocket",
+        }
+    }
+
+    fn parse(setting: &str, value: &str) -> Result<Transport, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Transport::Auto),
+            "webhook" | "webhooks" => Ok(Transport::Webhook),
+            "websocket" | "websockets" | "ws" => Ok(Transport::Websocket),
+            _ => Err(ConfigError::Value {
+                setting: setting.into(),
+                message: format!("{value:?} is not auto, webhook or websocket"),
+            }),
+        }
+    }
 }
 
 /// The RingCentral platform connection (subscriptions, backfill).
@@ -187,6 +225,8 @@ pub struct RingCentralConfig {
     pub subscription_expires_in: i64,
     /// How often the subscription is checked.
     pub check_interval: chrono::Duration,
+    /// How events come: `auto`, `webhook` or `websocket`.
+    pub transport: Transport,
 }
 
 impl RingCentralConfig {
@@ -710,7 +750,14 @@ fn ringcentral_config(
             .unwrap_or_else(callpop_ringcentral::filters::default_event_filters),
         subscription_expires_in: file_rc.subscription_expires_in.unwrap_or(315_360_000),
         check_interval: chrono::Duration::seconds(file_rc.check_interval_seconds.unwrap_or(900)),
+        transport: match &file_rc.transport {
+            Some(t) => Transport::parse("ringcentral.transport", t)?,
+            None => Transport::Auto,
+        },
     };
+    if let Some(v) = env("CALLPOP_RINGCENTRAL_TRANSPORT") {
+        ringcentral.transport = Transport::parse("CALLPOP_RINGCENTRAL_TRANSPORT", &v)?;
+    }
     if ringcentral.subscription_expires_in < 60 {
         return Err(ConfigError::Value {
             setting: "ringcentral.subscription_expires_in".into(),

@@ -8,7 +8,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::backfill::{BackfillRequest, BackfillState, Backfiller};
+use crate::config::Transport;
 use crate::config::{Config, NotificationsMode};
+use crate::deliveries::DeliverySink;
 use crate::health::{Health, Part, PartState};
 use crate::instance::InstanceLock;
 use crate::notify::DesktopNotifier;
@@ -18,6 +20,7 @@ use crate::receiver::{Receiver, ReceiverSettings};
 use crate::secrets::{SecretsError, WebhookTokens};
 use crate::subscriptions::{Keeper, KeeperHandle, KeeperSettings, KeeperState, KeeperTask};
 use crate::tunnel::{NgrokSettings, TunnelHandle, TunnelMode, TunnelPart};
+use crate::websocket::WebSocketTask;
 use callpop_core::model::RenewalReminder;
 use callpop_ringcentral::api::{Credentials, Platform};
 use callpop_store::writer::{CommittedChange, StoreWriter};
@@ -309,7 +312,7 @@ impl Engine {
             "Looking in the RingCentral call log for calls the webhooks missed…",
         );
         let keeper = Keeper::new(
-            platform,
+            platform.clone(),
             KeeperSettings {
                 // A tunnel publishes its URL once it is online; a provided one is known now.
                 public_url: match mode {
@@ -329,6 +332,7 @@ impl Engine {
             PartState::Renewing,
             "Checking the RingCentral subscription…",
         );
+        let transport = rc.transport;
         let (handle, task) = KeeperTask {
             keeper,
             health: self.health.clone(),
@@ -336,13 +340,45 @@ impl Engine {
             backfill: backfill_tx.clone(),
             reminders,
             clock,
+            role: crate::transport::initial_role(transport),
         }
         .start(self.shutdown.clone());
         self.tasks.push(task);
+        let websocket = if transport == Transport::Webhook {
+            self.health.set_ringcentral_transport(Some("webhook"));
+            self.health.set_part(
+                Part::Websocket,
+                PartState::Off,
+                "Off: RingCentral sends calls to the public address (webhook), as set.",
+            );
+            None
+        } else {
+            let (ws, ws_task) = WebSocketTask {
+                platform,
+                sink: DeliverySink::new(self.writer.clone(), self.health.clone(), None, clock),
+                health: self.health.clone(),
+                backfill: backfill_tx.clone(),
+                event_filters: self.config.ringcentral.event_filters.clone(),
+                country: self.config.default_country,
+                clock,
+                ingest: None,
+            }
+            .start(self.shutdown.clone());
+            self.tasks.push(ws_task);
+            self.tasks.push(tokio::spawn(crate::transport::follow(
+                transport,
+                ws.watch(),
+                handle.clone(),
+                self.health.clone(),
+                self.shutdown.clone(),
+            )));
+            Some(ws)
+        };
         self.tasks.push(tokio::spawn(
             crate::wake::WakeWatcher {
                 clock,
                 keeper: handle.clone(),
+                websocket,
                 backfill: backfill_tx.clone(),
             }
             .run(self.shutdown.clone()),

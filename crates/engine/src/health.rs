@@ -79,6 +79,8 @@ pub enum Part {
     Subscription,
     /// The public URL (ngrok, provided, or none).
     Tunnel,
+    /// RingCentral's WebSocket (events without a public URL).
+    Websocket,
 }
 
 impl Part {
@@ -90,6 +92,7 @@ impl Part {
             Part::Notifications => "notifications",
             Part::Backfill => "backfill",
             Part::Credentials => "credentials",
+            Part::Websocket => "websocket",
         }
     }
 }
@@ -246,6 +249,9 @@ pub struct Snapshot {
     pub ringcentral: ProviderCounters,
     /// Ringotel receiver counters.
     pub ringotel: ProviderCounters,
+    /// How RingCentral sends calls now: `websocket` or `webhook` (none without RingCentral
+    /// credentials).
+    pub ringcentral_transport: Option<String>,
     /// The last storage failure, while it lasts (`unwritable: disk full (…)`).
     pub storage_error: Option<String>,
     /// When deliveries started failing to be stored (kept while the failure lasts).
@@ -284,6 +290,11 @@ impl Health {
             Provider::RingCentral => f(&mut s.ringcentral),
             Provider::Ringotel => f(&mut s.ringotel),
         }
+    }
+
+    /// Records how RingCentral sends calls now (`websocket`, `webhook`).
+    pub fn set_ringcentral_transport(&self, transport: Option<&str>) {
+        self.lock().ringcentral_transport = transport.map(str::to_string);
     }
 
     /// Records where the receiver listens.
@@ -465,12 +476,29 @@ fn not_receiving(s: &Snapshot) -> Option<Attention> {
     }
     let delivered =
         s.ringcentral.last_accepted_at.is_some() || s.ringotel.last_accepted_at.is_some();
-    let subscribed = s
-        .parts
-        .get(&Part::Subscription)
-        .is_some_and(|p| p.state == PartState::Active);
+    // A webhook subscription or the WebSocket: either way RingCentral is sending.
+    let subscribed = [Part::Subscription, Part::Websocket].iter().any(|part| {
+        s.parts
+            .get(part)
+            .is_some_and(|p| p.state == PartState::Active)
+    });
     if delivered || subscribed {
         return None;
+    }
+    // RingCentral over the WebSocket needs no public address: while it connects nothing can
+    // be concluded, and when it cannot, its own reason is the one to fix.
+    match s.parts.get(&Part::Websocket) {
+        Some(ws) if ws.state == PartState::Error => {
+            return Some(Attention {
+                text: format!(
+                    "RingCentral cannot send calls to this computer: {}",
+                    ws.detail
+                ),
+                fix: ws.fix.clone(),
+            });
+        }
+        Some(ws) if ws.state != PartState::Off => return None,
+        _ => {}
     }
     match s.parts.get(&Part::Tunnel).map(|p| p.state) {
         // No tunnel part yet: the engine is still starting, nothing to conclude.

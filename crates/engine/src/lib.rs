@@ -7,6 +7,7 @@
 
 pub mod backfill;
 pub mod config;
+pub mod deliveries;
 pub mod engine;
 pub mod health;
 pub mod instance;
@@ -18,5 +19,7 @@ pub mod replay;
 pub mod secrets;
 pub mod server;
 pub mod subscriptions;
+pub mod transport;
 pub mod tunnel;
 pub mod wake;
+pub mod websocket;

@@ -20,8 +20,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::health::{Health, StorageTicket};
-use callpop_core::model::{Delivery, Origin, ParsedDelivery, Payload, Provider, RenewalReminder};
+use crate::deliveries::{Arrival, DeliverySink, Kept};
+use crate::health::Health;
+use callpop_core::model::{Origin, ParsedDelivery, Provider, RenewalReminder};
 use callpop_core::numbers::Country;
 use callpop_core::request_head::{
     self, AfterBody, Decision, Listener, Policy, Refusal, RequestHead,
@@ -30,7 +31,6 @@ use callpop_core::wire::ParseError;
 use callpop_core::Secret;
 use callpop_core::{ringcentral, ringotel};
 use callpop_store::writer::StoreWriter;
-use callpop_store::{IngestOutcome, QuarantineEntry};
 
 /// How long a client may take to send a request body once its headers are in. Senders must
 /// be answered within 3 s (docs/PROTOCOL.md §1.1) and do not wait longer, so a body still
@@ -57,13 +57,12 @@ pub struct Receiver {
 }
 
 struct Inner {
-    writer: StoreWriter,
+    sink: DeliverySink,
     health: Arc<Health>,
     ringcentral_token: Option<Secret>,
     ringotel_token: Option<Secret>,
     country: Country,
     max_body_bytes: usize,
-    reminders: Option<mpsc::Sender<RenewalReminder>>,
     clock: callpop_clock::Clock,
 }
 
@@ -101,13 +100,12 @@ impl Receiver {
         });
         Receiver {
             inner: Arc::new(Inner {
-                writer,
+                sink: DeliverySink::new(writer, health.clone(), settings.reminders, settings.clock),
                 health,
                 ringcentral_token: settings.ringcentral_token,
                 ringotel_token: settings.ringotel_token,
                 country: settings.country,
                 max_body_bytes: settings.max_body_bytes,
-                reminders: settings.reminders,
                 clock: settings.clock,
             }),
         }
@@ -374,8 +372,9 @@ async fn ringcentral_body(inner: &Inner, arrived: Arrived) -> Response {
     keep(inner, provider, arrived, body, parsed).await
 }
 
-/// Stores a parsed delivery, or quarantines the body it could not be parsed from. `body` is
-/// what is kept of it (a Ringotel body without its token).
+/// Stores a parsed delivery, or quarantines the body it could not be parsed from, and
+/// answers: 200 only once it is on disk. `body` is what is kept of it (a Ringotel body
+/// without its token).
 async fn keep(
     inner: &Inner,
     provider: Provider,
@@ -383,25 +382,33 @@ async fn keep(
     body: Vec<u8>,
     parsed: Result<ParsedDelivery, ParseError>,
 ) -> Response {
-    let Arrived {
-        received_at,
-        kept,
-        sha,
-        ..
-    } = arrived;
-    match parsed {
-        Ok(parsed) => {
-            let delivery = Delivery {
-                parsed,
-                origin: Origin::Webhook,
-                received_at,
-                headers: kept,
-                body,
-                body_sha256: sha,
-            };
-            store(inner, delivery).await
+    let arrival = Arrival {
+        provider,
+        origin: Origin::Webhook,
+        received_at: arrived.received_at,
+        headers: arrived.kept,
+        body,
+        sha256: arrived.sha,
+    };
+    match inner.sink.keep(arrival, parsed).await {
+        Kept::Stored => (StatusCode::OK, Json(json!({"status": "accepted"}))).into_response(),
+        Kept::Duplicate => (StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response(),
+        Kept::Quarantined(reason) => {
+            error(StatusCode::BAD_REQUEST, "invalid_body", reason.to_string())
         }
-        Err(e) => quarantine(inner, provider, received_at, kept, body, sha, e).await,
+        Kept::Refused(why) => error(StatusCode::BAD_REQUEST, "refused", why),
+        Kept::Internal(why) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", why),
+        Kept::Unavailable => {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the delivery could not be stored; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            response
+        }
     }
 }
 
@@ -458,169 +465,6 @@ async fn ringotel_body(
     let parsed =
         ringotel::parse_delivery(request, &arrived.sha, &inner.country, arrived.received_at);
     keep(inner, provider, arrived, stored_body, parsed).await
-}
-
-fn storage_unavailable(
-    inner: &Inner,
-    ticket: StorageTicket,
-    e: &callpop_store::StoreError,
-) -> Response {
-    tracing::error!(error = %e, "delivery not stored");
-    inner.health.storage_failed(ticket, storage_problem(e));
-    let mut response = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage_unavailable",
-        "the delivery could not be stored; retry later",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-    response
-}
-
-/// What the health page says about a failed write: `busy: <why>` while another program or
-/// CallPop command holds the history's lock (it will pass), `unwritable: <why>` when the disk
-/// or file refused it, else the error itself.
-fn storage_problem(e: &callpop_store::StoreError) -> String {
-    match (e, e.storage_reason()) {
-        (callpop_store::StoreError::Busy(_), Some(reason)) => format!("busy: {reason}"),
-        (_, Some(reason)) => format!("unwritable: {reason}"),
-        (_, None) => e.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod storage_problem_tests {
-    use super::*;
-
-    #[test]
-    fn a_locked_history_reads_as_busy_not_unwritable() {
-        let busy = callpop_store::StoreError::Busy("callpop.db: database is locked".into());
-        assert!(
-            storage_problem(&busy).starts_with("busy: "),
-            "{}",
-            storage_problem(&busy)
-        );
-        let full = callpop_store::StoreError::Unwritable("disk full".into());
-        assert_eq!(storage_problem(&full), "unwritable: disk full");
-    }
-}
-
-async fn store(inner: &Inner, delivery: Delivery) -> Response {
-    let provider = delivery.parsed.provider;
-    let reminder = match &delivery.parsed.payload {
-        Payload::Reminder(reminder) => Some(reminder.clone()),
-        _ => None,
-    };
-    let summary = summarize(&delivery.parsed);
-    let ticket = inner.health.storage_ticket();
-    match inner.writer.ingest(delivery).await {
-        Ok(IngestOutcome::Stored { .. }) => {
-            inner.health.storage_succeeded(ticket);
-            inner.health.provider(provider, |c| {
-                c.accepted += 1;
-                c.last_accepted_at = Some(inner.clock.now());
-            });
-            tracing::debug!(provider = provider.as_str(), %summary, "delivery stored");
-            if let (Some(reminder), Some(tx)) = (reminder, &inner.reminders) {
-                if tx.try_send(reminder).is_err() {
-                    tracing::warn!("subscription keeper is busy; renewal reminder dropped (the renewal timer still runs)");
-                }
-            }
-            (StatusCode::OK, Json(json!({"status": "accepted"}))).into_response()
-        }
-        Ok(IngestOutcome::Duplicate {
-            same_body, counted, ..
-        }) => {
-            // Recognised from the stored copy while the history cannot be written: nothing
-            // was written, so the storage problem is not over.
-            if counted {
-                inner.health.storage_succeeded(ticket);
-            }
-            inner.health.provider(provider, |c| c.duplicates += 1);
-            if !same_body {
-                tracing::warn!(provider = provider.as_str(), %summary,
-                    "re-delivery with a known id but a different body; kept the first, ignored this one");
-            }
-            (StatusCode::OK, Json(json!({"status": "duplicate"}))).into_response()
-        }
-        Err(e) => not_stored(inner, provider, ticket, &e),
-    }
-}
-
-/// The reply to a delivery the writer did not store.
-fn not_stored(
-    inner: &Inner,
-    provider: Provider,
-    ticket: StorageTicket,
-    e: &callpop_store::StoreError,
-) -> Response {
-    match e {
-        callpop_store::StoreError::Internal { .. } => internal_failure(inner, provider, e),
-        callpop_store::StoreError::Refused { quarantine_id, .. } => {
-            // The history took the write (the quarantine): storage is fine.
-            if quarantine_id.is_some() {
-                inner.health.storage_succeeded(ticket);
-                inner.health.provider(provider, |c| c.quarantined += 1);
-            }
-            tracing::warn!(provider = provider.as_str(), error = %e, "delivery refused");
-            error(StatusCode::BAD_REQUEST, "refused", e.to_string())
-        }
-        _ => storage_unavailable(inner, ticket, e),
-    }
-}
-
-/// A bug in CallPop stopped this delivery (not the disk): 500, and the delivery is counted
-/// as quarantined when the writer could keep it there.
-fn internal_failure(inner: &Inner, provider: Provider, e: &callpop_store::StoreError) -> Response {
-    tracing::error!(provider = provider.as_str(), error = %e, "delivery not stored");
-    if let callpop_store::StoreError::Internal {
-        quarantine_id: Some(_),
-        ..
-    } = e
-    {
-        inner.health.provider(provider, |c| c.quarantined += 1);
-    }
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
-        e.to_string(),
-    )
-}
-
-fn summarize(p: &ParsedDelivery) -> String {
-    format!("{} {} ({})", p.provider.as_str(), p.kind, p.dedup_key)
-}
-
-async fn quarantine(
-    inner: &Inner,
-    provider: Provider,
-    received_at: chrono::DateTime<Utc>,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    body_sha256: String,
-    reason: ParseError,
-) -> Response {
-    let entry = QuarantineEntry {
-        provider,
-        received_at,
-        reason: reason.to_string(),
-        headers,
-        body,
-        body_sha256,
-    };
-    let ticket = inner.health.storage_ticket();
-    match inner.writer.quarantine(entry).await {
-        Ok(id) => {
-            // A commit went through: the history is writable again.
-            inner.health.storage_succeeded(ticket);
-            inner.health.provider(provider, |c| c.quarantined += 1);
-            tracing::warn!(provider = provider.as_str(), quarantine_id = id, %reason,
-                "unusable delivery quarantined");
-            error(StatusCode::BAD_REQUEST, "invalid_body", reason.to_string())
-        }
-        Err(e) => not_stored(inner, provider, ticket, &e),
-    }
 }
 
 #[cfg(test)]

@@ -583,15 +583,56 @@ impl Keeper {
         Ok(())
     }
 
+    /// Deletes every subscription this install made (RingCentral now sends over the
+    /// WebSocket); another desk's is left alone. Returns the ids deleted.
+    pub async fn remove_ours(&mut self) -> Result<Vec<String>, ApiError> {
+        let address = self.settings.address().unwrap_or_default();
+        let mine: Vec<String> = self
+            .ours()
+            .await?
+            .into_iter()
+            .filter(|s| self.may_delete(s, &address))
+            .map(|s| s.id)
+            .collect();
+        for id in &mine {
+            match self.delete(id).await {
+                Ok(()) => {}
+                // Gone already (expired, deleted elsewhere): nothing left to remove.
+                Err(ApiError::Api { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.state.id.is_some() {
+            self.state.id = None;
+            self.state.expires_at = None;
+            self.state.confirmed_at = None;
+        }
+        Ok(mine)
+    }
+
     /// New settings (public URL changed, filters edited); the next ensure applies them.
     pub fn set_settings(&mut self, settings: KeeperSettings) {
         self.settings = settings;
     }
 }
 
+/// What the keeper does with the webhook subscription, as the transport choice decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Keep one Active subscription to the public address (the webhook transport).
+    Keep,
+    /// Leave it as it is while the WebSocket connects: a switch removes the old transport
+    /// only once the new one is subscribed, so nothing falls in between.
+    Standby,
+    /// Delete ours: RingCentral sends over the WebSocket now.
+    Remove,
+}
+
 /// Requests to the running keeper.
 #[derive(Debug)]
 pub enum KeeperCommand {
+    /// What to do with the webhook subscription from now on.
+    Role(Role),
     /// The public URL changed (or appeared / went away).
     PublicUrl(Option<String>),
     /// Re-create the subscription now (the health view's button).
@@ -636,6 +677,11 @@ impl KeeperHandle {
         rx.await.map_err(|_| RecreateError::Stopped)?
     }
 
+    /// Tells the keeper what to do with the webhook subscription from now on.
+    pub async fn set_role(&self, role: Role) {
+        let _ = self.tx.send(KeeperCommand::Role(role)).await;
+    }
+
     /// Asks for a check now.
     pub async fn check_now(&self) {
         let _ = self.tx.send(KeeperCommand::CheckNow).await;
@@ -675,6 +721,8 @@ pub struct KeeperTask {
     pub reminders: mpsc::Receiver<RenewalReminder>,
     /// The clock.
     pub clock: Clock,
+    /// What to do with the subscription (the transport choice changes it while running).
+    pub role: Role,
 }
 
 impl KeeperTask {
@@ -820,12 +868,22 @@ impl KeeperTask {
             }
             KeeperCommand::Recreate(reply) => Turn::Recreate(reply),
             KeeperCommand::CheckNow => Turn::Check,
+            KeeperCommand::Role(role) => {
+                if role != self.role {
+                    tracing::info!(?role, "webhook subscription role changed");
+                }
+                self.role = role;
+                Turn::Check
+            }
         }
     }
 
     /// Does what `turn` asks, answers a re-create request, reports, and schedules the next
     /// check.
     async fn on_turn(&mut self, turn: Turn, schedule: &mut Schedule) {
+        if self.role != Role::Keep {
+            return self.off_turn(turn, schedule).await;
+        }
         let started_at = self.clock.now();
         let (result, reply) = match turn {
             Turn::Recreate(reply) => {
@@ -862,6 +920,49 @@ impl KeeperTask {
         }
         self.report(&result);
         schedule.next = self.next_check(&result, schedule.failures);
+    }
+
+    /// A turn while RingCentral sends (or is about to send) over the WebSocket: nothing is
+    /// created or renewed; in [`Role::Remove`] ours are deleted, retried until they are gone.
+    async fn off_turn(&mut self, turn: Turn, schedule: &mut Schedule) {
+        let now = self.clock.now();
+        let result = match self.role {
+            Role::Remove => self.keeper.remove_ours().await.map(|deleted| {
+                if !deleted.is_empty() {
+                    tracing::info!(
+                        count = deleted.len(),
+                        "webhook subscription deleted: RingCentral sends over the WebSocket"
+                    );
+                }
+            }),
+            _ => Ok(()),
+        };
+        if let Turn::Recreate(reply) = turn {
+            let _ = reply.send(Err(RecreateError::NotRunning));
+        }
+        match &result {
+            Ok(()) => {
+                schedule.failures = 0;
+                schedule.first = true;
+                schedule.next = now + Duration::days(365);
+                let detail = if self.role == Role::Remove {
+                    "Not needed: RingCentral sends calls over the WebSocket."
+                } else {
+                    "Standing by while CallPop connects to RingCentral over the WebSocket."
+                };
+                self.health
+                    .set_part(Part::Subscription, PartState::Off, detail);
+                self.save().await;
+            }
+            Err(e) => {
+                schedule.failures += 1;
+                tracing::warn!(error = %e, "cannot delete the webhook subscription");
+                schedule.next = match e {
+                    ApiError::RateLimited { until, .. } => *until,
+                    _ => now + Duration::seconds(30 * 2i64.pow(schedule.failures.min(5))),
+                };
+            }
+        }
     }
 
     /// Logs what changed, asks for the calls a gap may have lost, and saves the state.

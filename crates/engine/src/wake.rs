@@ -35,6 +35,8 @@ pub struct WakeWatcher {
     pub clock: Clock,
     /// The subscription keeper, to check the subscription at once.
     pub keeper: KeeperHandle,
+    /// The WebSocket, to reconnect at once (its connection did not survive the sleep).
+    pub websocket: Option<crate::websocket::WsHandle>,
     /// Where the time asleep is sent to be backfilled.
     pub backfill: mpsc::Sender<BackfillRequest>,
 }
@@ -58,6 +60,9 @@ impl WakeWatcher {
                     "the computer was asleep; checking the subscription and the call log"
                 );
                 self.keeper.check_now().await;
+                if let Some(ws) = &self.websocket {
+                    ws.nudge();
+                }
                 let _ = self.backfill.try_send(BackfillRequest {
                     since: seen,
                     reason: "the computer was asleep".into(),

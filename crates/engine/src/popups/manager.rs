@@ -354,7 +354,7 @@ impl PopupManager {
 
     /// Why a new popup must not be shown now, if it must not.
     fn suppressed(&self, call: &Call, origin: Origin, now: DateTime<Utc>) -> Option<&'static str> {
-        if origin != Origin::Webhook {
+        if !origin.is_live() {
             return Some("not a live delivery");
         }
         // Ringotel's Start carries the call's start on the PBX (`call_start`), not when it
