@@ -90,6 +90,14 @@ pub(crate) fn status(
         "  public URL:  {}",
         shown(body["public_url"].as_str().unwrap_or("(none)"))
     )?;
+    if let Some(transport) = body["ringcentral_transport"].as_str() {
+        let how = match transport {
+            "websocket" => "WebSocket (CallPop connects to RingCentral; no public URL needed)",
+            "webhook" => "webhook subscription to the public URL",
+            other => other,
+        };
+        writeln!(out, "  RingCentral sends calls by: {}", shown(how))?;
+    }
     for provider in ["ringcentral", "ringotel"] {
         let c = &body[provider];
         writeln!(

@@ -21,6 +21,8 @@ pub(crate) struct Rig {
     pub(crate) dir: tempfile::TempDir,
     /// `CALLPOP_RINGCENTRAL_TRANSPORT` (these tests keep the webhook subscription).
     pub(crate) transport: &'static str,
+    /// More environment for CallPop (`RUST_LOG`, …).
+    pub(crate) extra_env: Vec<(String, String)>,
 }
 
 fn rig(scale: f64, configure: impl FnOnce(&mut FakeConfig)) -> Rig {
@@ -55,6 +57,7 @@ pub(crate) fn rig_with(
         port: free_port(),
         dir: tempfile::tempdir().expect("tempdir"),
         transport,
+        extra_env: Vec::new(),
     }
 }
 
@@ -91,6 +94,7 @@ impl Rig {
         if self.transport == "websocket" {
             env.retain(|(k, _)| k != "CALLPOP_PUBLIC_URL");
         }
+        env.extend(self.extra_env.iter().cloned());
         env
     }
 

@@ -56,9 +56,39 @@ fn wait_history_true(rig: &Rig, timeout: StdDuration) {
         if std::time::Instant::now() > deadline {
             let wrong: Vec<_> = truth.iter().filter(|t| !have.contains(t)).collect();
             let extra: Vec<_> = have.iter().filter(|h| !truth.contains(h)).collect();
+            let conn = crate::common::db(rig.dir.path());
+            let told: Vec<String> = wrong
+                .iter()
+                .map(|(session, _)| {
+                    let mut stmt = conn
+                        .prepare(
+                            "SELECT r.kind, json_extract(r.body, '$.body.sequence'),
+                                    json_extract(r.body, '$.body.parties[0].status.code'),
+                                    r.headers LIKE '%websocket%'
+                             FROM raw_events r JOIN call_events e ON e.raw_event_id = r.id
+                             JOIN calls c ON c.id = e.call_id WHERE c.call_key = ?1
+                             ORDER BY r.id",
+                        )
+                        .expect("sql");
+                    let rows: Vec<String> = stmt
+                        .query_map([session], |r| {
+                            Ok(format!(
+                                "{}:{:?}:{:?}:{}",
+                                r.get::<_, String>(0)?,
+                                r.get::<_, Option<i64>>(1)?,
+                                r.get::<_, Option<String>>(2)?,
+                                if r.get::<_, bool>(3)? { "ws" } else { "-" }
+                            ))
+                        })
+                        .expect("rows")
+                        .collect::<Result<_, _>>()
+                        .expect("rows");
+                    format!("{session}: {}", rows.join(" "))
+                })
+                .collect();
             panic!(
                 "history differs from the platform: {} of {} calls wrong or missing {wrong:?}; \
-                 not on the platform: {extra:?}; platform {:#?}",
+                 not on the platform: {extra:?}; what the history has: {told:#?}; platform {:#?}",
                 wrong.len(),
                 truth.len(),
                 rig.fake.stats()
@@ -74,7 +104,9 @@ fn websocket_part(port: u16) -> serde_json::Value {
 
 #[test]
 fn calls_arrive_over_the_websocket_with_no_public_url() {
-    let rig = rig_with("websocket", 60.0, |_| {});
+    let mut rig = rig_with("websocket", 60.0, |_| {});
+    // Every part at its most verbose: no token may reach the log.
+    rig.extra_env.push(("RUST_LOG".into(), "trace".into()));
     let server = rig.start();
     wait_subscribed(&rig);
     let h = health(server.port);
@@ -85,6 +117,13 @@ fn calls_arrive_over_the_websocket_with_no_public_url() {
         "receiving without a public address: {h:#}"
     );
     assert!(h["public_url"].is_null(), "{h:#}");
+    let status = rig.cli(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("RingCentral sends calls by: WebSocket")
+            && text.contains("websocket: active"),
+        "{text}"
+    );
 
     let end = place_calls(
         &rig,
@@ -99,7 +138,27 @@ fn calls_arrive_over_the_websocket_with_no_public_url() {
     });
     let stats = rig.fake.stats();
     wait_history_true(&rig, StdDuration::from_secs(10));
+    // A drop makes CallPop take a new token and recover with its wsc token.
+    rig.fake.drop_ws_connections();
+    rig.wait("recovered", StdDuration::from_secs(20), || {
+        rig.fake.stats().ws_recovered == 1 && rig.fake.ws_subscriptions().len() == 1
+    });
+    let log = server.log();
     server.stop();
+    for secret in [
+        "fake-ws-",
+        "fake-wsc-",
+        "fake-refresh-",
+        "fake-access-",
+        "fake.jwt",
+    ] {
+        let leaks: Vec<&str> = log.lines().filter(|l| l.contains(secret)).take(3).collect();
+        assert!(leaks.is_empty(), "{secret} in the log: {leaks:#?}");
+    }
+    assert!(
+        log.contains("RingCentral WebSocket"),
+        "the log is the verbose one"
+    );
     assert!(
         rig.fake.subscriptions().is_empty(),
         "no webhook subscription"
@@ -247,6 +306,8 @@ fn more_events_than_the_recovery_buffer_during_a_drop_are_backfilled() {
     let rig = rig_with("websocket", 60.0, |_| {});
     let server = rig.start();
     wait_subscribed(&rig);
+    rig.wait_until(rig.clock.now() + Duration::minutes(2));
+    let reads = rig.fake.stats().call_log_reads;
     let drop_at = rig.clock.now();
     rig.fake.ws_outage_until(drop_at + Duration::seconds(90));
     rig.fake.drop_ws_connections();
@@ -269,7 +330,17 @@ fn more_events_than_the_recovery_buffer_during_a_drop_are_backfilled() {
     );
     // The rest comes from the call log once it has the calls.
     wait_history_true(&rig, StdDuration::from_secs(20));
+    assert!(
+        rig.fake.stats().call_log_reads > reads,
+        "the gap was backfilled: {:?}",
+        rig.fake.stats()
+    );
     server.stop();
+    assert_eq!(
+        doubled_events(&rig),
+        0,
+        "replayed and backfilled, stored once"
+    );
 }
 
 #[test]
@@ -375,4 +446,60 @@ fn a_wstoken_429_storm_is_waited_out() {
         stats.rate_limited <= 8,
         "no hammering during the storm: {stats:?}"
     );
+}
+
+#[test]
+fn a_dead_link_nobody_closed_is_noticed_and_its_gap_backfilled() {
+    let rig = rig_with("websocket", 60.0, |_| {});
+    let server = rig.start();
+    wait_subscribed(&rig);
+    // The link goes silent with its socket open (a Wi-Fi change, a NAT timeout): events sent
+    // into it are lost, and no close ever arrives.
+    rig.fake.freeze_ws_connections();
+    let frozen_at = rig.clock.now();
+    place_calls(
+        &rig,
+        80,
+        3,
+        frozen_at + Duration::seconds(5),
+        Duration::seconds(20),
+    );
+    // The unanswered heartbeat gives it away within seconds (real time), not minutes.
+    rig.wait("a new connection", StdDuration::from_secs(30), || {
+        rig.fake.stats().ws_connections >= 2 && rig.fake.ws_subscriptions().len() == 1
+    });
+    assert!(
+        rig.fake.stats().ws_lost > 0,
+        "events went into the dead link"
+    );
+    wait_history_true(&rig, StdDuration::from_secs(30));
+    assert_eq!(websocket_part(server.port)["state"], "active");
+    server.stop();
+    assert_eq!(doubled_events(&rig), 0);
+}
+
+#[test]
+fn auto_uses_a_webhook_when_the_app_may_not_get_websocket_tokens() {
+    let rig = rig_with("auto", 60.0, |c| c.wstoken_permission = false);
+    let server = rig.start();
+    rig.wait("a webhook subscription", StdDuration::from_secs(30), || {
+        rig.active().len() == 1
+    });
+    let h = health(server.port);
+    assert_eq!(h["ringcentral_transport"], "webhook", "{h:#}");
+    assert_eq!(h["parts"]["websocket"]["state"], "error", "{h:#}");
+    assert_eq!(h["parts"]["websocket"]["fix"], "ringcentral", "{h:#}");
+    let end = place_calls(
+        &rig,
+        90,
+        2,
+        rig.clock.now() + Duration::seconds(5),
+        Duration::seconds(10),
+    );
+    rig.wait_until(end + Duration::seconds(5));
+    wait_history_true(&rig, StdDuration::from_secs(20));
+    let stats = rig.fake.stats();
+    server.stop();
+    assert_eq!(stats.ws_connections, 0, "{stats:?}");
+    assert!(stats.ws_tokens == 0 && stats.rate_limited == 0, "{stats:?}");
 }

@@ -7,6 +7,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 
 export type Provider = "ringcentral" | "ringotel";
+export type Transport = "auto" | "webhook" | "websocket";
 export type CallDirection = "inbound" | "outbound" | "internal" | "unknown";
 export type CallState = "ringing" | "connected" | "ended" | "unknown";
 export type CallResult = "answered" | "missed" | "voicemail" | "no_answer" | "no_end_reported";
@@ -291,6 +292,8 @@ export type RingCentralView = {
   client_secret_set: boolean,
   /** A JWT is stored. */
   jwt_set: boolean,
+  /** How RingCentral sends calls (`auto` prefers the WebSocket). */
+  transport: Transport,
 };
 export type RingotelView = {
   /** An api token is stored. */
@@ -357,6 +360,8 @@ export type RingCentralUpdate = {
   client_secret?: string | null,
   /** New JWT. */
   jwt?: string | null,
+  /** How RingCentral sends calls. */
+  transport: Transport,
 };
 export type RingotelUpdate = {
   /** New api token. */
@@ -438,7 +443,7 @@ export type PauseState = {
   /** Until when (`None` while paused = until resumed). */
   until: string | null,
 };
-export type HealthAction = "reconnect_tunnel" | "recreate_subscription" | "backfill_now";
+export type HealthAction = "reconnect_tunnel" | "recreate_subscription" | "backfill_now" | "reconnect_websocket";
 
 export const commands = {
   /** A page of the call log, newest first. */

@@ -1,6 +1,6 @@
 // Client-side validation of the settings form. Pure functions (unit-tested in Node); field paths
 // are the same dotted paths the engine uses in `FieldError.field`.
-import type { FieldError, LineLabel, SettingsUpdate, SettingsView } from "./bindings";
+import type { FieldError, LineLabel, SettingsUpdate, SettingsView, Transport } from "./bindings";
 
 export type SecretEdit = { kind: "keep" } | { kind: "replace"; value: string } | { kind: "clear" };
 export type SecretField = "ringcentral.client_secret" | "ringcentral.jwt" | "ringotel.api_token" | "tunnel.ngrok_authtoken";
@@ -8,7 +8,7 @@ export const SECRET_FIELDS: SecretField[] = ["ringcentral.client_secret", "ringc
 
 /** The editable form state: text fields keep what was typed so that bad input can be reported. */
 export type SettingsForm = {
-  ringcentral: { server: string; client_id: string };
+  ringcentral: { server: string; client_id: string; transport: Transport };
   tunnel: { mode: "off" | "ngrok" | "provided"; ngrok_domain: string; public_url: string };
   watch_extensions: string[];
   line_labels: LineLabel[];
@@ -44,7 +44,7 @@ export const CRM_PLACEHOLDERS = ["{number}", "{e164}", "{name}", "{call_id}"];
 
 export function formFromSettings(s: SettingsView): SettingsForm {
   return {
-    ringcentral: { server: s.ringcentral.server, client_id: s.ringcentral.client_id },
+    ringcentral: { server: s.ringcentral.server, client_id: s.ringcentral.client_id, transport: s.ringcentral.transport },
     tunnel: { mode: s.tunnel.mode, ngrok_domain: s.tunnel.ngrok_domain, public_url: s.tunnel.public_url },
     watch_extensions: [...s.watch_extensions],
     line_labels: s.line_labels.map((l) => ({ ...l })),
@@ -81,6 +81,7 @@ export function updateFromForm(f: SettingsForm): SettingsUpdate {
       client_id: f.ringcentral.client_id.trim(),
       client_secret: secretOut(f.secrets["ringcentral.client_secret"]),
       jwt: secretOut(f.secrets["ringcentral.jwt"]),
+      transport: f.ringcentral.transport,
     },
     ringotel: { api_token: secretOut(f.secrets["ringotel.api_token"]) },
     tunnel: {
@@ -111,7 +112,7 @@ export function formKey(f: SettingsForm): string {
   const raw = {
     ...u,
     popups: { ...u.popups, max_on_screen: f.popups.max_on_screen.trim(), answered_close_seconds: f.popups.answered_close_seconds.trim(), quiet_start: f.popups.quiet_start.trim(), quiet_end: f.popups.quiet_end.trim() },
-    ringcentral: { server: u.ringcentral.server, client_id: u.ringcentral.client_id },
+    ringcentral: { server: u.ringcentral.server, client_id: u.ringcentral.client_id, transport: u.ringcentral.transport },
     ringotel: {},
     tunnel: { mode: u.tunnel.mode, ngrok_domain: u.tunnel.ngrok_domain, public_url: u.tunnel.public_url },
     secrets: SECRET_FIELDS.map((k) => f.secrets[k].kind),

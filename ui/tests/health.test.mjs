@@ -227,3 +227,34 @@ test("not receiving: a desk no call can reach says so everywhere, with the fix o
     assert.equal(await page.textContent("[data-testid='attention-fix']"), "Open Ringotel settings");
   });
 });
+
+test("over the WebSocket: the RingCentral connection card replaces the subscription, with Connect now when it is down", async () => {
+  const health = {
+    status: "ok",
+    public_url: null, ringcentral_webhook_url: null,
+    ringcentral_transport: "websocket",
+    parts: {
+      websocket: part("active", "Connected: RingCentral sends this account's calls over a connection CallPop opened (no public address needed)."),
+      subscription: part("off", "Not needed: RingCentral sends calls over the WebSocket."),
+      tunnel: part("off", "No public address"),
+      notifications: part("on", "Popups are on"),
+    },
+  };
+  await withApp({ mock: { health } }, async (page) => {
+    await page.click("#tab-health");
+    await page.waitForSelector(card("websocket"));
+    assert.equal(await page.$$(card("subscription")).then((c) => c.length), 0, "no webhook card while it is not needed");
+    assert.match(await page.textContent(card("websocket")), /no public address/);
+    assert.match(await page.textContent("[data-testid='attention']"), /over WebSocket/);
+    await page.evaluate(() => window.__mock.setHealth({
+      status: "degraded", ringcentral_transport: "websocket",
+      parts: {
+        websocket: { state: "reconnecting", detail: "The connection to RingCentral closed (closed by RingCentral); reconnecting.", since: "2026-11-23T18:00:00Z" },
+        subscription: { state: "off", detail: "Not needed", since: "2026-11-23T18:00:00Z" },
+      },
+    }));
+    await page.waitForSelector(`${card("websocket")} [data-action='reconnect_websocket']`);
+    await page.click(`${card("websocket")} [data-action='reconnect_websocket']`);
+    await page.waitForFunction(() => window.__mock.callsOf("run_health_action").some((c) => c.args.action === "reconnect_websocket"));
+  });
+});

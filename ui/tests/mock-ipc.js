@@ -286,7 +286,7 @@
   // ---- settings (secrets are kept here and never returned)
   const secrets = { client_secret: "s3cr3t-client", jwt: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", api_token: null, ngrok_authtoken: "2abcNGROKtoken" };
   let settingsBase = {
-    ringcentral: { server: "https://platform.ringcentral.com", client_id: "kQ9mZ2vLr8xT4pWc" },
+    ringcentral: { server: "https://platform.ringcentral.com", client_id: "kQ9mZ2vLr8xT4pWc", transport: "auto" },
     tunnel: { mode: "ngrok", ngrok_domain: "callpop-baymotors.ngrok.app", public_url: "" },
     watch_extensions: ["101", "102", "110"],
     line_labels: [{ number: "+14155550100", label: "Sales" }, { number: "+14155550111", label: "Service" }, { number: "+14155550122", label: "Parts" }],
@@ -296,7 +296,7 @@
   function settingsView() {
     const s = JSON.parse(JSON.stringify(settingsBase));
     return {
-      ringcentral: { server: s.ringcentral.server, client_id: s.ringcentral.client_id, client_secret_set: !!secrets.client_secret, jwt_set: !!secrets.jwt },
+      ringcentral: { server: s.ringcentral.server, client_id: s.ringcentral.client_id, transport: s.ringcentral.transport, client_secret_set: !!secrets.client_secret, jwt_set: !!secrets.jwt },
       ringotel: { api_token_set: !!secrets.api_token, api_token_from_environment: false },
       tunnel: { mode: s.tunnel.mode, ngrok_authtoken_set: !!secrets.ngrok_authtoken, ngrok_domain: s.tunnel.ngrok_domain, public_url: s.tunnel.public_url },
       watch_extensions: s.watch_extensions, line_labels: s.line_labels, popups: s.popups, general: s.general,
@@ -320,7 +320,7 @@
     put("api_token", u.ringotel.api_token);
     put("ngrok_authtoken", u.tunnel.ngrok_authtoken);
     settingsBase = {
-      ringcentral: { server: u.ringcentral.server, client_id: u.ringcentral.client_id },
+      ringcentral: { server: u.ringcentral.server, client_id: u.ringcentral.client_id, transport: u.ringcentral.transport },
       tunnel: { mode: u.tunnel.mode, ngrok_domain: u.tunnel.ngrok_domain, public_url: u.tunnel.public_url },
       watch_extensions: u.watch_extensions, line_labels: u.line_labels, popups: u.popups,
       general: { ...u.general, data_dir: settingsBase.general.data_dir },
@@ -337,6 +337,7 @@
     ringotel_webhook_url: "https://callpop-baymotors.ngrok.app/api/v1/webhooks/phone_calls_webhooks/ringotel",
     ringcentral: counters(18234, 412, 0, 0, 0, since(1)), ringotel: counters(5120, 33, 0, 0, 0, since(4)),
     storage_error: null, storage_error_since: null, writer_restarts: 0, writer_last_failure: null,
+    ringcentral_transport: "webhook",
     parts: {
       subscription: { state: "active", detail: "Active until 2026-11-30 10:00", since: since(60 * 20) },
       tunnel: { state: "online", detail: "https://callpop-baymotors.ngrok.app", since: since(60 * 26) },
@@ -392,7 +393,7 @@
       case "save_settings": return saveSettings(args.update);
       case "test_ringcentral": return secrets.jwt ? { ok: true, message: "Connected as Bay Motors (account 400123)" } : { ok: false, message: "No JWT credential set" };
       case "get_health": return health;
-      case "run_health_action": return { ok: true, message: { reconnect_tunnel: "Tunnel reconnected", recreate_subscription: "Subscription re-created", backfill_now: "Checked the last 24 hours of the call log: no call was missing." }[args.action] || "Done" };
+      case "run_health_action": return { ok: true, message: { reconnect_tunnel: "Tunnel reconnected", recreate_subscription: "Subscription re-created", backfill_now: "Checked the last 24 hours of the call log: no call was missing.", reconnect_websocket: "Connecting to RingCentral…" }[args.action] || "Done" };
       case "get_pause": return pause;
       case "set_pause": pause = { paused: true, until: args.minutes == null ? null : iso(cfg.now + args.minutes * 60_000) }; return pause;
       case "resume": pause = { paused: false, until: null }; return pause;

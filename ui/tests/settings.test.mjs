@@ -312,3 +312,20 @@ test("test connection, webhook URL copy, ngrok needs an authtoken", async () => 
     assert.equal(await page.textContent("[data-testid='data-dir']"), "/home/staff/.local/share/callpop");
   });
 });
+
+test("how RingCentral sends calls: Automatic by default, WebSocket chosen and saved", async () => {
+  await withSettings(async (page) => {
+    const choice = (v) => `${field("ringcentral.transport")} input[value='${v}']`;
+    assert.equal(await page.isChecked(choice("auto")), true);
+    assert.match(await page.textContent(field("ringcentral.transport")), /no public address or ngrok is needed/);
+    assert.match(await page.textContent(field("ringcentral.transport")), /“WebSocket Subscriptions” permission/);
+    await page.locator(`${field("ringcentral.transport")} label:has(input[value='websocket'])`).click();
+    assert.equal(await page.isDisabled("[data-testid='save']"), false, "a change to save");
+    await page.click("[data-testid='save']");
+    await page.waitForFunction(() => window.__mock.callsOf("save_settings").length === 1);
+    const sent = await page.evaluate(() => window.__mock.callsOf("save_settings").at(-1).args.update);
+    assert.equal(sent.ringcentral.transport, "websocket");
+    await page.waitForFunction(() => document.querySelector("[data-testid='save']")?.disabled === true);
+    assert.equal(await page.isChecked(choice("websocket")), true, "the saved choice is shown");
+  });
+});

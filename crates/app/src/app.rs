@@ -95,6 +95,8 @@ pub enum HealthAction {
     RecreateSubscription,
     /// Fetch the last day of the call log now.
     BackfillNow,
+    /// Connect to RingCentral's WebSocket now instead of at the next try.
+    ReconnectWebsocket,
 }
 
 /// What the window hears about without asking.
@@ -116,6 +118,7 @@ struct Running {
     health: Arc<Health>,
     popups: Option<PopupHandle>,
     keeper: Option<KeeperHandle>,
+    websocket: Option<callpop_engine::websocket::WsHandle>,
     tunnel: Option<TunnelHandle>,
     platform: Option<Arc<callpop_ringcentral::api::Platform>>,
     backfill: Option<tokio::sync::mpsc::Sender<BackfillRequest>>,
@@ -388,6 +391,7 @@ impl App {
             health: engine.health(),
             popups: engine.popups(),
             keeper: engine.keeper(),
+            websocket: engine.websocket(),
             tunnel: engine.tunnel(),
             platform: engine.platform(),
             backfill: engine.backfill_requests(),
@@ -786,11 +790,16 @@ impl App {
     /// Runs one of the health page's fixes.
     pub async fn run_health_action(&self, action: HealthAction) -> ActionResult {
         let handles = match &*self.state.lock().await {
-            State::Running(r) => Some((r.keeper.clone(), r.tunnel.clone(), r.backfill.clone())),
+            State::Running(r) => Some((
+                r.keeper.clone(),
+                r.tunnel.clone(),
+                r.backfill.clone(),
+                r.websocket.clone(),
+            )),
             State::Stopped(_) => None,
         };
         // With the engine down, every fix starts with starting it again.
-        let Some((keeper, tunnel, backfill)) = handles else {
+        let Some((keeper, tunnel, backfill, websocket)) = handles else {
             self.restart().await;
             return match self.start_error().await {
                 None => ActionResult::ok("CallPop restarted."),
@@ -798,6 +807,15 @@ impl App {
             };
         };
         match action {
+            HealthAction::ReconnectWebsocket => match websocket {
+                Some(ws) => {
+                    ws.nudge();
+                    ActionResult::ok("Connecting to RingCentral…")
+                }
+                None => ActionResult::failed(
+                    "RingCentral's WebSocket is not in use: check the RingCentral settings.",
+                ),
+            },
             HealthAction::ReconnectTunnel => match tunnel {
                 Some(t) if t.reconnect().await => ActionResult::ok("Reconnecting the tunnel…"),
                 _ => ActionResult::failed("No tunnel is configured: choose one in Settings."),

@@ -147,6 +147,7 @@ fn decl<T: TS + 'static>(cfg: &Config) -> Decl {
 fn declarations(cfg: &Config) -> Vec<Decl> {
     vec![
         decl::<Provider>(cfg),
+        decl::<callpop_engine::config::Transport>(cfg),
         decl::<CallDirection>(cfg),
         decl::<CallState>(cfg),
         decl::<CallResult>(cfg),

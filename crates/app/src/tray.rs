@@ -121,12 +121,28 @@ pub fn tray_status(
         }
         _ => part_line(snapshot, Part::Tunnel, "Tunnel", "off (local only)"),
     };
-    let subscription = part_line(
-        snapshot,
-        Part::Subscription,
-        "Subscription",
-        "not configured",
-    );
+    // The way RingCentral sends calls now; while the WebSocket is still connecting (before
+    // anything is decided) its own state is the news.
+    let websocket_on = snapshot
+        .parts
+        .get(&Part::Websocket)
+        .is_some_and(|p| p.state != PartState::Off);
+    let subscription = match snapshot.ringcentral_transport.as_deref() {
+        Some("websocket") => part_line(snapshot, Part::Websocket, "RingCentral (WebSocket)", "off"),
+        Some("webhook") => part_line(
+            snapshot,
+            Part::Subscription,
+            "RingCentral (webhook)",
+            "not configured",
+        ),
+        _ if websocket_on => part_line(snapshot, Part::Websocket, "RingCentral", "off"),
+        _ => part_line(
+            snapshot,
+            Part::Subscription,
+            "Subscription",
+            "not configured",
+        ),
+    };
     let popups_off = snapshot
         .parts
         .get(&Part::Notifications)
@@ -205,6 +221,38 @@ mod tests {
             paused: false,
             until: None,
         }
+    }
+
+    #[test]
+    fn the_ringcentral_line_names_the_way_calls_come() {
+        let mut snapshot = board(
+            Status::Ok,
+            &[
+                (Part::Websocket, PartState::Active, "Connected"),
+                (Part::Subscription, PartState::Off, "Not needed"),
+            ],
+        );
+        snapshot.ringcentral_transport = Some("websocket".into());
+        let s = tray_status(&snapshot, None, &running(), now());
+        assert_eq!(
+            s.subscription,
+            "RingCentral (WebSocket): active — Connected"
+        );
+        snapshot.ringcentral_transport = Some("webhook".into());
+        snapshot
+            .parts
+            .entry(Part::Subscription)
+            .and_modify(|p| p.state = PartState::Active);
+        let s = tray_status(&snapshot, None, &running(), now());
+        assert_eq!(s.subscription, "RingCentral (webhook): active — Not needed");
+        // Still deciding: the WebSocket's own state.
+        snapshot.ringcentral_transport = None;
+        let s = tray_status(&snapshot, None, &running(), now());
+        assert!(
+            s.subscription.starts_with("RingCentral: active"),
+            "{}",
+            s.subscription
+        );
     }
 
     #[test]

@@ -31,6 +31,12 @@ const LOOKBACK: Duration = Duration::minutes(10);
 /// How far back a gap fill reaches for calls still open: one that has been ringing or
 /// connected for longer is not waiting for its call-log record any more.
 const OPEN_CALL_HORIZON: Duration = Duration::hours(24);
+/// A call still going when a gap was filled (or ended just before, its record not yet filed)
+/// may have lost events in the gap, and its call-log record appears only once it ends: the
+/// fill is repeated once this much later, and again as long as such a call is open…
+const FOLLOW_UP_EVERY: Duration = Duration::minutes(5);
+/// …for at most this long after the gap.
+const FOLLOW_UP_FOR: Duration = Duration::hours(2);
 
 /// A request to fill a gap.
 #[derive(Debug)]
@@ -186,6 +192,27 @@ impl Backfiller {
         reach - LOOKBACK
     }
 
+    /// When to fill again after a gap's fill: once in any case (a call that ended just
+    /// before it had no record yet), then while a call that began before the gap was
+    /// reported is still open, for a while after the gap.
+    async fn follow_up(
+        &self,
+        from: DateTime<Utc>,
+        gap_reported_at: Option<DateTime<Utc>>,
+        done: u32,
+    ) -> Option<DateTime<Utc>> {
+        let reported = gap_reported_at?;
+        let now = self.clock.now();
+        if now - reported > FOLLOW_UP_FOR {
+            return None;
+        }
+        if done == 0 {
+            return Some(now + FOLLOW_UP_EVERY);
+        }
+        let open = self.writer.oldest_open_call_since(from).await.ok()??;
+        (open <= reported).then_some(now + FOLLOW_UP_EVERY)
+    }
+
     fn report(&self, outcome: &Result<BackfillReport, BackfillError>, from: DateTime<Utc>) {
         match outcome {
             Ok(r) => self.health.set_part(
@@ -224,6 +251,10 @@ impl Backfiller {
         let (tx, mut rx) = mpsc::channel::<BackfillRequest>(64);
         let task = tokio::spawn(async move {
             let mut pending: Option<(DateTime<Utc>, DateTime<Utc>)> = None; // (since, run at)
+                                                                            // When the last gap was reported: calls that began before it and are still open
+                                                                            // after a fill are looked up again once they can have a record.
+            let mut gap_reported_at: Option<DateTime<Utc>> = None;
+            let mut follow_ups = 0u32;
             let mut waiting: Vec<oneshot::Sender<Result<BackfillReport, String>>> = Vec::new();
             let mut failures = 0u32;
             loop {
@@ -234,6 +265,8 @@ impl Backfiller {
                         Some(r) => {
                             tracing::info!(since = %r.since, reason = %r.reason, "backfill requested");
                             waiting.extend(r.reply);
+                            gap_reported_at = Some(self.clock.now());
+                            follow_ups = 0;
                             let since = pending.map_or(r.since, |(s, _)| s.min(r.since));
                             // Someone waits for the answer ("Backfill now"): no settling.
                             let settle = if waiting.is_empty() { self.settle } else { Duration::zero() };
@@ -263,6 +296,10 @@ impl Backfiller {
                                 };
                                 if let Ok(json) = serde_json::to_string(&self.state) {
                                     let _ = self.writer.set_state(STATE_KEY, &json).await;
+                                }
+                                if let Some(at) = self.follow_up(from, gap_reported_at, follow_ups).await {
+                                    follow_ups += 1;
+                                    pending = Some((since, at));
                                 }
                             }
                             Err(e) => {

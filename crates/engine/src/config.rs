@@ -172,7 +172,7 @@ struct FileRingCentral {
 }
 
 /// How RingCentral sends its events to CallPop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// The WebSocket when the app may use it (no public URL needed), else the webhook

@@ -42,6 +42,7 @@ pub struct DeliverySink {
 }
 
 /// A delivery as it arrived, before or after parsing.
+#[derive(Debug, Clone)]
 pub struct Arrival {
     /// Who sent it.
     pub provider: Provider,

@@ -88,6 +88,7 @@ pub struct Engine {
     popups: Option<PopupHandle>,
     popup_requests: broadcast::Sender<PopupRequest>,
     keeper: Option<KeeperHandle>,
+    websocket: Option<crate::websocket::WsHandle>,
     backfill: Option<mpsc::Sender<BackfillRequest>>,
     platform: Option<Arc<Platform>>,
     tunnel: Option<TunnelHandle>,
@@ -151,6 +152,7 @@ impl Engine {
             popups: None,
             popup_requests,
             keeper: None,
+            websocket: None,
             backfill: None,
             platform: None,
             tunnel: None,
@@ -309,7 +311,7 @@ impl Engine {
         self.health.set_part(
             Part::Backfill,
             PartState::Pending,
-            "Looking in the RingCentral call log for calls the webhooks missed…",
+            "Looking in the RingCentral call log for calls that did not arrive live…",
         );
         let keeper = Keeper::new(
             platform.clone(),
@@ -361,7 +363,6 @@ impl Engine {
                 event_filters: self.config.ringcentral.event_filters.clone(),
                 country: self.config.default_country,
                 clock,
-                ingest: None,
             }
             .start(self.shutdown.clone());
             self.tasks.push(ws_task);
@@ -374,6 +375,7 @@ impl Engine {
             )));
             Some(ws)
         };
+        let websocket_handle = websocket.clone();
         self.tasks.push(tokio::spawn(
             crate::wake::WakeWatcher {
                 clock,
@@ -384,6 +386,7 @@ impl Engine {
             .run(self.shutdown.clone()),
         ));
         self.keeper = Some(handle);
+        self.websocket = websocket_handle;
         self.backfill = Some(backfill_tx);
         Ok(())
     }
@@ -391,6 +394,11 @@ impl Engine {
     /// The subscription keeper, when RingCentral credentials are configured.
     pub fn keeper(&self) -> Option<KeeperHandle> {
         self.keeper.clone()
+    }
+
+    /// The RingCentral WebSocket, when credentials are configured and the transport may use it.
+    pub fn websocket(&self) -> Option<crate::websocket::WsHandle> {
+        self.websocket.clone()
     }
 
     /// Asks for a backfill from `since` (e.g. after the tunnel was down).

@@ -23,3 +23,7 @@ pub mod transport;
 pub mod tunnel;
 pub mod wake;
 pub mod websocket;
+
+/// Log filter directives to add to any filter (see
+/// [`callpop_ringcentral::websocket::LOG_LIMITS`]): no setting may log a token.
+pub use callpop_ringcentral::websocket::LOG_LIMITS;

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::backfill::BackfillRequest;
-use crate::deliveries::{Arrival, DeliverySink};
+use crate::deliveries::{Arrival, DeliverySink, Kept};
 use crate::health::{Health, Part, PartState};
 use callpop_clock::Clock;
 use callpop_core::model::{Origin, Provider};
@@ -47,6 +47,13 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::seconds(30);
 const TOKEN_SPACING: Duration = Duration::seconds(15);
 /// Events read but not yet stored, at most (the reader waits beyond it).
 const INGEST_QUEUE: usize = 10_000;
+/// A heartbeat unanswered this long (wall time) means the link is dead even if the operating
+/// system has not noticed: the server answers within a second or two.
+const HEARTBEAT_ANSWER: StdDuration = StdDuration::from_secs(15);
+/// A connection subscribed this long counts as good: a drop after it is retried at once.
+const STABLE_AFTER: Duration = Duration::minutes(5);
+/// Down this long (and a few attempts failed): the health board says so as an error.
+const DOWN_BEFORE_ERROR: Duration = Duration::minutes(3);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::seconds(60);
 /// How long CallPop waits before asking again when the app lacks the permission or the
@@ -109,16 +116,7 @@ pub struct WebSocketTask {
     pub country: Country,
     /// The engine's clock.
     pub clock: Clock,
-    /// Where read events go to be stored (set by the task itself while it runs; `None` to
-    /// build one).
-    pub(crate) ingest: Option<mpsc::Sender<Ingest>>,
 }
-
-/// An event read from the WebSocket, on its way to the store.
-pub(crate) type Ingest = (
-    Arrival,
-    Result<callpop_core::model::ParsedDelivery, callpop_core::wire::ParseError>,
-);
 
 /// The session this install keeps across connections.
 #[derive(Default)]
@@ -127,34 +125,73 @@ struct Session {
     wsc: Option<(Secret, i64)>,
     /// Seconds after a drop during which `wsc` recovers the session.
     recovery_timeout: i64,
-    /// When the connection that was subscribed went down (the start of the gap).
+    /// When the subscribed connection was found down (the recovery window counts from it).
     dropped_at: Option<DateTime<Utc>>,
+    /// The last time anything was heard before that: events may be missing from then on.
+    gap_since: Option<DateTime<Utc>>,
     /// The last token request (they are spaced).
     last_token_at: Option<DateTime<Utc>>,
+    /// Attempts since the last connection that stayed up (the backoff grows with them).
+    failures: u32,
+    /// Since when RingCentral has not been sending over the WebSocket (health escalates).
+    down_since: Option<DateTime<Utc>>,
 }
 
 /// How a live connection ended.
 enum Ended {
     Shutdown,
-    /// Dropped or closed by the server: reconnect (and recover).
-    Dropped(String),
+    /// Dropped or closed by the server: reconnect (and recover). `stable` when it had stayed
+    /// subscribed long enough that reconnecting at once is right.
+    Dropped {
+        why: String,
+        stable: bool,
+    },
     /// The subscription was refused.
     Refused(Refusal),
 }
 
-/// A refused subscription request.
+/// A refused subscription or token request.
 struct Refusal {
     status: u16,
     code: String,
     message: String,
-    /// The app lacks the WebSocket subscriptions permission.
+    /// The app lacks the WebSocket (subscriptions) permission.
     permission: bool,
+}
+
+impl Refusal {
+    /// A refused `wstoken` request, when it is about the permission.
+    fn of_token_request(e: &ApiError) -> Option<Refusal> {
+        let ApiError::Api {
+            status,
+            code,
+            message,
+        } = e
+        else {
+            return None;
+        };
+        let body = serde_json::json!({"errorCode": code, "message": message});
+        ws::refuses_permission(*status, &body).then(|| Refusal {
+            status: *status,
+            code: code.clone(),
+            message: message.clone(),
+            permission: true,
+        })
+    }
 }
 
 /// Why connecting failed, and when to try again.
 struct Failure {
     error: ApiError,
     retry_at: DateTime<Utc>,
+}
+
+/// The wait before reconnection attempt `failures` (0: the connection had been up a while).
+fn backoff(failures: u32) -> Duration {
+    if failures == 0 {
+        return jitter(Duration::milliseconds(500));
+    }
+    jitter(Duration::seconds(2i64.pow(failures.min(6))).min(MAX_BACKOFF))
 }
 
 impl WebSocketTask {
@@ -171,8 +208,22 @@ impl WebSocketTask {
             .set_part_fixed_in(Part::Websocket, state, detail, fix);
     }
 
+    /// Reports the connection down: reconnecting at first, an error once it has lasted (so
+    /// the status stops saying all is well while no call arrives).
+    fn report_down(&self, session: &mut Session, detail: String) {
+        let now = self.clock.now();
+        let since = *session.down_since.get_or_insert(now);
+        let lasting = now - since >= DOWN_BEFORE_ERROR && session.failures >= 3;
+        let state = if lasting {
+            PartState::Error
+        } else {
+            PartState::Reconnecting
+        };
+        self.report(state, detail, None);
+    }
+
     async fn run(
-        mut self,
+        self,
         mut nudges: mpsc::Receiver<()>,
         state: watch::Sender<WsState>,
         shutdown: CancellationToken,
@@ -182,12 +233,10 @@ impl WebSocketTask {
         // the history is slow (busy with a backfill, a slow fsync).
         let (ingest, queue) = mpsc::channel(INGEST_QUEUE);
         let worker = tokio::spawn(store_events(self.sink.clone(), queue));
-        self.ingest = Some(ingest);
         let mut session = Session {
             recovery_timeout: 180,
             ..Session::default()
         };
-        let mut failures: u32 = 0;
         self.report(PartState::Connecting, "Connecting to RingCentral…", None);
         loop {
             let _ = state.send(if session.dropped_at.is_some() {
@@ -201,31 +250,48 @@ impl WebSocketTask {
             };
             let retry_at = match opened {
                 Ok((connection, details)) => {
-                    failures = 0;
-                    match self
-                        .live(connection, details, &mut session, &state, &shutdown)
-                        .await
-                    {
+                    let ended = self
+                        .live(
+                            Live {
+                                connection,
+                                details,
+                                state: &state,
+                                shutdown: &shutdown,
+                                nudges: &mut nudges,
+                                ingest: &ingest,
+                            },
+                            &mut session,
+                        )
+                        .await;
+                    match ended {
                         Ended::Shutdown => break,
-                        Ended::Dropped(why) => {
+                        Ended::Dropped { why, stable } => {
+                            session.failures = if stable { 0 } else { session.failures + 1 };
                             tracing::info!(%why, "RingCentral WebSocket closed; reconnecting");
-                            self.report(
-                                PartState::Reconnecting,
-                                format!("The connection to RingCentral closed ({why}); reconnecting. Calls meanwhile are recovered."),
-                                None,
+                            let _ = state.send(WsState::Reconnecting);
+                            self.report_down(
+                                &mut session,
+                                format!(
+                                    "The connection to RingCentral closed ({why}); reconnecting. \
+                                     Calls meanwhile are recovered."
+                                ),
                             );
-                            // Straight back: the session is recoverable only for a while.
-                            self.clock.now() + jitter(Duration::milliseconds(500))
+                            // Straight back after a good while up: the session is
+                            // recoverable only for a while. A connection that keeps failing
+                            // waits longer each time.
+                            self.clock.now() + backoff(session.failures)
                         }
-                        Ended::Refused(e) => {
-                            let refused = self.refused(&e, &state);
-                            self.clock.now() + refused
+                        Ended::Refused(refusal) => {
+                            session.failures += 1;
+                            self.clock.now() + self.refused(&refusal, &state, &mut session)
                         }
                     }
                 }
                 Err(Failure { error, retry_at }) => {
-                    failures += 1;
-                    if matches!(error, ApiError::Auth { .. } | ApiError::InsecureServer(_)) {
+                    session.failures += 1;
+                    if let Some(refusal) = Refusal::of_token_request(&error) {
+                        self.clock.now() + self.refused(&refusal, &state, &mut session)
+                    } else if matches!(error, ApiError::Auth { .. } | ApiError::InsecureServer(_)) {
                         let _ = state.send(WsState::Refused);
                         self.report(
                             PartState::Error,
@@ -235,16 +301,13 @@ impl WebSocketTask {
                         self.clock.now() + RECHECK_REFUSED
                     } else {
                         tracing::warn!(error = %error, "cannot connect to RingCentral's WebSocket");
-                        let backoff =
-                            jitter(Duration::seconds(2i64.pow(failures.min(6))).min(MAX_BACKOFF));
-                        let at = retry_at.max(self.clock.now() + backoff);
-                        self.report(
-                            PartState::Reconnecting,
+                        let at = retry_at.max(self.clock.now() + backoff(session.failures));
+                        self.report_down(
+                            &mut session,
                             format!(
                                 "Cannot connect to RingCentral ({error}); trying again at {}.",
                                 at.with_timezone(&chrono::Local).format("%H:%M:%S")
                             ),
-                            None,
                         );
                         at
                     }
@@ -257,14 +320,22 @@ impl WebSocketTask {
             }
         }
         // Whatever was read is stored before the task ends.
-        self.ingest = None;
+        drop(ingest);
         let _ = worker.await;
         self.report(PartState::Off, "Stopped.", None);
     }
 
-    /// Reports a refused subscription and says how long to wait before asking again.
-    fn refused(&self, refusal: &Refusal, state: &watch::Sender<WsState>) -> Duration {
+    /// Reports a refused subscription or token and says how long to wait before asking again.
+    fn refused(
+        &self,
+        refusal: &Refusal,
+        state: &watch::Sender<WsState>,
+        session: &mut Session,
+    ) -> Duration {
         if refusal.permission {
+            // A webhook subscription takes over (auto), and its creation fills the gap.
+            session.dropped_at = None;
+            session.gap_since = None;
             let _ = state.send(WsState::PermissionMissing);
             self.report(
                 PartState::Error,
@@ -279,15 +350,14 @@ impl WebSocketTask {
             return RECHECK_REFUSED;
         }
         let _ = state.send(WsState::Reconnecting);
-        self.report(
-            PartState::Reconnecting,
+        self.report_down(
+            session,
             format!(
                 "RingCentral refused the subscription ({} {}: {}); trying again soon.",
                 refusal.status, refusal.code, refusal.message
             ),
-            None,
         );
-        Duration::seconds(30)
+        Duration::seconds(30).max(backoff(session.failures))
     }
 
     /// A token (spaced from the last one) and a connection, recovering the session while it
@@ -318,14 +388,15 @@ impl WebSocketTask {
     }
 
     /// Runs one connection until it ends.
-    async fn live(
-        &self,
-        mut connection: Connection,
-        details: ConnectionDetails,
-        session: &mut Session,
-        state: &watch::Sender<WsState>,
-        shutdown: &CancellationToken,
-    ) -> Ended {
+    async fn live(&self, live: Live<'_>, session: &mut Session) -> Ended {
+        let Live {
+            mut connection,
+            details,
+            state,
+            shutdown,
+            nudges,
+            ingest,
+        } = live;
         let connected_at = self.clock.now();
         session.recovery_timeout = details.recovery_timeout;
         if let Some(wsc) = details.wsc.clone() {
@@ -340,68 +411,85 @@ impl WebSocketTask {
             );
         }
         let mut pending_subscribe = None;
+        let mut subscribed_at = None;
+        // A heartbeat waiting for its answer (wall time: how long a network takes to answer
+        // does not follow a simulated clock).
+        let mut probe: Option<tokio::time::Instant> = None;
         if recovered {
-            self.subscribed(state, "recovered");
+            self.subscribed(state, session, "recovered");
+            subscribed_at = Some(connected_at);
             // The replay comes first: the answer to this heartbeat marks its end.
             if let Err(e) = connection.send(ws::heartbeat()).await {
-                return Ended::Dropped(e.to_string());
+                return self
+                    .ended(session, connection, Dropped::now(e, connected_at))
+                    .await;
             }
+            probe = Some(tokio::time::Instant::now());
         } else {
             let (frame, id) = ws::subscribe_request(&self.event_filters);
             if let Err(e) = connection.send(frame).await {
-                return Ended::Dropped(e.to_string());
+                return self
+                    .ended(session, connection, Dropped::now(e, connected_at))
+                    .await;
             }
             pending_subscribe = Some((id, connected_at + SUBSCRIBE_TIMEOUT));
         }
-        // The gap since the drop is covered by the replay after a recovery, unless the replay
-        // filled the whole buffer; otherwise by the call log once subscribed.
-        let gap = session.dropped_at;
+        // Counted until the heartbeat's answer: every notification before it may be replayed
+        // (counting a live one too only costs a backfill that finds nothing new).
+        let mut replaying = recovered;
         let mut replayed: i64 = 0;
-        let mut replay_judged = !recovered;
-        if recovered {
-            session.dropped_at = None;
-        }
         let mut last_received = connected_at;
         let mut last_sent = connected_at;
         let ended = loop {
-            let heartbeat_at = (last_received + QUIET_BEFORE_HEARTBEAT).min(last_sent + idle / 3);
+            let heartbeat_at =
+                (last_received.max(last_sent) + QUIET_BEFORE_HEARTBEAT).min(last_sent + idle / 3);
             let subscribe_deadline = pending_subscribe.as_ref().map(|(_, at)| *at);
             let wake = subscribe_deadline.map_or(heartbeat_at, |d| d.min(heartbeat_at));
+            let answer_by = probe.map(|sent| sent + HEARTBEAT_ANSWER);
+            let mut send_probe = false;
             let frame = tokio::select! {
-                _ = shutdown.cancelled() => break Ended::Shutdown,
+                _ = shutdown.cancelled() => break Dropped::shutdown(),
+                _ = nudges.recv() => {
+                    // Someone asked (the machine woke up, "Connect now"): make sure it is alive.
+                    send_probe = probe.is_none();
+                    None
+                }
+                _ = sleep_until_wall(answer_by) => {
+                    break Dropped::silent(last_received);
+                }
                 _ = self.clock.sleep_until(wake) => {
                     let now = self.clock.now();
                     if subscribe_deadline.is_some_and(|d| now >= d) {
-                        break Ended::Dropped("the subscription request had no answer".into());
+                        break Dropped::now("the subscription request had no answer", last_received);
                     }
-                    if now >= heartbeat_at {
-                        if let Err(e) = connection.send(ws::heartbeat()).await {
-                            break Ended::Dropped(e.to_string());
-                        }
-                        last_sent = now;
-                        // Asked once; the next one is due a full interval later.
-                        last_received = last_received.max(now);
-                    }
-                    continue;
+                    send_probe = now >= heartbeat_at;
+                    None
                 }
-                frame = connection.next() => frame,
+                frame = connection.next() => Some(frame),
             };
+            if send_probe {
+                if let Err(e) = connection.send(ws::heartbeat()).await {
+                    break Dropped::now(e, last_received);
+                }
+                last_sent = self.clock.now();
+                probe.get_or_insert_with(tokio::time::Instant::now);
+            }
+            let Some(frame) = frame else { continue };
             last_received = self.clock.now();
+            probe = None;
             let incoming = match frame {
-                None => break Ended::Dropped("closed by RingCentral".into()),
+                None => break Dropped::now("closed by RingCentral", last_received),
                 Some(Err(ApiError::Protocol(e))) => {
                     tracing::warn!(error = %e, "unreadable WebSocket frame ignored");
                     continue;
                 }
-                Some(Err(e)) => break Ended::Dropped(e.to_string()),
+                Some(Err(e)) => break Dropped::now(e, last_received),
                 Some(Ok(incoming)) => incoming,
             };
             match incoming {
                 Incoming::Notification { body } => {
-                    let before_connect = self.keep(body).await;
-                    if !replay_judged && before_connect.is_some_and(|t| t < connected_at) {
-                        replayed += 1;
-                    }
+                    self.keep(ingest, body).await;
+                    replayed += i64::from(replaying);
                 }
                 Incoming::Reply {
                     message_id,
@@ -422,23 +510,39 @@ impl WebSocketTask {
                                 .unwrap_or("")
                                 .to_string()
                         };
-                        break Ended::Refused(Refusal {
+                        break Dropped::refused(Refusal {
                             status,
                             code: text("errorCode"),
                             message: text("message"),
                             permission: ws::refuses_permission(status, &body),
                         });
                     }
-                    self.subscribed(state, "subscribed");
-                    if let Some(since) = gap {
-                        session.dropped_at = None;
+                    self.subscribed(state, session, "subscribed");
+                    subscribed_at = Some(self.clock.now());
+                    if let Some(since) = session.gap_since.take() {
                         self.gap(since, "the WebSocket session could not be recovered")
+                            .await;
+                    }
+                    session.dropped_at = None;
+                }
+                Incoming::Heartbeat if replaying => {
+                    replaying = false;
+                    // A full buffer may have dropped older events: the call log has them.
+                    let since = session.gap_since.take();
+                    session.dropped_at = None;
+                    if let Some(since) = since.filter(|_| replayed >= details.recovery_buffer_size)
+                    {
+                        tracing::info!(
+                            replayed,
+                            "the recovery replayed a full buffer; backfilling the gap"
+                        );
+                        self.gap(since, "the WebSocket recovery replayed a full buffer")
                             .await;
                     }
                 }
                 Incoming::Error { code, message } => {
                     // WSG-902 (idle) and WSG-903 (absolute, daily) are followed by a close.
-                    break Ended::Dropped(format!("{code}: {message}"));
+                    break Dropped::now(format!("{code}: {message}"), last_received);
                 }
                 Incoming::ConnectionDetails(d) => {
                     if let Some(wsc) = d.wsc {
@@ -447,36 +551,40 @@ impl WebSocketTask {
                         }
                     }
                 }
-                Incoming::Heartbeat if !replay_judged => {
-                    replay_judged = true;
-                    // A full buffer may have dropped older events: the call log has them.
-                    if replayed >= details.recovery_buffer_size {
-                        if let Some(since) = gap {
-                            tracing::info!(
-                                replayed,
-                                "the recovery replayed a full buffer; backfilling the gap"
-                            );
-                            self.gap(since, "the WebSocket recovery replayed a full buffer")
-                                .await;
-                        }
-                    }
-                }
                 Incoming::Heartbeat | Incoming::Other(_) => {}
             }
         };
-        let subscribed = pending_subscribe.is_none();
-        if !matches!(ended, Ended::Refused(_)) && subscribed && session.dropped_at.is_none() {
-            session.dropped_at = Some(self.clock.now());
-        }
-        if matches!(ended, Ended::Refused(_)) {
-            session.dropped_at = None;
-        }
-        connection.close().await;
-        ended
+        let stable = subscribed_at.is_some_and(|t| self.clock.now() - t >= STABLE_AFTER);
+        self.ended(session, connection, ended.stable(stable)).await
     }
 
-    fn subscribed(&self, state: &watch::Sender<WsState>, how: &str) {
+    /// Closes the connection and notes where the gap starts, if one may have begun.
+    async fn ended(
+        &self,
+        session: &mut Session,
+        connection: Connection,
+        dropped: Dropped,
+    ) -> Ended {
+        connection.close().await;
+        match dropped {
+            Dropped::Shutdown => Ended::Shutdown,
+            Dropped::Refused(refusal) => Ended::Refused(refusal),
+            Dropped::Gone {
+                why,
+                last_heard,
+                stable,
+            } => {
+                // An earlier drop whose gap is not filled yet keeps its (earlier) start.
+                session.gap_since.get_or_insert(last_heard);
+                session.dropped_at.get_or_insert(self.clock.now());
+                Ended::Dropped { why, stable }
+            }
+        }
+    }
+
+    fn subscribed(&self, state: &watch::Sender<WsState>, session: &mut Session, how: &str) {
         tracing::info!(how, "RingCentral WebSocket subscription active");
+        session.down_since = None;
         let _ = state.send(WsState::Subscribed);
         self.report(
             PartState::Active,
@@ -497,14 +605,12 @@ impl WebSocketTask {
             .await;
     }
 
-    /// Hands one event to the storing worker; returns when it happened (for the replay
-    /// count).
-    async fn keep(&self, body: String) -> Option<DateTime<Utc>> {
+    /// Hands one event to the storing worker.
+    async fn keep(&self, ingest: &mpsc::Sender<Ingest>, body: String) {
         let received_at = self.clock.now();
         let bytes = body.into_bytes();
         let parsed =
             callpop_core::ringcentral::webhook::parse_delivery(&bytes, &self.country, received_at);
-        let event_time = parsed.as_ref().ok().and_then(|p| p.event_time);
         let sha256 = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&bytes))
@@ -517,19 +623,101 @@ impl WebSocketTask {
             body: bytes,
             sha256,
         };
-        if let Some(ingest) = &self.ingest {
-            if ingest.send((arrival, parsed)).await.is_err() {
-                tracing::error!("the WebSocket event store stopped; event not kept");
-            }
+        if ingest.send((arrival, parsed)).await.is_err() {
+            tracing::error!("the WebSocket event store stopped; event not kept");
         }
-        event_time
     }
 }
 
+/// What one live connection works with.
+struct Live<'a> {
+    connection: Connection,
+    details: ConnectionDetails,
+    state: &'a watch::Sender<WsState>,
+    shutdown: &'a CancellationToken,
+    nudges: &'a mut mpsc::Receiver<()>,
+    ingest: &'a mpsc::Sender<Ingest>,
+}
+
+/// Why the live loop stopped.
+enum Dropped {
+    Shutdown,
+    Refused(Refusal),
+    Gone {
+        why: String,
+        /// The last time anything was heard: events may be missing from then on.
+        last_heard: DateTime<Utc>,
+        stable: bool,
+    },
+}
+
+impl Dropped {
+    fn shutdown() -> Dropped {
+        Dropped::Shutdown
+    }
+
+    fn refused(refusal: Refusal) -> Dropped {
+        Dropped::Refused(refusal)
+    }
+
+    fn now(why: impl std::fmt::Display, last_heard: DateTime<Utc>) -> Dropped {
+        Dropped::Gone {
+            why: why.to_string(),
+            last_heard,
+            stable: false,
+        }
+    }
+
+    /// The server stopped answering (a dead link the operating system has not noticed yet).
+    fn silent(last_heard: DateTime<Utc>) -> Dropped {
+        Dropped::now("RingCentral stopped answering", last_heard)
+    }
+
+    fn stable(self, stable: bool) -> Dropped {
+        match self {
+            Dropped::Gone {
+                why, last_heard, ..
+            } => Dropped::Gone {
+                why,
+                last_heard,
+                stable,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Sleeps until `at` (wall time), or for ever without one.
+async fn sleep_until_wall(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An event read from the WebSocket, on its way to the store.
+type Ingest = (
+    Arrival,
+    Result<callpop_core::model::ParsedDelivery, callpop_core::wire::ParseError>,
+);
+
 /// Stores the events read from the WebSocket, one after the other, until the reader is gone.
+/// An event the history cannot take now (busy, disk full) is tried again, in order: unlike a
+/// webhook's sender, the WebSocket will not send it again.
 async fn store_events(sink: DeliverySink, mut queue: mpsc::Receiver<Ingest>) {
     while let Some((arrival, parsed)) = queue.recv().await {
-        sink.keep(arrival, parsed).await;
+        let mut wait = StdDuration::from_millis(500);
+        let mut tries = 0u32;
+        while let Kept::Unavailable = sink.keep(arrival.clone(), parsed.clone()).await {
+            tries += 1;
+            // Stopping: a few tries, then the call log has it at the next start.
+            if queue.is_closed() && tries >= 3 {
+                tracing::error!("history unavailable at shutdown; a WebSocket event was not kept");
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(StdDuration::from_secs(30));
+        }
     }
 }
 

@@ -376,6 +376,9 @@ impl Platform {
                     // A refused refresh (revoked, rotated elsewhere) is not a refused JWT.
                     Err(ApiError::Auth { code, .. }) => {
                         tracing::info!(%code, "token refresh refused; signing in with the JWT");
+                        if let Some(t) = cached.as_mut() {
+                            t.refresh = None;
+                        }
                         self.jwt_grant().await?
                     }
                     other => other?,
@@ -471,9 +474,13 @@ impl Platform {
         serde_json::from_str(&text).map_err(|e| ApiError::Protocol(format!("token response: {e}")))
     }
 
-    /// Forgets the cached token (after a 401).
+    /// Forgets the access token after a 401; its refresh token is kept, so the next one
+    /// comes from the same OAuth session (a WebSocket session can be recovered only within it).
     async fn drop_token(&self) {
-        *self.token.lock().await = None;
+        let expired = self.clock.now() - chrono::Duration::hours(1);
+        if let Some(t) = self.token.lock().await.as_mut() {
+            t.expires_at = expired;
+        }
     }
 
     /// Sends one API request with auth, rate-limit and retry handling; `None` for 204.

@@ -462,6 +462,74 @@ pub(crate) mod tests {
         callpop_testkit::scenario(name)
     }
 
+    /// A telephony event as subscription `sub` delivers it, under its own `uuid`.
+    fn through(sub: &str, uuid: &str, sequence: i64, code: &str) -> callpop_core::model::Delivery {
+        use callpop_testkit::payloads::{
+            rc_desk_call_body, rc_notification, DESK_EXTENSION_ID, TELEPHONY_EVENT,
+        };
+        let at = callpop_testkit::at(0);
+        let body = rc_notification(
+            uuid,
+            TELEPHONY_EVENT,
+            at + chrono::Duration::milliseconds(sequence),
+            sub,
+            DESK_EXTENSION_ID,
+            rc_desk_call_body("s-overlap", sequence, code, "JANE ROE", at),
+        )
+        .to_string()
+        .into_bytes();
+        let parsed =
+            callpop_core::ringcentral::webhook::parse_delivery(&body, &callpop_testkit::us(), at)
+                .expect("parses");
+        callpop_core::model::Delivery {
+            parsed,
+            origin: callpop_core::model::Origin::Webhook,
+            received_at: at,
+            headers: Vec::new(),
+            body_sha256: format!("{uuid}-sha"),
+            body,
+        }
+    }
+
+    #[test]
+    fn the_same_event_through_two_subscriptions_is_stored_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join(DB_FILE), options()).expect("open");
+        assert!(matches!(
+            store.ingest(&through("webhook-sub", "u-1", 2, "Proceeding")),
+            Ok(IngestOutcome::Stored { .. })
+        ));
+        // The same event, another subscription and uuid (the WebSocket during a switch).
+        let double = store
+            .ingest(&through("ws-sub", "ws-u-1", 2, "Proceeding"))
+            .expect("ingest");
+        assert!(
+            matches!(
+                double,
+                IngestOutcome::Duplicate {
+                    same_body: true,
+                    ..
+                }
+            ),
+            "{double:?}"
+        );
+        // The next event of the call is new, whichever way it comes.
+        assert!(matches!(
+            store.ingest(&through("ws-sub", "ws-u-2", 3, "Answered")),
+            Ok(IngestOutcome::Stored { .. })
+        ));
+        let rows: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM raw_events", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, 2);
+        let deliveries: i64 = store
+            .conn
+            .query_row("SELECT event_count FROM calls", [], |r| r.get(0))
+            .expect("call");
+        assert_eq!(deliveries, 2, "the double is not counted as a delivery");
+    }
+
     #[test]
     fn a_new_file_is_private_and_migrated() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] [--history-db PATH]
+//! [--transport-latency CALLS]
 //!               [--keep-history DIR]
 //! ```
 //!
@@ -58,6 +59,8 @@ struct Options {
     /// Leave the freshly generated million-call history in this directory (for the desktop
     /// benchmark) instead of a temporary one.
     keep_history: Option<PathBuf>,
+    /// Only the transport latency (WebSocket and webhook), for this many calls each.
+    transport_only: Option<usize>,
 }
 
 fn options() -> Result<Options> {
@@ -71,6 +74,7 @@ fn options() -> Result<Options> {
     let mut salt = 7;
     let mut history_db = None;
     let mut keep_history = None;
+    let mut transport_only = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -85,6 +89,9 @@ fn options() -> Result<Options> {
             "--history-db" => {
                 history_db = Some(PathBuf::from(args.next().context("--history-db PATH")?))
             }
+            "--transport-latency" => {
+                transport_only = Some(args.next().context("--transport-latency CALLS")?.parse()?)
+            }
             "--keep-history" => {
                 keep_history = Some(PathBuf::from(args.next().context("--keep-history DIR")?))
             }
@@ -92,7 +99,8 @@ fn options() -> Result<Options> {
                 println!(
                     "callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] \
                      [--load-port PORT | --load-ceiling | --load-per-request] [--connections N] \
-                     [--salt N] [--history-db PATH] [--keep-history DIR]"
+                     [--salt N] [--history-db PATH] [--keep-history DIR] \
+                     [--transport-latency CALLS]"
                 );
                 std::process::exit(0);
             }
@@ -100,6 +108,7 @@ fn options() -> Result<Options> {
         }
     }
     Ok(Options {
+        transport_only,
         callpop: serve::find_callpop(callpop)?,
         out,
         quick,
@@ -346,6 +355,15 @@ async fn run(o: Options) -> Result<()> {
         );
         return Ok(());
     }
+    if let Some(calls) = o.transport_only {
+        for l in popups::transport_latency(&o.callpop, calls).await? {
+            println!(
+                "event sent by the fake → Notify on the bus over {}: p50 {:.2} ms, p99 {:.2} ms ({} calls)",
+                l.transport, l.p50, l.p99, l.calls
+            );
+        }
+        return Ok(());
+    }
     let started = Instant::now();
     let mut r = Report {
         figures: Vec::new(),
@@ -558,6 +576,31 @@ async fn run(o: Options) -> Result<()> {
         "",
         None,
     );
+
+    // The same calls from the fake platform, over the WebSocket and over a webhook.
+    match popups::transport_latency(&o.callpop, popup_calls.min(200)).await {
+        Ok(rounds) => {
+            for l in rounds {
+                r.add(
+                    "popups",
+                    format!(
+                        "event sent by the fake → Notify on the bus over {}, p50 / p99 ({} calls)",
+                        l.transport, l.calls
+                    ),
+                    format!("{:.2} / {:.2} ms", l.p50, l.p99),
+                    "",
+                    None,
+                );
+            }
+        }
+        Err(e) => r.add(
+            "popups",
+            "event sent by the fake → Notify (WebSocket and webhook)",
+            format!("not measured: {e}"),
+            "",
+            None,
+        ),
+    }
 
     // Popups.
     match popups::latency(&o.callpop, popup_calls).await {

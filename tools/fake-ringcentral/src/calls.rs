@@ -325,6 +325,9 @@ pub(crate) async fn delivery_loop(p: FakePlatform) {
                 // The current guide names the header Validation-Token (docs/PROTOCOL.md §0 #3).
                 request = request.header("Validation-Token", t);
             }
+            if let Some(body) = d.body.get("body") {
+                crate::note_sent(&mut p.lock(), "webhook", body);
+            }
             let ok = matches!(request.json(&d.body).send().await, Ok(r) if r.status().is_success());
             record_result(&p, &d, ok);
         }

@@ -77,6 +77,9 @@ pub struct FakeConfig {
     /// The app has the "WebSocket Subscriptions" permission (without it a WebSocket
     /// subscription request is refused with SUB-528).
     pub websocket_permission: bool,
+    /// The app has the "WebSocket" permission `wstoken` needs (without it: 403
+    /// InsufficientPermissions, CMN-401).
+    pub wstoken_permission: bool,
     /// Lifetime of a `ws_access_token`, seconds (single use within it).
     pub ws_token_ttl: i64,
     /// `idleTimeout`: a connection the client sent nothing on this long is closed (WSG-902).
@@ -115,6 +118,7 @@ impl FakeConfig {
             require_https: false,
             refresh_token_ttl: 604_800,
             websocket_permission: true,
+            wstoken_permission: true,
             ws_token_ttl: 30,
             ws_idle_timeout: 1800,
             ws_absolute_timeout: 86_400,
@@ -212,8 +216,47 @@ pub struct Stats {
     pub ws_absolute_closed: u64,
     /// Connections closed because a ping had no pong in time.
     pub ws_pong_missed: u64,
-    /// Frames a client sent before it had the `ConnectionDetails` (a protocol error).
-    pub ws_early_frames: u64,
+    /// Events sent into a frozen (dead) connection: lost unless the call log has them.
+    pub ws_lost: u64,
+}
+
+/// A telephony event as the fake sent it, for latency measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentEvent {
+    /// `telephonySessionId`.
+    pub session: String,
+    /// `sequence`.
+    pub sequence: i64,
+    /// `webhook` or `websocket`.
+    pub transport: &'static str,
+    /// When it left the fake (wall clock, UNIX seconds).
+    pub at: f64,
+}
+
+/// The most sent events remembered.
+const SENT_KEPT: usize = 100_000;
+
+/// Remembers that a telephony event body (a notification's `body`) was just sent.
+pub(crate) fn note_sent(s: &mut State, transport: &'static str, body: &Value) {
+    let (Some(session), Some(sequence)) = (
+        body.get("telephonySessionId").and_then(Value::as_str),
+        body.get("sequence").and_then(Value::as_i64),
+    ) else {
+        return;
+    };
+    if s.sent.len() >= SENT_KEPT {
+        s.sent.drain(..SENT_KEPT / 2);
+    }
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    s.sent.push(SentEvent {
+        session: session.to_string(),
+        sequence,
+        transport,
+        at,
+    });
 }
 
 /// An access token and the OAuth session it belongs to.
@@ -258,6 +301,8 @@ pub(crate) struct State {
     pub refresh_tokens: HashMap<String, (u64, DateTime<Utc>)>,
     /// The WebSocket side.
     pub ws: websocket::WsState,
+    /// Telephony events sent, with when.
+    pub sent: Vec<SentEvent>,
     pub subscriptions: BTreeMap<String, FakeSubscription>,
     pub pending: Vec<PendingEvent>,
     pub log: Vec<LogEntry>,
@@ -301,6 +346,7 @@ impl FakePlatform {
             tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             ws: websocket::WsState::default(),
+            sent: Vec::new(),
             subscriptions: BTreeMap::new(),
             pending: Vec::new(),
             log: Vec::new(),
@@ -315,6 +361,11 @@ impl FakePlatform {
         let url = format!("http://{}", listener.local_addr()?);
         let platform = FakePlatform { state, url, clock };
         let app = server::router(platform.clone());
+        // Frames go out as soon as they are written, as a production gateway sends them:
+        // Nagle's algorithm would hold a small frame back until the last one is acknowledged.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "fake RingCentral server stopped");
@@ -406,6 +457,18 @@ impl FakePlatform {
     /// sessions stay recoverable for the recovery timeout.
     pub fn drop_ws_connections(&self) {
         websocket::drop_all(self);
+    }
+
+    /// Silences every WebSocket connection with its socket left open (a dead link nobody has
+    /// noticed yet): events sent to it are lost; the gateway lets the session go after the
+    /// pong deadline.
+    pub fn freeze_ws_connections(&self) {
+        websocket::freeze_all(self);
+    }
+
+    /// The telephony events sent so far (webhook and WebSocket), with when they left.
+    pub fn sent_events(&self) -> Vec<SentEvent> {
+        self.lock().sent.clone()
     }
 
     /// WebSocket connections open now.

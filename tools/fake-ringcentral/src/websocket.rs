@@ -39,6 +39,10 @@ pub(crate) enum Outgoing {
     Text(String),
     /// End the connection without a closing handshake (a network drop).
     Drop,
+    /// Go silent with the socket open, as a dead link the operating system has not noticed:
+    /// nothing more is sent or answered, events sent meanwhile are lost, and the gateway
+    /// lets the session go after its pong deadline.
+    Freeze,
 }
 
 /// A session's subscription.
@@ -113,6 +117,20 @@ pub(crate) async fn ws_token(State(p): State<FakePlatform>, headers: HeaderMap) 
         Ok(session) => session,
         Err(refused) => return refused.answer(),
     };
+    if !p.lock().config.wstoken_permission {
+        let message =
+            "In order to call this API endpoint, application needs to have [WebSocket] permission";
+        return (
+            StatusCode::FORBIDDEN,
+            Json(
+                json!({"errorCode": "InsufficientPermissions", "message": message,
+                        "errors": [{"errorCode": "CMN-401", "message": message,
+                                    "permissionName": "WebSocket"}],
+                        "permissionName": "WebSocket"}),
+            ),
+        )
+            .into_response();
+    }
     let now = p.clock.now();
     let uri = format!("{}/ws", p.url().replacen("http://", "ws://", 1));
     let mut s = p.lock();
@@ -422,6 +440,7 @@ async fn serve(p: FakePlatform, socket: WebSocket, session: u64, wsc: Option<Str
             out = rx.recv() => match out {
                 Some(Outgoing::Text(text)) => ok = sink.send(Message::text(text)).await.is_ok(),
                 Some(Outgoing::Drop) | None => return detach(&p, context, connection, &mut rx),
+                Some(Outgoing::Freeze) => return frozen(p, context, connection, rx, stream).await,
             },
             _ = check.tick() => {
                 let wall = tokio::time::Instant::now();
@@ -450,14 +469,40 @@ async fn serve(p: FakePlatform, socket: WebSocket, session: u64, wsc: Option<Str
                     None
                 };
                 if let Some((code, message)) = timeout {
+                    // The session is free for a recovery before the client hears of the close.
+                    detach(&p, context, connection, &mut rx);
                     let _ = sink.send(Message::text(error_frame(code, message))).await;
                     let _ = sink.close().await;
-                    break;
+                    return;
                 }
             }
         }
     }
     detach(&p, context, connection, &mut rx);
+}
+
+/// A frozen connection: events routed to it vanish (as into a dead link); after the pong
+/// deadline the gateway notices and the session waits for a recovery; the socket stays open,
+/// unread, until the client closes it.
+async fn frozen(
+    p: FakePlatform,
+    context: u64,
+    connection: u64,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    stream: futures_util::stream::SplitStream<WebSocket>,
+) {
+    let deadline = p.lock().config.ws_pong_deadline;
+    let until = tokio::time::Instant::now() + deadline;
+    while let Ok(Some(out)) = tokio::time::timeout_at(until, rx.recv()).await {
+        if let Outgoing::Text(_) = out {
+            p.lock().stats.ws_lost += 1;
+        }
+    }
+    p.lock().stats.ws_pong_missed += 1;
+    detach(&p, context, connection, &mut rx);
+    // Keep the socket (never read) until the client gives up on it.
+    let _stream = stream;
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
 }
 
 /// Sends (or, for a disconnected session, buffers) a due event to every WebSocket session
@@ -476,6 +521,7 @@ pub(crate) fn route(
     });
     let mut counter = s.counter;
     let mut delivered = 0;
+    let mut sent_now = Vec::new();
     for c in s.ws.contexts.values_mut() {
         let Some(sub) = &c.subscription else {
             continue;
@@ -499,6 +545,7 @@ pub(crate) fn route(
             Some((_, tx)) => {
                 if tx.send(Outgoing::Text(frame.to_string())).is_ok() {
                     delivered += 1;
+                    sent_now.push(event.body.clone());
                 }
             }
             None => {
@@ -511,14 +558,26 @@ pub(crate) fn route(
     }
     s.counter = counter;
     s.stats.ws_delivered += delivered;
+    for body in sent_now {
+        crate::note_sent(s, "websocket", &body);
+    }
 }
 
 /// Cuts every connection (see [`crate::FakePlatform::drop_ws_connections`]).
 pub(crate) fn drop_all(p: &FakePlatform) {
+    tell_all(p, || Outgoing::Drop);
+}
+
+/// Silences every connection (see [`crate::FakePlatform::freeze_ws_connections`]).
+pub(crate) fn freeze_all(p: &FakePlatform) {
+    tell_all(p, || Outgoing::Freeze);
+}
+
+fn tell_all(p: &FakePlatform, what: impl Fn() -> Outgoing) {
     let s = p.lock();
     for c in s.ws.contexts.values() {
         if let Some((_, tx)) = &c.connection {
-            let _ = tx.send(Outgoing::Drop);
+            let _ = tx.send(what());
         }
     }
 }

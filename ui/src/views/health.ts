@@ -35,6 +35,7 @@ export function actionFor(part: string, state: string): ActionSpec | null {
   if (part === "tunnel" && (s === "error" || s === "offline")) return { action: "reconnect_tunnel", label: "Reconnect", icon: "refresh" };
   if (part === "subscription" && (s === "error" || s === "blacklisted" || s === "expired")) return { action: "recreate_subscription", label: "Re-create subscription", icon: "refresh" };
   if (part === "backfill") return { action: "backfill_now", label: "Backfill now", icon: "history" };
+  if (part === "websocket" && (s === "error" || s === "reconnecting")) return { action: "reconnect_websocket", label: "Connect now", icon: "refresh" };
   return null;
 }
 
@@ -118,16 +119,24 @@ export class HealthPage {
         h("div", { class: "banner-meta" }, h("span", { text: `CallPop ${v.version}` }), v.started_at ? h("span", { title: formatDateTime(v.started_at), text: `Started ${formatAgo(v.started_at)}` }) : null)));
 
     clear(this.grid);
-    this.grid.append(
+    this.grid.append(...[
       this.receiverCard(v),
       this.partCard("tunnel", "Public URL", "globe", v.parts.tunnel, v.public_url ? this.copyRow("Public URL", v.public_url) : null),
-      this.partCard("subscription", "RingCentral subscription", "phone", v.parts.subscription, v.ringcentral_webhook_url ? this.copyRow("Webhook", v.ringcentral_webhook_url) : null),
+      // Over the WebSocket the webhook subscription is "not needed": its card would only
+      // distract; before the WebSocket is decided, both are shown.
+      v.parts.websocket && v.parts.websocket.state !== "off"
+        ? this.partCard("websocket", "RingCentral connection", "phone", v.parts.websocket,
+          h("p", { class: "card-note", text: "CallPop connects to RingCentral itself (WebSocket): no public address is needed for RingCentral calls." }))
+        : null,
+      v.ringcentral_transport === "websocket" && v.parts.subscription?.state === "off"
+        ? null
+        : this.partCard("subscription", "RingCentral subscription", "phone", v.parts.subscription, v.ringcentral_webhook_url ? this.copyRow("Webhook", v.ringcentral_webhook_url) : null),
       this.partCard("notifications", "Notifications", "bell", v.parts.notifications, null),
-      this.partCard("backfill", "Missed-call catch-up", "history", v.parts.backfill, h("p", { class: "card-note", text: "Fetches calls from the RingCentral call log that webhooks missed (for example while the computer was off)." }),
+      this.partCard("backfill", "Missed-call catch-up", "history", v.parts.backfill, h("p", { class: "card-note", text: "Fetches calls from the RingCentral call log that did not arrive live (for example while the computer was off)." }),
         { text: "Needs the RingCentral client ID, client secret and JWT.", fix: "ringcentral" }),
       this.storageCard(v),
       this.partCard("credentials", "Credentials", "key", v.parts.credentials, null),
-    );
+    ].filter((c): c is HTMLElement => c !== null));
     if (focused) this.el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
   }
 
@@ -250,11 +259,12 @@ function summaryLine(v: HealthView): string {
   }
   if (v.storage_error) issues.push("storage error");
   if (issues.length) return issues.join(" · ");
+  if (v.ringcentral_transport === "websocket" && v.parts.websocket?.state === "active") return "Connected to RingCentral over WebSocket; nothing needs attention.";
   return v.parts.subscription?.state === "active"
     ? "Webhooks are arriving and the subscription is healthy."
     : "Receiving webhooks; nothing needs attention.";
 }
 
 export function partName(k: string): string {
-  return ({ tunnel: "Public URL", subscription: "Subscription", notifications: "Notifications", backfill: "Missed-call catch-up", credentials: "Credentials" } as Record<string, string>)[k] ?? k;
+  return ({ tunnel: "Public URL", subscription: "Subscription", websocket: "RingCentral connection", notifications: "Notifications", backfill: "Missed-call catch-up", credentials: "Credentials" } as Record<string, string>)[k] ?? k;
 }

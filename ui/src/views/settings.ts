@@ -161,6 +161,7 @@ export class SettingsPage {
         this.text("ringcentral.client_id", "Client ID", f.ringcentral.client_id, (v) => (f.ringcentral.client_id = v), { mono: true, autocomplete: "off" }),
         this.secret("ringcentral.client_secret", "Client secret", this.base!.ringcentral.client_secret_set),
         this.secret("ringcentral.jwt", "JWT credential", this.base!.ringcentral.jwt_set, "The personal JWT of the user CallPop signs in as."),
+        this.transportChoice(),
         this.testConnection(),
       ),
       this.section("ringotel", "Ringotel", "Ringotel posts call events to CallPop. In the Ringotel portal (Integrations → Webhooks), paste this webhook URL and this API token: CallPop accepts only webhooks that carry the token.",
@@ -373,7 +374,7 @@ export class SettingsPage {
       } else if (f.tunnel.mode === "provided") {
         detail.append(this.text("tunnel.public_url", "Public URL", f.tunnel.public_url, (v) => (f.tunnel.public_url = v), { placeholder: "https://callpop.example-dealer.com", mono: true, type: "url", help: "An https:// address that forwards to this computer (reverse proxy or your own tunnel)." }));
       } else {
-        detail.append(h("p", { class: "help", text: "Webhooks can only reach CallPop from this computer. RingCentral and Ringotel need a public URL to deliver calls." }));
+        detail.append(h("p", { class: "help", text: "Webhooks can only reach CallPop from this computer. Ringotel needs a public URL to deliver calls; RingCentral needs one only when it is set to Webhook." }));
       }
     };
     const modes: { v: SettingsForm["tunnel"]["mode"]; t: string; d: string }[] = [
@@ -399,7 +400,7 @@ export class SettingsPage {
     const wrap = h("div", { class: "field" }, h("span", { class: "label", text: "How calls reach CallPop" }), radios, err);
     this.bind("tunnel.mode", radios, err, wrap);
     drawDetail();
-    return this.section("tunnel", "Public URL", "RingCentral and Ringotel deliver webhooks to a public https:// address that reaches this computer.", wrap, detail);
+    return this.section("tunnel", "Public URL", "Ringotel (and RingCentral, when set to Webhook) deliver webhooks to a public https:// address that reaches this computer.", wrap, detail);
   }
 
   private chips(): HTMLElement {
@@ -496,6 +497,23 @@ export class SettingsPage {
     };
     draw();
     return wrap;
+  }
+
+  /** How RingCentral sends calls: the WebSocket needs no public address; a webhook does. */
+  private transportChoice(): HTMLElement {
+    const f = this.form!;
+    const name = nextId("transport");
+    const seg = h("div", { class: "segmented", role: "radiogroup", "aria-label": "How RingCentral sends calls" });
+    for (const [v, t] of [["auto", "Automatic"], ["websocket", "WebSocket"], ["webhook", "Webhook"]] as const) {
+      const input = h("input", { type: "radio", name, value: v, checked: f.ringcentral.transport === v, class: "visually-hidden-input" });
+      input.addEventListener("change", () => { if (input.checked) { f.ringcentral.transport = v; this.refresh(); } });
+      seg.append(h("label", { class: "seg" }, input, h("span", { text: t })));
+    }
+    const err = this.errorEl("ringcentral.transport");
+    const field = h("div", { class: "field", "data-path": "ringcentral.transport" }, h("span", { class: "label", text: "How RingCentral sends calls" }), seg,
+      h("p", { class: "help", text: "Automatic (recommended): CallPop connects to RingCentral itself, so no public address or ngrok is needed; it uses a webhook only if the app lacks the “WebSocket Subscriptions” permission. WebSocket: always connect. Webhook: RingCentral sends calls to the public address below." }), err);
+    this.bind("ringcentral.transport", seg, err, field);
+    return field;
   }
 
   private popupsSection(): HTMLElement {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use callpop_core::lines::LineLabel;
+pub use callpop_engine::config::Transport;
 
 /// RingCentral section as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -29,6 +30,8 @@ pub struct RingCentralView {
     pub client_secret_set: bool,
     /// A JWT is stored.
     pub jwt_set: bool,
+    /// How RingCentral sends calls (`auto` prefers the WebSocket).
+    pub transport: Transport,
 }
 
 /// Ringotel section as shown.
@@ -148,6 +151,9 @@ pub struct RingCentralUpdate {
     #[serde(default)]
     #[ts(optional = nullable)]
     pub jwt: Option<String>,
+    /// How RingCentral sends calls.
+    #[serde(default)]
+    pub transport: Transport,
 }
 
 /// Ringotel section as sent back.

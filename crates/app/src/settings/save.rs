@@ -86,6 +86,12 @@ impl SettingsUpdate {
             "client_id",
             text(&self.ringcentral.client_id),
         );
+        set_in(
+            root,
+            "ringcentral",
+            "transport",
+            Some(value(self.ringcentral.transport.as_str())),
+        );
     }
 
     fn write_tunnel(&self, root: &mut toml_edit::Table) {

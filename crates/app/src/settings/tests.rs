@@ -69,6 +69,7 @@ fn a_fresh_install_shows_the_defaults_and_no_secrets() {
                 client_id: String::new(),
                 client_secret_set: false,
                 jwt_set: false,
+                transport: Transport::Auto,
             },
             ringotel: RingotelView {
                 api_token_set: false,
@@ -531,6 +532,7 @@ fn everything(view: &SettingsView) -> SettingsUpdate {
         client_id: " client-123 ".into(),
         client_secret: Some(" the-client-secret ".into()),
         jwt: Some("jwt.header.signature".into()),
+        transport: Transport::Websocket,
     };
     u.ringotel.api_token = Some("the-ringotel-token".into());
     u.tunnel = TunnelUpdate {
@@ -588,6 +590,7 @@ fn saved_settings_read_back_as_saved_and_secrets_stay_out_of_the_file() {
                 client_id: "client-123".into(),
                 client_secret_set: true,
                 jwt_set: true,
+                transport: Transport::Websocket,
             },
             ringotel: RingotelView {
                 api_token_set: true,
@@ -947,6 +950,7 @@ fn with_credentials(dir: &Path, server: &str) -> (Config, PathBuf, SettingsView)
         client_id: "client-123".into(),
         client_secret: Some("the-client-secret".into()),
         jwt: Some("jwt.header.signature".into()),
+        transport: Transport::Auto,
     };
     assert_eq!(u.validate(&SettingsView::from_config(&config)), Ok(()));
     u.save(&config, &file).expect("save");

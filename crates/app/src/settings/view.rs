@@ -27,6 +27,7 @@ impl SettingsView {
                 client_id: view.ringcentral.client_id.clone(),
                 client_secret: None,
                 jwt: None,
+                transport: view.ringcentral.transport,
             },
             ringotel: RingotelUpdate { api_token: None },
             tunnel: TunnelUpdate {
@@ -68,6 +69,7 @@ impl SettingsView {
                     config.ringcentral.jwt.as_ref(),
                     names::RINGCENTRAL_JWT,
                 ),
+                transport: config.ringcentral.transport,
             },
             ringotel: RingotelView {
                 api_token_set: secret_set(

@@ -301,9 +301,13 @@ fn interpret(
         )));
     }
     let fallback_time = sent_at.unwrap_or(received_at);
+    let mut timed_by_body = false;
     let (payload, event_time) = match &kind {
         EventKind::TelephonySessions => {
             let ts: TelephonyBody = typed(body, "body")?;
+            // Without its own time the event takes the envelope's, which each subscription
+            // stamps differently: then it has no content key of its own.
+            timed_by_body = ts.event_time.is_some();
             let time = ts.event_time.map(|t| t.0).unwrap_or(fallback_time);
             (
                 Payload::Calls(telephony_events(ts, country, time)?),
@@ -338,7 +342,9 @@ fn interpret(
         EventKind::MessageStore | EventKind::Unknown => (Payload::Other, sent_at),
     };
     let content_key = match &payload {
-        Payload::Calls(events) if kind == EventKind::TelephonySessions => telephony_key(events),
+        Payload::Calls(events) if kind == EventKind::TelephonySessions && timed_by_body => {
+            telephony_key(events)
+        }
         _ => None,
     };
     Ok(ParsedDelivery {
