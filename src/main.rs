@@ -125,19 +125,23 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 pub(crate) fn init_logging() {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    for limit in callpop_engine::LOG_LIMITS {
-        if let Ok(directive) = limit.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // A log line that cannot be written is dropped. By default tracing reports it with
-        // `eprintln!`, which panics when stderr is a file on a full disk: the request in hand
-        // lost its reply and the store writer thread died, so storage never came back.
-        .log_internal_errors(false)
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(
+            callpop_engine::log_allowed,
+        ))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // A log line that cannot be written is dropped. By default tracing reports it
+                // with `eprintln!`, which panics when stderr is a file on a full disk: the
+                // request in hand lost its reply and the store writer thread died, so storage
+                // never came back.
+                .log_internal_errors(false),
+        )
         .init();
 }

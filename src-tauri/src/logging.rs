@@ -28,15 +28,13 @@ pub fn init(dir: &Path) -> anyhow::Result<WorkerGuard> {
         .build(dir)
         .with_context(|| format!("cannot log to {}", dir.display()))?;
     let (file, guard) = tracing_appender::non_blocking(appender);
-    let mut filter = EnvFilter::try_from_env("CALLPOP_LOG")
+    let filter = EnvFilter::try_from_env("CALLPOP_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"));
-    for limit in callpop_engine::LOG_LIMITS {
-        if let Ok(directive) = limit.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
     tracing_subscriber::registry()
         .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(
+            callpop_engine::log_allowed,
+        ))
         .with(
             fmt::layer()
                 .with_ansi(std::io::stderr().is_terminal())

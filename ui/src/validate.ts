@@ -44,7 +44,8 @@ export const CRM_PLACEHOLDERS = ["{number}", "{e164}", "{name}", "{call_id}"];
 
 export function formFromSettings(s: SettingsView): SettingsForm {
   return {
-    ringcentral: { server: s.ringcentral.server, client_id: s.ringcentral.client_id, transport: s.ringcentral.transport },
+    // An engine from before the transport setting sends none: it behaves as "auto".
+    ringcentral: { server: s.ringcentral.server, client_id: s.ringcentral.client_id, transport: s.ringcentral.transport ?? "auto" },
     tunnel: { mode: s.tunnel.mode, ngrok_domain: s.tunnel.ngrok_domain, public_url: s.tunnel.public_url },
     watch_extensions: [...s.watch_extensions],
     line_labels: s.line_labels.map((l) => ({ ...l })),

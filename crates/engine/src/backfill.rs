@@ -31,11 +31,13 @@ const LOOKBACK: Duration = Duration::minutes(10);
 /// How far back a gap fill reaches for calls still open: one that has been ringing or
 /// connected for longer is not waiting for its call-log record any more.
 const OPEN_CALL_HORIZON: Duration = Duration::hours(24);
-/// A call still going when a gap was filled (or ended just before, its record not yet filed)
-/// may have lost events in the gap, and its call-log record appears only once it ends: the
-/// fill is repeated once this much later, and again as long as such a call is open…
+/// A call still going when a gap was filled may have lost events in the gap, and its
+/// call-log record appears only once it ends; one that began in the gap is not even known yet.
+/// The fill is repeated this often…
 const FOLLOW_UP_EVERY: Duration = Duration::minutes(5);
-/// …for at most this long after the gap.
+/// …for this long after the gap in any case (most calls are shorter)…
+const FOLLOW_UP_ALWAYS: Duration = Duration::minutes(30);
+/// …and up to this long while a call that began before the gap is still open.
 const FOLLOW_UP_FOR: Duration = Duration::hours(2);
 
 /// A request to fill a gap.
@@ -192,21 +194,22 @@ impl Backfiller {
         reach - LOOKBACK
     }
 
-    /// When to fill again after a gap's fill: once in any case (a call that ended just
-    /// before it had no record yet), then while a call that began before the gap was
-    /// reported is still open, for a while after the gap.
+    /// When to fill again after a gap's fill: every few minutes for the first half hour (a
+    /// call that ended just before had no record yet; one that began in the gap ends later),
+    /// then while a call that began before the gap was reported is still open, for a while.
+    /// Each fill reads one or two call-log pages and stores nothing twice.
     async fn follow_up(
         &self,
         from: DateTime<Utc>,
         gap_reported_at: Option<DateTime<Utc>>,
-        done: u32,
     ) -> Option<DateTime<Utc>> {
         let reported = gap_reported_at?;
         let now = self.clock.now();
-        if now - reported > FOLLOW_UP_FOR {
+        let since_gap = now - reported;
+        if since_gap > FOLLOW_UP_FOR {
             return None;
         }
-        if done == 0 {
+        if since_gap < FOLLOW_UP_ALWAYS {
             return Some(now + FOLLOW_UP_EVERY);
         }
         let open = self.writer.oldest_open_call_since(from).await.ok()??;
@@ -254,7 +257,6 @@ impl Backfiller {
                                                                             // When the last gap was reported: calls that began before it and are still open
                                                                             // after a fill are looked up again once they can have a record.
             let mut gap_reported_at: Option<DateTime<Utc>> = None;
-            let mut follow_ups = 0u32;
             let mut waiting: Vec<oneshot::Sender<Result<BackfillReport, String>>> = Vec::new();
             let mut failures = 0u32;
             loop {
@@ -266,7 +268,6 @@ impl Backfiller {
                             tracing::info!(since = %r.since, reason = %r.reason, "backfill requested");
                             waiting.extend(r.reply);
                             gap_reported_at = Some(self.clock.now());
-                            follow_ups = 0;
                             let since = pending.map_or(r.since, |(s, _)| s.min(r.since));
                             // Someone waits for the answer ("Backfill now"): no settling.
                             let settle = if waiting.is_empty() { self.settle } else { Duration::zero() };
@@ -297,8 +298,7 @@ impl Backfiller {
                                 if let Ok(json) = serde_json::to_string(&self.state) {
                                     let _ = self.writer.set_state(STATE_KEY, &json).await;
                                 }
-                                if let Some(at) = self.follow_up(from, gap_reported_at, follow_ups).await {
-                                    follow_ups += 1;
+                                if let Some(at) = self.follow_up(from, gap_reported_at).await {
                                     pending = Some((since, at));
                                 }
                             }

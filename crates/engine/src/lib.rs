@@ -24,6 +24,11 @@ pub mod tunnel;
 pub mod wake;
 pub mod websocket;
 
-/// Log filter directives to add to any filter (see
-/// [`callpop_ringcentral::websocket::LOG_LIMITS`]): no setting may log a token.
-pub use callpop_ringcentral::websocket::LOG_LIMITS;
+/// Whether a log event may be written whatever the log filter says: tungstenite, below INFO,
+/// traces the WebSocket upgrade request (its address carries a single-use token) and every
+/// frame (among them the session's `wsc` token), so it never gets past INFO.
+pub fn log_allowed(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    let websocket = target.starts_with("tungstenite") || target.starts_with("tokio_tungstenite");
+    !websocket || *meta.level() <= tracing::Level::INFO
+}

@@ -127,6 +127,9 @@ struct Session {
     recovery_timeout: i64,
     /// When the subscribed connection was found down (the recovery window counts from it).
     dropped_at: Option<DateTime<Utc>>,
+    /// It went silent without closing (a dead link): what the gateway sent into it is lost,
+    /// even if the session is recovered.
+    unclean: bool,
     /// The last time anything was heard before that: events may be missing from then on.
     gap_since: Option<DateTime<Utc>>,
     /// The last token request (they are spaced).
@@ -316,7 +319,7 @@ impl WebSocketTask {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.clock.sleep_until(retry_at) => {}
-                _ = nudges.recv() => {}
+                Some(()) = nudges.recv() => {}
             }
         }
         // Whatever was read is stored before the task ends.
@@ -333,9 +336,14 @@ impl WebSocketTask {
         session: &mut Session,
     ) -> Duration {
         if refusal.permission {
-            // A webhook subscription takes over (auto), and its creation fills the gap.
+            // Nothing more comes over the WebSocket: what was missed until now is filled from
+            // the call log (a webhook subscription may take over, in auto).
             session.dropped_at = None;
-            session.gap_since = None;
+            session.unclean = false;
+            session.wsc = None;
+            if let Some(since) = session.gap_since.take() {
+                self.gap_now(since, "the WebSocket was refused after a drop");
+            }
             let _ = state.send(WsState::PermissionMissing);
             self.report(
                 PartState::Error,
@@ -399,11 +407,17 @@ impl WebSocketTask {
         } = live;
         let connected_at = self.clock.now();
         session.recovery_timeout = details.recovery_timeout;
-        if let Some(wsc) = details.wsc.clone() {
-            session.wsc = Some(wsc);
+        let recovered = details.recovery == Recovery::Successful;
+        // Only a subscribed session is worth recovering: a new one's token is kept once its
+        // subscription is confirmed.
+        let mut fresh_wsc = None;
+        if recovered {
+            session.wsc = details.wsc.clone().or(session.wsc.take());
+        } else {
+            session.wsc = None;
+            fresh_wsc = details.wsc.clone();
         }
         let idle = Duration::seconds(details.idle_timeout);
-        let recovered = details.recovery == Recovery::Successful;
         if let Recovery::Failed { code } = &details.recovery {
             tracing::info!(
                 code = code.as_deref().unwrap_or("-"),
@@ -449,7 +463,7 @@ impl WebSocketTask {
             let mut send_probe = false;
             let frame = tokio::select! {
                 _ = shutdown.cancelled() => break Dropped::shutdown(),
-                _ = nudges.recv() => {
+                Some(()) = nudges.recv() => {
                     // Someone asked (the machine woke up, "Connect now"): make sure it is alive.
                     send_probe = probe.is_none();
                     None
@@ -475,8 +489,6 @@ impl WebSocketTask {
                 probe.get_or_insert_with(tokio::time::Instant::now);
             }
             let Some(frame) = frame else { continue };
-            last_received = self.clock.now();
-            probe = None;
             let incoming = match frame {
                 None => break Dropped::now("closed by RingCentral", last_received),
                 Some(Err(ApiError::Protocol(e))) => {
@@ -486,9 +498,11 @@ impl WebSocketTask {
                 Some(Err(e)) => break Dropped::now(e, last_received),
                 Some(Ok(incoming)) => incoming,
             };
+            last_received = self.clock.now();
+            probe = None;
             match incoming {
                 Incoming::Notification { body } => {
-                    self.keep(ingest, body).await;
+                    self.keep(ingest, body, shutdown).await;
                     replayed += i64::from(replaying);
                 }
                 Incoming::Reply {
@@ -519,25 +533,33 @@ impl WebSocketTask {
                     }
                     self.subscribed(state, session, "subscribed");
                     subscribed_at = Some(self.clock.now());
+                    session.wsc = fresh_wsc.take();
                     if let Some(since) = session.gap_since.take() {
                         self.gap(since, "the WebSocket session could not be recovered")
                             .await;
                     }
+                    session.unclean = false;
                     session.dropped_at = None;
                 }
                 Incoming::Heartbeat if replaying => {
                     replaying = false;
-                    // A full buffer may have dropped older events: the call log has them.
+                    // A full buffer may have dropped older events, and what the gateway wrote
+                    // into a link that had died is in no replay: the call log has them.
                     let since = session.gap_since.take();
+                    let full = replayed >= details.recovery_buffer_size;
+                    let unclean = std::mem::take(&mut session.unclean);
                     session.dropped_at = None;
-                    if let Some(since) = since.filter(|_| replayed >= details.recovery_buffer_size)
-                    {
+                    if let Some(since) = since.filter(|_| full || unclean) {
                         tracing::info!(
                             replayed,
-                            "the recovery replayed a full buffer; backfilling the gap"
+                            unclean,
+                            "recovered, but events may be missing; backfilling the gap"
                         );
-                        self.gap(since, "the WebSocket recovery replayed a full buffer")
-                            .await;
+                        self.gap(
+                            since,
+                            "events may have been lost before the WebSocket recovered",
+                        )
+                        .await;
                     }
                 }
                 Incoming::Error { code, message } => {
@@ -545,7 +567,7 @@ impl WebSocketTask {
                     break Dropped::now(format!("{code}: {message}"), last_received);
                 }
                 Incoming::ConnectionDetails(d) => {
-                    if let Some(wsc) = d.wsc {
+                    if let Some(wsc) = d.wsc.filter(|_| subscribed_at.is_some()) {
                         if session.wsc.as_ref().is_none_or(|(_, seq)| wsc.1 >= *seq) {
                             session.wsc = Some(wsc);
                         }
@@ -573,9 +595,11 @@ impl WebSocketTask {
                 why,
                 last_heard,
                 stable,
+                unclean,
             } => {
                 // An earlier drop whose gap is not filled yet keeps its (earlier) start.
                 session.gap_since.get_or_insert(last_heard);
+                session.unclean |= unclean;
                 session.dropped_at.get_or_insert(self.clock.now());
                 Ended::Dropped { why, stable }
             }
@@ -594,6 +618,18 @@ impl WebSocketTask {
         );
     }
 
+    /// [`Self::gap`] from a place that cannot wait (the backfill queue is long).
+    fn gap_now(&self, since: DateTime<Utc>, reason: &str) {
+        let request = BackfillRequest {
+            since: since - GAP_MARGIN,
+            reason: reason.into(),
+            reply: None,
+        };
+        if self.backfill.try_send(request).is_err() {
+            tracing::warn!("backfill queue full; the gap is filled at the next backfill");
+        }
+    }
+
     async fn gap(&self, since: DateTime<Utc>, reason: &str) {
         let _ = self
             .backfill
@@ -605,8 +641,14 @@ impl WebSocketTask {
             .await;
     }
 
-    /// Hands one event to the storing worker.
-    async fn keep(&self, ingest: &mpsc::Sender<Ingest>, body: String) {
+    /// Hands one event to the storing worker (waiting while its queue is full, unless CallPop
+    /// is stopping).
+    async fn keep(
+        &self,
+        ingest: &mpsc::Sender<Ingest>,
+        body: String,
+        shutdown: &CancellationToken,
+    ) {
         let received_at = self.clock.now();
         let bytes = body.into_bytes();
         let parsed =
@@ -623,8 +665,13 @@ impl WebSocketTask {
             body: bytes,
             sha256,
         };
-        if ingest.send((arrival, parsed)).await.is_err() {
-            tracing::error!("the WebSocket event store stopped; event not kept");
+        tokio::select! {
+            sent = ingest.send((arrival, parsed)) => if sent.is_err() {
+                tracing::error!("the WebSocket event store stopped; event not kept");
+            },
+            _ = shutdown.cancelled() => {
+                tracing::warn!("stopping with the history busy: an event read from the WebSocket is left to the call log");
+            }
         }
     }
 }
@@ -648,6 +695,8 @@ enum Dropped {
         /// The last time anything was heard: events may be missing from then on.
         last_heard: DateTime<Utc>,
         stable: bool,
+        /// A dead link, not a close (see [`Session::unclean`]).
+        unclean: bool,
     },
 }
 
@@ -660,27 +709,40 @@ impl Dropped {
         Dropped::Refused(refusal)
     }
 
+    /// The connection closed or failed: both ends know at once, and the gateway keeps what it
+    /// could not send for a recovery.
     fn now(why: impl std::fmt::Display, last_heard: DateTime<Utc>) -> Dropped {
         Dropped::Gone {
             why: why.to_string(),
             last_heard,
             stable: false,
+            unclean: false,
         }
     }
 
-    /// The server stopped answering (a dead link the operating system has not noticed yet).
+    /// The server stopped answering (a dead link the operating system has not noticed yet):
+    /// the gateway went on sending into it, and those events are in no replay.
     fn silent(last_heard: DateTime<Utc>) -> Dropped {
-        Dropped::now("RingCentral stopped answering", last_heard)
+        Dropped::Gone {
+            why: "RingCentral stopped answering".into(),
+            last_heard,
+            stable: false,
+            unclean: true,
+        }
     }
 
     fn stable(self, stable: bool) -> Dropped {
         match self {
             Dropped::Gone {
-                why, last_heard, ..
+                why,
+                last_heard,
+                unclean,
+                ..
             } => Dropped::Gone {
                 why,
                 last_heard,
                 stable,
+                unclean,
             },
             other => other,
         }
@@ -705,13 +767,16 @@ type Ingest = (
 /// An event the history cannot take now (busy, disk full) is tried again, in order: unlike a
 /// webhook's sender, the WebSocket will not send it again.
 async fn store_events(sink: DeliverySink, mut queue: mpsc::Receiver<Ingest>) {
+    // Stopping with the history unavailable: one try each, then the call log has the rest at
+    // the next start.
+    let mut giving_up = false;
     while let Some((arrival, parsed)) = queue.recv().await {
         let mut wait = StdDuration::from_millis(500);
         let mut tries = 0u32;
         while let Kept::Unavailable = sink.keep(arrival.clone(), parsed.clone()).await {
             tries += 1;
-            // Stopping: a few tries, then the call log has it at the next start.
-            if queue.is_closed() && tries >= 3 {
+            if giving_up || (queue.is_closed() && tries >= 3) {
+                giving_up = true;
                 tracing::error!("history unavailable at shutdown; a WebSocket event was not kept");
                 break;
             }

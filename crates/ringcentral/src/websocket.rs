@@ -24,11 +24,6 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::api::{ApiError, WsToken};
 use callpop_core::Secret;
 
-/// Log filter directives every CallPop program adds to whatever the person asked for:
-/// tungstenite traces the whole upgrade request, whose address carries the single-use token,
-/// and every frame, among them the session's `wsc` token.
-pub const LOG_LIMITS: &[&str] = &["tungstenite=info", "tokio_tungstenite=info"];
-
 /// The largest frame accepted: an event body is a few KiB; a recovery replays events one
 /// frame each.
 const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;

@@ -303,6 +303,8 @@ pub(crate) struct State {
     pub ws: websocket::WsState,
     /// Telephony events sent, with when.
     pub sent: Vec<SentEvent>,
+    /// The `dateFrom` of every call-log read.
+    pub call_log_reads: Vec<DateTime<Utc>>,
     pub subscriptions: BTreeMap<String, FakeSubscription>,
     pub pending: Vec<PendingEvent>,
     pub log: Vec<LogEntry>,
@@ -347,6 +349,7 @@ impl FakePlatform {
             refresh_tokens: HashMap::new(),
             ws: websocket::WsState::default(),
             sent: Vec::new(),
+            call_log_reads: Vec::new(),
             subscriptions: BTreeMap::new(),
             pending: Vec::new(),
             log: Vec::new(),
@@ -464,6 +467,11 @@ impl FakePlatform {
     /// pong deadline.
     pub fn freeze_ws_connections(&self) {
         websocket::freeze_all(self);
+    }
+
+    /// Where each call-log read started (`dateFrom`), in order.
+    pub fn call_log_reads(&self) -> Vec<DateTime<Utc>> {
+        self.lock().call_log_reads.clone()
     }
 
     /// The telephony events sent so far (webhook and WebSocket), with when they left.

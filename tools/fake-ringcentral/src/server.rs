@@ -591,12 +591,16 @@ async fn call_log(
             "Resource for parameter [accountId] is not found",
         );
     }
-    p.lock().stats.call_log_reads += 1;
     let now = p.clock.now();
     let parse = |v: &Option<String>| v.as_deref().and_then(callpop_core::wire::parse_timestamp);
     let to = parse(&q.date_to).unwrap_or(now);
     // The API's default is only the last 24 hours (docs/PROTOCOL.md §0 #17).
     let from = parse(&q.date_from).unwrap_or(to - Duration::hours(24));
+    {
+        let mut s = p.lock();
+        s.stats.call_log_reads += 1;
+        s.call_log_reads.push(from);
+    }
     let per_page: usize = match q.per_page.as_deref() {
         None => 100,
         Some("max") => 1000,
