@@ -303,7 +303,9 @@ fn a_drop_longer_than_the_recovery_timeout_is_backfilled_without_duplicates() {
     assert_eq!(stats.ws_subscriptions, 2, "{stats:?}");
     assert_eq!(stats.ws_most_open, 1, "{stats:?}");
     wait_history_true(&rig, StdDuration::from_secs(20));
-    assert!(gap_fill_requested(&server), "the gap was backfilled");
+    rig.wait("the gap was backfilled", StdDuration::from_secs(20), || {
+        gap_fill_requested(&server)
+    });
     server.stop();
     assert_eq!(doubled_events(&rig), 0);
 }
@@ -335,7 +337,9 @@ fn more_events_than_the_recovery_buffer_during_a_drop_are_backfilled() {
     );
     // The rest comes from the call log once it has the calls.
     wait_history_true(&rig, StdDuration::from_secs(20));
-    assert!(gap_fill_requested(&server), "the gap was backfilled");
+    rig.wait("the gap was backfilled", StdDuration::from_secs(20), || {
+        gap_fill_requested(&server)
+    });
     server.stop();
     assert_eq!(
         doubled_events(&rig),
@@ -507,9 +511,10 @@ fn a_dead_link_nobody_closed_is_noticed_and_its_gap_backfilled() {
     );
     assert_eq!(stats.ws_recovered, 1, "{stats:?}");
     wait_history_true(&rig, StdDuration::from_secs(30));
-    assert!(
-        gap_fill_requested(&server),
-        "recovered, and still the gap was backfilled"
+    rig.wait(
+        "recovered, and still the gap was backfilled",
+        StdDuration::from_secs(20),
+        || gap_fill_requested(&server),
     );
     assert_eq!(websocket_part(server.port)["state"], "active");
     server.stop();

@@ -197,7 +197,8 @@ impl Backfiller {
     /// When to fill again after a gap's fill: every few minutes for the first half hour (a
     /// call that ended just before had no record yet; one that began in the gap ends later),
     /// then while a call that began before the gap was reported is still open, for a while.
-    /// Each fill reads one or two call-log pages and stores nothing twice.
+    /// A follow-up reads only the last two hours before the gap's end (and back to the oldest
+    /// open call) and stores nothing twice.
     async fn follow_up(
         &self,
         from: DateTime<Utc>,
@@ -271,7 +272,11 @@ impl Backfiller {
                             let since = pending.map_or(r.since, |(s, _)| s.min(r.since));
                             // Someone waits for the answer ("Backfill now"): no settling.
                             let settle = if waiting.is_empty() { self.settle } else { Duration::zero() };
-                            pending = Some((since, self.clock.now() + settle));
+                            // A run already due sooner stays due: requests in a row (a link
+                            // that keeps dropping) must not push the fill back for ever.
+                            let at = self.clock.now() + settle;
+                            let at = pending.map_or(at, |(_, due)| due.min(at));
+                            pending = Some((since, at));
                         }
                         None => break,
                     },
@@ -299,7 +304,11 @@ impl Backfiller {
                                     let _ = self.writer.set_state(STATE_KEY, &json).await;
                                 }
                                 if let Some(at) = self.follow_up(from, gap_reported_at).await {
-                                    pending = Some((since, at));
+                                    // The first fill read the whole gap; a follow-up looks only
+                                    // for calls still going at the gap's end (fill_from reaches
+                                    // back to the oldest one still open).
+                                    let recent = gap_reported_at.map_or(since, |r| r - FOLLOW_UP_FOR);
+                                    pending = Some((since.max(recent), at));
                                 }
                             }
                             Err(e) => {

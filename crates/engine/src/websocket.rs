@@ -342,7 +342,10 @@ impl WebSocketTask {
             session.unclean = false;
             session.wsc = None;
             if let Some(since) = session.gap_since.take() {
-                self.gap_now(since, "the WebSocket was refused after a drop");
+                if !self.gap_now(since, "the WebSocket was refused after a drop") {
+                    // Asked again at the next refusal or subscription.
+                    session.gap_since = Some(since);
+                }
             }
             let _ = state.send(WsState::PermissionMissing);
             self.report(
@@ -567,9 +570,15 @@ impl WebSocketTask {
                     break Dropped::now(format!("{code}: {message}"), last_received);
                 }
                 Incoming::ConnectionDetails(d) => {
-                    if let Some(wsc) = d.wsc.filter(|_| subscribed_at.is_some()) {
-                        if session.wsc.as_ref().is_none_or(|(_, seq)| wsc.1 >= *seq) {
-                            session.wsc = Some(wsc);
+                    if let Some(wsc) = d.wsc {
+                        // Not subscribed yet: the newer token waits with the first one.
+                        let kept = if subscribed_at.is_some() {
+                            &mut session.wsc
+                        } else {
+                            &mut fresh_wsc
+                        };
+                        if kept.as_ref().is_none_or(|(_, seq)| wsc.1 >= *seq) {
+                            *kept = Some(wsc);
                         }
                     }
                 }
@@ -618,16 +627,14 @@ impl WebSocketTask {
         );
     }
 
-    /// [`Self::gap`] from a place that cannot wait (the backfill queue is long).
-    fn gap_now(&self, since: DateTime<Utc>, reason: &str) {
+    /// [`Self::gap`] from a place that cannot wait; false when the backfill's queue is full.
+    fn gap_now(&self, since: DateTime<Utc>, reason: &str) -> bool {
         let request = BackfillRequest {
             since: since - GAP_MARGIN,
             reason: reason.into(),
             reply: None,
         };
-        if self.backfill.try_send(request).is_err() {
-            tracing::warn!("backfill queue full; the gap is filled at the next backfill");
-        }
+        self.backfill.try_send(request).is_ok()
     }
 
     async fn gap(&self, since: DateTime<Utc>, reason: &str) {

@@ -468,12 +468,6 @@ impl PopupManager {
         let current = self.shown.get(&call_id).map(|s| (s.phase, s.closed));
         match (current, desired) {
             (None, Some(phase @ (Phase::Ringing | Phase::Missed))) => {
-                if phase == Phase::Missed && call.ring_seconds == 0 {
-                    // First heard of already over, and never heard ringing: its beginning was
-                    // lost (a drop), so "missed" is a guess the call log may contradict.
-                    tracing::debug!(call_id, "popup not shown: the call was only heard ending");
-                    return;
-                }
                 if let Some(why) = self.suppressed(call, committed.origin, now) {
                     tracing::debug!(call_id, why, "popup not shown");
                     return;
