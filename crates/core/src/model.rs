@@ -368,13 +368,18 @@ pub enum Origin {
     /// Re-read from the store: `callpop events replay`, or the store's own rule ending calls
     /// whose end was never reported.
     Replay,
+    /// On a desk: a change its hub streamed as it happened.
+    Hub,
+    /// On a desk: a change read while catching up with its hub after a disconnect (or while
+    /// joining): history, never a popup of its own.
+    HubCatchUp,
 }
 
 impl Origin {
-    /// Sent by the phone system as it happened (a webhook or the WebSocket): only these may
-    /// pop up.
+    /// Sent by the phone system as it happened (a webhook or the WebSocket, or on a desk its
+    /// hub's live stream of them): only these may pop up.
     pub fn is_live(self) -> bool {
-        matches!(self, Origin::Webhook | Origin::WebSocket)
+        matches!(self, Origin::Webhook | Origin::WebSocket | Origin::Hub)
     }
 }
 

@@ -5,6 +5,8 @@
 //! their own connections and see committed data thanks to WAL.
 
 pub mod export;
+mod feed;
+pub mod hub;
 mod ingest;
 mod query;
 mod schema;
@@ -20,10 +22,13 @@ use callpop_core::numbers::Country;
 use callpop_core::reparse::StoredBody;
 use callpop_core::wire::ParseError;
 
+pub use feed::{FeedChange, FeedPage, FeedRecord, FEED_HORIZON};
+pub use ingest::replica::{ReplicaBatch, ReplicaChange, HUB_CURSOR};
 pub use ingest::{CallChange, IngestOutcome, QuarantineEntry, MAX_EVENTS_PER_CALL};
 pub use query::{
     CallFilter, CallRecord, EventFilter, PopupRecord, QuarantineRecord, RawEventRecord, StoreStats,
 };
+pub use schema::TOMBSTONE_DAYS;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "callpop.db";

@@ -832,7 +832,8 @@ mod tests {
         store
             .conn
             .execute_batch(&format!(
-                "UPDATE calls SET from_name = '{}';
+                "{}
+                 UPDATE calls SET from_name = '{}';
                  DELETE FROM calls_search;
                  INSERT INTO calls_search (rowid, text) SELECT sort_key, '{}' FROM calls;
                  DROP INDEX calls_unended;
@@ -840,6 +841,7 @@ mod tests {
                  DROP INDEX raw_events_content;
                  ALTER TABLE raw_events DROP COLUMN content_key;
                  PRAGMA user_version = 4;",
+                crate::schema::UNDO_FEED,
                 name.replace('\'', "''"),
                 name.replace('\'', "''")
             ))

@@ -171,7 +171,68 @@ ALTER TABLE raw_events ADD COLUMN content_key TEXT;
 CREATE UNIQUE INDEX raw_events_content ON raw_events (provider, content_key)
     WHERE content_key IS NOT NULL;
 "#,
+    // 9: the change feed a hub serves its desks (docs/HUB.md). Every write of a shared record
+    // takes the next `seq` in the transaction that writes it, whichever process writes; the
+    // record's earlier row goes (REPLACE), so the table holds each record's latest change and
+    // grows with the records, not with the traffic. `record_id` is the row it names, NULL once
+    // the record was deleted (a tombstone, kept for `TOMBSTONE_DAYS`). Stored calls are put in
+    // the feed in list order, so a hub made from a desk's history serves all of it.
+    //
+    // `replica_calls` is a desk's note of which rows came from its hub: only those are
+    // pruned past the desk's window or swept after a resynchronization, never the desk's own
+    // earlier history (`local` marks a row the desk had before the hub sent the same call).
+    r#"
+CREATE TABLE changes (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    record_id   INTEGER,
+    at          INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX changes_record ON changes (kind, key);
+INSERT INTO changes (kind, key, record_id, at)
+    SELECT 'call', provider || '/' || call_key, id, updated_at FROM calls ORDER BY sort_key;
+CREATE TABLE replica_calls (
+    call_id     INTEGER PRIMARY KEY REFERENCES calls (id) ON DELETE CASCADE,
+    started_at  INTEGER NOT NULL,
+    local       INTEGER NOT NULL DEFAULT 0,
+    generation  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX replica_calls_started ON replica_calls (started_at);
+
+-- A hub's pending pairing codes (the code itself is the pairing's password, so the hub must
+-- keep it; each lives ten minutes) and its paired desks (only a hash of each desk's token).
+CREATE TABLE hub_codes (
+    id          TEXT PRIMARY KEY,
+    code        TEXT NOT NULL,
+    desk_name   TEXT,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    used_at     INTEGER
+);
+CREATE TABLE hub_desks (
+    name         TEXT PRIMARY KEY COLLATE NOCASE,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    paired_at    INTEGER NOT NULL,
+    address      TEXT,
+    version      TEXT,
+    last_seen    INTEGER,
+    cursor       INTEGER,
+    revoked_at   INTEGER
+);
+"#,
 ];
+
+/// Undoes migration 9, for tests that rebuild a history as an older CallPop left it.
+#[cfg(test)]
+pub(crate) const UNDO_FEED: &str = "DROP TABLE changes; DROP TABLE replica_calls;
+    DROP TABLE hub_codes; DROP TABLE hub_desks;
+    DELETE FROM sqlite_sequence WHERE name = 'changes';";
+
+/// How long the change feed keeps a deleted record's tombstone. A desk away for longer
+/// resynchronizes its window instead of reading the feed (docs/HUB.md).
+pub const TOMBSTONE_DAYS: i64 = 180;
 
 /// The first version whose extension rows hold each desk's outcome.
 pub(crate) const DESK_OUTCOMES: i64 = 7;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use super::hub::{self, CodeCheck, DeskSeen};
+use super::ingest::replica::{self, ReplicaBatch};
 use super::ingest::{self, CallChange, IngestOutcome, QuarantineEntry};
 use super::syncer::{self, Syncer};
 use super::{PopupRecord, Store, StoreError};
@@ -60,6 +62,27 @@ enum Op {
         ringing_before: DateTime<Utc>,
         connected_before: DateTime<Utc>,
     },
+    ApplyReplica(Box<ReplicaBatch>),
+    PruneReplica(DateTime<Utc>),
+    SweepReplica {
+        generation: i64,
+        since: DateTime<Utc>,
+    },
+    PruneFeed(DateTime<Utc>),
+    CheckCode {
+        id: String,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+    },
+    AddDesk {
+        code_id: String,
+        wanted_name: String,
+        token_sha256: String,
+        now: DateTime<Utc>,
+    },
+    TouchDesks(Vec<DeskSeen>),
+    RevokeDesk(String, DateTime<Utc>),
+    FeedPosition,
     /// Test builds only (`test-hooks`): stores nothing, and the writer's loop panics once its
     /// group is committed, the way a bug in the loop's own bookkeeping would.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -77,6 +100,10 @@ enum Done {
     StateSet,
     PopupSet,
     OldestOpenCall(Option<DateTime<Utc>>),
+    CodeChecked(CodeCheck),
+    DeskAdded(Result<String, CodeCheck>),
+    FeedPosition(i64),
+    Revoked(bool),
 }
 
 struct Job {
@@ -268,6 +295,127 @@ impl StoreWriter {
             ringing_before,
             connected_before,
         };
+        match self.submit(op).await? {
+            Done::Replaced(changes) => Ok(changes),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// Applies changes from the hub to a desk's replica, with the feed position they reach,
+    /// in one transaction. Returns the calls that changed, also broadcast with the batch's
+    /// origin.
+    pub async fn apply_replica(&self, batch: ReplicaBatch) -> Result<Vec<CallChange>, StoreError> {
+        self.changes_of(Op::ApplyReplica(Box::new(batch))).await
+    }
+
+    /// Deletes the hub's rows of calls that started before `before` (a desk's window); the
+    /// desk's own history stays.
+    pub async fn prune_replica(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<CallChange>, StoreError> {
+        self.changes_of(Op::PruneReplica(before)).await
+    }
+
+    /// After a resynchronization round `generation` covering calls since `since`: deletes the
+    /// hub's rows in that range the round did not send again.
+    pub async fn sweep_replica(
+        &self,
+        generation: i64,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<CallChange>, StoreError> {
+        self.changes_of(Op::SweepReplica { generation, since })
+            .await
+    }
+
+    /// Drops the change feed's tombstones older than `before` (a hub, daily).
+    pub async fn prune_feed(&self, before: DateTime<Utc>) -> Result<(), StoreError> {
+        match self.submit(Op::PruneFeed(before)).await? {
+            Done::StateSet => Ok(()),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// Checks a pairing code for an attempt, counting it (a hub's desk API).
+    pub async fn hub_check_code(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+    ) -> Result<CodeCheck, StoreError> {
+        let op = Op::CheckCode {
+            id: id.to_string(),
+            now,
+            max_attempts,
+        };
+        match self.submit(op).await? {
+            Done::CodeChecked(check) => Ok(check),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// Pairs a desk, spending its code: the desk's unique name, or what the code is now.
+    pub async fn hub_add_desk(
+        &self,
+        code_id: &str,
+        wanted_name: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<String, CodeCheck>, StoreError> {
+        let op = Op::AddDesk {
+            code_id: code_id.to_string(),
+            wanted_name: wanted_name.to_string(),
+            token_sha256: token_sha256.to_string(),
+            now,
+        };
+        match self.submit(op).await? {
+            Done::DeskAdded(added) => Ok(added),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// Removes a desk from the hub: its token stops working. False when no paired desk has
+    /// that name.
+    pub async fn hub_revoke(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        match self.submit(Op::RevokeDesk(name.to_string(), now)).await? {
+            Done::Revoked(done) => Ok(done),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// Records what the hub saw of its desks lately.
+    pub async fn hub_touch_desks(&self, seen: Vec<DeskSeen>) -> Result<(), StoreError> {
+        match self.submit(Op::TouchDesks(seen)).await? {
+            Done::StateSet => Ok(()),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// The change feed's newest sequence number, answered (like every request) only once the
+    /// group it joined is on disk: every change up to it is durable, so a hub may send it to
+    /// desks without a power cut ever taking back a number they applied.
+    pub async fn durable_feed_position(&self) -> Result<i64, StoreError> {
+        match self.submit(Op::FeedPosition).await? {
+            Done::FeedPosition(seq) => Ok(seq),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    async fn changes_of(&self, op: Op) -> Result<Vec<CallChange>, StoreError> {
         match self.submit(op).await? {
             Done::Replaced(changes) => Ok(changes),
             _ => Err(StoreError::Corrupt(
@@ -756,6 +904,7 @@ fn flush_search_alone(store: &mut Store) {
 fn origin_of(op: &Op) -> Origin {
     match op {
         Op::Ingest(d) => d.origin,
+        Op::ApplyReplica(batch) => batch.origin,
         _ => Origin::Replay,
     }
 }
@@ -921,6 +1070,26 @@ fn apply_job(
             connected_before,
         } => ingest::end_unheard(tx, options, cache, *ringing_before, *connected_before)
             .map(Done::Replaced),
+        Op::ApplyReplica(batch) => replica::apply(tx, options, cache, batch).map(Done::Replaced),
+        Op::PruneReplica(before) => replica::prune(tx, cache, *before).map(Done::Replaced),
+        Op::SweepReplica { generation, since } => {
+            replica::sweep(tx, cache, *generation, *since).map(Done::Replaced)
+        }
+        Op::PruneFeed(before) => super::feed::prune_tombstones(tx, *before).map(|_| Done::StateSet),
+        Op::CheckCode {
+            id,
+            now,
+            max_attempts,
+        } => hub::check_code(tx, id, *now, *max_attempts).map(Done::CodeChecked),
+        Op::AddDesk {
+            code_id,
+            wanted_name,
+            token_sha256,
+            now,
+        } => hub::add_desk(tx, code_id, wanted_name, token_sha256, *now).map(Done::DeskAdded),
+        Op::TouchDesks(seen) => hub::touch(tx, seen).map(|_| Done::StateSet),
+        Op::FeedPosition => super::feed::latest_seq(tx).map(Done::FeedPosition),
+        Op::RevokeDesk(name, now) => hub::revoke(tx, name, *now).map(Done::Revoked),
         Op::SetState(k, v) => tx
             .prepare_cached(
                 "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
@@ -988,6 +1157,17 @@ impl Store {
             ringing_before,
             connected_before,
         )?;
+        ingest::flush_search(&tx)?;
+        tx.commit().map_err(StoreError::classify)?;
+        Ok(changes)
+    }
+
+    /// Applies changes from the hub in its own transaction (see
+    /// [`StoreWriter::apply_replica`]).
+    pub fn apply_replica(&mut self, batch: &ReplicaBatch) -> Result<Vec<CallChange>, StoreError> {
+        let options = self.options.clone();
+        let tx = self.conn.transaction().map_err(StoreError::classify)?;
+        let changes = replica::apply(&tx, &options, &mut ingest::CallCache::default(), batch)?;
         ingest::flush_search(&tx)?;
         tx.commit().map_err(StoreError::classify)?;
         Ok(changes)

@@ -12,7 +12,9 @@ use callpop_core::calls;
 use callpop_core::model::{Call, CallEvent, CallResult, CallState, Delivery, Payload, Provider};
 
 mod cache;
+pub(crate) mod changes;
 mod quarantine;
+pub(crate) mod replica;
 mod rows;
 mod search;
 mod voicemail;
@@ -21,6 +23,17 @@ use cache::CachedCall;
 pub(crate) use cache::CallCache;
 pub(crate) use quarantine::{quarantine, requarantine, resolve_quarantine};
 pub(crate) use rows::load_call;
+
+/// Row writes the store's own tests drive directly.
+#[cfg(test)]
+pub(crate) mod rows_for_tests {
+    pub(crate) fn delete_call(
+        conn: &rusqlite::Connection,
+        id: i64,
+    ) -> Result<(), crate::StoreError> {
+        super::rows::delete_call(conn, id)
+    }
+}
 use rows::*;
 use search::*;
 pub(crate) use search::{flush_search, requeue_all, search_text};

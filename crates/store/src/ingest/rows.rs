@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::*;
 use crate::{to_ms, StoreError, StoreOptions};
-use callpop_core::model::Call;
+use callpop_core::model::{Call, Provider};
 
 pub(crate) fn load_call(conn: &Connection, id: i64) -> Result<Option<Call>, StoreError> {
     let sql = format!(
@@ -103,6 +103,7 @@ pub(super) fn insert_call(
     )?
     .execute(rusqlite::params_from_iter(values))?;
     let id = conn.last_insert_rowid();
+    super::changes::note_call(conn, id, call)?;
     index_call(
         conn,
         id,
@@ -236,6 +237,7 @@ pub(super) fn update_call(
     let sql = format!("UPDATE calls SET {sets} WHERE id = ?{}", args.len());
     conn.prepare_cached(&sql)?
         .execute(rusqlite::params_from_iter(args))?;
+    super::changes::note_call(conn, id, call)?;
     if let Some((old_key, key)) = new_key {
         let (text, keys) =
             index.get_or_insert_with(|| (search_text(call, opts), extension_keys(call)));
@@ -248,13 +250,18 @@ pub(super) fn update_call(
 }
 
 pub(super) fn delete_call(conn: &Connection, id: i64) -> Result<(), StoreError> {
-    let key: Option<i64> = conn
-        .query_row("SELECT sort_key FROM calls WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+    let row: Option<(i64, String, String)> = conn
+        .query_row(
+            "SELECT sort_key, provider, call_key FROM calls WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
-    if let Some(key) = key {
+    if let Some((key, provider, call_key)) = row {
         unindex_call(conn, id, key)?;
+        let provider = Provider::parse(&provider)
+            .ok_or_else(|| StoreError::Corrupt(format!("provider {provider:?}")))?;
+        super::changes::note_call_removed(conn, provider, &call_key)?;
     }
     conn.execute(
         "UPDATE voicemails SET call_id = NULL WHERE call_id = ?1",
