@@ -34,6 +34,22 @@ pub(crate) enum Command {
         /// Address to listen on (default 127.0.0.1:8787).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Also serve the dealership's desks on the LAN (hub mode; docs/HUB.md).
+        #[arg(long)]
+        hub: bool,
+        /// Where the hub serves desks (default 0.0.0.0:8788); implies --hub.
+        #[arg(long, value_name = "ADDR")]
+        hub_listen: Option<String>,
+    },
+    /// Hub mode: pair desks with this hub, list them, remove one.
+    Hub {
+        #[command(subcommand)]
+        action: HubAction,
+    },
+    /// Make this CallPop a desk of a hub, or a standalone desk again.
+    Desk {
+        #[command(subcommand)]
+        action: DeskAction,
     },
     /// List and search the call history, newest first.
     Calls(CallsArgs),
@@ -228,4 +244,44 @@ mod tests {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }
     }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum HubAction {
+    /// Issue a one-time pairing code for a new desk (valid ten minutes, single use).
+    Pair {
+        /// The name the desk gets (default: the name it asks for).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// One JSON object: code, address, fingerprint, expires_at.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the desks paired with this hub.
+    Desks {
+        /// One JSON object per desk.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a desk from the hub: its stream closes at once and its token stops working.
+    Revoke {
+        /// The desk's name (as `callpop hub desks` lists it).
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DeskAction {
+    /// Join a hub with the code `callpop hub pair` (or "Add a desk") showed there.
+    Join {
+        /// The hub's address: host or host:port (port 8788 when left out).
+        address: String,
+        /// The pairing code, such as K7M2Q-9XH4P.
+        code: String,
+        /// This desk's name at the hub (default: the computer's name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Leave the hub: this desk is standalone again and keeps the calls it has.
+    Leave,
 }

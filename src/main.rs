@@ -12,7 +12,7 @@ mod time_arg;
 use anyhow::Result;
 use clap::Parser;
 
-use args::{Cli, Command, TunnelAction};
+use args::{Cli, Command, DeskAction, HubAction, TunnelAction};
 use callpop_engine::config::{Config, Overrides};
 
 /// mimalloc (also serving SQLite through its `override` feature) halves the time the store
@@ -93,9 +93,37 @@ fn run(cli: Cli) -> Result<()> {
         data_dir: cli.global.data_dir.clone(),
         config_file: cli.global.config.clone(),
         environment: None,
+        ..Default::default()
     };
     match cli.command {
-        Command::Serve { listen } => serve::serve(Config::load(&overrides(listen))?),
+        Command::Serve {
+            listen,
+            hub,
+            hub_listen,
+        } => serve::serve(Config::load(&Overrides {
+            hub,
+            hub_listen,
+            ..overrides(listen)
+        })?),
+        Command::Hub { action } => {
+            let config = Config::load(&overrides(None))?;
+            match action {
+                HubAction::Pair { name, json } => hub::pair(&config, name, json),
+                HubAction::Desks { json } => hub::desks(&config, json),
+                HubAction::Revoke { name } => hub::revoke(&config, &name),
+            }
+        }
+        Command::Desk { action } => {
+            let config = Config::load(&overrides(None))?;
+            match action {
+                DeskAction::Join {
+                    address,
+                    code,
+                    name,
+                } => desk::join(&config, &address, &code, name),
+                DeskAction::Leave => desk::leave(&config),
+            }
+        }
         Command::Calls(args) => calls::calls(&Config::load(&overrides(None))?, args),
         Command::Events(args) => events::events(&Config::load(&overrides(None))?, args),
         Command::Tokens { reveal } => tokens::tokens(&Config::load(&overrides(None))?, reveal),

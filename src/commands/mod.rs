@@ -2,7 +2,9 @@
 
 pub(crate) mod backfill;
 pub(crate) mod calls;
+pub(crate) mod desk;
 pub(crate) mod events;
+pub(crate) mod hub;
 pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod subscriptions;

@@ -9,10 +9,16 @@ use crate::commands::*;
 use crate::render::*;
 
 pub(crate) fn subscriptions(mut config: Config, action: SubscriptionAction) -> Result<()> {
+    let mut keeper = keeper(&mut config)?;
+    subscriptions_with(&config, &mut keeper, action)
+}
+
+/// The subscription keeper for this install, as the engine would run it.
+pub(crate) fn keeper(config: &mut Config) -> Result<callpop_engine::subscriptions::Keeper> {
     use callpop_engine::subscriptions::{Keeper, KeeperSettings, KeeperState};
-    let platform = platform(&mut config)?;
-    let tokens = callpop_engine::secrets::webhook_tokens(&config)?;
-    let state: KeeperState = open_history(&config)
+    let platform = platform(config)?;
+    let tokens = callpop_engine::secrets::webhook_tokens(config)?;
+    let state: KeeperState = open_history(config)
         .ok()
         .and_then(|s| {
             s.state_get(callpop_engine::subscriptions::STATE_KEY)
@@ -21,7 +27,7 @@ pub(crate) fn subscriptions(mut config: Config, action: SubscriptionAction) -> R
         })
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default();
-    let mut keeper = Keeper::new(
+    Ok(Keeper::new(
         platform,
         KeeperSettings {
             public_url: config.public_url.clone(),
@@ -32,7 +38,14 @@ pub(crate) fn subscriptions(mut config: Config, action: SubscriptionAction) -> R
         },
         config.clock,
         state,
-    );
+    ))
+}
+
+fn subscriptions_with(
+    config: &Config,
+    keeper: &mut callpop_engine::subscriptions::Keeper,
+    action: SubscriptionAction,
+) -> Result<()> {
     runtime()?.block_on(async {
         match action {
             SubscriptionAction::List { json } => {
@@ -74,7 +87,7 @@ pub(crate) fn subscriptions(mut config: Config, action: SubscriptionAction) -> R
                         format!("; deleted {}", shown(&e.deleted.join(", ")))
                     }
                 );
-                if let Ok(store) = open_history(&config) {
+                if let Ok(store) = open_history(config) {
                     store.state_set(
                         callpop_engine::subscriptions::STATE_KEY,
                         &serde_json::to_string(keeper.state())?,

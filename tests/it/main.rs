@@ -6,6 +6,7 @@
 mod common;
 mod crash;
 mod hostile;
+mod hub;
 mod notifications;
 mod platform;
 mod properties;

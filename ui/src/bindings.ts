@@ -237,6 +237,36 @@ export type ProviderCounters = {
   /** Whether deliveries must carry the configured token. */
   token_required: boolean,
 };
+export type DeskView = {
+  /** The desk's name. */
+  name: string,
+  /** Whether its live stream is open. */
+  connected: boolean,
+  /** The address it connects from. */
+  address: string | null,
+  /** Its CallPop version. */
+  version: string | null,
+  /** When the hub last heard from it. */
+  last_seen: string | null,
+  /** Changes on disk at the hub that it has not been sent yet. */
+  lag: number | null,
+};
+export type HubLinkView = {
+  /** The hub's name. */
+  hub_name: string,
+  /** Where the desk reaches it. */
+  address: string,
+  /** `connecting`, `connected`, `reconnecting`, `identity_changed`, `removed` or `update_needed`. */
+  state: string,
+  /** Since when it is in that state. */
+  since: string,
+  /** What went wrong, in plain words, when not connected. */
+  problem: string | null,
+  /** Whether the hub itself is receiving calls (None until it said). */
+  hub_receiving: boolean | null,
+  /** The hub's own one-line status. */
+  hub_headline: string | null,
+};
 export type HealthView = {
   /** `ok`, `degraded` (a part needs attention), `not_receiving` (no call can reach this desk) or `error` (deliveries cannot be stored). */
   status: "ok" | "degraded" | "not_receiving" | "error",
@@ -268,6 +298,10 @@ export type HealthView = {
   writer_restarts: number,
   /** Why the writer last died, once it has. */
   writer_last_failure: string | null,
+  /** On a hub: its desks as it sees them now (empty elsewhere). */
+  desks: Array<DeskView>,
+  /** On a desk: its link to the hub (None elsewhere). */
+  hub_link: HubLinkView | null,
   /** Background parts by name (`subscription`, `tunnel`, `notifications`, …). */
   parts: { [key in string]: PartStatus },
 };

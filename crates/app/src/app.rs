@@ -1072,6 +1072,7 @@ mod tests {
                 "CALLPOP_SECRET_STORE",
                 "file",
             )])),
+            ..Default::default()
         }
     }
 
@@ -1581,6 +1582,7 @@ mod tests {
                     ("CALLPOP_RINGCENTRAL_CLIENT_SECRET", &secret),
                     ("CALLPOP_RINGCENTRAL_JWT", &jwt),
                 ])),
+                ..Default::default()
             },
             EngineOptions::default(),
         )

@@ -170,6 +170,8 @@ fn declarations(cfg: &Config) -> Vec<Decl> {
         decl::<PartStatus>(cfg),
         decl::<Attention>(cfg),
         decl::<ProviderCounters>(cfg),
+        decl::<callpop_engine::health::DeskView>(cfg),
+        decl::<callpop_engine::health::HubLinkView>(cfg),
         decl::<Snapshot>(cfg),
         decl::<LineLabel>(cfg),
         decl::<QuietHoursView>(cfg),

@@ -44,6 +44,9 @@ pub enum EngineError {
     /// The RingCentral client could not be set up.
     #[error("RingCentral client: {0}")]
     Platform(#[from] callpop_ringcentral::api::ApiError),
+    /// The desk's pairing file could not be read.
+    #[error(transparent)]
+    Desk(#[from] crate::desk::state::DeskStateError),
 }
 
 /// What the engine read from the store before handing it to the writer.
@@ -53,6 +56,8 @@ struct Remembered {
     keeper: KeeperState,
     backfill: BackfillState,
     last_live_delivery: Option<chrono::DateTime<chrono::Utc>>,
+    /// On a desk: the feed position applied, the resynchronization round, the last contact.
+    hub_link: (i64, i64, Option<chrono::DateTime<chrono::Utc>>),
 }
 
 /// How long background parts (keeper, backfill, popups, tunnel) get to stop at shutdown.
@@ -92,6 +97,8 @@ pub struct Engine {
     backfill: Option<mpsc::Sender<BackfillRequest>>,
     platform: Option<Arc<Platform>>,
     tunnel: Option<TunnelHandle>,
+    hub: Option<Arc<crate::hub::api::HubState>>,
+    desk: Option<crate::desk::DeskState>,
 }
 
 impl Engine {
@@ -113,6 +120,7 @@ impl Engine {
             Some(held) => held.clone(),
             None => Arc::new(InstanceLock::acquire(&config.data_dir, program)?),
         };
+        let desk = crate::desk::DeskState::load(&config.data_dir)?;
         let tokens = crate::secrets::webhook_tokens(&config)?;
         crate::secrets::complete_platform_credentials(&mut config)?;
         let store = Store::open(&config.db_path(), StoreOptions::new(config.default_country))?;
@@ -128,6 +136,7 @@ impl Engine {
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or_default(),
             last_live_delivery: store.last_live_delivery_at()?,
+            hub_link: crate::desk::link::remembered(&store)?,
         };
         let (changes, _) = broadcast::channel(4096);
         let (writer, writer_thread) =
@@ -156,11 +165,41 @@ impl Engine {
             backfill: None,
             platform: None,
             tunnel: None,
+            hub: None,
+            desk: desk.clone(),
         };
+        if let Some(desk) = desk {
+            // A desk: calls come from the hub, never from a phone system or a tunnel.
+            engine.start_reminder_reporter(reminders_rx);
+            engine.health.set_part(
+                Part::Tunnel,
+                PartState::Off,
+                format!(
+                    "Not needed: this desk gets its calls from the hub \"{}\".",
+                    desk.hub_name
+                ),
+            );
+            engine.start_popups(&options, remembered.popups, remembered.pause);
+            engine.start_desk_link(desk, remembered.hub_link);
+            if engine.config.hub.enabled {
+                tracing::warn!(
+                    "this CallPop is a desk of a hub, so it does not serve desks itself"
+                );
+            }
+            engine.tasks.push(tokio::spawn(follow_writer_restarts(
+                engine.health.clone(),
+                engine.writer.restarts(),
+                engine.shutdown.clone(),
+            )));
+            return Ok(engine);
+        }
         let mode = engine.tunnel_mode();
         engine.start_platform_parts(reminders_rx, &remembered, &mode)?;
         engine.start_tunnel(mode);
         engine.start_popups(&options, remembered.popups, remembered.pause);
+        if engine.config.hub.enabled {
+            engine.start_hub();
+        }
         engine.tasks.push(tokio::spawn(recheck_storage(
             engine.health.clone(),
             engine.writer.clone(),
@@ -245,6 +284,73 @@ impl Engine {
             }));
         }
         self.tunnel = Some(handle);
+    }
+
+    /// The desk API, when this CallPop is a hub. A listener that cannot open is reported on
+    /// the health page; calls are still received.
+    fn start_hub(&mut self) {
+        let parts = crate::hub::HubParts {
+            writer: self.writer.clone(),
+            changes: self.changes.clone(),
+            health: self.health.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        match crate::hub::HubServer::start(&self.config, parts) {
+            Ok((server, tasks)) => {
+                self.instance.record_hub_listen(server.addr);
+                self.tasks.extend(tasks);
+                self.hub = Some(server.state);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve desks");
+                self.health
+                    .set_part(Part::Hub, PartState::Error, e.to_string());
+            }
+        }
+    }
+
+    /// The link to the hub, when this CallPop is a desk.
+    fn start_desk_link(
+        &mut self,
+        state: crate::desk::DeskState,
+        (cursor, generation, last_contact): (i64, i64, Option<chrono::DateTime<chrono::Utc>>),
+    ) {
+        let token = match crate::desk::join::token(&self.config) {
+            Ok(Some(token)) => token,
+            Ok(None) => {
+                let why = "This desk has no token for its hub (its pairing is incomplete): join the hub again.";
+                self.health.set_part(Part::HubLink, PartState::Error, why);
+                return;
+            }
+            Err(e) => {
+                let why = format!("Cannot read this desk's token for its hub: {e}");
+                self.health.set_part(Part::HubLink, PartState::Error, why);
+                return;
+            }
+        };
+        let link = crate::desk::link::DeskLink {
+            state,
+            token,
+            writer: self.writer.clone(),
+            health: self.health.clone(),
+            popups: self.popups.clone(),
+            watch_extensions: self.config.watch_extensions.clone(),
+            window: self.config.desk,
+            cursor,
+            generation,
+            last_contact,
+        };
+        self.tasks.push(link.start(self.shutdown.clone()));
+    }
+
+    /// The hub this CallPop is a desk of, if it is one.
+    pub fn desk(&self) -> Option<&crate::desk::DeskState> {
+        self.desk.as_ref()
+    }
+
+    /// The desk API's state, when this CallPop is a hub serving desks.
+    pub fn hub(&self) -> Option<Arc<crate::hub::api::HubState>> {
+        self.hub.clone()
     }
 
     /// The tunnel part.
@@ -600,6 +706,7 @@ impl Engine {
                 max_body_bytes: self.config.max_body_bytes,
                 reminders: Some(self.reminders_tx.clone()),
                 clock: self.config.clock,
+                desk_of: self.desk.as_ref().map(|d| d.hub_name.clone()),
             },
         )
     }

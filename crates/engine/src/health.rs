@@ -81,6 +81,10 @@ pub enum Part {
     Tunnel,
     /// RingCentral's WebSocket (events without a public URL).
     Websocket,
+    /// A hub's desk API (serving desks on the LAN).
+    Hub,
+    /// A desk's link to its hub.
+    HubLink,
 }
 
 impl Part {
@@ -93,6 +97,8 @@ impl Part {
             Part::Backfill => "backfill",
             Part::Credentials => "credentials",
             Part::Websocket => "websocket",
+            Part::Hub => "hub",
+            Part::HubLink => "hub_link",
         }
     }
 }
@@ -261,12 +267,70 @@ pub struct Snapshot {
     pub writer_restarts: u64,
     /// Why the writer last died, once it has.
     pub writer_last_failure: Option<String>,
+    /// On a hub: its desks as it sees them now (empty elsewhere).
+    pub desks: Vec<DeskView>,
+    /// On a desk: its link to the hub (None elsewhere).
+    pub hub_link: Option<HubLinkView>,
     /// Background parts by name (`subscription`, `tunnel`, `notifications`, …).
     #[ts(type = "{ [key in string]: PartStatus }")]
     pub parts: std::collections::BTreeMap<Part, PartStatus>,
 }
 
+/// A desk as its hub sees it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, TS)]
+pub struct DeskView {
+    /// The desk's name.
+    pub name: String,
+    /// Whether its live stream is open.
+    pub connected: bool,
+    /// The address it connects from.
+    pub address: Option<String>,
+    /// Its CallPop version.
+    pub version: Option<String>,
+    /// When the hub last heard from it.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Changes on disk at the hub that it has not been sent yet.
+    #[ts(type = "number | null")]
+    pub lag: Option<i64>,
+}
+
+/// A desk's link to its hub.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, TS)]
+pub struct HubLinkView {
+    /// The hub's name.
+    pub hub_name: String,
+    /// Where the desk reaches it.
+    pub address: String,
+    /// `connecting`, `connected`, `reconnecting`, `identity_changed`, `removed` or
+    /// `update_needed`.
+    pub state: String,
+    /// Since when it is in that state.
+    pub since: DateTime<Utc>,
+    /// What went wrong, in plain words, when not connected.
+    pub problem: Option<String>,
+    /// Whether the hub itself is receiving calls (None until it said).
+    pub hub_receiving: Option<bool>,
+    /// The hub's own one-line status.
+    pub hub_headline: Option<String>,
+}
+
 impl Health {
+    /// Records a desk's link to its hub (the `since` of an unchanged state is kept).
+    pub fn set_hub_link(&self, mut link: HubLinkView) {
+        let mut s = self.lock();
+        if let Some(old) = &s.hub_link {
+            if old.state == link.state {
+                link.since = old.since;
+            }
+        }
+        s.hub_link = Some(link);
+    }
+
+    /// Records what a hub sees of its desks.
+    pub fn set_desks(&self, desks: Vec<DeskView>) {
+        self.lock().desks = desks;
+    }
+
     /// A fresh board for an engine starting now.
     pub fn new() -> Arc<Health> {
         let health = Health::default();
@@ -452,6 +516,25 @@ impl Health {
 /// does not match (and nothing was accepted since), or no source that could deliver is set
 /// up. A delivery accepted in this run shows that one can (a LAN sender, a reverse proxy).
 fn not_receiving(s: &Snapshot) -> Option<Attention> {
+    // A desk receives calls through its hub, and only while the hub itself receives them.
+    if let Some(link) = &s.hub_link {
+        let text = match (link.state.as_str(), link.hub_receiving) {
+            ("connected", Some(false)) => format!(
+                "The hub \"{}\" is not receiving calls: {}",
+                link.hub_name,
+                link.hub_headline
+                    .as_deref()
+                    .unwrap_or("see its Health page")
+            ),
+            ("connected", _) => return None,
+            ("connecting", _) => return None,
+            _ => link
+                .problem
+                .clone()
+                .unwrap_or_else(|| format!("Not connected to the hub \"{}\"", link.hub_name)),
+        };
+        return Some(Attention { text, fix: None });
+    }
     for (name, c, fix) in [
         ("RingCentral", &s.ringcentral, "ringcentral"),
         ("Ringotel", &s.ringotel, "ringotel"),

@@ -38,6 +38,9 @@ pub struct Holder {
     pub started_at: DateTime<Utc>,
     /// Where it receives webhooks, once it listens.
     pub listen: Option<SocketAddr>,
+    /// Where it serves desks, when it is a hub.
+    #[serde(default)]
+    pub hub_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Display for Holder {
@@ -64,13 +67,13 @@ pub enum InstanceError {
         "another CallPop is already running on {}: {}. Stop it first, or give this one a \
          data dir of its own (--data-dir)",
         data_dir.display(),
-        holder.as_ref().map_or_else(|| "it did not say which".to_string(), Holder::to_string)
+        holder.as_ref().map_or_else(|| "it did not say which".to_string(), |h| h.to_string())
     )]
     Held {
         /// The data dir.
         data_dir: PathBuf,
-        /// Who holds it, when the lock file says.
-        holder: Option<Holder>,
+        /// Who holds it, when the lock file says (boxed: errors stay small).
+        holder: Option<Box<Holder>>,
     },
     /// The lock file cannot be created or locked.
     #[error("cannot lock {}: {}{source}", path.display(), why(source))]
@@ -137,7 +140,7 @@ impl InstanceLock {
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(InstanceError::Held {
                     data_dir: data_dir.to_path_buf(),
-                    holder: read_holder(data_dir),
+                    holder: read_holder(data_dir).map(Box::new),
                 })
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
@@ -150,6 +153,7 @@ impl InstanceLock {
                 pid: std::process::id(),
                 started_at: Utc::now(),
                 listen: None,
+                hub_listen: None,
             }),
         };
         lock.write().map_err(io)?;
@@ -161,6 +165,17 @@ impl InstanceLock {
         self.holder.lock().unwrap_or_else(|p| p.into_inner()).listen = Some(addr);
         if let Err(e) = self.write() {
             tracing::warn!(error = %e, "cannot record the listening address in the data dir");
+        }
+    }
+
+    /// Records where the engine serves desks, for `callpop hub pair` to tell them.
+    pub fn record_hub_listen(&self, addr: SocketAddr) {
+        self.holder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .hub_listen = Some(addr);
+        if let Err(e) = self.write() {
+            tracing::warn!(error = %e, "cannot record the hub's address in the data dir");
         }
     }
 

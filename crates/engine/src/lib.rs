@@ -8,8 +8,10 @@
 pub mod backfill;
 pub mod config;
 pub mod deliveries;
+pub mod desk;
 pub mod engine;
 pub mod health;
+pub mod hub;
 pub mod instance;
 pub mod notify;
 pub mod popups;

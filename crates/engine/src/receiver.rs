@@ -64,6 +64,7 @@ struct Inner {
     country: Country,
     max_body_bytes: usize,
     clock: callpop_clock::Clock,
+    desk_of: Option<String>,
 }
 
 /// Settings for [`Receiver::new`].
@@ -80,6 +81,8 @@ pub struct ReceiverSettings {
     pub reminders: Option<mpsc::Sender<RenewalReminder>>,
     /// The engine's clock (stamps arrival times).
     pub clock: callpop_clock::Clock,
+    /// On a desk: its hub's name; webhooks are then refused (they go to the hub).
+    pub desk_of: Option<String>,
 }
 
 /// The receiver as served on one listener.
@@ -107,6 +110,7 @@ impl Receiver {
                 country: settings.country,
                 max_body_bytes: settings.max_body_bytes,
                 clock: settings.clock,
+                desk_of: settings.desk_of,
             }),
         }
     }
@@ -207,7 +211,22 @@ async fn receive(
         ringcentral_token: inner.ringcentral_token.as_ref(),
         max_body_bytes: inner.max_body_bytes,
     };
-    let (provider, cap, then) = match request_head::decide(&head, &policy) {
+    let decision = request_head::decide(&head, &policy);
+    if let (Some(hub), Decision::Handshake { .. } | Decision::ReadBody { .. }) =
+        (&inner.desk_of, &decision)
+    {
+        // A desk hears calls from its hub only: a phone system still sending here would be
+        // acknowledged for nothing.
+        return error(
+            StatusCode::CONFLICT,
+            "desk",
+            format!(
+                "this CallPop is a desk of the hub \"{hub}\": the phone system must send \
+                 calls to the hub"
+            ),
+        );
+    }
+    let (provider, cap, then) = match decision {
         Decision::Refuse(r) => return inner.refused(&r, peer, headers),
         Decision::Health => return healthz(inner),
         Decision::Handshake { token } => return inner.handshake(token),

@@ -201,7 +201,29 @@ pub async fn serve<L: Accept>(listener: L, router: Router, shutdown: Cancellatio
         total: MAX_CONNECTIONS,
         per_peer: MAX_CONNECTIONS_PER_PEER,
     };
-    serve_at_most(listener, router, shutdown, limits).await;
+    serve_at_most(listener, router, shutdown, limits, None).await;
+}
+
+/// Connections a hub's desk API serves at once: every desk holds a stream open, and a
+/// dealership may have a few hundred desks.
+pub const HUB_CONNECTIONS: usize = 1024;
+/// Connections one address may hold on the desk API: a desk uses two (its stream and a
+/// request), so a hostile host on the LAN cannot take the slots of the others.
+pub const HUB_CONNECTIONS_PER_PEER: usize = 8;
+
+/// Like [`serve`], over TLS (a hub's desk API): the handshake runs in the connection's own
+/// task, within the header timeout, so a client that never finishes it holds only its slot.
+pub async fn serve_tls<L: Accept>(
+    listener: L,
+    router: Router,
+    shutdown: CancellationToken,
+    tls: tokio_rustls::TlsAcceptor,
+) {
+    let limits = Limits {
+        total: HUB_CONNECTIONS,
+        per_peer: HUB_CONNECTIONS_PER_PEER,
+    };
+    serve_at_most(listener, router, shutdown, limits, Some(tls)).await;
 }
 
 async fn serve_at_most<L: Accept>(
@@ -209,6 +231,7 @@ async fn serve_at_most<L: Accept>(
     router: Router,
     shutdown: CancellationToken,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.total));
     let shares = Arc::new(PeerShares::default());
@@ -257,10 +280,35 @@ async fn serve_at_most<L: Accept>(
                 req.extensions_mut().insert(PeerAddr(peer));
                 req
             });
-        let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
+        let service = TowerToHyperService::new(service);
+        let watcher = graceful.watcher();
+        let (builder, tls) = (builder.clone(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(io), service))
+                        .await
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(io)).await {
+                        Ok(Ok(io)) => {
+                            watcher
+                                .watch(builder.serve_connection(TokioIo::new(io), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not finished in time");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop((slot, share));
@@ -309,7 +357,13 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let router = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_at_most(listener, router, shutdown.clone(), limits));
+        let server = tokio::spawn(serve_at_most(
+            listener,
+            router,
+            shutdown.clone(),
+            limits,
+            None,
+        ));
         (addr, shutdown, server)
     }
 

@@ -14,6 +14,9 @@ use callpop_core::lines::LineLabel;
 use callpop_core::numbers::Country;
 use callpop_core::Secret;
 
+mod hub;
+pub use hub::{DeskConfig, HubConfig, DEFAULT_HUB_LISTEN, DEFAULT_WINDOW_DAYS};
+
 /// The address the receiver listens on when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 /// Largest webhook body accepted by default.
@@ -102,6 +105,8 @@ struct FileConfig {
     public_url: Option<String>,
     tunnel: Option<FileTunnel>,
     desktop: Option<DesktopPrefs>,
+    hub: Option<hub::FileHub>,
+    desk: Option<hub::FileDesk>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -402,6 +407,10 @@ pub struct Config {
     pub desktop: DesktopPrefs,
     /// Where typed-in credentials are kept (`CALLPOP_SECRET_STORE`).
     pub secret_store: SecretStoreChoice,
+    /// The hub role: serving desks on the LAN.
+    pub hub: HubConfig,
+    /// What a desk keeps of its hub's history (used only when the data dir is a desk's).
+    pub desk: DeskConfig,
 }
 
 /// Where the credentials typed into Settings (client secret, JWT, ngrok authtoken) are kept.
@@ -438,6 +447,10 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--config`.
     pub config_file: Option<PathBuf>,
+    /// `--hub`: serve desks.
+    pub hub: bool,
+    /// `--hub-listen`.
+    pub hub_listen: Option<String>,
     /// Where `CALLPOP_*` settings are read from; None: the process environment. Tests give
     /// their own, so a developer's variables cannot change what they check.
     pub environment: Option<Environment>,
@@ -550,6 +563,15 @@ impl Config {
         let public_url = public_url(file.public_url, env)?;
         let tunnel = tunnel_config(file.tunnel, env)?;
         let clock = clock(env)?;
+        let mut hub = hub::hub_config(file.hub, env)?;
+        let desk = hub::desk_config(file.desk, env)?;
+        if overrides.hub {
+            hub.enabled = true;
+        }
+        if let Some(v) = &overrides.hub_listen {
+            hub.listen = parse_listen("--hub-listen", v)?;
+            hub.enabled = true;
+        }
         if let Some(v) = env("CALLPOP_NOTIFICATIONS") {
             popups.notifications = NotificationsMode::parse("CALLPOP_NOTIFICATIONS", &v)?;
         }
@@ -580,6 +602,8 @@ impl Config {
             config_file,
             desktop: file.desktop.unwrap_or_default(),
             secret_store,
+            hub,
+            desk,
         })
     }
 

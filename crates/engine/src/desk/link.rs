@@ -1,0 +1,453 @@
+//! A desk's link to its hub: catch up with the hub's change feed page by page, then follow its
+//! live stream, applying each change to the local replica in the store writer (which broadcasts
+//! it to popups and the window as if it had arrived here). Reconnects with exponential backoff
+//! and jitter (at most [`MAX_BACKOFF`] apart); says in health what state the link is in and
+//! whether the hub itself receives calls.
+//!
+//! Catching up after a disconnect never rings: those changes come as `HubCatchUp`, and one
+//! summary notice counts the calls this desk missed meanwhile. The cursor is saved with the
+//! rows it covers, so a restart neither skips nor repeats a change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use callpop_core::model::{Call, Origin};
+use callpop_core::Secret;
+use callpop_hub::wire::{Change, HubStatus, Record};
+use callpop_store::writer::StoreWriter;
+use callpop_store::{CallChange, ReplicaBatch, ReplicaChange};
+
+use super::client::{HubClient, LinkError};
+use super::sse::SseReader;
+use super::state::DeskState;
+use crate::config::DeskConfig;
+use crate::health::{Health, HubLinkView, Part, PartState};
+use crate::popups::policy::{desired_phase, Phase};
+use crate::popups::PopupHandle;
+
+/// The first wait before connecting again.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A stream silent this long (the hub sends a comment every 15 s) is dead.
+const STREAM_IDLE: Duration = Duration::from_secs(45);
+/// How often the hub's own status is asked while connected.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// Changes per page while catching up.
+const PAGE: usize = 500;
+/// How often calls past the window are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// `engine_state`: the desk's resynchronization round.
+const GENERATION: &str = "hub.generation";
+/// `engine_state`: when the desk last heard from its hub (the start of a gap after a restart).
+const LAST_CONTACT: &str = "hub.last_contact";
+
+/// What the link needs.
+pub struct DeskLink {
+    /// The pairing.
+    pub state: DeskState,
+    /// The desk's token.
+    pub token: Secret,
+    /// The desk's store writer.
+    pub writer: StoreWriter,
+    /// The desk's health.
+    pub health: Arc<Health>,
+    /// For the "missed while disconnected" summary.
+    pub popups: Option<PopupHandle>,
+    /// The desk's own extensions (empty: all).
+    pub watch_extensions: Vec<String>,
+    /// How much history the desk keeps.
+    pub window: DeskConfig,
+    /// The feed position already applied.
+    pub cursor: i64,
+    /// The resynchronization round.
+    pub generation: i64,
+    /// When the desk last heard from the hub before this run.
+    pub last_contact: Option<DateTime<Utc>>,
+}
+
+/// How a connected session ended, other than by an error.
+enum Ended {
+    /// The hub asked for a resynchronization.
+    Resync,
+}
+
+/// A state the link reports.
+fn view(state: &DeskState, link: &str, problem: Option<String>) -> HubLinkView {
+    HubLinkView {
+        hub_name: state.hub_name.clone(),
+        address: state.hub_address.clone(),
+        state: link.to_string(),
+        since: Utc::now(),
+        problem,
+        hub_receiving: None,
+        hub_headline: None,
+    }
+}
+
+/// Reads the link's remembered state from the store (cursor, round, last contact).
+pub fn remembered(
+    store: &callpop_store::Store,
+) -> Result<(i64, i64, Option<DateTime<Utc>>), callpop_store::StoreError> {
+    let number = |key: &str| -> Result<i64, callpop_store::StoreError> {
+        Ok(store
+            .state_get(key)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    };
+    let contact = store
+        .state_get(LAST_CONTACT)?
+        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Ok((
+        number(callpop_store::HUB_CURSOR)?,
+        number(GENERATION)?,
+        contact,
+    ))
+}
+
+impl DeskLink {
+    /// Starts the link; it runs until `shutdown`.
+    pub fn start(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+
+    fn report(&self, link: HubLinkView) {
+        let (state, detail) = match link.state.as_str() {
+            "connected" => (
+                PartState::Active,
+                format!(
+                    "Connected to the hub \"{}\" at {}",
+                    link.hub_name, link.address
+                ),
+            ),
+            "connecting" => (
+                PartState::Connecting,
+                format!(
+                    "Connecting to the hub \"{}\" at {}…",
+                    link.hub_name, link.address
+                ),
+            ),
+            "reconnecting" => (
+                PartState::Reconnecting,
+                link.problem.clone().unwrap_or_default(),
+            ),
+            _ => (PartState::Error, link.problem.clone().unwrap_or_default()),
+        };
+        self.health.set_part(Part::HubLink, state, detail);
+        self.health.set_hub_link(link);
+    }
+
+    async fn run(mut self, shutdown: CancellationToken) {
+        self.report(view(&self.state, "connecting", None));
+        let client = match self
+            .state
+            .fingerprint()
+            .map(|fp| HubClient::pinned(&self.state.hub_address, fp, self.token.clone()))
+        {
+            Some(Ok(client)) => client,
+            Some(Err(e)) => {
+                self.report(view(&self.state, "removed", Some(e.to_string())));
+                return;
+            }
+            None => {
+                let why = "the desk's pairing file is damaged: join the hub again";
+                self.report(view(&self.state, "removed", Some(why.into())));
+                return;
+            }
+        };
+        let mut backoff = FIRST_BACKOFF;
+        let mut lost_at = self.last_contact;
+        let mut pruned_at: Option<tokio::time::Instant> = None;
+        loop {
+            let session = self.session(&client, &mut backoff, &mut lost_at, &mut pruned_at);
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                outcome = session => outcome,
+            };
+            let error = match outcome {
+                Ok(Ended::Resync) => {
+                    tracing::info!("the hub asked this desk to read its calls again");
+                    self.cursor = 0;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            let now = Utc::now();
+            let lost = *lost_at.get_or_insert(now);
+            let (link, wait) = match &error {
+                LinkError::Removed | LinkError::Unauthorized => {
+                    tracing::warn!(error = %error, "this desk is no longer paired with its hub");
+                    self.report(view(&self.state, "removed", Some(error.to_string())));
+                    shutdown.cancelled().await;
+                    return;
+                }
+                LinkError::IdentityChanged { .. } => ("identity_changed", MAX_BACKOFF),
+                LinkError::Protocol(_) => ("update_needed", MAX_BACKOFF),
+                _ => ("reconnecting", backoff),
+            };
+            let problem = if link == "reconnecting" {
+                format!(
+                    "Reconnecting to the hub \"{}\" since {}: {error}",
+                    self.state.hub_name,
+                    lost.with_timezone(&chrono::Local).format("%H:%M:%S")
+                )
+            } else {
+                error.to_string()
+            };
+            tracing::info!(error = %error, "hub link down; trying again in {:?}", wait);
+            self.report(view(&self.state, link, Some(problem)));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(jitter(wait)) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One connection: catch up, then follow the stream until it breaks.
+    async fn session(
+        &mut self,
+        client: &HubClient,
+        backoff: &mut Duration,
+        lost_at: &mut Option<DateTime<Utc>>,
+        pruned_at: &mut Option<tokio::time::Instant>,
+    ) -> Result<Ended, LinkError> {
+        let missed = self.catch_up(client, *lost_at).await?;
+        if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            self.prune().await;
+            *pruned_at = Some(tokio::time::Instant::now());
+        }
+        let status = client.status().await?;
+        self.connected(&status).await;
+        *backoff = FIRST_BACKOFF;
+        *lost_at = None;
+        self.summarize(missed).await;
+        let since = self.since_ms();
+        let mut response = client.stream(self.cursor, since).await?;
+        let mut reader = SseReader::default();
+        let mut status_timer = tokio::time::interval(STATUS_EVERY);
+        status_timer.tick().await;
+        loop {
+            tokio::select! {
+                chunk = tokio::time::timeout(STREAM_IDLE, response.chunk()) => {
+                    let bytes = match chunk {
+                        Err(_) => return Err(gone(client, "the hub stopped answering")),
+                        Ok(Err(e)) => return Err(gone(client, &e.to_string())),
+                        Ok(Ok(None)) => return Err(gone(client, "the hub closed the connection")),
+                        Ok(Ok(Some(bytes))) => bytes,
+                    };
+                    let events = reader
+                        .push(&bytes)
+                        .map_err(|e| LinkError::Garbled(e.to_string()))?;
+                    let mut changes = Vec::new();
+                    let mut end = None;
+                    for event in events {
+                        match event.event.as_str() {
+                            "change" => {
+                                let change: Change = serde_json::from_str(&event.data)
+                                    .map_err(|e| LinkError::Garbled(e.to_string()))?;
+                                changes.push(change);
+                            }
+                            "resync" => end = Some(Ok(Ended::Resync)),
+                            "removed" => end = Some(Err(LinkError::Removed)),
+                            _ => {}
+                        }
+                    }
+                    if let Some(last) = changes.last().map(|c| c.seq) {
+                        self.apply(changes, last.max(self.cursor), Origin::Hub).await?;
+                    }
+                    if let Some(end) = end {
+                        return end;
+                    }
+                }
+                _ = status_timer.tick() => {
+                    if let Ok(status) = client.status().await {
+                        self.connected(&status).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn since_ms(&self) -> Option<i64> {
+        self.window
+            .window_start(Utc::now())
+            .map(|t| t.timestamp_millis())
+    }
+
+    /// Reads every page after the cursor. A cursor older than what the hub keeps starts a new
+    /// round from the beginning, and rows that round did not send again are swept. The calls
+    /// this desk missed while the link was down (counted only after one).
+    async fn catch_up(
+        &mut self,
+        client: &HubClient,
+        lost_at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Call>, LinkError> {
+        let mut missed = Vec::new();
+        let mut round_start = (self.cursor == 0).then(Utc::now);
+        if round_start.is_some() {
+            self.next_generation().await?;
+        }
+        loop {
+            let page = client.feed(self.cursor, self.since_ms(), PAGE).await?;
+            if page.resync {
+                tracing::info!("this desk was away longer than the hub keeps changes: reading its window again");
+                self.cursor = 0;
+                round_start = Some(Utc::now());
+                self.next_generation().await?;
+                continue;
+            }
+            let done = page.next >= page.latest || page.changes.is_empty();
+            let applied = self
+                .apply(page.changes, page.next.max(self.cursor), Origin::HubCatchUp)
+                .await?;
+            if let Some(lost) = lost_at {
+                missed.extend(
+                    applied
+                        .into_iter()
+                        .filter_map(|c| self.missed_since(c, lost)),
+                );
+            }
+            if done {
+                break;
+            }
+        }
+        if round_start.is_some() {
+            let since = self
+                .window
+                .window_start(Utc::now())
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            if let Err(e) = self.writer.sweep_replica(self.generation, since).await {
+                tracing::warn!(error = %e, "cannot sweep calls the hub no longer has");
+            }
+        }
+        Ok(missed)
+    }
+
+    /// A call this desk missed since `lost`, that it had not yet seen end.
+    fn missed_since(&self, change: CallChange, lost: DateTime<Utc>) -> Option<Call> {
+        let after = change.after?;
+        let already_over = change.before.is_some_and(|b| b.ended_at.is_some());
+        let recent = after.started_at >= lost - chrono::Duration::minutes(1);
+        (recent
+            && !already_over
+            && desired_phase(&after, &self.watch_extensions) == Some(Phase::Missed))
+        .then_some(after)
+    }
+
+    async fn next_generation(&mut self) -> Result<(), LinkError> {
+        self.generation += 1;
+        self.writer
+            .set_state(GENERATION, &self.generation.to_string())
+            .await
+            .map_err(|e| LinkError::Garbled(format!("cannot save the desk's state: {e}")))
+    }
+
+    /// Applies changes and moves the cursor, in one transaction.
+    async fn apply(
+        &mut self,
+        changes: Vec<Change>,
+        cursor: i64,
+        origin: Origin,
+    ) -> Result<Vec<CallChange>, LinkError> {
+        let changes = changes
+            .into_iter()
+            .filter(|c| c.seq > self.cursor)
+            .map(|c| match c.record {
+                Record::Call { call } => ReplicaChange::Upsert(call),
+                Record::CallRemoved { provider, call_key } => {
+                    ReplicaChange::Remove { provider, call_key }
+                }
+            })
+            .collect();
+        let applied = self
+            .writer
+            .apply_replica(ReplicaBatch {
+                changes,
+                cursor: Some(cursor),
+                generation: self.generation,
+                origin,
+            })
+            .await
+            // The history cannot be written: the link waits and tries again, from the same
+            // cursor, so nothing is skipped.
+            .map_err(|e| LinkError::Unreachable {
+                address: "this desk's history".into(),
+                detail: e.to_string(),
+            })?;
+        self.cursor = cursor;
+        Ok(applied)
+    }
+
+    async fn prune(&self) {
+        if let Some(before) = self.window.window_start(Utc::now()) {
+            if let Err(e) = self.writer.prune_replica(before).await {
+                tracing::warn!(error = %e, "cannot prune calls older than the desk's window");
+            }
+        }
+    }
+
+    async fn connected(&self, status: &HubStatus) {
+        let mut link = view(&self.state, "connected", None);
+        link.hub_receiving = Some(status.receiving);
+        link.hub_headline = Some(status.headline.clone());
+        self.report(link);
+        if let Err(e) = self
+            .writer
+            .set_state(LAST_CONTACT, &Utc::now().to_rfc3339())
+            .await
+        {
+            tracing::debug!(error = %e, "cannot remember the hub's last contact");
+        }
+    }
+
+    /// One notice for the calls missed while the link was down.
+    async fn summarize(&self, missed: Vec<Call>) {
+        let (Some(popups), false) = (&self.popups, missed.is_empty()) else {
+            return;
+        };
+        let n = missed.len();
+        let title = if n == 1 {
+            "1 missed call while disconnected from the hub".to_string()
+        } else {
+            format!("{n} missed calls while disconnected from the hub")
+        };
+        let mut callers: Vec<String> = missed
+            .iter()
+            .take(3)
+            .map(|c| {
+                c.from
+                    .name
+                    .clone()
+                    .or_else(|| c.from.e164.clone())
+                    .or_else(|| c.from.raw.clone())
+                    .unwrap_or_else(|| "Unknown caller".into())
+            })
+            .collect();
+        if n > 3 {
+            callers.push(format!("and {} more", n - 3));
+        }
+        popups.notice(&title, &callers.join(", ")).await;
+    }
+}
+
+/// The link broke: a network error, or the pinned key refused.
+fn gone(client: &HubClient, detail: &str) -> LinkError {
+    LinkError::Unreachable {
+        address: client.address().to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+/// `wait` give or take a fifth, so desks that lost the hub together do not return together.
+fn jitter(wait: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    let factor = 0.8 + 0.4 * (f64::from(byte[0]) / 255.0);
+    wait.mul_f64(factor)
+}
