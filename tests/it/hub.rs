@@ -10,7 +10,7 @@ use chrono::Utc;
 use crate::common::*;
 
 /// Polls `check` every 100 ms for up to `within`.
-fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
     loop {
         if check() {
@@ -24,7 +24,7 @@ fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
 }
 
 /// A hub on loopback: webhooks on any free port, desks on `hub_port`.
-fn hub(dir: &Path, hub_port: u16) -> Server {
+pub(crate) fn hub(dir: &Path, hub_port: u16) -> Server {
     let listen = format!("127.0.0.1:{hub_port}");
     Server::start_with(
         dir,
@@ -40,7 +40,7 @@ fn hub(dir: &Path, hub_port: u16) -> Server {
 }
 
 /// `callpop hub pair --json` on the hub's data dir.
-fn pair(hub_dir: &Path, name: Option<&str>) -> serde_json::Value {
+pub(crate) fn pair(hub_dir: &Path, name: Option<&str>) -> serde_json::Value {
     let mut args = vec!["hub", "pair", "--json"];
     if let Some(name) = name {
         args.extend(["--name", name]);
@@ -55,7 +55,7 @@ fn pair(hub_dir: &Path, name: Option<&str>) -> serde_json::Value {
 }
 
 /// `callpop desk join` with the file secret store.
-fn join(desk_dir: &Path, address: &str, code: &str, name: &str) -> std::process::Output {
+pub(crate) fn join(desk_dir: &Path, address: &str, code: &str, name: &str) -> std::process::Output {
     command(desk_dir)
         .env("CALLPOP_SECRET_STORE", "file")
         .args(["desk", "join", address, code, "--name", name])
@@ -63,19 +63,24 @@ fn join(desk_dir: &Path, address: &str, code: &str, name: &str) -> std::process:
         .expect("run callpop desk join")
 }
 
-fn desk(dir: &Path) -> Server {
+/// How a desk names the hub at `port`.
+pub(crate) fn desk_address(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+pub(crate) fn desk(dir: &Path) -> Server {
     Server::start_with(dir, &[("CALLPOP_SECRET_STORE", "file")])
 }
 
 /// A call's row without what differs between two histories by construction.
-fn comparable(mut call: serde_json::Value) -> serde_json::Value {
+pub(crate) fn comparable(mut call: serde_json::Value) -> serde_json::Value {
     let object = call.as_object_mut().expect("an object");
     object.remove("id");
     object.remove("updated_at");
     call
 }
 
-fn rows(dir: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn rows(dir: &Path) -> Vec<serde_json::Value> {
     let mut rows: Vec<_> = calls_json(dir).into_iter().map(comparable).collect();
     rows.sort_by_key(|r| r["call_key"].as_str().map(str::to_string));
     rows
@@ -100,7 +105,7 @@ fn ring_and_answer(hub: &Server, session: &str) {
     }
 }
 
-fn link_state(desk: &Server) -> String {
+pub(crate) fn link_state(desk: &Server) -> String {
     health(desk.port)["hub_link"]["state"]
         .as_str()
         .unwrap_or_default()
