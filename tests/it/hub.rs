@@ -87,7 +87,7 @@ pub(crate) fn rows(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 /// A call that rings extension 101 and is answered, stamped now.
-fn ring_and_answer(hub: &Server, session: &str) {
+pub(crate) fn ring_and_answer(hub: &Server, session: &str) {
     let now = Utc::now();
     let ext = Some(("62264425016", "+16505550101", "Alice Sales"));
     for (seq, code) in [(1, "Setup"), (2, "Proceeding"), (3, "Answered")] {
@@ -379,4 +379,106 @@ fn the_desk_api_is_only_on_its_own_listener_and_names_the_side_to_update() {
     let (status, body) = ask("1", "/v1/feed?after=0");
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "unauthorized");
+}
+
+#[test]
+fn a_taken_name_is_numbered_and_a_desk_moving_to_another_hub_keeps_what_it_had() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first_port, second_port) = (free_port(), free_port());
+    let first_dir = dir.path().join("first");
+    let second_dir = dir.path().join("second");
+    let first = hub(&first_dir, first_port);
+    let second = hub(&second_dir, second_port);
+    // A reinstalled PC pairs again under the name it had: it gets a numbered one.
+    for n in 0..2 {
+        let code = pair(&first_dir, None)["code"]
+            .as_str()
+            .expect("code")
+            .to_string();
+        let out = join(
+            &dir.path().join(format!("twin{n}")),
+            &desk_address(first_port),
+            &code,
+            "Sales",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = String::from_utf8_lossy(&run(&first_dir, &["hub", "desks"]).stdout).to_string();
+    assert!(listed.contains("Sales (2)"), "{listed}");
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("twin1").join("desk.json")).expect("desk.json"),
+    )
+    .expect("json");
+    assert_eq!(state["desk_name"], "Sales (2)");
+    // A desk of the first hub, with the first hub's call.
+    let desk_dir = dir.path().join("mover");
+    let code = pair(&first_dir, None)["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    assert!(join(&desk_dir, &desk_address(first_port), &code, "Mover")
+        .status
+        .success());
+    ring_and_answer(&first, "s-first-hub");
+    let mover = desk(&desk_dir);
+    assert!(eventually(Duration::from_secs(15), || rows(&desk_dir)
+        == rows(&first_dir)));
+    mover.stop();
+    // It leaves and joins the second hub, which has another call and fewer changes.
+    let out = run(&desk_dir, &["desk", "leave"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ring_and_answer(&second, "s-second-hub");
+    let code = pair(&second_dir, None)["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let out = command(&desk_dir)
+        .env("CALLPOP_SECRET_STORE", "file")
+        .args([
+            "desk",
+            "join",
+            &desk_address(second_port),
+            &code,
+            "--name",
+            "Mover",
+        ])
+        .output()
+        .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mover = desk(&desk_dir);
+    let keys = || -> Vec<String> {
+        rows(&desk_dir)
+            .iter()
+            .filter_map(|r| r["call_key"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || keys()
+            == vec!["s-first-hub".to_string(), "s-second-hub".to_string()]),
+        "{:?} {}",
+        keys(),
+        mover.log()
+    );
+    // The first hub's call is the desk's own now: reading the second hub's window again
+    // does not sweep it.
+    assert_eq!(
+        count(
+            &desk_dir,
+            "SELECT count(*) FROM replica_calls r JOIN calls c ON c.id = r.call_id \
+             WHERE c.call_key = 's-first-hub' AND r.local = 1"
+        ),
+        1
+    );
 }

@@ -56,8 +56,8 @@ struct Remembered {
     keeper: KeeperState,
     backfill: BackfillState,
     last_live_delivery: Option<chrono::DateTime<chrono::Utc>>,
-    /// On a desk: the feed position applied, the resynchronization round, the last contact.
-    hub_link: (i64, i64, Option<chrono::DateTime<chrono::Utc>>),
+    /// On a desk: what its link to the hub remembers.
+    hub_link: crate::desk::link::Remembered,
 }
 
 /// How long background parts (keeper, backfill, popups, tunnel) get to stop at shutdown.
@@ -181,6 +181,15 @@ impl Engine {
             );
             engine.start_popups(&options, remembered.popups, remembered.pause);
             engine.start_desk_link(desk, remembered.hub_link);
+            engine.tasks.push(tokio::spawn(compact_feed(
+                engine.writer.clone(),
+                engine.shutdown.clone(),
+            )));
+            engine.tasks.push(tokio::spawn(recheck_storage(
+                engine.health.clone(),
+                engine.writer.clone(),
+                engine.shutdown.clone(),
+            )));
             if engine.config.hub.enabled {
                 tracing::warn!(
                     "this CallPop is a desk of a hub, so it does not serve desks itself"
@@ -202,6 +211,10 @@ impl Engine {
         }
         engine.tasks.push(tokio::spawn(recheck_storage(
             engine.health.clone(),
+            engine.writer.clone(),
+            engine.shutdown.clone(),
+        )));
+        engine.tasks.push(tokio::spawn(compact_feed(
             engine.writer.clone(),
             engine.shutdown.clone(),
         )));
@@ -313,7 +326,7 @@ impl Engine {
     fn start_desk_link(
         &mut self,
         state: crate::desk::DeskState,
-        (cursor, generation, last_contact): (i64, i64, Option<chrono::DateTime<chrono::Utc>>),
+        remembered: crate::desk::link::Remembered,
     ) {
         let token = match crate::desk::join::token(&self.config) {
             Ok(Some(token)) => token,
@@ -336,9 +349,7 @@ impl Engine {
             popups: self.popups.clone(),
             watch_extensions: self.config.watch_extensions.clone(),
             window: self.config.desk,
-            cursor,
-            generation,
-            last_contact,
+            remembered,
         };
         self.tasks.push(link.start(self.shutdown.clone()));
     }
@@ -776,6 +787,27 @@ const STORAGE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Engine-state key written to find out whether the history takes writes again.
 const STORAGE_PROBE_KEY: &str = "storage.probe";
+
+/// How often the change feed's superseded rows are compacted.
+const COMPACT_FEED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Compacts the change feed up to what is on disk, every [`COMPACT_FEED_EVERY`]: each call
+/// keeps one row there, however often it changed (schema 9).
+async fn compact_feed(writer: StoreWriter, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(COMPACT_FEED_EVERY) => {}
+        }
+        let compacted = match writer.durable_feed_position().await {
+            Ok(upto) => writer.compact_feed(upto).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = compacted {
+            tracing::debug!(error = %e, "cannot compact the change feed now");
+        }
+    }
+}
 
 /// Tells health when the history's writer died and was restarted (`StoreWriter::spawn`).
 async fn follow_writer_restarts(

@@ -527,7 +527,10 @@ fn not_receiving(s: &Snapshot) -> Option<Attention> {
                     .unwrap_or("see its Health page")
             ),
             ("connected", _) => return None,
-            ("connecting", _) => return None,
+            ("connecting", _) => format!(
+                "Connecting to the hub \"{}\" at {}…",
+                link.hub_name, link.address
+            ),
             _ => link
                 .problem
                 .clone()

@@ -131,7 +131,7 @@ struct PeerShares(Mutex<HashMap<IpAddr, usize>>);
 /// (one ordinary IPv6 connection has a whole /64 to pick source addresses from, so counting
 /// single addresses would stop nobody). An IPv4 client of a dual-stack socket arrives as
 /// `::ffff:a.b.c.d` and counts as that IPv4 address.
-fn client_of(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_of(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -266,6 +266,11 @@ async fn serve_at_most<L: Accept>(
             .and_then(|_| slots.clone().try_acquire_owned().ok());
         let (Some(share), Some(slot)) = (share, slot) else {
             refused.note(limits, slot_was_free(&slots));
+            // A TLS client would read a plain-text 503 as a broken handshake: just close.
+            if tls.is_some() {
+                drop(io);
+                continue;
+            }
             if let Ok(farewell) = farewells.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     turn_away(io).await;

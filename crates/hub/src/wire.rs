@@ -141,6 +141,9 @@ pub enum Record {
         /// The provider's key of the call.
         call_key: String,
     },
+    /// A kind this desk does not know (a newer hub's): skipped, its position still counts.
+    #[serde(other)]
+    Unknown,
 }
 
 /// What a desk shows of its hub.
@@ -178,6 +181,14 @@ mod tests {
         assert_eq!(
             serde_json::from_value::<Change>(newer).expect("read"),
             change
+        );
+        let later = serde_json::json!({"seq": 8, "kind": "contact", "contact": {"name": "Dana"}});
+        assert_eq!(
+            serde_json::from_value::<Change>(later).expect("read"),
+            Change {
+                seq: 8,
+                record: Record::Unknown
+            }
         );
     }
 }

@@ -82,11 +82,19 @@ impl Store {
             .map(|c| format!("c.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // Each record's newest change up to `latest`: an older one is skipped only when a newer
+        // one is in range, so a change past `latest` (not yet on disk) never hides one that is.
+        // The row is joined by id and key alike: a deletion not yet on disk may have freed the
+        // id for another call.
         let sql = format!(
-            "SELECT {select}, ch.seq, ch.key, ch.record_id
-             FROM changes ch LEFT JOIN calls c ON c.id = ch.record_id
+            "SELECT {select}, ch.seq, ch.key, ch.record_id, c.id
+             FROM changes ch LEFT JOIN calls c
+               ON c.id = ch.record_id AND c.provider || '/' || c.call_key = ch.key
              WHERE ch.seq > ?1 AND ch.seq <= ?2 AND ch.kind = '{CALL}'
                AND (ch.record_id IS NULL OR c.started_at >= ?3)
+               AND NOT EXISTS (SELECT 1 FROM changes n
+                               WHERE n.kind = ch.kind AND n.key = ch.key
+                                 AND n.seq > ch.seq AND n.seq <= ?2)
              ORDER BY ch.seq LIMIT ?4"
         );
         let n = columns.len();
@@ -104,9 +112,12 @@ impl Store {
                 let seq: i64 = row.get(n)?;
                 let key: String = row.get(n + 1)?;
                 let record_id: Option<i64> = row.get(n + 2)?;
-                let record = match record_id {
-                    Some(_) => FeedRecord::Call(Box::new(call_from_row(row)??.call)),
-                    None => removed(&key)?,
+                let joined: Option<i64> = row.get(n + 3)?;
+                let record = match (record_id, joined) {
+                    (Some(_), Some(_)) => FeedRecord::Call(Box::new(call_from_row(row)??.call)),
+                    // Its row is gone by a deletion not yet on disk: that deletion comes next.
+                    (Some(_), None) => continue,
+                    (None, _) => removed(&key)?,
                 };
                 changes.push(FeedChange { seq, record });
             }
@@ -164,8 +175,50 @@ fn removed(key: &str) -> Result<FeedRecord, StoreError> {
     })
 }
 
+/// `engine_state` key of the position up to which superseded changes were compacted.
+const COMPACTED: &str = "feed.compacted";
+
+/// Deletes the rows superseded by a change at or before `upto`, which must be on disk
+/// ([`crate::writer::StoreWriter::durable_feed_position`]): a reader never needs them again.
+/// Only records changed since the last compaction are looked at. Returns the rows deleted.
+pub(crate) fn compact(conn: &rusqlite::Connection, upto: i64) -> Result<usize, StoreError> {
+    let from: i64 = conn
+        .query_row(
+            "SELECT value FROM engine_state WHERE key = ?1",
+            [COMPACTED],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if upto <= from {
+        return Ok(0);
+    }
+    let newest: Vec<(String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT kind, key, max(seq) FROM changes WHERE seq > ?1 AND seq <= ?2
+             GROUP BY kind, key",
+        )?
+        .query_map(params![from, upto], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut deleted = 0;
+    let mut delete =
+        conn.prepare_cached("DELETE FROM changes WHERE kind = ?1 AND key = ?2 AND seq < ?3")?;
+    for (kind, key, seq) in &newest {
+        deleted += delete.execute(params![kind, key, seq])?;
+    }
+    conn.execute(
+        "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        params![COMPACTED, upto.to_string(), to_ms(Utc::now())],
+    )?;
+    Ok(deleted)
+}
+
 /// Drops tombstones older than `before` and raises the horizon past them, in the caller's
-/// transaction. Upserts are never dropped: each record has only its latest change.
+/// transaction. Other changes are never dropped: each record keeps its latest one.
 pub(crate) fn prune_tombstones(
     conn: &rusqlite::Connection,
     before: DateTime<Utc>,
@@ -178,8 +231,14 @@ pub(crate) fn prune_tombstones(
     let Some(top) = top else {
         return Ok(0);
     };
+    // The tombstones, and any older change of those records not compacted yet (else the
+    // record would come back to life in the feed).
     let pruned = conn.execute(
-        "DELETE FROM changes WHERE record_id IS NULL AND at < ?1 AND seq <= ?2",
+        "DELETE FROM changes WHERE (kind, key) IN (
+             SELECT kind, key FROM changes WHERE record_id IS NULL AND at < ?1 AND seq <= ?2)
+           AND seq <= (SELECT max(t.seq) FROM changes t
+                       WHERE t.kind = changes.kind AND t.key = changes.key
+                         AND t.record_id IS NULL AND t.at < ?1 AND t.seq <= ?2)",
         params![to_ms(before), top],
     )?;
     let horizon = read_horizon(conn)?.max(top);
@@ -354,6 +413,54 @@ mod tests {
         assert!(after.changes.is_empty());
         // The sequence is not reused after the newest row went.
         assert_eq!(after.latest, page.latest);
+    }
+
+    #[test]
+    fn a_change_on_disk_is_never_hidden_by_one_that_is_not_yet_and_compaction_waits_for_it() {
+        let (_dir, mut hub) = hub_with(&["rc-inbound-answered", "rc-outbound"]);
+        let durable = hub.feed_page(0, 10, None, None).expect("page");
+        // Both calls change again; say those changes are committed but not yet on disk.
+        for mut d in scenario("rc-inbound-answered")
+            .into_iter()
+            .chain(scenario("rc-outbound"))
+        {
+            d.parsed.dedup_key.push_str("-again");
+            d.parsed.content_key = None;
+            d.body_sha256.push_str("-again");
+            hub.ingest(&d).expect("ingest");
+        }
+        let page = hub
+            .feed_page(0, 10, None, Some(durable.latest))
+            .expect("page");
+        assert_eq!(
+            page.changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            durable.changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            "the changes on disk are still read"
+        );
+        // Compaction up to the durable position keeps them; up to the newest, they go.
+        let rows = |hub: &Store| -> i64 {
+            hub.conn
+                .query_row("SELECT count(*) FROM changes", [], |r| r.get(0))
+                .expect("count")
+        };
+        let tx = hub.conn.transaction().expect("tx");
+        compact(&tx, durable.latest).expect("compact");
+        tx.commit().expect("commit");
+        let again = hub
+            .feed_page(0, 10, None, Some(durable.latest))
+            .expect("page");
+        assert_eq!(
+            again.changes, page.changes,
+            "compaction kept what is on disk"
+        );
+        assert!(rows(&hub) > 2, "and the changes not yet on disk");
+        let latest = hub.feed_latest().expect("latest");
+        let tx = hub.conn.transaction().expect("tx");
+        compact(&tx, latest).expect("compact");
+        tx.commit().expect("commit");
+        assert_eq!(rows(&hub), 2, "one change per call");
+        let page = hub.feed_page(durable.latest, 10, None, None).expect("page");
+        assert_eq!(page.changes.len(), 2);
     }
 
     #[test]

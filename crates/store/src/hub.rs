@@ -307,6 +307,17 @@ impl Store {
         Ok(added)
     }
 
+    /// Forgets a desk's link to a hub (joining another, or leaving): the feed position and
+    /// everything else kept under `hub.`, and which rows came from the hub; those rows stay,
+    /// as the desk's own history, never pruned or swept by the next hub's link.
+    pub fn forget_hub_link(&mut self) -> Result<(), StoreError> {
+        let tx = self.immediate()?;
+        tx.execute("DELETE FROM engine_state WHERE key LIKE 'hub.%'", [])?;
+        tx.execute("UPDATE replica_calls SET local = 1", [])?;
+        tx.commit().map_err(StoreError::classify)?;
+        Ok(())
+    }
+
     /// An IMMEDIATE transaction: it takes the write lock at once, so a check and the write
     /// that follows it are never split by another process.
     fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
@@ -380,6 +391,34 @@ mod tests {
             store.hub_check_code("EF", now, 3).expect("check"),
             CodeCheck::Used
         );
+    }
+
+    #[test]
+    fn forgetting_a_hub_keeps_its_rows_as_the_desks_own_and_drops_the_position() {
+        let (_dir, mut store) = store();
+        store.state_set(crate::HUB_CURSOR, "42").expect("cursor");
+        store.state_set("hub.round", "open").expect("round");
+        store.state_set("other", "kept").expect("other");
+        let call = crate::tests::scenario("rc-outbound");
+        for d in &call {
+            store.ingest(d).expect("ingest");
+        }
+        store
+            .conn
+            .execute(
+                "INSERT INTO replica_calls (call_id, started_at) SELECT id, started_at FROM calls",
+                [],
+            )
+            .expect("mark as the hub's");
+        store.forget_hub_link().expect("forget");
+        assert_eq!(store.state_get(crate::HUB_CURSOR).expect("read"), None);
+        assert_eq!(store.state_get("hub.round").expect("read"), None);
+        assert_eq!(store.state_get("other").expect("read"), Some("kept".into()));
+        let local: i64 = store
+            .conn
+            .query_row("SELECT min(local) FROM replica_calls", [], |r| r.get(0))
+            .expect("local");
+        assert_eq!(local, 1);
     }
 
     #[test]

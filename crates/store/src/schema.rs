@@ -172,11 +172,13 @@ CREATE UNIQUE INDEX raw_events_content ON raw_events (provider, content_key)
     WHERE content_key IS NOT NULL;
 "#,
     // 9: the change feed a hub serves its desks (docs/HUB.md). Every write of a shared record
-    // takes the next `seq` in the transaction that writes it, whichever process writes; the
-    // record's earlier row goes (REPLACE), so the table holds each record's latest change and
-    // grows with the records, not with the traffic. `record_id` is the row it names, NULL once
-    // the record was deleted (a tombstone, kept for `TOMBSTONE_DAYS`). Stored calls are put in
-    // the feed in list order, so a hub made from a desk's history serves all of it.
+    // adds a row with the next `seq` in the transaction that writes it, whichever process
+    // writes. Readers take each record's newest row up to a position; rows superseded by one
+    // already on disk are compacted away (`feed::compact`), so the table grows with the
+    // records, not with the traffic, and a change on disk is never hidden by one that is not
+    // yet. `record_id` is the row it names, NULL once the record was deleted (a tombstone,
+    // kept for `TOMBSTONE_DAYS`). Stored calls are put in the feed in list order, so a hub
+    // made from a desk's history serves all of it.
     //
     // `replica_calls` is a desk's note of which rows came from its hub: only those are
     // pruned past the desk's window or swept after a resynchronization, never the desk's own
@@ -189,7 +191,7 @@ CREATE TABLE changes (
     record_id   INTEGER,
     at          INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX changes_record ON changes (kind, key);
+CREATE INDEX changes_record ON changes (kind, key, seq);
 INSERT INTO changes (kind, key, record_id, at)
     SELECT 'call', provider || '/' || call_key, id, updated_at FROM calls ORDER BY sort_key;
 CREATE TABLE replica_calls (

@@ -83,6 +83,7 @@ enum Op {
     TouchDesks(Vec<DeskSeen>),
     RevokeDesk(String, DateTime<Utc>),
     FeedPosition,
+    CompactFeed(i64),
     /// Test builds only (`test-hooks`): stores nothing, and the writer's loop panics once its
     /// group is committed, the way a bug in the loop's own bookkeeping would.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -409,6 +410,17 @@ impl StoreWriter {
     pub async fn durable_feed_position(&self) -> Result<i64, StoreError> {
         match self.submit(Op::FeedPosition).await? {
             Done::FeedPosition(seq) => Ok(seq),
+            _ => Err(StoreError::Corrupt(
+                "writer answered the wrong request".into(),
+            )),
+        }
+    }
+
+    /// Deletes the change feed's rows superseded by a change at or before `upto`, which must
+    /// be a durable position ([`StoreWriter::durable_feed_position`]).
+    pub async fn compact_feed(&self, upto: i64) -> Result<(), StoreError> {
+        match self.submit(Op::CompactFeed(upto)).await? {
+            Done::StateSet => Ok(()),
             _ => Err(StoreError::Corrupt(
                 "writer answered the wrong request".into(),
             )),
@@ -1089,6 +1101,7 @@ fn apply_job(
         } => hub::add_desk(tx, code_id, wanted_name, token_sha256, *now).map(Done::DeskAdded),
         Op::TouchDesks(seen) => hub::touch(tx, seen).map(|_| Done::StateSet),
         Op::FeedPosition => super::feed::latest_seq(tx).map(Done::FeedPosition),
+        Op::CompactFeed(upto) => super::feed::compact(tx, *upto).map(|_| Done::StateSet),
         Op::RevokeDesk(name, now) => hub::revoke(tx, name, *now).map(Done::Revoked),
         Op::SetState(k, v) => tx
             .prepare_cached(

@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use callpop_core::Secret;
-use callpop_hub::pairing::{Code, DeskPairing, PairingError};
+use callpop_hub::pairing::{Code, DeskPairing};
 use callpop_hub::wire::{routes, PairChallenge, PairDone, PairFinish, PairStart};
 
 use super::client::{HubClient, LinkError};
@@ -23,6 +23,9 @@ pub enum JoinError {
     /// The token could not be kept.
     #[error("cannot keep the desk's token: {0}")]
     Secrets(#[from] SecretsError),
+    /// The history could not be prepared for the new hub.
+    #[error(transparent)]
+    Store(#[from] callpop_store::StoreError),
 }
 
 /// A finished pairing, not yet saved.
@@ -72,14 +75,13 @@ pub async fn pair(address: &str, code: &str, desk_name: &str) -> Result<Joined, 
             },
         )
         .await?;
-    if done.desk_name != challenge.desk_name {
-        return Err(PairingError::WrongCode.into());
-    }
     Ok(Joined {
         state: DeskState {
             hub_address: client.address().trim().to_string(),
             hub_fingerprint: seen.to_string(),
             hub_name: done.hub_name,
+            // The hub may have numbered the name to keep it unique ("Sales (2)"); it comes
+            // inside the channel whose key the proofs just checked.
             desk_name: done.desk_name,
             joined_at: Utc::now(),
         },
@@ -90,8 +92,20 @@ pub async fn pair(address: &str, code: &str, desk_name: &str) -> Result<Joined, 
 /// Keeps a pairing in the data dir: the token first, so a pairing file never names a hub
 /// without the token to reach it.
 pub fn save(config: &Config, joined: &Joined) -> Result<(), JoinError> {
+    forget_link(config)?;
     crate::secrets::store(config, TOKEN_SECRET, Some(joined.token.expose()))?;
     joined.state.save(&config.data_dir)?;
+    Ok(())
+}
+
+/// A new hub starts from nothing: no feed position of another hub, and the rows an earlier
+/// hub sent become the desk's own history.
+fn forget_link(config: &Config) -> Result<(), JoinError> {
+    let mut store = callpop_store::Store::open(
+        &config.db_path(),
+        callpop_store::StoreOptions::new(config.default_country),
+    )?;
+    store.forget_hub_link()?;
     Ok(())
 }
 
@@ -113,6 +127,7 @@ pub async fn leave(config: &Config) -> Result<Option<LinkError>, JoinError> {
         },
         _ => None,
     };
+    forget_link(config)?;
     DeskState::remove(&config.data_dir)?;
     crate::secrets::store(config, TOKEN_SECRET, None)?;
     Ok(told)

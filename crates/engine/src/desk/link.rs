@@ -45,6 +45,26 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const GENERATION: &str = "hub.generation";
 /// `engine_state`: when the desk last heard from its hub (the start of a gap after a restart).
 const LAST_CONTACT: &str = "hub.last_contact";
+/// `engine_state`: a round of reading the window from the start is under way (set when it
+/// starts, cleared when it is swept), so one cut short, by a restart even, is still swept.
+const ROUND: &str = "hub.round";
+/// `engine_state`: the window the replica was last read for (days, or `all`).
+const WINDOW: &str = "hub.window";
+
+/// What the link remembers between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered {
+    /// The hub's feed position applied.
+    pub cursor: i64,
+    /// The resynchronization round.
+    pub generation: i64,
+    /// When the desk last heard from the hub.
+    pub last_contact: Option<DateTime<Utc>>,
+    /// A round that was not finished.
+    pub round_open: bool,
+    /// The window the replica was read for.
+    pub window: Option<String>,
+}
 
 /// What the link needs.
 pub struct DeskLink {
@@ -62,12 +82,8 @@ pub struct DeskLink {
     pub watch_extensions: Vec<String>,
     /// How much history the desk keeps.
     pub window: DeskConfig,
-    /// The feed position already applied.
-    pub cursor: i64,
-    /// The resynchronization round.
-    pub generation: i64,
-    /// When the desk last heard from the hub before this run.
-    pub last_contact: Option<DateTime<Utc>>,
+    /// What the link remembered from its last run.
+    pub remembered: Remembered,
 }
 
 /// How a connected session ended, other than by an error.
@@ -89,25 +105,39 @@ fn view(state: &DeskState, link: &str, problem: Option<String>) -> HubLinkView {
     }
 }
 
-/// Reads the link's remembered state from the store (cursor, round, last contact).
-pub fn remembered(
-    store: &callpop_store::Store,
-) -> Result<(i64, i64, Option<DateTime<Utc>>), callpop_store::StoreError> {
-    let number = |key: &str| -> Result<i64, callpop_store::StoreError> {
-        Ok(store
-            .state_get(key)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+/// Reads what the link remembers from the store.
+pub fn remembered(store: &callpop_store::Store) -> Result<Remembered, callpop_store::StoreError> {
+    let text = |key: &str| -> Result<Option<String>, callpop_store::StoreError> {
+        Ok(store.state_get(key)?.filter(|v| !v.is_empty()))
     };
-    let contact = store
-        .state_get(LAST_CONTACT)?
-        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
-        .map(|t| t.with_timezone(&Utc));
-    Ok((
-        number(callpop_store::HUB_CURSOR)?,
-        number(GENERATION)?,
-        contact,
-    ))
+    let number = |key: &str| -> Result<i64, callpop_store::StoreError> {
+        Ok(text(key)?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    };
+    Ok(Remembered {
+        cursor: number(callpop_store::HUB_CURSOR)?,
+        generation: number(GENERATION)?,
+        last_contact: text(LAST_CONTACT)?
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        round_open: text(ROUND)?.is_some(),
+        window: text(WINDOW)?,
+    })
+}
+
+/// A window as remembered: days, or `all`.
+fn window_text(window: &DeskConfig) -> String {
+    window
+        .window_days
+        .map_or_else(|| "all".to_string(), |d| d.to_string())
+}
+
+/// Whether `now` keeps calls `before` did not (then the replica must be read again).
+fn window_grew(before: Option<&str>, now: &DeskConfig) -> bool {
+    match (before, now.window_days) {
+        (None, _) | (Some("all"), _) => false,
+        (Some(_), None) => true,
+        (Some(days), Some(now)) => days.parse::<u32>().is_ok_and(|d| now > d),
+    }
 }
 
 impl DeskLink {
@@ -144,6 +174,10 @@ impl DeskLink {
 
     async fn run(mut self, shutdown: CancellationToken) {
         self.report(view(&self.state, "connecting", None));
+        if window_grew(self.remembered.window.as_deref(), &self.window) {
+            tracing::info!("the desk keeps more history now: reading the hub's window again");
+            self.remembered.cursor = 0;
+        }
         let client = match self
             .state
             .fingerprint()
@@ -161,7 +195,7 @@ impl DeskLink {
             }
         };
         let mut backoff = FIRST_BACKOFF;
-        let mut lost_at = self.last_contact;
+        let mut lost_at = self.remembered.last_contact;
         let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
             let session = self.session(&client, &mut backoff, &mut lost_at, &mut pruned_at);
@@ -172,7 +206,7 @@ impl DeskLink {
             let error = match outcome {
                 Ok(Ended::Resync) => {
                     tracing::info!("the hub asked this desk to read its calls again");
-                    self.cursor = 0;
+                    self.remembered.cursor = 0;
                     continue;
                 }
                 Err(e) => e,
@@ -180,12 +214,14 @@ impl DeskLink {
             let now = Utc::now();
             let lost = *lost_at.get_or_insert(now);
             let (link, wait) = match &error {
-                LinkError::Removed | LinkError::Unauthorized => {
-                    tracing::warn!(error = %error, "this desk is no longer paired with its hub");
+                LinkError::Removed => {
+                    tracing::warn!(error = %error, "this desk was removed from its hub");
                     self.report(view(&self.state, "removed", Some(error.to_string())));
                     shutdown.cancelled().await;
                     return;
                 }
+                // Not final: a hub restored from an older backup may learn the desk again.
+                LinkError::Unauthorized => ("removed", MAX_BACKOFF),
                 LinkError::IdentityChanged { .. } => ("identity_changed", MAX_BACKOFF),
                 LinkError::Protocol(_) => ("update_needed", MAX_BACKOFF),
                 _ => ("reconnecting", backoff),
@@ -228,19 +264,24 @@ impl DeskLink {
         *lost_at = None;
         self.summarize(missed).await;
         let since = self.since_ms();
-        let mut response = client.stream(self.cursor, since).await?;
+        let mut response = client.stream(self.remembered.cursor, since).await?;
         let mut reader = SseReader::default();
         let mut status_timer = tokio::time::interval(STATUS_EVERY);
         status_timer.tick().await;
+        // One deadline, moved only when bytes arrive: the status timer must not restart it.
+        let idle = tokio::time::sleep(STREAM_IDLE);
+        tokio::pin!(idle);
+        let mut status_failures = 0;
         loop {
             tokio::select! {
-                chunk = tokio::time::timeout(STREAM_IDLE, response.chunk()) => {
+                () = &mut idle => return Err(gone(client, "the hub stopped answering")),
+                chunk = response.chunk() => {
                     let bytes = match chunk {
-                        Err(_) => return Err(gone(client, "the hub stopped answering")),
-                        Ok(Err(e)) => return Err(gone(client, &e.to_string())),
-                        Ok(Ok(None)) => return Err(gone(client, "the hub closed the connection")),
-                        Ok(Ok(Some(bytes))) => bytes,
+                        Err(e) => return Err(gone(client, &e.to_string())),
+                        Ok(None) => return Err(gone(client, "the hub closed the connection")),
+                        Ok(Some(bytes)) => bytes,
                     };
+                    idle.as_mut().reset(tokio::time::Instant::now() + STREAM_IDLE);
                     let events = reader
                         .push(&bytes)
                         .map_err(|e| LinkError::Garbled(e.to_string()))?;
@@ -259,15 +300,26 @@ impl DeskLink {
                         }
                     }
                     if let Some(last) = changes.last().map(|c| c.seq) {
-                        self.apply(changes, last.max(self.cursor), Origin::Hub).await?;
+                        let cursor = last.max(self.remembered.cursor);
+                        self.apply(changes, cursor, Origin::Hub).await?;
                     }
                     if let Some(end) = end {
                         return end;
                     }
                 }
                 _ = status_timer.tick() => {
-                    if let Ok(status) = client.status().await {
-                        self.connected(&status).await;
+                    match client.status().await {
+                        Ok(status) => {
+                            status_failures = 0;
+                            self.connected(&status).await;
+                        }
+                        // The stream may look alive while the hub no longer answers.
+                        Err(e) if status_failures >= 2 => return Err(e),
+                        Err(_) => status_failures += 1,
+                    }
+                    if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                        self.prune().await;
+                        *pruned_at = Some(tokio::time::Instant::now());
                     }
                 }
             }
@@ -289,23 +341,25 @@ impl DeskLink {
         lost_at: Option<DateTime<Utc>>,
     ) -> Result<Vec<Call>, LinkError> {
         let mut missed = Vec::new();
-        let mut round_start = (self.cursor == 0).then(Utc::now);
-        if round_start.is_some() {
-            self.next_generation().await?;
+        if self.remembered.cursor == 0 && !self.remembered.round_open {
+            self.start_round().await?;
         }
         loop {
-            let page = client.feed(self.cursor, self.since_ms(), PAGE).await?;
+            let page = client
+                .feed(self.remembered.cursor, self.since_ms(), PAGE)
+                .await?;
             if page.resync {
-                tracing::info!("this desk was away longer than the hub keeps changes: reading its window again");
-                self.cursor = 0;
-                round_start = Some(Utc::now());
-                self.next_generation().await?;
+                tracing::info!(
+                    "this desk's place in the hub's changes is gone (away too long, or the \
+                     hub's history went back): reading its window again"
+                );
+                self.remembered.cursor = 0;
+                self.start_round().await?;
                 continue;
             }
             let done = page.next >= page.latest || page.changes.is_empty();
-            let applied = self
-                .apply(page.changes, page.next.max(self.cursor), Origin::HubCatchUp)
-                .await?;
+            let cursor = page.next.max(self.remembered.cursor);
+            let applied = self.apply(page.changes, cursor, Origin::HubCatchUp).await?;
             if let Some(lost) = lost_at {
                 missed.extend(
                     applied
@@ -317,16 +371,43 @@ impl DeskLink {
                 break;
             }
         }
-        if round_start.is_some() {
-            let since = self
-                .window
-                .window_start(Utc::now())
-                .unwrap_or(DateTime::<Utc>::MIN_UTC);
-            if let Err(e) = self.writer.sweep_replica(self.generation, since).await {
-                tracing::warn!(error = %e, "cannot sweep calls the hub no longer has");
-            }
+        if self.remembered.round_open {
+            self.finish_round().await?;
         }
         Ok(missed)
+    }
+
+    /// Starts a round of reading the window from the start: a new generation, remembered as
+    /// under way until it is swept.
+    async fn start_round(&mut self) -> Result<(), LinkError> {
+        self.remembered.generation += 1;
+        self.remembered.round_open = true;
+        self.save(GENERATION, &self.remembered.generation.to_string())
+            .await?;
+        self.save(ROUND, "open").await
+    }
+
+    /// A round reached the hub's newest change: the hub's rows of the window it did not send
+    /// again are gone at the hub, so they go here too.
+    async fn finish_round(&mut self) -> Result<(), LinkError> {
+        let since = self
+            .window
+            .window_start(Utc::now())
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        self.writer
+            .sweep_replica(self.remembered.generation, since)
+            .await
+            .map_err(|e| LinkError::Garbled(format!("cannot sweep the copied calls: {e}")))?;
+        self.remembered.round_open = false;
+        self.save(ROUND, "").await?;
+        self.save(WINDOW, &window_text(&self.window)).await
+    }
+
+    async fn save(&self, key: &str, value: &str) -> Result<(), LinkError> {
+        self.writer
+            .set_state(key, value)
+            .await
+            .map_err(|e| LinkError::Garbled(format!("cannot save the desk's state: {e}")))
     }
 
     /// A call this desk missed since `lost`, that it had not yet seen end.
@@ -340,14 +421,6 @@ impl DeskLink {
         .then_some(after)
     }
 
-    async fn next_generation(&mut self) -> Result<(), LinkError> {
-        self.generation += 1;
-        self.writer
-            .set_state(GENERATION, &self.generation.to_string())
-            .await
-            .map_err(|e| LinkError::Garbled(format!("cannot save the desk's state: {e}")))
-    }
-
     /// Applies changes and moves the cursor, in one transaction.
     async fn apply(
         &mut self,
@@ -357,12 +430,14 @@ impl DeskLink {
     ) -> Result<Vec<CallChange>, LinkError> {
         let changes = changes
             .into_iter()
-            .filter(|c| c.seq > self.cursor)
-            .map(|c| match c.record {
-                Record::Call { call } => ReplicaChange::Upsert(call),
+            .filter(|c| c.seq > self.remembered.cursor)
+            .filter_map(|c| match c.record {
+                Record::Call { call } => Some(ReplicaChange::Upsert(call)),
                 Record::CallRemoved { provider, call_key } => {
-                    ReplicaChange::Remove { provider, call_key }
+                    Some(ReplicaChange::Remove { provider, call_key })
                 }
+                // A kind of record this version does not keep: its place still counts.
+                Record::Unknown => None,
             })
             .collect();
         let applied = self
@@ -370,7 +445,7 @@ impl DeskLink {
             .apply_replica(ReplicaBatch {
                 changes,
                 cursor: Some(cursor),
-                generation: self.generation,
+                generation: self.remembered.generation,
                 origin,
             })
             .await
@@ -380,7 +455,7 @@ impl DeskLink {
                 address: "this desk's history".into(),
                 detail: e.to_string(),
             })?;
-        self.cursor = cursor;
+        self.remembered.cursor = cursor;
         Ok(applied)
     }
 

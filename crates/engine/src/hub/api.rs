@@ -47,7 +47,8 @@ pub struct HubState {
     pub directory: Directory,
     /// Pairing attempts in progress.
     pub pairings: Pairings,
-    /// The newest feed position known to be on disk: nothing past it is sent.
+    /// The newest feed position known to be on disk (-1 until known): nothing past it is
+    /// sent.
     pub durable: watch::Receiver<i64>,
     /// The hub's health, for its desks' status.
     pub health: Arc<Health>,
@@ -175,14 +176,46 @@ async fn protocol(request: Request, next: Next) -> Response {
     response
 }
 
-/// The desk a request's bearer token belongs to.
-pub fn authenticate(shared: &HubState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = headers
+impl HubState {
+    /// Whether the hub knows its desks and its durable feed position yet: until then it
+    /// answers 503, never "unknown desk" or an empty feed.
+    pub fn ready(&self) -> bool {
+        self.directory.is_loaded() && *self.durable.borrow() >= 0
+    }
+}
+
+/// 503 until the hub is [ready](HubState::ready).
+pub fn ready(shared: &HubState) -> Result<(), ApiError> {
+    if shared.ready() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            503,
+            "starting",
+            "the hub is starting; try again in a moment",
+        ))
+    }
+}
+
+/// The bearer token a request carries (empty when none).
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    match shared.directory.holder(token.trim()) {
+        .unwrap_or_default()
+        .trim()
+}
+
+/// The hash of the bearer token a request carries.
+pub fn bearer_hash(headers: &HeaderMap) -> String {
+    super::directory::token_hash(bearer(headers))
+}
+
+/// The desk a request's bearer token belongs to.
+pub fn authenticate(shared: &HubState, headers: &HeaderMap) -> Result<String, ApiError> {
+    ready(shared)?;
+    match shared.directory.holder(bearer(headers)) {
         TokenHolder::Desk(name) => Ok(name),
         TokenHolder::Removed(name) => Err(ApiError::new(
             403,

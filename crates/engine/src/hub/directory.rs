@@ -43,10 +43,18 @@ pub struct LiveDesk {
 /// The hub's desks.
 pub struct Directory {
     tokens: RwLock<HashMap<String, TokenHolder>>,
+    /// Desks paired in this run lately: a snapshot read just before a pairing committed must
+    /// not drop them.
+    recent: Mutex<HashMap<String, (String, std::time::Instant)>>,
+    /// Whether the tokens were read from the history at least once.
+    loaded: std::sync::atomic::AtomicBool,
     live: Mutex<HashMap<String, LiveDesk>>,
     /// Moves whenever a desk is removed: open streams check whether they were.
     removals: watch::Sender<u64>,
 }
+
+/// How long a desk paired in this run is kept even if a read of the history misses it.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The SHA-256 of a token, as the hub keeps it.
 pub fn token_hash(token: &str) -> String {
@@ -58,6 +66,8 @@ impl Directory {
     pub fn new() -> Directory {
         Directory {
             tokens: RwLock::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
+            loaded: std::sync::atomic::AtomicBool::new(false),
             live: Mutex::new(HashMap::new()),
             removals: watch::channel(0).0,
         }
@@ -65,7 +75,7 @@ impl Directory {
 
     /// Replaces what is known of tokens with the history's rows (hash, name, removed).
     pub fn load(&self, rows: Vec<(String, String, bool)>) {
-        let fresh: HashMap<String, TokenHolder> = rows
+        let mut fresh: HashMap<String, TokenHolder> = rows
             .into_iter()
             .map(|(hash, name, removed)| {
                 let holder = if removed {
@@ -76,6 +86,15 @@ impl Directory {
                 (hash, holder)
             })
             .collect();
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+            recent.retain(|_, (_, at)| at.elapsed() < RECENT);
+            for (hash, (name, _)) in recent.iter() {
+                fresh
+                    .entry(hash.clone())
+                    .or_insert_with(|| TokenHolder::Desk(name.clone()));
+            }
+        }
         let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
         let removed_now = tokens.iter().any(|(hash, before)| {
             matches!(before, TokenHolder::Desk(_))
@@ -83,13 +102,24 @@ impl Directory {
         });
         *tokens = fresh;
         drop(tokens);
+        self.loaded
+            .store(true, std::sync::atomic::Ordering::Release);
         if removed_now {
             self.removals.send_modify(|n| *n += 1);
         }
     }
 
+    /// Whether the tokens were read from the history yet.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// A newly paired desk's token.
     pub fn add(&self, hash: String, name: String) {
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(hash.clone(), (name.clone(), std::time::Instant::now()));
         self.tokens
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -98,6 +128,10 @@ impl Directory {
 
     /// Marks a desk removed (its own leaving, or a revoke through the API).
     pub fn remove(&self, name: &str) {
+        self.recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, (n, _)| !n.eq_ignore_ascii_case(name));
         let mut tokens = self.tokens.write().unwrap_or_else(PoisonError::into_inner);
         for holder in tokens.values_mut() {
             if matches!(holder, TokenHolder::Desk(n) if n.eq_ignore_ascii_case(name)) {
@@ -115,6 +149,16 @@ impl Directory {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&token_hash(token))
+            .cloned()
+            .unwrap_or(TokenHolder::Unknown)
+    }
+
+    /// Who holds the token whose hash is `hash`.
+    pub fn holder_of_hash(&self, hash: &str) -> TokenHolder {
+        self.tokens
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(hash)
             .cloned()
             .unwrap_or(TokenHolder::Unknown)
     }

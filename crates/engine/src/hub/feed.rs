@@ -70,7 +70,11 @@ async fn read_page(
         .readers
         .with(move |s| s.feed_page(after, limit, since, Some(upto)))
         .await?;
-    Ok((after == 0 || after >= page.horizon).then_some(page))
+    // A cursor past the hub's newest change comes from a hub whose history went back (it was
+    // restored from a backup): the numbers after it may be handed out again.
+    let behind = after > 0 && after < page.horizon;
+    let ahead = after > page.latest;
+    Ok((!behind && !ahead).then_some(page))
 }
 
 /// `GET /v1/feed`.
@@ -115,6 +119,7 @@ pub async fn stream(
     Query(query): Query<FeedQuery>,
 ) -> Result<Response, ApiError> {
     let desk = authenticate(&shared, &headers)?;
+    let token = super::api::bearer_hash(&headers);
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -126,7 +131,7 @@ pub async fn stream(
         .directory
         .seen(&desk, peer, version_of(&headers), Some(after));
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(pump(shared, desk, peer, after, query.since(), tx));
+    tokio::spawn(pump(shared, desk, token, peer, after, query.since(), tx));
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
@@ -152,6 +157,7 @@ impl Drop for Open<'_> {
 async fn pump(
     shared: Shared,
     desk: String,
+    token: String,
     peer: std::net::SocketAddr,
     mut cursor: i64,
     since: Option<DateTime<Utc>>,
@@ -204,7 +210,10 @@ async fn pump(
             _ = tx.closed() => return,
             changed = durable.changed() => if changed.is_err() { return },
             _ = removals.changed() => {
-                if !shared.directory.is_paired(&desk) {
+                // By the token, not the name: a name paired again must not keep a removed
+                // desk's stream open.
+                let still = shared.directory.holder_of_hash(&token);
+                if still != super::directory::TokenHolder::Desk(desk.clone()) {
                     let _ = tx
                         .send(Event::default().event("removed").data("{}"))
                         .await;

@@ -93,7 +93,7 @@ impl HubServer {
                 addr: config.hub.listen,
                 source,
             })?;
-        let (durable_tx, durable) = watch::channel(0);
+        let (durable_tx, durable) = watch::channel(-1);
         let state = Arc::new(HubState {
             name: config.hub.name.clone(),
             listen: addr,

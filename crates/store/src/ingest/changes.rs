@@ -30,10 +30,10 @@ pub(crate) fn note_call_removed(
 }
 
 fn note(conn: &Connection, key: &str, record_id: Option<i64>) -> Result<(), StoreError> {
-    // REPLACE deletes the record's earlier change and inserts a new row, which AUTOINCREMENT
-    // numbers above every number ever handed out: a sequence is never reused, even after the
-    // newest row is replaced or a tombstone pruned.
-    conn.prepare_cached("REPLACE INTO changes (kind, key, record_id, at) VALUES (?1, ?2, ?3, ?4)")?
+    // AUTOINCREMENT numbers the row above every number ever handed out: a sequence is never
+    // reused, even after the newest row was compacted away or a tombstone pruned. The
+    // record's earlier rows stay until this one is on disk (`feed::compact`).
+    conn.prepare_cached("INSERT INTO changes (kind, key, record_id, at) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![CALL, key, record_id, to_ms(chrono::Utc::now())])?;
     Ok(())
 }

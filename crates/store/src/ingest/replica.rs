@@ -39,7 +39,8 @@ pub struct ReplicaBatch {
     pub origin: Origin,
 }
 
-/// `engine_state` key of the last hub sequence number a desk applied.
+/// `engine_state` key of the last hub sequence number a desk applied. Every key of a desk's
+/// link to its hub starts with `hub.`.
 pub const HUB_CURSOR: &str = "hub.cursor";
 
 /// Applies a batch; the calls that changed (a row that already held the hub's values is no
