@@ -30,7 +30,7 @@ ensure_rust() {
 }
 
 # Packages every build needs: a C compiler for the bundled SQLite.
-ENGINE_PACKAGES=(build-essential pkg-config ca-certificates)
+ENGINE_PACKAGES=(build-essential pkg-config ca-certificates iproute2)
 
 # What the Tauri desktop app links against (WebKitGTK, GTK, the tray's appindicator).
 DESKTOP_BUILD_PACKAGES=(libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev

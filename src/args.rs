@@ -284,4 +284,13 @@ pub(crate) enum DeskAction {
     },
     /// Leave the hub: this desk is standalone again and keeps the calls it has.
     Leave,
+    /// List the hubs that announce themselves on the LAN (mDNS).
+    Discover {
+        /// How long to listen, in seconds.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        seconds: u64,
+        /// One JSON object per hub.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -122,6 +122,7 @@ fn run(cli: Cli) -> Result<()> {
                     name,
                 } => desk::join(&config, &address, &code, name),
                 DeskAction::Leave => desk::leave(&config),
+                DeskAction::Discover { seconds, json } => desk::discover(seconds, json),
             }
         }
         Command::Calls(args) => calls::calls(&Config::load(&overrides(None))?, args),

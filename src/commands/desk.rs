@@ -77,3 +77,40 @@ pub(crate) fn leave(config: &Config) -> Result<()> {
     }
     Ok(())
 }
+
+/// `callpop desk discover [--seconds N] [--json]`.
+pub(crate) fn discover(seconds: u64, json: bool) -> Result<()> {
+    use std::io::Write;
+    let hubs = callpop_engine::desk::discover::discover(std::time::Duration::from_secs(
+        seconds.clamp(1, 60),
+    ))?;
+    let mut out = std::io::stdout().lock();
+    if hubs.is_empty() && !json {
+        writeln!(
+            out,
+            "No hub answered on this network (multicast may be blocked: type the hub's address \
+             instead, as `callpop hub pair` shows it)."
+        )?;
+    }
+    for hub in hubs {
+        if json {
+            writeln!(
+                out,
+                "{}",
+                crate::render::json_line(&serde_json::to_value(&hub)?)
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{:<24}  {:<21}  identity {}",
+                crate::render::truncate(&shown(&hub.name), 24),
+                hub.addresses
+                    .first()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                hub.fingerprint_short
+            )?;
+        }
+    }
+    Ok(())
+}

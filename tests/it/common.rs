@@ -22,7 +22,19 @@ pub fn bin() -> PathBuf {
 
 /// A `callpop` command isolated from the developer's own config and data.
 pub fn command(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(bin());
+    command_in(None, data_dir)
+}
+
+/// [`command`], run inside the network namespace `netns` (made by the test) when given.
+pub fn command_in(netns: Option<&str>, data_dir: &Path) -> Command {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns]).arg(bin());
+            cmd
+        }
+        None => Command::new(bin()),
+    };
     cmd.arg("--data-dir")
         .arg(data_dir)
         .env("XDG_CONFIG_HOME", data_dir.join("xdg-config"))
@@ -125,6 +137,16 @@ impl Server {
 
     /// Starts a server on a given port (0: any free one).
     pub fn start_at(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+        Server::start_in(None, data_dir, port, env)
+    }
+
+    /// Starts a server inside the network namespace `netns` (its port is that namespace's).
+    pub fn start_in(
+        netns: Option<&str>,
+        data_dir: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Server {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let stderr_path = data_dir.join(format!("stderr-{}.log", std::process::id()));
         let stderr = std::fs::OpenOptions::new()
@@ -132,7 +154,7 @@ impl Server {
             .append(true)
             .open(&stderr_path)
             .expect("stderr log");
-        let mut cmd = command(data_dir);
+        let mut cmd = command_in(netns, data_dir);
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::piped())
             .stderr(stderr)

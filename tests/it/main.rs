@@ -7,6 +7,7 @@ mod common;
 mod crash;
 mod hostile;
 mod hub;
+mod hub_lan;
 mod hub_popups;
 mod notifications;
 mod platform;

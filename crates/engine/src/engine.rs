@@ -350,6 +350,7 @@ impl Engine {
             watch_extensions: self.config.watch_extensions.clone(),
             window: self.config.desk,
             remembered,
+            data_dir: self.config.data_dir.clone(),
         };
         self.tasks.push(link.start(self.shutdown.clone()));
     }

@@ -32,12 +32,15 @@ use crate::popups::PopupHandle;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// A stream silent this long (the hub sends a comment every 15 s) is dead.
-const STREAM_IDLE: Duration = Duration::from_secs(45);
+/// A stream silent this long is dead: the hub sends a comment every 15 s, so this allows one
+/// late one and notices a pulled cable within half a minute.
+const STREAM_IDLE: Duration = Duration::from_secs(25);
 /// How often the hub's own status is asked while connected.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 /// Changes per page while catching up.
 const PAGE: usize = 500;
+/// How often a desk that cannot reach its hub looks for it on the LAN.
+const REDISCOVER_EVERY: Duration = Duration::from_secs(60);
 /// How often calls past the window are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -84,6 +87,8 @@ pub struct DeskLink {
     pub window: DeskConfig,
     /// What the link remembered from its last run.
     pub remembered: Remembered,
+    /// The desk's data dir (its pairing file follows a hub that moved).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// How a connected session ended, other than by an error.
@@ -178,7 +183,7 @@ impl DeskLink {
             tracing::info!("the desk keeps more history now: reading the hub's window again");
             self.remembered.cursor = 0;
         }
-        let client = match self
+        let mut client = match self
             .state
             .fingerprint()
             .map(|fp| HubClient::pinned(&self.state.hub_address, fp, self.token.clone()))
@@ -195,6 +200,8 @@ impl DeskLink {
             }
         };
         let mut backoff = FIRST_BACKOFF;
+        let mut failures = 0u32;
+        let mut looked_at: Option<tokio::time::Instant> = None;
         let mut lost_at = self.remembered.last_contact;
         let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
@@ -203,6 +210,7 @@ impl DeskLink {
                 _ = shutdown.cancelled() => return,
                 outcome = session => outcome,
             };
+            failures = if outcome.is_ok() { 0 } else { failures + 1 };
             let error = match outcome {
                 Ok(Ended::Resync) => {
                     tracing::info!("the hub asked this desk to read its calls again");
@@ -235,6 +243,17 @@ impl DeskLink {
             } else {
                 error.to_string()
             };
+            // The hub may have moved (DHCP): look for its key on the LAN now and then.
+            if error.is_passing()
+                && failures >= 3
+                && looked_at.is_none_or(|t| t.elapsed() >= REDISCOVER_EVERY)
+            {
+                looked_at = Some(tokio::time::Instant::now());
+                if let Some(moved) = self.find_moved().await {
+                    client = moved;
+                    continue;
+                }
+            }
             tracing::info!(error = %error, "hub link down; trying again in {:?}", wait);
             self.report(view(&self.state, link, Some(problem)));
             tokio::select! {
@@ -324,6 +343,43 @@ impl DeskLink {
                 }
             }
         }
+    }
+
+    /// Looks for the pinned key over mDNS; a client for its new address when it moved there.
+    /// Never from a hub on loopback (no LAN to ask).
+    async fn find_moved(&mut self) -> Option<HubClient> {
+        let fingerprint = self.state.fingerprint()?;
+        let on_loopback = super::client::hub_url(&self.state.hub_address)
+            .ok()
+            .and_then(|url| {
+                url.trim_start_matches("https://")
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+            })
+            .is_some_and(|a| a.ip().is_loopback());
+        if on_loopback {
+            return None;
+        }
+        let found = tokio::task::spawn_blocking(move || {
+            super::discover::find(fingerprint, Duration::from_secs(3))
+        })
+        .await
+        .ok()?
+        .map_err(|e| tracing::debug!(error = %e, "cannot look for the hub"))
+        .ok()??;
+        let current = super::client::hub_url(&self.state.hub_address).ok();
+        let address = found
+            .addresses
+            .iter()
+            .find(|a| current.as_deref() != Some(format!("https://{a}").as_str()))?
+            .to_string();
+        let client = HubClient::pinned(&address, fingerprint, self.token.clone()).ok()?;
+        tracing::info!(from = %self.state.hub_address, to = %address, "the hub moved; following it");
+        self.state.hub_address = address;
+        if let Err(e) = self.state.save(&self.data_dir) {
+            tracing::warn!(error = %e, "cannot remember the hub's new address");
+        }
+        Some(client)
     }
 
     fn since_ms(&self) -> Option<i64> {

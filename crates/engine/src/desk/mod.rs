@@ -2,6 +2,7 @@
 //! the link that keeps the desk's replica of the hub's calls up to date.
 
 pub mod client;
+pub mod discover;
 pub mod join;
 pub mod link;
 pub mod sse;

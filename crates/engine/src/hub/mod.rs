@@ -3,6 +3,7 @@
 //! that keeps it honest: which feed position is durable, which desks are still paired, what
 //! was seen of them, and how long tombstones are kept.
 
+pub mod announce;
 pub mod api;
 pub mod directory;
 pub mod feed;
@@ -133,6 +134,18 @@ impl HubServer {
             ),
         );
         tracing::info!(%addr, fingerprint = %identity.fingerprint(), "serving desks");
+        if let Some(announcement) =
+            announce::announce(&config.hub.name, addr, identity.fingerprint())
+        {
+            // Withdrawn when the hub stops.
+            let shutdown = parts.shutdown;
+            tasks.push(tokio::spawn(async move {
+                shutdown.cancelled().await;
+                tokio::task::spawn_blocking(move || drop(announcement))
+                    .await
+                    .ok();
+            }));
+        }
         Ok((HubServer { addr, state }, tasks))
     }
 }
