@@ -442,6 +442,13 @@ impl Store {
         Ok(())
     }
 
+    /// Caps this connection's page cache at `kib` KiB (a reader that only passes pages on).
+    pub fn limit_page_cache(&self, kib: u32) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{kib}"))
+            .map_err(StoreError::classify)
+    }
+
     /// Runs SQLite's own consistency check; `Ok(())` when the file is sound.
     pub fn integrity_check(&self) -> Result<(), StoreError> {
         let result: String = self

@@ -16,6 +16,7 @@ mod ceiling;
 mod cpu;
 mod history;
 mod http;
+mod hub;
 mod load;
 mod popups;
 mod serve;
@@ -61,6 +62,8 @@ struct Options {
     keep_history: Option<PathBuf>,
     /// Only the transport latency (WebSocket and webhook), for this many calls each.
     transport_only: Option<usize>,
+    /// Only hub mode's figures (the join on `--history-db` when given).
+    hub_only: bool,
 }
 
 fn options() -> Result<Options> {
@@ -75,6 +78,7 @@ fn options() -> Result<Options> {
     let mut history_db = None;
     let mut keep_history = None;
     let mut transport_only = None;
+    let mut hub_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -92,6 +96,7 @@ fn options() -> Result<Options> {
             "--transport-latency" => {
                 transport_only = Some(args.next().context("--transport-latency CALLS")?.parse()?)
             }
+            "--hub" => hub_only = true,
             "--keep-history" => {
                 keep_history = Some(PathBuf::from(args.next().context("--keep-history DIR")?))
             }
@@ -100,7 +105,7 @@ fn options() -> Result<Options> {
                     "callpop-bench [--callpop PATH] [--out BENCHMARKS.md] [--quick] \
                      [--load-port PORT | --load-ceiling | --load-per-request] [--connections N] \
                      [--salt N] [--history-db PATH] [--keep-history DIR] \
-                     [--transport-latency CALLS]"
+                     [--transport-latency CALLS] [--hub]"
                 );
                 std::process::exit(0);
             }
@@ -109,6 +114,7 @@ fn options() -> Result<Options> {
     }
     Ok(Options {
         transport_only,
+        hub_only,
         callpop: serve::find_callpop(callpop)?,
         out,
         quick,
@@ -368,6 +374,13 @@ async fn run(o: Options) -> Result<()> {
     let mut r = Report {
         figures: Vec::new(),
     };
+    if o.hub_only {
+        hub_figures(&o, &mut r, o.history_db.as_deref()).await?;
+        if let Some(path) = &o.out {
+            write_report(path, &r, started.elapsed(), o.quick)?;
+        }
+        return Ok(());
+    }
     if let Some(db) = &o.history_db {
         history_figures(&o, &mut r, db, if o.quick { 50_000 } else { 1_000_000 }).await?;
         return Ok(());
@@ -662,11 +675,89 @@ async fn run(o: Options) -> Result<()> {
         None => hist_dir.path().join("callpop.db"),
     };
     history_figures(&o, &mut r, &hist_db, history_calls).await?;
+    hub_figures(&o, &mut r, Some(&hist_db)).await?;
 
     println!("\nTotal time: {:.0} s", started.elapsed().as_secs_f64());
     if let Some(path) = &o.out {
         write_report(path, &r, started.elapsed(), o.quick)?;
         println!("Wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Hub mode: fan-out to 1, 50 and 200 desks, the hub's memory, a real desk's latency, memory
+/// and catch-up, and a desk joining the big history's hub.
+async fn hub_figures(o: &Options, r: &mut Report, hist_db: Option<&std::path::Path>) -> Result<()> {
+    let calls = if o.quick { 10 } else { 40 };
+    for desks in [1usize, 50, 200] {
+        let f = hub::fanout(&o.callpop, desks, calls).await?;
+        let plural = if desks == 1 { "" } else { "s" };
+        r.add(
+            "hub",
+            format!("webhook at the hub → change at {desks} desk{plural} (p50)"),
+            format!("{:.1} ms", f.p50_ms),
+            "",
+            None,
+        );
+        let target = desks == 200;
+        r.add(
+            "hub",
+            format!("webhook at the hub → change at {desks} desk{plural} (p99)"),
+            format!("{:.1} ms", f.p99_ms),
+            if target { "< 50 ms" } else { "" },
+            target.then_some(f.p99_ms < 50.0),
+        );
+        if desks == 200 {
+            r.add(
+                "hub",
+                "hub resident memory, 200 desks connected",
+                format!("{:.1} MiB", f.hub_rss_mib),
+                "< 60 MiB",
+                Some(f.hub_rss_mib < 60.0),
+            );
+        }
+    }
+    let d = hub::real_desk_figures(&o.callpop, calls, if o.quick { 2_000 } else { 10_000 }).await?;
+    r.add(
+        "hub",
+        "webhook at the hub → row in a real desk's history (p50)",
+        format!("{:.1} ms", d.applied_p50_ms),
+        "",
+        None,
+    );
+    r.add(
+        "hub",
+        "webhook at the hub → row in a real desk's history (p99)",
+        format!("{:.1} ms", d.applied_p99_ms),
+        "",
+        None,
+    );
+    r.add(
+        "hub",
+        "desk resident memory, idle and connected",
+        format!("{:.1} MiB", d.idle_rss_mib),
+        "",
+        None,
+    );
+    r.add(
+        "hub",
+        format!(
+            "desk back after a disconnect → {} changes applied (incl. its start)",
+            d.catch_up_changes
+        ),
+        format!("{:.2} s", d.catch_up.as_secs_f64()),
+        "< 1 s",
+        Some(d.catch_up.as_secs_f64() < 1.0),
+    );
+    if let Some(db) = hist_db.filter(|db| db.exists()) {
+        let (took, calls) = hub::join_big_hub(&o.callpop, db).await?;
+        r.add(
+            "hub",
+            format!("new desk joins a hub of 1,000,000 calls → its 90-day window ({calls} calls) applied"),
+            format!("{:.1} s", took.as_secs_f64()),
+            "",
+            None,
+        );
     }
     Ok(())
 }

@@ -125,9 +125,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 fn http(
     verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    local: Option<std::net::IpAddr>,
 ) -> Result<reqwest::Client, LinkError> {
     let tls = pin::client_config(verifier, provider())?;
     reqwest::Client::builder()
+        .local_address(local)
         .tls_backend_preconfigured(tls)
         .user_agent(format!("CallPop/{}", env!("CARGO_PKG_VERSION")))
         .connect_timeout(CONNECT_TIMEOUT)
@@ -144,9 +146,20 @@ impl HubClient {
         fingerprint: Fingerprint,
         token: Secret,
     ) -> Result<HubClient, LinkError> {
+        HubClient::pinned_from(address, fingerprint, token, None)
+    }
+
+    /// [`HubClient::pinned`], connecting from `local` (a benchmark playing many desks gives
+    /// each its own address, as real desks have).
+    pub fn pinned_from(
+        address: &str,
+        fingerprint: Fingerprint,
+        token: Secret,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<HubClient, LinkError> {
         let verifier = HubVerifier::pinned(fingerprint, provider());
         Ok(HubClient {
-            http: http(verifier.clone())?,
+            http: http(verifier.clone(), local)?,
             base: hub_url(address)?,
             address: address.to_string(),
             token: Some(token),
@@ -158,7 +171,7 @@ impl HubClient {
     pub fn first_sight(address: &str) -> Result<HubClient, LinkError> {
         let verifier = HubVerifier::first_sight(provider());
         Ok(HubClient {
-            http: http(verifier.clone())?,
+            http: http(verifier.clone(), None)?,
             base: hub_url(address)?,
             address: address.to_string(),
             token: None,

@@ -43,6 +43,8 @@ pub struct HubState {
     pub writer: StoreWriter,
     /// Read connections (feed pages).
     pub readers: Readers,
+    /// The newest changes, read and serialized once for every stream.
+    pub cache: Arc<super::cache::FeedCache>,
     /// Desks and their tokens.
     pub directory: Directory,
     /// Pairing attempts in progress.

@@ -45,7 +45,7 @@ impl FeedQuery {
 }
 
 /// One store change as the wire carries it.
-fn to_wire(change: callpop_store::FeedChange) -> Change {
+pub(crate) fn to_wire(change: callpop_store::FeedChange) -> Change {
     Change {
         seq: change.seq,
         record: match change.record {
@@ -169,46 +169,69 @@ async fn pump(
         desk: &desk,
     };
     let mut durable = shared.durable.clone();
+    let mut ends = shared.cache.watch_end();
     let mut removals = shared.directory.removals();
+    let since_ms = since.map(|t| t.timestamp_millis());
     loop {
-        let upto = *durable.borrow_and_update();
-        while cursor < upto {
-            let page = match read_page(&shared, cursor, DEFAULT_PAGE, since, upto).await {
-                Ok(Some(page)) => page,
-                Ok(None) => {
-                    let _ = tx.send(Event::default().event("resync").data("{}")).await;
-                    return;
-                }
-                Err(e) => {
-                    // The desk reconnects and resumes; nothing was skipped.
-                    tracing::warn!(error = %e, %desk, "cannot read the change feed");
-                    return;
-                }
-            };
-            let last = page.is_last();
-            for change in page.changes {
-                let seq = change.seq;
-                let Ok(event) = Event::default()
-                    .id(seq.to_string())
+        ends.borrow_and_update();
+        // The newest changes come from the cache, serialized once for every desk; a desk
+        // further behind reads pages of the history until the cache has the rest.
+        if let Some((entries, end)) = shared.cache.after(cursor, since_ms) {
+            for entry in entries {
+                let event = Event::default()
+                    .id(entry.seq.to_string())
                     .event("change")
-                    .json_data(to_wire(change))
-                else {
-                    return;
-                };
+                    .data(&*entry.json);
                 if tx.send(event).await.is_err() {
                     return;
                 }
             }
-            cursor = page.next.max(cursor);
-            shared.directory.seen(&desk, peer, None, Some(cursor));
-            if last {
-                break;
+            if end > cursor {
+                cursor = end;
+                shared.directory.seen(&desk, peer, None, Some(cursor));
+            }
+        } else {
+            let upto = *durable.borrow_and_update();
+            if cursor < upto {
+                let page = match read_page(&shared, cursor, DEFAULT_PAGE, since, upto).await {
+                    Ok(Some(page)) => page,
+                    Ok(None) => {
+                        let _ = tx.send(Event::default().event("resync").data("{}")).await;
+                        return;
+                    }
+                    Err(e) => {
+                        // The desk reconnects and resumes; nothing was skipped.
+                        tracing::warn!(error = %e, %desk, "cannot read the change feed");
+                        return;
+                    }
+                };
+                let next = page.next;
+                for change in page.changes {
+                    let seq = change.seq;
+                    let Ok(event) = Event::default()
+                        .id(seq.to_string())
+                        .event("change")
+                        .json_data(to_wire(change))
+                    else {
+                        return;
+                    };
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                if next > cursor {
+                    cursor = next;
+                    shared.directory.seen(&desk, peer, None, Some(cursor));
+                    // More pages, or the cache covers the rest now.
+                    continue;
+                }
             }
         }
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tx.closed() => return,
             changed = durable.changed() => if changed.is_err() { return },
+            changed = ends.changed() => if changed.is_err() { return },
             _ = removals.changed() => {
                 // By the token, not the name: a name paired again must not keep a removed
                 // desk's stream open.

@@ -5,6 +5,7 @@
 
 pub mod announce;
 pub mod api;
+pub mod cache;
 pub mod directory;
 pub mod feed;
 pub mod pairing;
@@ -102,6 +103,7 @@ impl HubServer {
             writer: parts.writer.clone(),
             readers: Readers::new(config.db_path(), StoreOptions::new(config.default_country)),
             directory: Directory::new(),
+            cache: Arc::new(cache::FeedCache::new()),
             pairings: Default::default(),
             durable,
             health: parts.health.clone(),
@@ -121,6 +123,12 @@ impl HubServer {
             parts.shutdown.clone(),
         )));
         tasks.push(tokio::spawn(keep_directory(state.clone())));
+        tasks.push(tokio::spawn(cache::fill(
+            state.cache.clone(),
+            state.readers.clone(),
+            state.durable.clone(),
+            parts.shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(prune_tombstones(
             parts.writer.clone(),
             parts.shutdown.clone(),

@@ -1,14 +1,15 @@
 //! Read connections to the history for the desk API: a few kept open and lent out on the
-//! blocking pool, so 200 desks reading pages never open a connection each, and a slow reader
-//! never holds the webhook path (which has the writer's own connection).
+//! blocking pool, a few at a time, so 200 desks reading pages never open a connection each, and
+//! a slow reader never holds the webhook path (which has the writer's own connection).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use callpop_store::{Store, StoreError, StoreOptions};
 
-/// Connections kept open; more readers at once open a short-lived one each.
-const KEPT: usize = 4;
+/// Connections at most: more readers at once wait their turn (a connection costs memory,
+/// and two cores cannot run more reads at once anyway).
+const KEPT: usize = 3;
 
 /// A pool of read connections.
 #[derive(Clone)]
@@ -16,6 +17,7 @@ pub struct Readers {
     path: PathBuf,
     options: StoreOptions,
     idle: Arc<Mutex<Vec<Store>>>,
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -25,6 +27,7 @@ impl Readers {
             path,
             options,
             idle: Arc::new(Mutex::new(Vec::new())),
+            turns: Arc::new(tokio::sync::Semaphore::new(KEPT)),
         }
     }
 
@@ -33,8 +36,15 @@ impl Readers {
         &self,
         read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let turn = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let store = match this
                 .idle
                 .lock()
@@ -42,13 +52,18 @@ impl Readers {
                 .pop()
             {
                 Some(store) => store,
-                None => Store::open_existing(&this.path, this.options.clone())?,
+                None => {
+                    let store = Store::open_existing(&this.path, this.options.clone())?;
+                    // Pages are read once and sent on: a small page cache is enough.
+                    store.limit_page_cache(2 * 1024)?;
+                    store
+                }
             };
             let result = read(&store);
-            let mut idle = this.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if idle.len() < KEPT {
-                idle.push(store);
-            }
+            this.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(store);
             result
         })
         .await
