@@ -3,72 +3,41 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::Utc;
 
 use callpop_engine::config::Config;
-use callpop_hub::pairing::{Code, CODE_LIFETIME};
-use callpop_hub::HubIdentity;
-use callpop_store::hub::PendingCode;
-use callpop_store::{Store, StoreOptions};
 
 use crate::render::*;
 
 /// `callpop hub pair [--name NAME] [--json]`.
 pub(crate) fn pair(config: &Config, name: Option<String>, json: bool) -> Result<()> {
-    let identity = HubIdentity::load_or_create(&config.data_dir)?;
-    let mut store = Store::open(&config.db_path(), StoreOptions::new(config.default_country))?;
-    let name = name
-        .map(|n| callpop_core::text::sanitize(&n, 60).trim().to_string())
-        .filter(|n| !n.is_empty());
-    let now = Utc::now();
-    let mut issued = None;
-    // Two characters name a pending code; a clash with another live one just draws again.
-    for _ in 0..20 {
-        let code = Code::random().context("no random numbers from the operating system")?;
-        let pending = PendingCode {
-            id: code.id(),
-            code: code.to_string(),
-            desk_name: name.clone(),
-            expires_at: now + CODE_LIFETIME,
-        };
-        if store.hub_issue_code(&pending, now)? {
-            issued = Some(pending);
-            break;
-        }
-    }
-    let Some(pending) = issued else {
-        bail!("too many pairing codes are pending: wait ten minutes for them to expire");
-    };
-    // Where the hub running on this data dir serves desks (it may have been started with
-    // --hub-listen), else where the configuration says.
-    let running = callpop_engine::instance::running(&config.data_dir).and_then(|h| h.hub_listen);
-    let addresses = callpop_engine::hub::desk_addresses(running.unwrap_or(config.hub.listen));
+    let issued = callpop_engine::hub::codes::issue(config, name.as_deref())?;
+    let addresses: Vec<String> = issued.addresses.iter().map(|a| a.to_string()).collect();
     let address = addresses
         .first()
-        .map(|a| a.to_string())
+        .cloned()
         .unwrap_or_else(|| config.hub.listen.to_string());
-    let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
-    let fingerprint = identity.fingerprint();
+    let fingerprint = issued.fingerprint;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(
             out,
             "{}",
             json_line(&serde_json::json!({
-                "code": pending.code,
+                "code": issued.code,
                 "address": address,
                 "addresses": addresses,
                 "fingerprint": fingerprint.to_string(),
                 "fingerprint_short": fingerprint.short(),
-                "expires_at": rfc3339(Some(pending.expires_at)),
+                "expires_at": rfc3339(Some(issued.expires_at)),
                 "hub_name": config.hub.name,
-                "desk_name": pending.desk_name,
+                "desk_name": issued.desk_name,
             }))
         )?;
     } else {
-        let local = pending.expires_at.with_timezone(&chrono::Local);
-        writeln!(out, "Pairing code: {}", pending.code)?;
+        let local = issued.expires_at.with_timezone(&chrono::Local);
+        writeln!(out, "Pairing code: {}", issued.code)?;
         writeln!(out, "Hub address:  {}", shown(&addresses.join(", ")))?;
         writeln!(out, "Hub identity: {}", fingerprint.short())?;
         writeln!(
@@ -79,11 +48,15 @@ pub(crate) fn pair(config: &Config, name: Option<String>, json: bool) -> Result<
         writeln!(
             out,
             "On the desk: callpop desk join {address} {}{}",
-            pending.code,
-            name.map(|n| format!(" --name {:?}", shown(&n)))
+            issued.code,
+            issued
+                .desk_name
+                .as_ref()
+                .map(|n| format!(" --name {:?}", shown(n)))
                 .unwrap_or_default()
         )?;
     }
+    let running = callpop_engine::instance::running(&config.data_dir).and_then(|h| h.hub_listen);
     if !config.hub.enabled && running.is_none() {
         eprintln!(
             "Note: this CallPop is not set up as a hub; start it with `callpop serve --hub` \

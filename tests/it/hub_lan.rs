@@ -47,11 +47,12 @@ impl Lan {
             let ns = lan.ns(host);
             let (inside, outside) = (format!("{}h{i}", lan.prefix), format!("{}b{i}", lan.prefix));
             ip(&["netns", "add", &ns]);
+            // Made inside the host's namespace and handed to the bridge's: the machine's own
+            // network never sees these interfaces.
             ip(&[
-                "link", "add", &inside, "type", "veth", "peer", "name", &outside,
+                "-n", &ns, "link", "add", &inside, "type", "veth", "peer", "name", &outside,
+                "netns", &bridge_ns,
             ]);
-            ip(&["link", "set", &inside, "netns", &ns]);
-            ip(&["link", "set", &outside, "netns", &bridge_ns]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             ip(&["-n", &ns, "addr", "add", &lan.address(i), "dev", &inside]);
             ip(&["-n", &ns, "link", "set", &inside, "up"]);
@@ -267,7 +268,10 @@ fn desks_on_other_hosts_find_the_hub_pair_get_its_calls_and_survive_cuts_and_mov
         "{}",
         d1.2.log()
     );
-    assert_eq!(link_state(&lan.ns("d1"), &d1.1), "connected");
+    assert!(eventually(Duration::from_secs(10), || link_state(
+        &lan.ns("d1"),
+        &d1.1
+    ) == "connected"));
     // The hub's PC gets another address: the desks find it again by its key.
     drop(hub_ref);
     let moved = lan.readdress("hub", 99);

@@ -183,6 +183,7 @@ impl Engine {
             engine.start_desk_link(desk, remembered.hub_link);
             engine.tasks.push(tokio::spawn(compact_feed(
                 engine.writer.clone(),
+                None,
                 engine.shutdown.clone(),
             )));
             engine.tasks.push(tokio::spawn(recheck_storage(
@@ -209,12 +210,13 @@ impl Engine {
         if engine.config.hub.enabled {
             engine.start_hub();
         }
-        engine.tasks.push(tokio::spawn(recheck_storage(
-            engine.health.clone(),
+        engine.tasks.push(tokio::spawn(compact_feed(
             engine.writer.clone(),
+            engine.hub.as_ref().map(|h| h.durable.clone()),
             engine.shutdown.clone(),
         )));
-        engine.tasks.push(tokio::spawn(compact_feed(
+        engine.tasks.push(tokio::spawn(recheck_storage(
+            engine.health.clone(),
             engine.writer.clone(),
             engine.shutdown.clone(),
         )));
@@ -793,15 +795,26 @@ const STORAGE_PROBE_KEY: &str = "storage.probe";
 const COMPACT_FEED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Compacts the change feed up to what is on disk, every [`COMPACT_FEED_EVERY`]: each call
-/// keeps one row there, however often it changed (schema 9).
-async fn compact_feed(writer: StoreWriter, shutdown: CancellationToken) {
+/// keeps one row there, however often it changed (schema 9). A hub compacts only up to the
+/// position it publishes to its desks (`published`), which may trail the writer's: a desk
+/// reading up to it must still find each record's change there.
+async fn compact_feed(
+    writer: StoreWriter,
+    published: Option<tokio::sync::watch::Receiver<i64>>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(COMPACT_FEED_EVERY) => {}
         }
-        let compacted = match writer.durable_feed_position().await {
-            Ok(upto) => writer.compact_feed(upto).await,
+        let upto = match &published {
+            Some(position) => Ok(*position.borrow()),
+            None => writer.durable_feed_position().await,
+        };
+        let compacted = match upto {
+            Ok(upto) if upto > 0 => writer.compact_feed(upto).await,
+            Ok(_) => Ok(()),
             Err(e) => Err(e),
         };
         if let Err(e) = compacted {

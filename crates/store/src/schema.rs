@@ -194,6 +194,9 @@ CREATE TABLE changes (
 CREATE INDEX changes_record ON changes (kind, key, seq);
 INSERT INTO changes (kind, key, record_id, at)
     SELECT 'call', provider || '/' || call_key, id, updated_at FROM calls ORDER BY sort_key;
+-- One row per call: nothing to compact in what was just written.
+REPLACE INTO engine_state (key, value, updated_at)
+    SELECT 'feed.compacted', coalesce(max(seq), 0), 0 FROM changes;
 CREATE TABLE replica_calls (
     call_id     INTEGER PRIMARY KEY REFERENCES calls (id) ON DELETE CASCADE,
     started_at  INTEGER NOT NULL,
@@ -230,7 +233,8 @@ CREATE TABLE hub_desks (
 #[cfg(test)]
 pub(crate) const UNDO_FEED: &str = "DROP TABLE changes; DROP TABLE replica_calls;
     DROP TABLE hub_codes; DROP TABLE hub_desks;
-    DELETE FROM sqlite_sequence WHERE name = 'changes';";
+    DELETE FROM sqlite_sequence WHERE name = 'changes';
+    DELETE FROM engine_state WHERE key LIKE 'feed.%';";
 
 /// How long the change feed keeps a deleted record's tombstone. A desk away for longer
 /// resynchronizes its window instead of reading the feed (docs/HUB.md).

@@ -51,8 +51,9 @@ fn discover_until(
     wait: Duration,
     enough: impl Fn(&FoundHub) -> bool,
 ) -> Result<Vec<FoundHub>, DiscoverError> {
-    let daemon = ServiceDaemon::new().map_err(|e| DiscoverError(e.to_string()))?;
+    let daemon = Daemon(ServiceDaemon::new().map_err(|e| DiscoverError(e.to_string()))?);
     let events = daemon
+        .0
         .browse(SERVICE_TYPE)
         .map_err(|e| DiscoverError(e.to_string()))?;
     let deadline = Instant::now() + wait;
@@ -100,14 +101,23 @@ fn discover_until(
                 hub.addresses.push(a);
             }
         }
-        if enough(hub) && !hub.addresses.is_empty() {
+        // One answer may carry one address: wait for an IPv4 one before stopping early.
+        if enough(hub) && hub.addresses.iter().any(SocketAddr::is_ipv4) {
             break;
         }
     }
-    let _ = daemon.stop_browse(SERVICE_TYPE);
-    let _ = daemon.shutdown();
+    let _ = daemon.0.stop_browse(SERVICE_TYPE);
     Ok(found
         .into_values()
         .filter(|h| !h.addresses.is_empty())
         .collect())
+}
+
+/// The mDNS daemon, shut down however the search ends (its thread and sockets otherwise stay).
+struct Daemon(ServiceDaemon);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown();
+    }
 }

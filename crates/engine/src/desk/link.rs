@@ -35,6 +35,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A stream silent this long is dead: the hub sends a comment every 15 s, so this allows one
 /// late one and notices a pulled cable within half a minute.
 const STREAM_IDLE: Duration = Duration::from_secs(25);
+/// How long the hub's status may take while connected.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the hub's own status is asked while connected.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 /// Changes per page while catching up.
@@ -205,12 +207,20 @@ impl DeskLink {
         let mut lost_at = self.remembered.last_contact;
         let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
-            let session = self.session(&client, &mut backoff, &mut lost_at, &mut pruned_at);
+            let session = self.session(
+                &client,
+                &mut backoff,
+                &mut failures,
+                &mut lost_at,
+                &mut pruned_at,
+            );
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 outcome = session => outcome,
             };
-            failures = if outcome.is_ok() { 0 } else { failures + 1 };
+            if outcome.is_err() {
+                failures += 1;
+            }
             let error = match outcome {
                 Ok(Ended::Resync) => {
                     tracing::info!("the hub asked this desk to read its calls again");
@@ -244,7 +254,10 @@ impl DeskLink {
                 error.to_string()
             };
             // The hub may have moved (DHCP): look for its key on the LAN now and then.
-            if error.is_passing()
+            // Only when the hub did not answer at all (not a refusal, not this desk's disk).
+            let unanswered = matches!(&error, LinkError::Unreachable { address, .. } if address == client.address())
+                || matches!(&error, LinkError::IdentityChanged { .. });
+            if unanswered
                 && failures >= 3
                 && looked_at.is_none_or(|t| t.elapsed() >= REDISCOVER_EVERY)
             {
@@ -269,6 +282,7 @@ impl DeskLink {
         &mut self,
         client: &HubClient,
         backoff: &mut Duration,
+        failures: &mut u32,
         lost_at: &mut Option<DateTime<Utc>>,
         pruned_at: &mut Option<tokio::time::Instant>,
     ) -> Result<Ended, LinkError> {
@@ -281,6 +295,7 @@ impl DeskLink {
         self.connected(&status).await;
         *backoff = FIRST_BACKOFF;
         *lost_at = None;
+        *failures = 0;
         self.summarize(missed).await;
         let since = self.since_ms();
         let mut response = client.stream(self.remembered.cursor, since).await?;
@@ -327,7 +342,11 @@ impl DeskLink {
                     }
                 }
                 _ = status_timer.tick() => {
-                    match client.status().await {
+                    // Short: the stream and its idle deadline are not read meanwhile.
+                    let status = tokio::time::timeout(STATUS_TIMEOUT, client.status())
+                        .await
+                        .unwrap_or_else(|_| Err(gone(client, "the hub did not answer its status")));
+                    match status {
                         Ok(status) => {
                             status_failures = 0;
                             self.connected(&status).await;
@@ -349,15 +368,11 @@ impl DeskLink {
     /// Never from a hub on loopback (no LAN to ask).
     async fn find_moved(&mut self) -> Option<HubClient> {
         let fingerprint = self.state.fingerprint()?;
-        let on_loopback = super::client::hub_url(&self.state.hub_address)
-            .ok()
-            .and_then(|url| {
-                url.trim_start_matches("https://")
-                    .parse::<std::net::SocketAddr>()
-                    .ok()
-            })
-            .is_some_and(|a| a.ip().is_loopback());
-        if on_loopback {
+        let current = super::client::hub_url(&self.state.hub_address).ok()?;
+        let host = current.trim_start_matches("https://");
+        let current_addr = host.parse::<std::net::SocketAddr>().ok();
+        // A hub on this machine has no LAN to look on.
+        if current_addr.is_some_and(|a| a.ip().is_loopback()) || host.starts_with("localhost:") {
             return None;
         }
         let found = tokio::task::spawn_blocking(move || {
@@ -367,13 +382,30 @@ impl DeskLink {
         .ok()?
         .map_err(|e| tracing::debug!(error = %e, "cannot look for the hub"))
         .ok()??;
-        let current = super::client::hub_url(&self.state.hub_address).ok();
-        let address = found
-            .addresses
-            .iter()
-            .find(|a| current.as_deref() != Some(format!("https://{a}").as_str()))?
-            .to_string();
-        let client = HubClient::pinned(&address, fingerprint, self.token.clone()).ok()?;
+        // Still announced where the desk looks for it: it has not moved (it is restarting).
+        if current_addr.is_some_and(|a| found.addresses.contains(&a)) {
+            return None;
+        }
+        // The same family as before first (a hub listening on IPv4 announces IPv6 too), and
+        // only an address where the hub answers is kept.
+        let want_v6 = current_addr.is_some_and(|a| a.is_ipv6());
+        let mut candidates = found.addresses.clone();
+        candidates.sort_by_key(|a| a.is_ipv6() != want_v6);
+        let mut chosen = None;
+        for candidate in candidates {
+            let address = candidate.to_string();
+            let Ok(client) = HubClient::pinned(&address, fingerprint, self.token.clone()) else {
+                continue;
+            };
+            if tokio::time::timeout(STATUS_TIMEOUT, client.status())
+                .await
+                .is_ok_and(|s| s.is_ok())
+            {
+                chosen = Some((address, client));
+                break;
+            }
+        }
+        let (address, client) = chosen?;
         tracing::info!(from = %self.state.hub_address, to = %address, "the hub moved; following it");
         self.state.hub_address = address;
         if let Err(e) = self.state.save(&self.data_dir) {

@@ -35,13 +35,14 @@ pub fn announce(name: &str, listen: SocketAddr, fingerprint: Fingerprint) -> Opt
     let fp = fingerprint.to_string();
     let host = format!("callpop-hub-{}.local.", &fp[..12]);
     let protocol = PROTOCOL.to_string();
+    // A DNS label is at most 63 bytes (escapes included): cut on a character boundary.
+    let instance = cut_to_bytes(name, 48);
+    let shown_name = cut_to_bytes(name, 120);
     let properties = [
         (TXT_FINGERPRINT, fp.as_str()),
         (TXT_PROTOCOL, protocol.as_str()),
-        (TXT_NAME, name),
+        (TXT_NAME, shown_name.as_str()),
     ];
-    // mDNS instance names are at most 63 bytes.
-    let instance: String = name.chars().take(40).collect();
     let info = if listen.ip().is_unspecified() {
         ServiceInfo::new(
             SERVICE_TYPE,
@@ -78,6 +79,15 @@ pub fn announce(name: &str, listen: SocketAddr, fingerprint: Fingerprint) -> Opt
     }
     tracing::info!(%fullname, "announced on the LAN (mDNS)");
     Some(Announcement { daemon, fullname })
+}
+
+/// The longest start of `text` that fits in `max` bytes.
+fn cut_to_bytes(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 impl Drop for Announcement {

@@ -91,7 +91,6 @@ impl FeedCache {
         let mut kept = self.kept.write().unwrap_or_else(PoisonError::into_inner);
         kept.start = position;
         kept.entries.clear();
-        drop(kept);
         self.end.send_replace(position);
     }
 
@@ -103,12 +102,14 @@ impl FeedCache {
                 kept.start = old.seq;
             }
         }
-        drop(kept);
+        // Moved while the entries are held: a reader never sees entries past the end it is
+        // given (it would send them twice).
         self.end.send_if_modified(|known| {
             let moved = end > *known;
             *known = (*known).max(end);
             moved
         });
+        drop(kept);
     }
 }
 
@@ -173,12 +174,19 @@ pub async fn fill(
                 at = next;
             }
         }
+        // A fill that could not read everything (the history busy) is tried again soon:
+        // desks waiting at the end would otherwise wait for the next call.
+        let behind = *cache.end.borrow() < *durable.borrow();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             changed = durable.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(RETRY), if behind => {}
         }
     }
 }
+
+/// How soon a fill that fell short is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

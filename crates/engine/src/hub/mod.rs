@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod api;
 pub mod cache;
+pub mod codes;
 pub mod directory;
 pub mod feed;
 pub mod pairing;
