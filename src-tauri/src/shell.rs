@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use callpop_app::app::{
-    ActionResult, App, AppEvent, HealthAction, LinkOutcome, RingotelToken, SaveResult,
+    ActionResult, App, AppEvent, FoundHubRow, HealthAction, HubPanel, JoinRequest, LinkOutcome,
+    PairingCode, RingotelToken, SaveResult,
 };
 use callpop_app::error::AppError;
 use callpop_app::export::{ExportFolder, ExportRequest, ExportResult};
@@ -147,6 +148,41 @@ async fn resume(shell: Shared<'_>) -> Result<PauseState, AppError> {
     shell.app.resume().await
 }
 
+#[tauri::command]
+async fn get_hub(shell: Shared<'_>) -> Result<HubPanel, AppError> {
+    shell.app.get_hub().await
+}
+
+#[tauri::command]
+async fn set_hub(shell: Shared<'_>, on: bool) -> Result<HubPanel, AppError> {
+    shell.app.set_hub(on).await
+}
+
+#[tauri::command]
+async fn hub_add_desk(shell: Shared<'_>, name: Option<String>) -> Result<PairingCode, AppError> {
+    shell.app.hub_add_desk(name).await
+}
+
+#[tauri::command]
+async fn hub_remove_desk(shell: Shared<'_>, name: String) -> Result<HubPanel, AppError> {
+    shell.app.hub_remove_desk(name).await
+}
+
+#[tauri::command]
+async fn find_hubs(shell: Shared<'_>) -> Result<Vec<FoundHubRow>, AppError> {
+    shell.app.find_hubs().await
+}
+
+#[tauri::command]
+async fn join_hub(shell: Shared<'_>, request: JoinRequest) -> Result<HubPanel, AppError> {
+    shell.app.join_hub(request).await
+}
+
+#[tauri::command]
+async fn leave_hub(shell: Shared<'_>) -> Result<HubPanel, AppError> {
+    shell.app.leave_hub().await
+}
+
 /// Runs the desktop app until Quit.
 pub fn run(start_hidden: bool, overrides: Overrides) -> tauri::Result<()> {
     let app = tauri::Builder::default()
@@ -177,6 +213,13 @@ pub fn run(start_hidden: bool, overrides: Overrides) -> tauri::Result<()> {
             get_pause,
             set_pause,
             resume,
+            get_hub,
+            set_hub,
+            hub_add_desk,
+            hub_remove_desk,
+            find_hubs,
+            join_hub,
+            leave_hub,
         ])
         .setup(move |tauri_app| {
             let handle = tauri_app.handle().clone();

@@ -237,6 +237,66 @@ export type ProviderCounters = {
   /** Whether deliveries must carry the configured token. */
   token_required: boolean,
 };
+export type DeskRow = {
+  /** Its name. */
+  name: string,
+  /** Its live stream is open. */
+  connected: boolean,
+  /** Where it connects from. */
+  address: string | null,
+  /** Its CallPop version. */
+  version: string | null,
+  /** When the hub last heard from it (RFC 3339). */
+  last_seen: string | null,
+  /** It was removed from the hub. */
+  removed: boolean,
+};
+export type HubPanel = {
+  /** `standalone`, `hub` or `desk`. */
+  role: string,
+  /** On a hub: its own name; on a desk: its hub's. */
+  hub_name: string | null,
+  /** On a hub: the address desks join with; on a desk: where it reaches its hub. */
+  address: string | null,
+  /** The hub's identity as people compare it (`4791-58D8-F767-8105`). */
+  identity: string | null,
+  /** On a desk: its name at the hub. */
+  desk_name: string | null,
+  /** On a desk: its link to the hub. */
+  link: HubLinkView | null,
+  /** On a hub: its desks, paired first, removed last. */
+  desks: Array<DeskRow>,
+  /** Why the hub is not serving desks, when it should be. */
+  problem: string | null,
+};
+export type PairingCode = {
+  /** The code, `K7M2Q-9XH4P`. */
+  code: string,
+  /** The address to type with it. */
+  address: string,
+  /** Every address the hub can be reached at. */
+  addresses: Array<string>,
+  /** The hub's identity, for comparing on the desk. */
+  identity: string,
+  /** When it stops working (RFC 3339). */
+  expires_at: string,
+};
+export type FoundHubRow = {
+  /** Its name. */
+  name: string,
+  /** The address to join it at. */
+  address: string,
+  /** Its identity as people compare it. */
+  identity: string,
+};
+export type JoinRequest = {
+  /** The hub's address (`host` or `host:port`). */
+  address: string,
+  /** The pairing code shown on the hub. */
+  code: string,
+  /** This desk's name at the hub. */
+  name: string,
+};
 export type DeskView = {
   /** The desk's name. */
   name: string,
@@ -514,6 +574,20 @@ export const commands = {
   setPause: (minutes: number | null) => invoke<PauseState>("set_pause", { minutes }),
   /** Resumes popups. */
   resume: () => invoke<PauseState>("resume"),
+  /** The Hub tab: this CallPop's role, a hub's desks, a desk's link. */
+  getHub: () => invoke<HubPanel>("get_hub"),
+  /** Makes this CallPop the dealership's hub (`true`) or stops serving desks. */
+  setHub: (on: boolean) => invoke<HubPanel>("set_hub", { on }),
+  /** "Add a desk": a one-time pairing code (ten minutes, one desk). */
+  hubAddDesk: (name: string | null) => invoke<PairingCode>("hub_add_desk", { name }),
+  /** Removes a desk from the hub at once. */
+  hubRemoveDesk: (name: string) => invoke<HubPanel>("hub_remove_desk", { name }),
+  /** Hubs that answer on the network (a few seconds). */
+  findHubs: () => invoke<Array<FoundHubRow>>("find_hubs"),
+  /** "Join a hub" with the code shown there; then runs as its desk. */
+  joinHub: (request: JoinRequest) => invoke<HubPanel>("join_hub", { request }),
+  /** Leaves the hub: standalone again, keeping the calls it has. */
+  leaveHub: () => invoke<HubPanel>("leave_hub"),
 };
 
 export const events = {

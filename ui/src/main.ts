@@ -7,17 +7,19 @@ import { toast, toastError } from "./toast";
 import { LogView } from "./views/log";
 import { SettingsPage } from "./views/settings";
 import { HealthPage, STATUS_TEXT, statusTone } from "./views/health";
+import { HubPage } from "./views/hub";
 
-type Tab = "log" | "settings" | "health";
+type Tab = "log" | "settings" | "health" | "hub";
 
 function main(): void {
   const root = document.getElementById("app")!;
   const log = new LogView();
   const settingsPage = new SettingsPage();
   const healthPage = new HealthPage();
-  const views: Record<Tab, HTMLElement> = { log: log.el, settings: settingsPage.el, health: healthPage.el };
-  const labels: Record<Tab, string> = { log: "Calls", settings: "Settings", health: "Health" };
-  const tabIcons = { log: "list", settings: "sliders", health: "pulse" } as const;
+  const hubPage = new HubPage();
+  const views: Record<Tab, HTMLElement> = { log: log.el, settings: settingsPage.el, health: healthPage.el, hub: hubPage.el };
+  const labels: Record<Tab, string> = { log: "Calls", settings: "Settings", health: "Health", hub: "Hub" };
+  const tabIcons = { log: "list", settings: "sliders", health: "pulse", hub: "server" } as const;
 
   // ---- Tabs
   const tablist = h("div", { class: "tabs", role: "tablist", "aria-label": "CallPop" });
@@ -73,6 +75,7 @@ function main(): void {
     }
     document.body.dataset.view = t;
     if (t === "health") healthPage.refresh();
+    if (t === "hub") void hubPage.load();
   }
   document.body.dataset.view = current;
   settingsPage.onDirtyChange = (dirty) => {

@@ -364,6 +364,24 @@
   }
   const failures = new Map(); // cmd -> error string (one-shot)
 
+  // ---- hub mode: a standalone desk that can join the hub "Reception" or become a hub.
+  const empty = { role: "standalone", hub_name: null, address: null, identity: null, desk_name: null, link: null, desks: [], problem: null };
+  let hub = Object.assign({}, empty, cfg.hub || {});
+  const foundHubs = cfg.foundHubs ?? [{ name: "Reception", address: "192.168.1.10:8788", identity: "4791-58D8-F767-8105" }];
+  const CODE = "K7M2Q-9XH4P";
+  function joinHub(request) {
+    if (request.code.replace(/[-\s]/g, "").toUpperCase() !== CODE.replace("-", "")) throw "the pairing code does not match: check it (or make a new one on the hub)";
+    hub = { role: "desk", hub_name: "Reception", address: request.address, identity: "4791-58D8-F767-8105", desk_name: request.name, desks: [], problem: null,
+      link: { hub_name: "Reception", address: request.address, state: "connected", since: iso(cfg.now), problem: null, hub_receiving: true, hub_headline: "Receiving calls" } };
+    return hub;
+  }
+  function becomeHub(on) {
+    hub = on ? { role: "hub", hub_name: "Reception", address: "192.168.1.10:8788", identity: "4791-58D8-F767-8105", desk_name: null, link: null, problem: null,
+      desks: [{ name: "Sales 1", connected: true, address: "192.168.1.21", version: "0.1.0", last_seen: iso(cfg.now - 5_000), removed: false },
+              { name: "Service", connected: false, address: "192.168.1.30", version: "0.1.0", last_seen: iso(cfg.now - 3_600_000), removed: false }] } : Object.assign({}, empty);
+    return hub;
+  }
+
   function handle(cmd, args) {
     switch (cmd) {
       case "plugin:event|listen": {
@@ -397,6 +415,13 @@
       case "get_pause": return pause;
       case "set_pause": pause = { paused: true, until: args.minutes == null ? null : iso(cfg.now + args.minutes * 60_000) }; return pause;
       case "resume": pause = { paused: false, until: null }; return pause;
+      case "get_hub": return hub;
+      case "set_hub": return becomeHub(args.on);
+      case "hub_add_desk": return { code: CODE, address: "192.168.1.10:8788", addresses: ["192.168.1.10:8788"], identity: "4791-58D8-F767-8105", expires_at: iso(cfg.now + 600_000) };
+      case "hub_remove_desk": hub = Object.assign({}, hub, { desks: hub.desks.map((d) => d.name === args.name ? Object.assign({}, d, { removed: true, connected: false }) : d) }); return hub;
+      case "find_hubs": return foundHubs;
+      case "join_hub": return joinHub(args.request);
+      case "leave_hub": hub = Object.assign({}, empty); return hub;
       default: throw `unknown command ${cmd}`;
     }
   }
@@ -433,6 +458,7 @@
       emit("call-changed", c);
     },
     setHealth(patch) { health = Object.assign({}, health, patch); emit("health-changed", health); return health; },
+    setHub(patch) { hub = Object.assign({}, hub, patch); return hub; },
     failNext(cmd, err) { failures.set(cmd, err); },
     callsOf(cmd) { return log.filter((x) => x.cmd === cmd); },
     now: cfg.now,

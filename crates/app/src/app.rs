@@ -14,6 +14,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
+mod hub;
+pub use hub::{DeskRow, FoundHubRow, HubPanel, JoinRequest, PairingCode};
+
 use crate::error::AppError;
 use crate::export::{ExportFolder, ExportRequest, ExportResult};
 use crate::settings::{Confirmation, FieldError, SettingsUpdate, SettingsView};
@@ -122,6 +125,8 @@ struct Running {
     tunnel: Option<TunnelHandle>,
     platform: Option<Arc<callpop_ringcentral::api::Platform>>,
     backfill: Option<tokio::sync::mpsc::Sender<BackfillRequest>>,
+    /// The hub's identity as people compare it, when this CallPop serves desks.
+    hub_identity: Option<String>,
     shutdown: CancellationToken,
     /// The engine's serve loop; finished once the engine has shut down.
     serve: JoinHandle<()>,
@@ -395,6 +400,7 @@ impl App {
             tunnel: engine.tunnel(),
             platform: engine.platform(),
             backfill: engine.backfill_requests(),
+            hub_identity: engine.hub().map(|h| h.fingerprint.short()),
             shutdown: engine.shutdown_token(),
             forwarders: Vec::new(),
             serve: tokio::spawn(async {}),
@@ -1057,10 +1063,10 @@ mod tests {
     use std::path::Path;
 
     /// Popups off: no test may reach the developer's notification server.
-    const QUIET: &str = "[popups]\nnotifications = \"off\"\n";
+    pub(super) const QUIET: &str = "[popups]\nnotifications = \"off\"\n";
 
     /// A data directory and config file of its own, listening on a free port (or `listen`).
-    fn overrides(dir: &Path, config: &str, listen: &str) -> Overrides {
+    pub(super) fn overrides(dir: &Path, config: &str, listen: &str) -> Overrides {
         let file = dir.join("config.toml");
         std::fs::write(&file, config).expect("write config");
         Overrides {

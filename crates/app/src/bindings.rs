@@ -4,7 +4,10 @@
 
 use ts_rs::{Config, TS};
 
-use crate::app::{ActionResult, HealthAction, LinkOutcome, RingotelToken, SaveResult};
+use crate::app::{
+    ActionResult, DeskRow, FoundHubRow, HealthAction, HubPanel, JoinRequest, LinkOutcome,
+    PairingCode, RingotelToken, SaveResult,
+};
 use crate::export::{DateOrder, DateStyle, ExportFolder, ExportRequest, ExportResult};
 use crate::settings::{
     Confirmation, FieldError, GeneralUpdate, GeneralView, NotificationsView, PopupsView,
@@ -93,6 +96,20 @@ commands! {
     set_pause(minutes: Option<u32>) -> PauseState;
     /// Resumes popups.
     resume() -> PauseState;
+    /// The Hub tab: this CallPop's role, a hub's desks, a desk's link.
+    get_hub() -> HubPanel;
+    /// Makes this CallPop the dealership's hub (`true`) or stops serving desks.
+    set_hub(on: bool) -> HubPanel;
+    /// "Add a desk": a one-time pairing code (ten minutes, one desk).
+    hub_add_desk(name: Option<String>) -> PairingCode;
+    /// Removes a desk from the hub at once.
+    hub_remove_desk(name: String) -> HubPanel;
+    /// Hubs that answer on the network (a few seconds).
+    find_hubs() -> Vec<FoundHubRow>;
+    /// "Join a hub" with the code shown there; then runs as its desk.
+    join_hub(request: JoinRequest) -> HubPanel;
+    /// Leaves the hub: standalone again, keeping the calls it has.
+    leave_hub() -> HubPanel;
 }
 
 /// Every event the window listens to.
@@ -170,6 +187,11 @@ fn declarations(cfg: &Config) -> Vec<Decl> {
         decl::<PartStatus>(cfg),
         decl::<Attention>(cfg),
         decl::<ProviderCounters>(cfg),
+        decl::<DeskRow>(cfg),
+        decl::<HubPanel>(cfg),
+        decl::<PairingCode>(cfg),
+        decl::<FoundHubRow>(cfg),
+        decl::<JoinRequest>(cfg),
         decl::<callpop_engine::health::DeskView>(cfg),
         decl::<callpop_engine::health::HubLinkView>(cfg),
         decl::<Snapshot>(cfg),

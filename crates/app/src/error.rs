@@ -30,6 +30,9 @@ pub enum AppError {
     /// The popup manager has stopped.
     #[error("popups are not running")]
     PopupsStopped,
+    /// Hub mode: pairing, joining or leaving failed; the text says why in plain words.
+    #[error("{0}")]
+    Hub(String),
     /// The window asked to open a file it did not export.
     #[error("CallPop opens only the files it exported")]
     NotAnExport,

@@ -18,6 +18,7 @@ use ts_rs::TS;
 
 use callpop_core::lines::LineLabel;
 pub use callpop_engine::config::Transport;
+pub use save::save_hub_enabled;
 
 /// RingCentral section as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

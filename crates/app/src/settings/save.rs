@@ -209,6 +209,19 @@ impl SettingsUpdate {
     }
 }
 
+/// Turns the hub role on or off in `config_file` (`[hub] enabled`), leaving the rest as written.
+pub fn save_hub_enabled(config_file: &Path, on: bool) -> Result<(), SettingsError> {
+    let (mut doc, _) = read_document(config_file)?;
+    let root = doc.as_table_mut();
+    let hub = root
+        .entry("hub")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+    if let Some(table) = hub.as_table_like_mut() {
+        set(table, "enabled", Some(value(on)));
+    }
+    write_atomically(config_file, &doc.to_string())
+}
+
 /// A text setting: trimmed, and removed from the file when empty.
 fn text(v: &str) -> Option<toml_edit::Item> {
     Some(value(v.trim())).filter(|_| !v.trim().is_empty())

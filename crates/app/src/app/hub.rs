@@ -1,0 +1,409 @@
+//! The window's Hub tab: this CallPop's role, a hub's desks and pairing codes, finding and
+//! joining a hub, leaving it. Hub mode itself is the engine's (`callpop_engine::hub` and
+//! `desk`); this turns it into what the window shows and asks for.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use super::{App, State};
+use crate::error::AppError;
+use callpop_engine::desk::{join, DeskState};
+use callpop_engine::health::HubLinkView;
+
+/// What the Hub tab shows.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+pub struct HubPanel {
+    /// `standalone`, `hub` or `desk`.
+    pub role: String,
+    /// On a hub: its own name; on a desk: its hub's.
+    pub hub_name: Option<String>,
+    /// On a hub: the address desks join with; on a desk: where it reaches its hub.
+    pub address: Option<String>,
+    /// The hub's identity as people compare it (`4791-58D8-F767-8105`).
+    pub identity: Option<String>,
+    /// On a desk: its name at the hub.
+    pub desk_name: Option<String>,
+    /// On a desk: its link to the hub.
+    pub link: Option<HubLinkView>,
+    /// On a hub: its desks, paired first, removed last.
+    pub desks: Vec<DeskRow>,
+    /// Why the hub is not serving desks, when it should be.
+    pub problem: Option<String>,
+}
+
+/// One desk of a hub.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+pub struct DeskRow {
+    /// Its name.
+    pub name: String,
+    /// Its live stream is open.
+    pub connected: bool,
+    /// Where it connects from.
+    pub address: Option<String>,
+    /// Its CallPop version.
+    pub version: Option<String>,
+    /// When the hub last heard from it (RFC 3339).
+    pub last_seen: Option<String>,
+    /// It was removed from the hub.
+    pub removed: bool,
+}
+
+/// A pairing code to type on the new desk.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+pub struct PairingCode {
+    /// The code, `K7M2Q-9XH4P`.
+    pub code: String,
+    /// The address to type with it.
+    pub address: String,
+    /// Every address the hub can be reached at.
+    pub addresses: Vec<String>,
+    /// The hub's identity, for comparing on the desk.
+    pub identity: String,
+    /// When it stops working (RFC 3339).
+    pub expires_at: String,
+}
+
+/// A hub found on the network.
+#[derive(Debug, Clone, Serialize, PartialEq, TS)]
+pub struct FoundHubRow {
+    /// Its name.
+    pub name: String,
+    /// The address to join it at.
+    pub address: String,
+    /// Its identity as people compare it.
+    pub identity: String,
+}
+
+/// What "Join a hub" sends.
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct JoinRequest {
+    /// The hub's address (`host` or `host:port`).
+    pub address: String,
+    /// The pairing code shown on the hub.
+    pub code: String,
+    /// This desk's name at the hub.
+    pub name: String,
+}
+
+impl App {
+    /// The Hub tab.
+    pub async fn get_hub(&self) -> Result<HubPanel, AppError> {
+        let config = self.config().await?;
+        let health = self.get_health().await;
+        let dir = config.data_dir.clone();
+        if let Some(desk) = blocking(move || DeskState::load(&dir).map_err(hub_error)).await? {
+            return Ok(HubPanel {
+                role: "desk".into(),
+                identity: desk.fingerprint().map(|f| f.short()),
+                hub_name: Some(desk.hub_name),
+                address: Some(desk.hub_address),
+                desk_name: Some(desk.desk_name),
+                link: health.hub_link,
+                desks: Vec::new(),
+                problem: None,
+            });
+        }
+        if !config.hub.enabled {
+            return Ok(HubPanel {
+                role: "standalone".into(),
+                hub_name: None,
+                address: None,
+                identity: None,
+                desk_name: None,
+                link: None,
+                desks: Vec::new(),
+                problem: None,
+            });
+        }
+        let live = health.desks;
+        let problem = health
+            .parts
+            .get(&callpop_engine::health::Part::Hub)
+            .filter(|p| p.state == callpop_engine::health::PartState::Error)
+            .map(|p| p.detail.clone());
+        let identity = match &*self.state.lock().await {
+            State::Running(r) => r.hub_identity.clone(),
+            State::Stopped(_) => None,
+        };
+        let records = self
+            .read(|store| store.hub_desks().map_err(hub_error))
+            .await?;
+        let mut desks: Vec<DeskRow> = records
+            .into_iter()
+            .map(|d| {
+                let now = live.iter().find(|l| l.name == d.name);
+                DeskRow {
+                    connected: now.is_some_and(|l| l.connected) && d.revoked_at.is_none(),
+                    address: now.and_then(|l| l.address.clone()).or(d.address),
+                    version: now.and_then(|l| l.version.clone()).or(d.version),
+                    last_seen: now
+                        .and_then(|l| l.last_seen)
+                        .or(d.last_seen)
+                        .map(|t| t.to_rfc3339()),
+                    removed: d.revoked_at.is_some(),
+                    name: d.name,
+                }
+            })
+            .collect();
+        desks.sort_by_key(|d| d.removed);
+        Ok(HubPanel {
+            role: "hub".into(),
+            hub_name: Some(config.hub.name.clone()),
+            address: callpop_engine::hub::codes::hub_addresses(&config)
+                .first()
+                .map(|a| a.to_string()),
+            identity,
+            desk_name: None,
+            link: None,
+            desks,
+            problem,
+        })
+    }
+
+    /// "Add a desk": a one-time code for the new desk (ten minutes, one desk).
+    pub async fn hub_add_desk(&self, name: Option<String>) -> Result<PairingCode, AppError> {
+        let config = self.config().await?;
+        if !config.hub.enabled {
+            return Err(AppError::Hub(
+                "this CallPop is not the dealership's hub: make it the hub first".into(),
+            ));
+        }
+        let issued = blocking(move || {
+            callpop_engine::hub::codes::issue(&config, name.as_deref()).map_err(hub_error)
+        })
+        .await?;
+        let addresses: Vec<String> = issued.addresses.iter().map(|a| a.to_string()).collect();
+        Ok(PairingCode {
+            code: issued.code,
+            address: addresses.first().cloned().unwrap_or_default(),
+            addresses,
+            identity: issued.fingerprint.short(),
+            expires_at: issued.expires_at.to_rfc3339(),
+        })
+    }
+
+    /// Removes a desk from the hub at once.
+    pub async fn hub_remove_desk(&self, name: String) -> Result<HubPanel, AppError> {
+        let config = self.config().await?;
+        let db = config.db_path();
+        let country = config.default_country;
+        let removed = blocking(move || {
+            let mut store =
+                callpop_store::Store::open_existing(&db, callpop_store::StoreOptions::new(country))
+                    .map_err(hub_error)?;
+            store
+                .hub_revoke(&name, chrono::Utc::now())
+                .map_err(hub_error)
+        })
+        .await?;
+        if !removed {
+            return Err(AppError::Hub(
+                "that desk is not paired with this hub".into(),
+            ));
+        }
+        self.get_hub().await
+    }
+
+    /// Hubs that answer on the network (a few seconds of listening).
+    pub async fn find_hubs(&self) -> Result<Vec<FoundHubRow>, AppError> {
+        let found = blocking(|| {
+            callpop_engine::desk::discover::discover(std::time::Duration::from_secs(3))
+                .map_err(hub_error)
+        })
+        .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|h| {
+                Some(FoundHubRow {
+                    address: h.addresses.first()?.to_string(),
+                    name: h.name,
+                    identity: h.fingerprint_short,
+                })
+            })
+            .collect())
+    }
+
+    /// "Join a hub": pairs with the code, then runs as the hub's desk.
+    pub async fn join_hub(&self, request: JoinRequest) -> Result<HubPanel, AppError> {
+        let config = self.config().await?;
+        if DeskState::load(&config.data_dir)
+            .map_err(hub_error)?
+            .is_some()
+        {
+            return Err(AppError::Hub(
+                "this desk already belongs to a hub: leave it first".into(),
+            ));
+        }
+        let name = request.name.trim().to_string();
+        let joined = join::pair(&request.address, &request.code, &name)
+            .await
+            .map_err(hub_error)?;
+        let saving = config.clone();
+        blocking(move || join::save(&saving, &joined).map_err(hub_error)).await?;
+        // A desk hears calls from its hub only: its own webhook subscription goes.
+        if let State::Running(r) = &*self.state.lock().await {
+            if let Some(keeper) = &r.keeper {
+                keeper
+                    .set_role(callpop_engine::subscriptions::Role::Remove)
+                    .await;
+            }
+        }
+        self.restart().await;
+        self.get_hub().await
+    }
+
+    /// Leaves the hub: standalone again, keeping the calls copied so far.
+    pub async fn leave_hub(&self) -> Result<HubPanel, AppError> {
+        let config = self.config().await?;
+        if let Some(problem) = join::leave(&config).await.map_err(hub_error)? {
+            tracing::warn!(error = %problem, "the hub could not be told this desk left");
+        }
+        self.restart().await;
+        self.get_hub().await
+    }
+
+    /// Makes this CallPop the dealership's hub (or stops serving desks): saved in the config
+    /// file, the engine restarted.
+    pub async fn set_hub(&self, on: bool) -> Result<HubPanel, AppError> {
+        let config = self.config().await?;
+        if on
+            && DeskState::load(&config.data_dir)
+                .map_err(hub_error)?
+                .is_some()
+        {
+            return Err(AppError::Hub(
+                "a desk of a hub cannot be a hub: leave the hub first".into(),
+            ));
+        }
+        let file = self.config_file(&config);
+        blocking(move || crate::settings::save_hub_enabled(&file, on).map_err(AppError::from))
+            .await?;
+        self.restart().await;
+        self.get_hub().await
+    }
+}
+
+fn hub_error(e: impl std::fmt::Display) -> AppError {
+    AppError::Hub(e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{overrides, QUIET};
+    use super::*;
+    use callpop_engine::engine::EngineOptions;
+
+    /// Polls `check` every 100 ms for up to 15 s.
+    async fn eventually<F, Fut>(mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..150 {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_standalone_app_becomes_a_hub_another_joins_it_with_a_code_and_leaves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["hub", "desk"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("a folder");
+        }
+        let hub_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let hub_config = format!("{QUIET}\n[hub]\nlisten = \"127.0.0.1:{hub_port}\"\n");
+        let hub = App::start(
+            overrides(&dir.path().join("hub"), &hub_config, "127.0.0.1:0"),
+            EngineOptions::default(),
+        )
+        .await;
+        assert_eq!(hub.get_hub().await.expect("panel").role, "standalone");
+        assert!(
+            hub.hub_add_desk(None).await.is_err(),
+            "only a hub adds desks"
+        );
+        let panel = hub.set_hub(true).await.expect("become the hub");
+        assert_eq!(panel.role, "hub");
+        let identity = panel.identity.expect("an identity");
+        assert_eq!(
+            panel.address.as_deref(),
+            Some(format!("127.0.0.1:{hub_port}").as_str())
+        );
+        let code = hub
+            .hub_add_desk(Some("Sales".into()))
+            .await
+            .expect("a code");
+        assert_eq!(code.identity, identity);
+
+        let desk = App::start(
+            overrides(&dir.path().join("desk"), QUIET, "127.0.0.1:0"),
+            EngineOptions::default(),
+        )
+        .await;
+        let wrong = desk
+            .join_hub(JoinRequest {
+                address: code.address.clone(),
+                code: "ZZZZZ-ZZZZZ".into(),
+                name: "Front".into(),
+            })
+            .await;
+        assert!(
+            wrong
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("no such pairing code")),
+            "{wrong:?}"
+        );
+        let joined = desk
+            .join_hub(JoinRequest {
+                address: code.address.clone(),
+                code: code.code.clone(),
+                name: "Front".into(),
+            })
+            .await
+            .expect("joined");
+        assert_eq!(joined.role, "desk");
+        assert_eq!(
+            joined.desk_name.as_deref(),
+            Some("Sales"),
+            "the name given on the hub wins"
+        );
+        assert_eq!(joined.identity.as_deref(), Some(identity.as_str()));
+        assert!(
+            eventually(|| async {
+                desk.get_hub()
+                    .await
+                    .ok()
+                    .and_then(|p| p.link)
+                    .is_some_and(|l| l.state == "connected")
+            })
+            .await
+        );
+        assert!(
+            eventually(|| async {
+                hub.get_hub()
+                    .await
+                    .is_ok_and(|p| p.desks.iter().any(|d| d.name == "Sales" && d.connected))
+            })
+            .await
+        );
+        let left = desk.leave_hub().await.expect("left");
+        assert_eq!(left.role, "standalone");
+        let panel = hub.hub_remove_desk("Sales".into()).await;
+        assert!(panel.is_err(), "it already left: {panel:?}");
+        desk.shutdown().await;
+        hub.shutdown().await;
+    }
+}
