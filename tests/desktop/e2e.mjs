@@ -5,7 +5,7 @@
 // captured (log, settings, health) into DIR.
 //
 // No npm packages: WebDriver is plain HTTP.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -299,6 +299,56 @@ test("a second launch hands over to the running app and exits", async () => {
   // The first one still answers.
   const health = await invoke("get_health");
   assert.equal(health.listen, `127.0.0.1:${receiverPort}`);
+});
+
+test("joining a hub from the Hub tab: a call at the hub appears in this window; leaving makes it standalone again", async () => {
+  // A headless hub on loopback, as the reception PC would run it.
+  const hubDir = path.join(home, "hub");
+  const [hubReceiver, hubPort] = [await freePort(), await freePort()];
+  const hubEnv = { ...appEnv, CALLPOP_RINGOTEL_API_TOKEN: "hub-ringotel-token", CALLPOP_HUB_NAME: "Reception", CALLPOP_SECRET_STORE: "file" };
+  const hub = spawn(cliBinary, ["--data-dir", hubDir, "serve", "--listen", `127.0.0.1:${hubReceiver}`, "--hub-listen", `127.0.0.1:${hubPort}`], { env: hubEnv, stdio: ["ignore", "pipe", "ignore"] });
+  try {
+    await until("the hub listening", async () => (await fetch(`http://127.0.0.1:${hubReceiver}/healthz`).catch(() => null))?.ok);
+    const paired = spawnSync(cliBinary, ["--data-dir", hubDir, "hub", "pair", "--json"], { encoding: "utf8", env: hubEnv });
+    assert.equal(paired.status, 0, paired.stderr);
+    const { code } = JSON.parse(paired.stdout);
+    await click("#tab-hub");
+    await until("the Hub tab", async () => (await textOf("#panel-hub"))?.includes("Join the dealership's hub"));
+    await exec(`
+      const set = (id, v) => { const el = document.querySelector(id); el.value = v; el.dispatchEvent(new Event("input", { bubbles: true })); };
+      set("[data-testid='join-address']", arguments[0]);
+      set("[data-testid='join-code']", arguments[1]);
+      set("[data-testid='join-name']", "Front desk");
+      document.querySelector("[data-testid='join-hub']").click();`, [`127.0.0.1:${hubPort}`, code]);
+    await until("connected to the hub", async () => exec(`return document.querySelector("[data-testid='link']")?.dataset.state === "connected";`), 40000);
+    await screenshot("hub-desk-connected");
+    // A call rings at the hub; it shows in this desk's call log.
+    const start = Date.now();
+    const res = await fetch(`http://127.0.0.1:${hubReceiver}/api/v1/webhooks/phone_calls_webhooks/ringotel`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ method: "StartCallActivity", api_token: "hub-ringotel-token", params: {
+        call_id: `hub-e2e-${start}`, extension: "201", activity_type: "inbound", caller_number: "14155550177",
+        called_number: "201", caller_name: "Dana Whitfield", call_start: start, domain: "dealership-demo" } }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    await click("#tab-log");
+    await until("the hub's call in the log", async () => {
+      const rows = await exec(`return [...document.querySelectorAll(".row[data-call-id]:not([hidden])")].map((r) => r.textContent);`);
+      return rows.find((t) => t.includes("Dana Whitfield"));
+    });
+    console.log(`# webhook at the hub → row in this desk's window in ${Date.now() - start} ms`);
+    // Leave again: standalone, the call kept.
+    await click("#tab-hub");
+    await until("the leave button", async () => exec(`return !!document.querySelector("[data-testid='leave-hub']");`));
+    await click("[data-testid='leave-hub']");
+    await until("the confirmation", async () => exec(`return !!document.querySelector("[data-testid='confirm-yes']");`));
+    await click("[data-testid='confirm-yes']");
+    await until("standalone again", async () => exec(`return !!document.querySelector("[data-testid='join-hub']");`), 30000);
+    await click("#tab-log");
+    assert.ok(await exec(`return [...document.querySelectorAll(".row[data-call-id]")].some((r) => r.textContent.includes("Dana Whitfield"));`));
+  } finally {
+    hub.kill("SIGTERM");
+  }
 });
 
 test("screenshots of a working day (CALLPOP_SCREENSHOTS=DIR)", { skip: !shots && "no CALLPOP_SCREENSHOTS" }, async () => {
