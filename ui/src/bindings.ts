@@ -162,6 +162,8 @@ export type CallDetail = {
   timeline: Array<TimelineEntry>,
   /** Its deliveries, newest first. */
   deliveries: Array<DeliveryView>,
+  /** Why the timeline and deliveries are missing, when they are (on a desk, they are kept at the hub, which may be out of reach). */
+  remote_note: string | null,
 };
 export type ExportResult = {
   /** The CSV file. */

@@ -88,3 +88,12 @@ test("a desk whose hub is away says so, and leaving asks first", async () => {
     assert.equal(await page.evaluate(() => window.__mock.callsOf("leave_hub").length), 1);
   });
 });
+
+test("a desk whose hub is out of reach says where the call's timeline is", async () => {
+  const note = "The timeline of this call is kept at the hub “Reception”, which cannot be reached now.";
+  await withApp({ mock: { remoteNote: note } }, async (page) => {
+    await page.click(".row[data-call-id]");
+    await page.waitForSelector("[data-testid='remote-note']");
+    assert.equal(await page.textContent("[data-testid='remote-note']"), note);
+  });
+});

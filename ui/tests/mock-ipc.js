@@ -280,7 +280,9 @@
     // As callpop_core::crm fills it: the caller's number and the phone system's call id.
     const t = settingsBase.popups.crm_url_template;
     const crm_url = t ? t.replace("{e164}", encodeURIComponent(c.from_e164 || "")).replace("{call_id}", encodeURIComponent(c.call_key)) : null;
-    return { call: c, crm_url, timeline: tl, deliveries };
+    // On a desk whose hub is out of reach, a call copied from the hub has no timeline here.
+    if (cfg.remoteNote) return { call: c, crm_url, timeline: [], deliveries: [], remote_note: cfg.remoteNote };
+    return { call: c, crm_url, timeline: tl, deliveries, remote_note: null };
   }
 
   // ---- settings (secrets are kept here and never returned)

@@ -516,8 +516,17 @@ impl App {
         }
     }
 
-    /// One call with its timeline and deliveries.
+    /// One call with its timeline and deliveries (on a desk, read from the hub when the call
+    /// came from it).
     pub async fn get_call(&self, id: i64) -> Result<CallDetail, AppError> {
+        let detail = self.local_call(id).await?;
+        if !detail.deliveries.is_empty() {
+            return Ok(detail);
+        }
+        self.with_hub_deliveries(id, detail).await
+    }
+
+    async fn local_call(&self, id: i64) -> Result<CallDetail, AppError> {
         let config = self.config().await?;
         self.read(move |store| {
             crate::window::call_detail(
@@ -1098,7 +1107,7 @@ mod tests {
     }
 
     /// Where the running engine listens, once it does.
-    async fn listening(app: &App) -> SocketAddr {
+    pub(super) async fn listening(app: &App) -> SocketAddr {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(addr) = app.get_health().await.listen {

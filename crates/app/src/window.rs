@@ -13,7 +13,7 @@ use callpop_core::model::{
     Call, CallDirection, CallResult, CallState, ExtensionPart, LegState, Payload, Provider,
 };
 use callpop_core::numbers::Country;
-use callpop_store::{CallFilter, CallRecord, EventFilter, Store, StoreError};
+use callpop_store::{CallFilter, CallRecord, EventFilter, RawEventRecord, Store, StoreError};
 
 /// Most calls one page may ask for.
 pub const MAX_PAGE: u32 = 500;
@@ -232,6 +232,9 @@ pub struct CallDetail {
     pub timeline: Vec<TimelineEntry>,
     /// Its deliveries, newest first.
     pub deliveries: Vec<DeliveryView>,
+    /// Why the timeline and deliveries are missing, when they are (on a desk, they are kept
+    /// at the hub, which may be out of reach).
+    pub remote_note: Option<String>,
 }
 
 /// Why the window's request failed, in words for the person using it.
@@ -368,8 +371,19 @@ pub fn call_detail(
         call_id: Some(id),
         limit: 0,
     })?;
+    Ok(detail_of(&record, &raw, country, labels, crm_template))
+}
+
+/// A call's detail from its row and its stored deliveries (the desk's own, or the hub's).
+pub fn detail_of(
+    record: &CallRecord,
+    raw: &[RawEventRecord],
+    country: &Country,
+    labels: &[LineLabel],
+    crm_template: Option<&str>,
+) -> CallDetail {
     let mut timeline = Vec::new();
-    for r in &raw {
+    for r in raw {
         let stored = callpop_core::reparse::StoredBody {
             provider: r.provider,
             kind: &r.kind,
@@ -430,12 +444,13 @@ pub fn call_detail(
             body: shown_body(&r.body),
         })
         .collect();
-    Ok(CallDetail {
-        call: CallView::new(&record, labels),
+    CallDetail {
+        call: CallView::new(record, labels),
         crm_url: crm_template.and_then(|t| callpop_core::crm::link(t, &record.call)),
         timeline,
         deliveries,
-    })
+        remote_note: None,
+    }
 }
 
 fn shown_body(body: &[u8]) -> String {

@@ -37,8 +37,9 @@ pub mod routes {
     pub const STREAM: &str = "/v1/stream";
     /// `GET` → [`super::HubStatus`].
     pub const STATUS: &str = "/v1/status";
-    /// `GET /v1/calls/{provider}/{call_key}/events` → the call's raw deliveries.
-    pub const CALL_EVENTS: &str = "/v1/calls";
+    /// `GET ?provider=P&key=K` → [`super::CallDeliveries`]: a call's raw deliveries, for the
+    /// desk's detail view (a desk keeps call rows only).
+    pub const CALL_DELIVERIES: &str = "/v1/calls/deliveries";
     /// `POST` → the desk leaves: its token stops working.
     pub const LEAVE: &str = "/v1/leave";
 }
@@ -144,6 +145,38 @@ pub enum Record {
     /// A kind this desk does not know (a newer hub's): skipped, its position still counts.
     #[serde(other)]
     Unknown,
+}
+
+/// A call's raw deliveries as the hub stored them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallDeliveries {
+    /// Newest first, at most 200.
+    pub deliveries: Vec<RawDelivery>,
+}
+
+/// One stored delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawDelivery {
+    /// Its id at the hub.
+    pub id: i64,
+    /// The phone system.
+    pub provider: Provider,
+    /// The event kind label.
+    pub kind: String,
+    /// The de-duplication key.
+    pub dedup_key: String,
+    /// When the hub received it.
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// When the provider says it happened.
+    pub event_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// SHA-256 of the body as received.
+    pub body_sha256: String,
+    /// The kept request headers (JSON object).
+    pub headers: serde_json::Value,
+    /// The body as stored (UTF-8; the bodies CallPop stores are JSON).
+    pub body: String,
+    /// How often it was delivered again.
+    pub redeliveries: i64,
 }
 
 /// What a desk shows of its hub.

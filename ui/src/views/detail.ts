@@ -42,7 +42,7 @@ export class DetailPanel {
     this.el.hidden = false;
     if (!same) {
       this.body.scrollTop = 0;
-      if (known) this.render({ call: known, crm_url: null, timeline: [], deliveries: [] }, true);
+      if (known) this.render({ call: known, crm_url: null, timeline: [], deliveries: [], remote_note: null }, true);
       else this.renderLoading();
     }
     void this.load(id);
@@ -210,7 +210,8 @@ export class DetailPanel {
     if (partial) {
       sections.push(h("section", { class: "detail-section", "aria-busy": "true" }, h("h3", { text: "Timeline" }), h("div", { class: "skel skel-line" }), h("div", { class: "skel skel-line short" })));
     } else {
-      sections.push(h("section", { class: "detail-section", "data-section": "timeline" }, h("h3", { text: "Timeline" }), renderTimeline(d.timeline)));
+      sections.push(h("section", { class: "detail-section", "data-section": "timeline" }, h("h3", { text: "Timeline" }),
+        d.remote_note ? h("p", { class: "muted", "data-testid": "remote-note", text: d.remote_note }) : renderTimeline(d.timeline)));
     }
     const advanced = h("details", { class: "detail-section detail-advanced", "data-testid": "advanced", open: this.advancedOpen },
       h("summary", { text: "Advanced" }),

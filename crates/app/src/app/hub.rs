@@ -283,6 +283,76 @@ impl App {
     }
 }
 
+impl App {
+    /// A call copied from the hub has its deliveries at the hub: they are read from there for
+    /// the detail view; when the hub is out of reach the row is shown with a note.
+    pub(super) async fn with_hub_deliveries(
+        &self,
+        id: i64,
+        mut detail: crate::window::CallDetail,
+    ) -> Result<crate::window::CallDetail, AppError> {
+        let config = self.config().await?;
+        let Some(desk) = DeskState::load(&config.data_dir).map_err(hub_error)? else {
+            return Ok(detail);
+        };
+        let (Some(token), Some(fingerprint)) =
+            (join::token(&config).map_err(hub_error)?, desk.fingerprint())
+        else {
+            return Ok(detail);
+        };
+        let away = format!(
+            "The timeline of this call is kept at the hub “{}”, which cannot be reached now.",
+            desk.hub_name
+        );
+        let fetched = match callpop_engine::desk::client::HubClient::pinned(
+            &desk.hub_address,
+            fingerprint,
+            token,
+        ) {
+            Ok(client) => client
+                .call_deliveries(detail.call.provider, &detail.call.call_key)
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        let Some(fetched) = fetched else {
+            detail.remote_note = Some(away);
+            return Ok(detail);
+        };
+        let raw: Vec<callpop_store::RawEventRecord> = fetched
+            .deliveries
+            .into_iter()
+            .map(|d| callpop_store::RawEventRecord {
+                id: d.id,
+                provider: d.provider,
+                dedup_key: d.dedup_key,
+                kind: d.kind,
+                received_at: d.received_at,
+                event_time: d.event_time,
+                body_sha256: d.body_sha256,
+                headers: d.headers,
+                body: d.body.into_bytes(),
+                redeliveries: d.redeliveries,
+                call_ids: Vec::new(),
+            })
+            .collect();
+        self.read(move |store| {
+            let record = store
+                .call(id)
+                .map_err(crate::window::WindowError::from)?
+                .ok_or(crate::window::WindowError::NoSuchCall(id))?;
+            Ok(crate::window::detail_of(
+                &record,
+                &raw,
+                &config.default_country,
+                &config.line_labels,
+                config.popups.crm_url_template.as_deref(),
+            ))
+        })
+        .await
+    }
+}
+
 fn hub_error(e: impl std::fmt::Display) -> AppError {
     AppError::Hub(e.to_string())
 }
@@ -399,6 +469,61 @@ mod tests {
             })
             .await
         );
+        // A call at the hub: the desk lists it, and its detail reads the deliveries from the
+        // hub (the desk keeps rows only).
+        let receiver = super::super::tests::listening(&hub).await;
+        let token = hub
+            .ringotel_token()
+            .await
+            .expect("token")
+            .token
+            .expect("a token");
+        let body = serde_json::json!({"method": "StartCallActivity", "api_token": token, "params": {
+            "call_id": "hub-detail-1", "extension": "201", "activity_type": "inbound",
+            "caller_number": "14155550177", "called_number": "201", "caller_name": "Dana Whitfield",
+            "call_start": chrono::Utc::now().timestamp_millis(), "domain": "demo"}});
+        let posted = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let body = body.to_string();
+            let mut c = std::net::TcpStream::connect(receiver).expect("connect");
+            write!(
+                c,
+                "POST /api/v1/webhooks/phone_calls_webhooks/ringotel HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("write");
+            let mut answer = String::new();
+            let _ = c.read_to_string(&mut answer);
+            answer
+        })
+        .await
+        .expect("posted");
+        assert!(posted.starts_with("HTTP/1.1 200"), "{posted}");
+        let mut listed = None;
+        for _ in 0..150 {
+            let page = desk
+                .list_calls(crate::window::CallQuery {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .expect("calls");
+            if let Some(c) = page
+                .calls
+                .into_iter()
+                .find(|c| c.call_key == "hub-detail-1")
+            {
+                listed = Some(c.id);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let id = listed.expect("the hub's call reached the desk");
+        let detail = desk.get_call(id).await.expect("detail");
+        assert_eq!(detail.deliveries.len(), 1, "{detail:?}");
+        assert!(!detail.timeline.is_empty());
+        assert_eq!(detail.remote_note, None);
         let left = desk.leave_hub().await.expect("left");
         assert_eq!(left.role, "standalone");
         let panel = hub.hub_remove_desk("Sales".into()).await;

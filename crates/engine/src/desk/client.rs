@@ -305,6 +305,19 @@ impl HubClient {
         Self::json(self.send(request).await?).await
     }
 
+    /// A call's raw deliveries as the hub stored them.
+    pub async fn call_deliveries(
+        &self,
+        provider: callpop_core::model::Provider,
+        call_key: &str,
+    ) -> Result<callpop_hub::wire::CallDeliveries, LinkError> {
+        let request = self
+            .request(reqwest::Method::GET, routes::CALL_DELIVERIES)
+            .query(&[("provider", provider.as_str()), ("key", call_key)])
+            .timeout(Duration::from_secs(10));
+        Self::json(self.send(request).await?).await
+    }
+
     /// Leaves the hub: the token stops working.
     pub async fn leave(&self) -> Result<(), LinkError> {
         let request = self

@@ -125,6 +125,7 @@ pub fn router(shared: Shared) -> Router {
         .route(routes::STREAM, get(super::feed::stream))
         .route(routes::STATUS, get(status))
         .route(routes::LEAVE, post(leave))
+        .route(routes::CALL_DELIVERIES, get(call_deliveries))
         .fallback(|| async {
             ApiError::new(
                 404,
@@ -267,6 +268,60 @@ async fn status(
             headline,
             desk_name: desk,
         },
+    ))
+}
+
+/// `?provider=P&key=K`.
+#[derive(Debug, serde::Deserialize)]
+struct CallKey {
+    provider: String,
+    key: String,
+}
+
+/// The most deliveries of one call sent to a desk.
+const MAX_DELIVERIES: usize = 200;
+
+/// `GET /v1/calls/deliveries`: a call's raw deliveries, for a desk's detail view.
+async fn call_deliveries(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<CallKey>,
+) -> Result<Response, ApiError> {
+    authenticate(&shared, &headers)?;
+    let provider = callpop_core::model::Provider::parse(&query.provider)
+        .ok_or_else(|| ApiError::new(400, "bad_provider", "no such phone system"))?;
+    let key = query.key;
+    let raw = shared
+        .readers
+        .with(move |store| {
+            let Some(record) = store.call_by_key(provider, &key)? else {
+                return Ok(Vec::new());
+            };
+            store.events(&callpop_store::EventFilter {
+                call_id: Some(record.id),
+                limit: MAX_DELIVERIES,
+            })
+        })
+        .await
+        .map_err(ApiError::store)?;
+    let deliveries = raw
+        .into_iter()
+        .map(|r| callpop_hub::wire::RawDelivery {
+            id: r.id,
+            provider: r.provider,
+            kind: r.kind,
+            dedup_key: r.dedup_key,
+            received_at: r.received_at,
+            event_time: r.event_time,
+            body_sha256: r.body_sha256,
+            headers: r.headers,
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+            redeliveries: r.redeliveries,
+        })
+        .collect();
+    Ok(reply(
+        200,
+        &callpop_hub::wire::CallDeliveries { deliveries },
     ))
 }
 
