@@ -446,6 +446,8 @@ export type SettingsView = {
   popups: PopupsView,
   /** General. */
   general: GeneralView,
+  /** On a desk: the name of the hub whose settings RingCentral, Ringotel and the public URL are (shown read-only here). */
+  managed_by_hub: string | null,
 };
 export type RingCentralUpdate = {
   /** API server. */

@@ -97,3 +97,17 @@ test("a desk whose hub is out of reach says where the call's timeline is", async
     assert.equal(await page.textContent("[data-testid='remote-note']"), note);
   });
 });
+
+test("on a desk, the hub's settings show as managed by the hub and the desk's own stay editable", async () => {
+  const hub = { role: "desk", hub_name: "Reception", address: "192.168.1.10:8788", identity: "4791-58D8-F767-8105", desk_name: "Sales 3",
+    link: { hub_name: "Reception", address: "192.168.1.10:8788", state: "connected", since: "2026-11-23T18:20:00Z", problem: null, hub_receiving: true, hub_headline: "Receiving calls" }, desks: [], problem: null };
+  await withApp({ mock: { hub } }, async (page) => {
+    await page.click("#tab-settings");
+    await page.waitForSelector("[data-section='ringcentral'] [data-testid='managed-by-hub']");
+    for (const id of ["ringcentral", "ringotel", "tunnel"]) {
+      assert.match(await page.textContent(`[data-section='${id}']`), /Managed by the hub “Reception”/);
+      assert.equal(await page.$$eval(`[data-section='${id}'] input`, (i) => i.length), 0, `${id} has nothing to edit`);
+    }
+    assert.ok(await page.$("[data-section='popups'] input"), "popups stay this desk's own");
+  });
+});

@@ -302,6 +302,7 @@
       ringotel: { api_token_set: !!secrets.api_token, api_token_from_environment: false },
       tunnel: { mode: s.tunnel.mode, ngrok_authtoken_set: !!secrets.ngrok_authtoken, ngrok_domain: s.tunnel.ngrok_domain, public_url: s.tunnel.public_url },
       watch_extensions: s.watch_extensions, line_labels: s.line_labels, popups: s.popups, general: s.general,
+      managed_by_hub: hub.role === "desk" ? hub.hub_name : null,
     };
   }
   function saveSettings(u) {

@@ -155,6 +155,20 @@ export class SettingsPage {
     const f = this.form!;
     this.bindings.clear();
     clear(this.content);
+    const hub = this.base!.managed_by_hub;
+    if (hub) {
+      // A desk gets its calls from its hub: the phone systems and the public address are set there.
+      const managed = (id: string, title: string) => this.section(id, title, `Managed by the hub “${hub}”: set it on the hub.`,
+        h("p", { class: "card-note", "data-testid": "managed-by-hub", text: "This desk gets its calls from the hub, so it needs no phone-system credentials or public address of its own." }));
+      this.content.append(managed("ringcentral", "RingCentral"), managed("ringotel", "Ringotel"), managed("tunnel", "Public URL"),
+        this.section("extensions", "Watched extensions", "Popups are shown for calls that ring these extensions. Leave empty to watch the whole account.", this.chips()),
+        this.section("lines", "Dealership line labels", "Name the numbers customers dial, so a popup says “Sales” or “Service” instead of a number.", this.lineLabels()),
+        this.popupsSection(),
+        this.generalSection());
+      this.refresh();
+      this.markCurrentSection();
+      return;
+    }
     this.content.append(
       this.section("ringcentral", "RingCentral", "The RingEX account CallPop watches. Create a JWT app in the RingCentral developer console and paste its credentials here.",
         this.text("ringcentral.server", "Server URL", f.ringcentral.server, (v) => (f.ringcentral.server = v), { placeholder: "https://platform.ringcentral.com", help: "https://platform.ringcentral.com for production. http://127.0.0.1:PORT is allowed for a local test server.", mono: true, type: "url" }),

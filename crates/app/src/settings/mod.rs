@@ -135,6 +135,9 @@ pub struct SettingsView {
     pub popups: PopupsView,
     /// General.
     pub general: GeneralView,
+    /// On a desk: the name of the hub whose settings RingCentral, Ringotel and the public URL
+    /// are (shown read-only here).
+    pub managed_by_hub: Option<String>,
 }
 
 /// RingCentral section as sent back; secrets: `None` keeps, `""` clears, text replaces.

@@ -96,6 +96,7 @@ fn a_fresh_install_shows_the_defaults_and_no_secrets() {
                 data_dir: dir.path().display().to_string(),
                 default_country: "US".into(),
             },
+            managed_by_hub: None,
         }
     );
     // What the window sends back unchanged is valid.
@@ -620,6 +621,7 @@ fn saved_settings_read_back_as_saved_and_secrets_stay_out_of_the_file() {
                 data_dir: dir.path().display().to_string(),
                 default_country: "CA".into(),
             },
+            managed_by_hub: None,
         }
     );
     // The secrets are in the secret store, trimmed, and nowhere in the file or the view.

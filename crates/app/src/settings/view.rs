@@ -132,6 +132,10 @@ impl SettingsView {
                 data_dir: config.data_dir.display().to_string(),
                 default_country: config.default_country.iso.to_string(),
             },
+            managed_by_hub: callpop_engine::desk::DeskState::load(&config.data_dir)
+                .ok()
+                .flatten()
+                .map(|d| d.hub_name),
         }
     }
 }
