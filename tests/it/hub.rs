@@ -482,3 +482,105 @@ fn a_taken_name_is_numbered_and_a_desk_moving_to_another_hub_keeps_what_it_had()
         1
     );
 }
+
+/// A desk's token, from its private secrets file (the file store these tests use).
+fn token_of(desk_dir: &Path) -> String {
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(desk_dir.join("secrets.json")).expect("secrets"))
+            .expect("json");
+    file["hub_desk_token"]
+        .as_str()
+        .expect("the desk's token")
+        .to_string()
+}
+
+#[test]
+fn a_hostile_host_cannot_stop_the_hub_with_idle_connections_garbage_or_a_stream_it_never_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub_port = free_port();
+    let hub_dir = dir.path().join("hub");
+    let hub_server = hub(&hub_dir, hub_port);
+    let mut desks = Vec::new();
+    for name in ["Good", "Stuck"] {
+        let code = pair(&hub_dir, None)["code"]
+            .as_str()
+            .expect("code")
+            .to_string();
+        let desk_dir = dir.path().join(name);
+        assert!(join(&desk_dir, &desk_address(hub_port), &code, name)
+            .status
+            .success());
+        desks.push(desk_dir);
+    }
+    let good = desk(&desks[0]);
+    assert!(eventually(Duration::from_secs(15), || link_state(&good) == "connected"));
+    // From another address on the LAN: a thousand connections that say nothing, and garbage.
+    let hostile = std::net::SocketAddr::from(([127, 0, 0, 66], 0));
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], hub_port));
+    let mut idle = Vec::new();
+    for n in 0..1000 {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket.bind(&hostile.into()).expect("bind");
+        if socket.connect(&target.into()).is_ok() {
+            if n % 100 == 0 {
+                use std::io::Write;
+                let mut s: std::net::TcpStream = socket.into();
+                let _ = s.write_all(b"\x16\x03\x01\xff\xffgarbage that is not a TLS hello");
+                idle.push(s);
+            } else {
+                idle.push(socket.into());
+            }
+        }
+    }
+    // The "Stuck" desk opens its stream with its real token and never reads it.
+    let token = token_of(&desks[1]);
+    let stuck_hub = hub_port;
+    let stuck = std::thread::spawn(move || {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = callpop_hub::pin::client_config(
+            callpop_hub::HubVerifier::first_sight(provider.clone()),
+            provider,
+        )
+        .expect("tls");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async move {
+                let client = reqwest::Client::builder()
+                    .tls_backend_preconfigured(tls)
+                    .local_address(std::net::IpAddr::from([127, 0, 0, 67]))
+                    .build()
+                    .expect("client");
+                let response = client
+                    .get(format!("https://127.0.0.1:{stuck_hub}/v1/stream?after=0"))
+                    .header("callpop-protocol", "1")
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("the stream");
+                assert_eq!(response.status(), 200);
+                // Holds the stream without reading it while the calls below are sent.
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                drop(response);
+            });
+    });
+    // Calls keep arriving at the hub and reaching the good desk.
+    let started = std::time::Instant::now();
+    for n in 0..200 {
+        ring_and_answer(&hub_server, &format!("s-busy-{n}"));
+    }
+    let took = started.elapsed();
+    assert!(
+        eventually(Duration::from_secs(30), || rows(&desks[0])
+            == rows(&hub_dir)),
+        "{}",
+        good.log()
+    );
+    assert_eq!(rows(&hub_dir).len(), 200);
+    // The webhook path answered every delivery (600 of them) without waiting on the desks.
+    eprintln!("600 deliveries with a hostile host on the LAN took {took:?}");
+    drop(idle);
+    stuck.join().expect("the stuck desk");
+}
