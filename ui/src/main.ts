@@ -61,6 +61,10 @@ function main(): void {
     if (r === "in_form") select("settings");
     return r;
   };
+  hubPage.onRoleChanged = () => {
+    void settingsPage.load();
+    void healthPage.load();
+  };
   healthPage.onFix = (section) => {
     select("settings");
     settingsPage.show(section);

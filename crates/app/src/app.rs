@@ -181,6 +181,9 @@ pub struct App {
     exported: Mutex<Vec<PathBuf>>,
     /// The "still running in the tray" notice is being (or was) shown this session.
     tray_notice_claimed: std::sync::atomic::AtomicBool,
+    /// Held while this CallPop changes role (joins or leaves a hub, becomes one): one change
+    /// at a time, never two half-done.
+    role_change: tokio::sync::Mutex<()>,
 }
 
 /// Voicemail fetched for playing, in the data dir.
@@ -291,6 +294,7 @@ impl App {
             events,
             exported: Mutex::new(Vec::new()),
             tray_notice_claimed: std::sync::atomic::AtomicBool::new(false),
+            role_change: tokio::sync::Mutex::new(()),
         };
         let state = app.launch().await;
         *app.state.lock().await = state;

@@ -24,20 +24,39 @@ export class HubPage {
   private code: PairingCode | null = null;
   private found: FoundHubRow[] | null = null;
   private busy = false;
+  /** Bumped by every load and action: an answer older than the newest is dropped. */
+  private gen = 0;
+  /** Called after this CallPop changed role (Settings and Health must be read again). */
+  onRoleChanged: () => void = () => undefined;
 
   constructor() {
     this.content = h("div", { class: "settings-content hub-content" });
     this.el = h("section", { class: "view view-hub", "aria-label": "Hub" }, h("div", { class: "hub-scroll" }, this.content));
-    // A desk's link and a hub's desks change with health: redraw when shown.
+    // A desk's link and a hub's desks change with health. Health moves with every delivery:
+    // the tab is read again only while shown, and redrawn only when what it shows changed
+    // (typing in it is never wiped by a desk's "last seen" moving).
     health.subscribe(() => {
-      if (!this.el.hidden && this.panel && this.panel.role !== "standalone") void this.load();
+      if (this.el.hidden || document.hidden || this.busy || !this.panel || this.panel.role === "standalone") return;
+      void this.load(true);
     });
   }
 
-  async load(): Promise<void> {
+  /** What the tab shows, for deciding whether to redraw. */
+  private static shape(p: HubPanel): string {
+    return JSON.stringify([p.role, p.hub_name, p.address, p.identity, p.problem, p.link?.state, p.link?.problem, p.link?.hub_receiving,
+      p.desks.map((d) => [d.name, d.connected, d.removed, d.address])]);
+  }
+
+  async load(quiet = false): Promise<void> {
+    const gen = ++this.gen;
     try {
-      this.panel = await commands.getHub();
+      const panel = await commands.getHub();
+      if (gen !== this.gen) return;
+      const same = quiet && this.panel && HubPage.shape(this.panel) === HubPage.shape(panel);
+      this.panel = panel;
+      if (same) return;
     } catch (e) {
+      if (quiet) return;
       clear(this.content);
       this.content.append(h("div", { class: "empty" }, icon("alert", "icon empty-icon"), h("p", { class: "empty-title", text: "Hub unavailable" }), h("p", { class: "empty-text", text: errorMessage(e) }),
         h("button", { type: "button", class: "btn", text: "Try again", onclick: () => void this.load() })));
@@ -64,16 +83,29 @@ export class HubPage {
   private async act<T>(what: string, run: () => Promise<T>): Promise<T | null> {
     if (this.busy) return null;
     this.busy = true;
+    this.gen++;
     this.el.setAttribute("aria-busy", "true");
+    // Every button waits for the one that runs: a second click would do nothing.
+    const buttons = [...this.content.querySelectorAll("button")].filter((b) => !b.disabled);
+    buttons.forEach((b) => (b.disabled = true));
     try {
       return await run();
     } catch (e) {
       toastError(what, e);
       return null;
     } finally {
+      buttons.forEach((b) => (b.disabled = false));
       this.busy = false;
       this.el.removeAttribute("aria-busy");
     }
+  }
+
+  /** After a change of role: the new panel, and the rest of the window told. */
+  private changed(panel: HubPanel): void {
+    this.panel = panel;
+    this.code = null;
+    this.draw();
+    this.onRoleChanged();
   }
 
   // ---- Standalone
@@ -110,9 +142,8 @@ export class HubPage {
       }
       const panel = await this.act("Couldn't join the hub", () => commands.joinHub({ address: address.value.trim(), code: code.value.trim(), name: name.value.trim() || "Desk" }));
       if (panel) {
-        this.panel = panel;
         toast(`Joined the hub “${panel.hub_name ?? ""}”.`, "success");
-        this.draw();
+        this.changed(panel);
       }
     } });
     this.content.append(
@@ -126,7 +157,7 @@ export class HubPage {
       this.card("Make this PC the hub", "Choose a PC that is on during business hours. It keeps receiving calls as now and serves the desks on the network (TCP port 8788).",
         h("div", { class: "hc-actions" }, h("button", { type: "button", class: "btn", "data-testid": "become-hub", text: "Make this PC the hub", onclick: async () => {
           const panel = await this.act("Couldn't make this PC the hub", () => commands.setHub(true));
-          if (panel) { this.panel = panel; this.draw(); }
+          if (panel) this.changed(panel);
         } }))));
   }
 
@@ -171,7 +202,7 @@ export class HubPage {
         h("div", { class: "hc-actions" }, h("button", { type: "button", class: "btn", "data-testid": "stop-hub", text: "Stop being the hub", onclick: async () => {
           if (!(await confirmChanges("Stop being the hub?", ["The desks stop getting calls until this PC is the hub again."], "Stop"))) return;
           const panel = await this.act("Couldn't change the role", () => commands.setHub(false));
-          if (panel) { this.panel = panel; this.code = null; this.draw(); }
+          if (panel) this.changed(panel);
         } }))));
   }
 
@@ -191,7 +222,10 @@ export class HubPage {
         h("div", { class: "hc-actions" }, h("button", { type: "button", class: "btn", "data-testid": "leave-hub", text: "Leave the hub", onclick: async () => {
           if (!(await confirmChanges("Leave the hub?", ["This desk stops getting calls from the hub and works on its own again. The calls it has stay."], "Leave"))) return;
           const panel = await this.act("Couldn't leave the hub", () => commands.leaveHub());
-          if (panel) { this.panel = panel; toast("Left the hub.", "success"); this.draw(); }
+          if (panel) {
+            toast(panel.problem ? "Left the hub; it could not be told." : "Left the hub.", panel.problem ? "info" : "success", panel.problem ? { detail: panel.problem } : {});
+            this.changed(panel);
+          }
         } }))));
   }
 }

@@ -90,6 +90,10 @@ impl App {
     pub async fn get_hub(&self) -> Result<HubPanel, AppError> {
         let config = self.config().await?;
         let health = self.get_health().await;
+        let stopped = match &*self.state.lock().await {
+            State::Stopped(s) => Some(s.reason.clone()),
+            State::Running(_) => None,
+        };
         let dir = config.data_dir.clone();
         if let Some(desk) = blocking(move || DeskState::load(&dir).map_err(hub_error)).await? {
             return Ok(HubPanel {
@@ -100,7 +104,7 @@ impl App {
                 desk_name: Some(desk.desk_name),
                 link: health.hub_link,
                 desks: Vec::new(),
-                problem: None,
+                problem: stopped,
             });
         }
         if !config.hub.enabled {
@@ -120,14 +124,17 @@ impl App {
             .parts
             .get(&callpop_engine::health::Part::Hub)
             .filter(|p| p.state == callpop_engine::health::PartState::Error)
-            .map(|p| p.detail.clone());
+            .map(|p| p.detail.clone())
+            .or(stopped);
         let identity = match &*self.state.lock().await {
             State::Running(r) => r.hub_identity.clone(),
             State::Stopped(_) => None,
         };
+        // Without the history (the engine stopped) the desks are unknown; the page still shows.
         let records = self
             .read(|store| store.hub_desks().map_err(hub_error))
-            .await?;
+            .await
+            .unwrap_or_default();
         let mut desks: Vec<DeskRow> = records
             .into_iter()
             .map(|d| {
@@ -225,7 +232,13 @@ impl App {
 
     /// "Join a hub": pairs with the code, then runs as the hub's desk.
     pub async fn join_hub(&self, request: JoinRequest) -> Result<HubPanel, AppError> {
+        let _changing = self.role_change.lock().await;
         let config = self.config().await?;
+        if config.hub.enabled {
+            return Err(AppError::Hub(
+                "this PC is the dealership's hub: stop being the hub before joining another".into(),
+            ));
+        }
         if DeskState::load(&config.data_dir)
             .map_err(hub_error)?
             .is_some()
@@ -238,6 +251,13 @@ impl App {
         let joined = join::pair(&request.address, &request.code, &name)
             .await
             .map_err(hub_error)?;
+        tracing::info!(
+            target: "callpop::security",
+            hub = %joined.state.hub_name,
+            address = %joined.state.hub_address,
+            desk = %joined.state.desk_name,
+            "this CallPop joined a hub from the window: its calls now come from there"
+        );
         let saving = config.clone();
         blocking(move || join::save(&saving, &joined).map_err(hub_error)).await?;
         // A desk hears calls from its hub only: its own webhook subscription goes.
@@ -254,17 +274,31 @@ impl App {
 
     /// Leaves the hub: standalone again, keeping the calls copied so far.
     pub async fn leave_hub(&self) -> Result<HubPanel, AppError> {
+        let _changing = self.role_change.lock().await;
         let config = self.config().await?;
-        if let Some(problem) = join::leave(&config).await.map_err(hub_error)? {
-            tracing::warn!(error = %problem, "the hub could not be told this desk left");
-        }
+        let Some(desk) = DeskState::load(&config.data_dir).map_err(hub_error)? else {
+            return Err(AppError::Hub("this desk does not belong to a hub".into()));
+        };
+        tracing::info!(target: "callpop::security", hub = %desk.hub_name, "this desk left its hub from the window");
+        let left = join::leave(&config).await;
+        // Whatever the hub said, the engine restarts with what is on disk now.
         self.restart().await;
-        self.get_hub().await
+        let untold = left.map_err(hub_error)?;
+        let mut panel = self.get_hub().await?;
+        if let Some(problem) = untold {
+            tracing::warn!(error = %problem, "the hub could not be told this desk left");
+            panel.problem = Some(format!(
+                "The hub “{}” could not be told ({problem}): remove “{}” there (Hub, Desks, Remove).",
+                desk.hub_name, desk.desk_name
+            ));
+        }
+        Ok(panel)
     }
 
     /// Makes this CallPop the dealership's hub (or stops serving desks): saved in the config
     /// file, the engine restarted.
     pub async fn set_hub(&self, on: bool) -> Result<HubPanel, AppError> {
+        let _changing = self.role_change.lock().await;
         let config = self.config().await?;
         if on
             && DeskState::load(&config.data_dir)
@@ -278,6 +312,11 @@ impl App {
         let file = self.config_file(&config);
         blocking(move || crate::settings::save_hub_enabled(&file, on).map_err(AppError::from))
             .await?;
+        tracing::info!(
+            target: "callpop::security",
+            on,
+            "the hub role was changed from the window (a LAN listener for desks opens or closes)"
+        );
         self.restart().await;
         self.get_hub().await
     }
@@ -292,11 +331,11 @@ impl App {
         mut detail: crate::window::CallDetail,
     ) -> Result<crate::window::CallDetail, AppError> {
         let config = self.config().await?;
-        let Some(desk) = DeskState::load(&config.data_dir).map_err(hub_error)? else {
+        // Anything unreadable here leaves the call as the desk has it: never an error.
+        let Ok(Some(desk)) = DeskState::load(&config.data_dir) else {
             return Ok(detail);
         };
-        let (Some(token), Some(fingerprint)) =
-            (join::token(&config).map_err(hub_error)?, desk.fingerprint())
+        let (Ok(Some(token)), Some(fingerprint)) = (join::token(&config), desk.fingerprint())
         else {
             return Ok(detail);
         };
@@ -304,15 +343,28 @@ impl App {
             "The timeline of this call is kept at the hub “{}”, which cannot be reached now.",
             desk.hub_name
         );
+        // Not connected: say so at once rather than wait for a connection that fails.
+        let connected = self
+            .get_health()
+            .await
+            .hub_link
+            .is_some_and(|l| l.state == "connected");
+        if !connected {
+            detail.remote_note = Some(away);
+            return Ok(detail);
+        }
         let fetched = match callpop_engine::desk::client::HubClient::pinned(
             &desk.hub_address,
             fingerprint,
             token,
         ) {
-            Ok(client) => client
-                .call_deliveries(detail.call.provider, &detail.call.call_key)
-                .await
-                .ok(),
+            Ok(client) => tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                client.call_deliveries(detail.call.provider, &detail.call.call_key),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok),
             Err(_) => None,
         };
         let Some(fetched) = fetched else {

@@ -280,6 +280,9 @@ struct CallKey {
 
 /// The most deliveries of one call sent to a desk.
 const MAX_DELIVERIES: usize = 200;
+/// The most body bytes in one answer: a call's deliveries are a few kilobytes each; a body past
+/// this is cut (its hash still names the whole).
+const MAX_ANSWER_BYTES: usize = 2 * 1024 * 1024;
 
 /// `GET /v1/calls/deliveries`: a call's raw deliveries, for a desk's detail view.
 async fn call_deliveries(
@@ -304,8 +307,15 @@ async fn call_deliveries(
         })
         .await
         .map_err(ApiError::store)?;
+    let mut budget = MAX_ANSWER_BYTES;
     let deliveries = raw
         .into_iter()
+        .map(|mut r| {
+            let keep = r.body.len().min(budget);
+            budget -= keep;
+            r.body.truncate(keep);
+            r
+        })
         .map(|r| callpop_hub::wire::RawDelivery {
             id: r.id,
             provider: r.provider,
