@@ -6,21 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
-use desktop_session::{DesktopSession, NotifyCall, Seen};
+use desktop_session::DesktopSession;
 
 use crate::common::*;
 use crate::hub::{desk_address, eventually, hub, join, link_state, pair, rows};
+use crate::notifications::notifies;
 
 const ALICE: Option<(&str, &str, &str)> = Some(("62264425016", "101", "Alice Sales"));
-
-fn notifies(seen: &[Seen]) -> Vec<NotifyCall> {
-    seen.iter()
-        .filter_map(|s| match s {
-            Seen::Notify(n) => Some(n.clone()),
-            Seen::Close(_) => None,
-        })
-        .collect()
-}
 
 /// A paired desk with popups on in `desktop`'s session, watching `extensions`.
 fn popping_desk(

@@ -54,7 +54,8 @@ fn ring_alice(
     ring_alice_again(server, desktop, uuid, session, now, 1)
 }
 
-fn notifies(seen: &[Seen]) -> Vec<NotifyCall> {
+/// The Notify calls among what the notification server saw.
+pub(crate) fn notifies(seen: &[Seen]) -> Vec<NotifyCall> {
     seen.iter()
         .filter_map(|s| match s {
             Seen::Notify(n) => Some(n.clone()),

@@ -214,11 +214,7 @@ pub(crate) fn compact(conn: &rusqlite::Connection, upto: i64) -> Result<usize, S
     for (kind, key, seq) in &newest {
         deleted += delete.execute(params![kind, key, seq])?;
     }
-    conn.execute(
-        "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        params![COMPACTED, upto.to_string(), to_ms(Utc::now())],
-    )?;
+    crate::put_state(conn, COMPACTED, &upto.to_string())?;
     Ok(deleted)
 }
 
@@ -247,11 +243,7 @@ pub(crate) fn prune_tombstones(
         params![to_ms(before), top],
     )?;
     let horizon = read_horizon(conn)?.max(top);
-    conn.execute(
-        "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        params![FEED_HORIZON, horizon.to_string(), to_ms(Utc::now())],
-    )?;
+    crate::put_state(conn, FEED_HORIZON, &horizon.to_string())?;
     Ok(pruned)
 }
 

@@ -206,6 +206,16 @@ pub struct Store {
     options: StoreOptions,
 }
 
+/// Writes a value the engine keeps between runs (`engine_state`), in the caller's transaction.
+pub(crate) fn put_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    )?
+    .execute(rusqlite::params![key, value, to_ms(Utc::now())])?;
+    Ok(())
+}
+
 /// Milliseconds since the epoch, the unit of every stored time.
 pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -432,14 +442,7 @@ impl Store {
 
     /// Stores a value the engine keeps between runs.
     pub fn state_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                rusqlite::params![key, value, to_ms(Utc::now())],
-            )
-            .map_err(StoreError::classify)?;
-        Ok(())
+        put_state(&self.conn, key, value).map_err(StoreError::classify)
     }
 
     /// Caps this connection's page cache at `kib` KiB (a reader that only passes pages on).

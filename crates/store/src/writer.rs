@@ -1103,13 +1103,7 @@ fn apply_job(
         Op::FeedPosition => super::feed::latest_seq(tx).map(Done::FeedPosition),
         Op::CompactFeed(upto) => super::feed::compact(tx, *upto).map(|_| Done::StateSet),
         Op::RevokeDesk(name, now) => hub::revoke(tx, name, *now).map(Done::Revoked),
-        Op::SetState(k, v) => tx
-            .prepare_cached(
-                "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                                                 updated_at = excluded.updated_at",
-            )
-            .and_then(|mut s| s.execute(rusqlite::params![k, v, super::to_ms(chrono::Utc::now())]))
+        Op::SetState(k, v) => super::put_state(tx, k, v)
             .map(|_| Done::StateSet)
             .map_err(StoreError::classify),
         Op::SetPopup(p) => tx

@@ -62,12 +62,7 @@ pub(crate) fn apply(
         changes.extend(changed);
     }
     if let Some(cursor) = batch.cursor {
-        conn.prepare_cached(
-            "INSERT INTO engine_state (key, value, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                                             updated_at = excluded.updated_at",
-        )?
-        .execute(params![HUB_CURSOR, cursor.to_string(), to_ms(Utc::now())])?;
+        crate::put_state(conn, HUB_CURSOR, &cursor.to_string())?;
     }
     Ok(changes)
 }
