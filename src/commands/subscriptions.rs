@@ -15,7 +15,7 @@ pub(crate) fn subscriptions(mut config: Config, action: SubscriptionAction) -> R
 
 /// The subscription keeper for this install, as the engine would run it.
 pub(crate) fn keeper(config: &mut Config) -> Result<callpop_engine::subscriptions::Keeper> {
-    use callpop_engine::subscriptions::{Keeper, KeeperSettings, KeeperState};
+    use callpop_engine::subscriptions::{Keeper, KeeperState};
     let platform = platform(config)?;
     let tokens = callpop_engine::secrets::webhook_tokens(config)?;
     let state: KeeperState = open_history(config)
@@ -27,16 +27,10 @@ pub(crate) fn keeper(config: &mut Config) -> Result<callpop_engine::subscription
         })
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or_default();
-    Ok(Keeper::new(
+    Ok(Keeper::for_install(
+        config,
         platform,
-        KeeperSettings {
-            public_url: config.public_url.clone(),
-            event_filters: config.ringcentral.event_filters.clone(),
-            expires_in: config.ringcentral.subscription_expires_in,
-            verification_token: tokens.ringcentral,
-            check_interval: config.ringcentral.check_interval,
-        },
-        config.clock,
+        tokens.ringcentral,
         state,
     ))
 }

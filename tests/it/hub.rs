@@ -25,18 +25,22 @@ pub(crate) fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> b
 
 /// A hub on loopback: webhooks on any free port, desks on `hub_port`.
 pub(crate) fn hub(dir: &Path, hub_port: u16) -> Server {
+    hub_with(dir, hub_port, &[])
+}
+
+/// [`hub`] with more settings.
+fn hub_with(dir: &Path, hub_port: u16, extra: &[(&str, &str)]) -> Server {
     let listen = format!("127.0.0.1:{hub_port}");
-    Server::start_with(
-        dir,
-        &[
-            ("CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN", RC_TOKEN),
-            ("CALLPOP_RINGOTEL_API_TOKEN", RO_TOKEN),
-            ("CALLPOP_HUB", "on"),
-            ("CALLPOP_HUB_LISTEN", listen.as_str()),
-            ("CALLPOP_HUB_NAME", "Reception"),
-            ("CALLPOP_SECRET_STORE", "file"),
-        ],
-    )
+    let mut env = vec![
+        ("CALLPOP_RINGCENTRAL_VERIFICATION_TOKEN", RC_TOKEN),
+        ("CALLPOP_RINGOTEL_API_TOKEN", RO_TOKEN),
+        ("CALLPOP_HUB", "on"),
+        ("CALLPOP_HUB_LISTEN", listen.as_str()),
+        ("CALLPOP_HUB_NAME", "Reception"),
+        ("CALLPOP_SECRET_STORE", "file"),
+    ];
+    env.extend_from_slice(extra);
+    Server::start_with(dir, &env)
 }
 
 /// `callpop hub pair --json` on the hub's data dir.
@@ -319,15 +323,40 @@ fn a_revoked_desk_is_cut_off_and_a_different_key_at_the_hubs_address_is_refused(
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "the loopback tunnel needs a build with --features test-hooks (scripts/test)"
+)]
 fn the_desk_api_is_only_on_its_own_listener_and_names_the_side_to_update() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hub_port = free_port();
     let hub_dir = dir.path().join("hub");
-    let hub_server = hub(&hub_dir, hub_port);
-    // Not on the webhook listener (the tunnel serves the same webhook routes, minus health).
-    for path in ["/v1/feed", "/v1/pair/start", "/v1/stream"] {
-        let r = http(hub_server.port, "GET", path, &[], b"");
-        assert_eq!(r.status, 404, "{path}: {}", r.text());
+    // With a public tunnel, as a hub receiving Ringotel has.
+    let hub_server = hub_with(&hub_dir, hub_port, &[("CALLPOP_TUNNEL", "loopback")]);
+    assert!(eventually(Duration::from_secs(15), || health(
+        hub_server.port
+    )["public_url"]
+        .is_string()));
+    let public = health(hub_server.port)["public_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let public_port: u16 = public
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("the tunnel's port");
+    // Neither on the webhook listener nor through the tunnel.
+    for port in [hub_server.port, public_port] {
+        for path in [
+            "/v1/feed",
+            "/v1/pair/start",
+            "/v1/stream",
+            "/v1/calls/deliveries",
+        ] {
+            let r = http(port, "GET", path, &[], b"");
+            assert_eq!(r.status, 404, "{port}{path}: {}", r.text());
+        }
     }
     // On its own listener, TLS only: plain HTTP gets no answer it could read as one.
     let plain = try_raw(hub_port, b"GET /v1/feed HTTP/1.1\r\nhost: x\r\n\r\n");

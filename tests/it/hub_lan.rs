@@ -173,6 +173,7 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static)
 #[ignore = "needs root: network namespaces (scripts/test runs it as root)"]
 fn desks_on_other_hosts_find_the_hub_pair_get_its_calls_and_survive_cuts_and_moves() {
     let lan = Lan::new(&["hub", "d1", "d2", "d3"]);
+    let screen = desktop_session::DesktopSession::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let hub_dir = dir.path().join("hub");
     let hub_ip = lan.ip_of("hub");
@@ -220,12 +221,16 @@ fn desks_on_other_hosts_find_the_hub_pair_get_its_calls_and_survive_cuts_and_mov
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let desk = Server::start_in(
-            Some(&lan.ns(host)),
-            &desk_dir,
-            0,
-            &[("CALLPOP_SECRET_STORE", "file")],
-        );
+        // d1 has a notification daemon in its session (a path socket, so it crosses the
+        // network namespace) and watches Alice's extension.
+        let mut env: Vec<(String, String)> = vec![("CALLPOP_SECRET_STORE".into(), "file".into())];
+        if n == 0 {
+            env.extend(screen.env());
+            env.push(("CALLPOP_NOTIFICATIONS".into(), "on".into()));
+            env.push(("CALLPOP_WATCH_EXTENSIONS".into(), "62264425016".into()));
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let desk = Server::start_in(Some(&lan.ns(host)), &desk_dir, 0, &env);
         desks.push((host.to_string(), desk_dir, desk));
     }
     for (host, desk_dir, desk) in &desks {
@@ -253,6 +258,25 @@ fn desks_on_other_hosts_find_the_hub_pair_get_its_calls_and_survive_cuts_and_mov
     let cut_at = std::time::Instant::now();
     let poster = hub_ref.clone();
     in_netns(&lan.ns("hub"), move || ring_and_answer(&poster, "s-lan-2"));
+    // And one that rings Alice, whom d1 watches, and nobody answers.
+    let poster = hub_ref.clone();
+    in_netns(&lan.ns("hub"), move || {
+        let now = chrono::Utc::now();
+        let alice = Some(("62264425016", "+16505550101", "Alice Sales"));
+        for (seq, code) in [(1, "Proceeding"), (2, "Disconnected")] {
+            let body = rc_party_event(
+                &format!("miss-{seq}"),
+                "s-lan-missed",
+                "p-1",
+                alice,
+                "Inbound",
+                seq,
+                code,
+                now + chrono::Duration::milliseconds(seq * 10),
+            );
+            assert_eq!(poster.post_rc(&body).status, 200);
+        }
+    });
     let d1 = &desks[0];
     assert!(
         eventually(Duration::from_secs(35), || link_state(&lan.ns("d1"), &d1.1)
@@ -272,6 +296,22 @@ fn desks_on_other_hosts_find_the_hub_pair_get_its_calls_and_survive_cuts_and_mov
         &lan.ns("d1"),
         &d1.1
     ) == "connected"));
+    // d1 popped up for Alice's first call while connected, and after the cut it says once what
+    // it missed, instead of ringing late.
+    let seen = screen.wait_for("the missed-while-disconnected notice", |s| {
+        crate::notifications::notifies(s)
+            .iter()
+            .any(|n| n.summary == "1 missed call while disconnected from the hub")
+    });
+    let all = crate::notifications::notifies(&seen);
+    assert!(
+        all.iter().any(|n| n.summary.starts_with("Incoming call")),
+        "{all:#?}"
+    );
+    assert!(
+        !all.iter().any(|n| n.summary.starts_with("Missed call")),
+        "no late popup of its own for the missed call: {all:#?}"
+    );
     // The hub's PC gets another address: the desks find it again by its key.
     drop(hub_ref);
     let moved = lan.readdress("hub", 99);

@@ -230,6 +230,30 @@ pub struct Keeper {
 
 impl Keeper {
     /// A keeper starting from remembered state.
+    /// The keeper of this install as its configuration describes it, with the state it
+    /// remembered (the command line's subscription commands; a desk joining a hub, which
+    /// removes its own subscription).
+    pub fn for_install(
+        config: &crate::config::Config,
+        platform: Arc<Platform>,
+        verification_token: Option<Secret>,
+        state: KeeperState,
+    ) -> Keeper {
+        Keeper::new(
+            platform,
+            KeeperSettings {
+                public_url: config.public_url.clone(),
+                event_filters: config.ringcentral.event_filters.clone(),
+                expires_in: config.ringcentral.subscription_expires_in,
+                verification_token,
+                check_interval: config.ringcentral.check_interval,
+            },
+            config.clock,
+            state,
+        )
+    }
+
+    /// A keeper of `platform`'s subscriptions.
     pub fn new(
         platform: Arc<Platform>,
         settings: KeeperSettings,

@@ -260,14 +260,10 @@ impl App {
         );
         let saving = config.clone();
         blocking(move || join::save(&saving, &joined).map_err(hub_error)).await?;
-        // A desk hears calls from its hub only: its own webhook subscription goes.
-        if let State::Running(r) = &*self.state.lock().await {
-            if let Some(keeper) = &r.keeper {
-                keeper
-                    .set_role(callpop_engine::subscriptions::Role::Remove)
-                    .await;
-            }
-        }
+        // A desk hears calls from its hub only: its own webhook subscription goes now, as
+        // `callpop desk join` does (RingCentral would otherwise post to a dead address until it
+        // expires).
+        self.remove_own_subscription(&config).await;
         self.restart().await;
         self.get_hub().await
     }
@@ -402,6 +398,50 @@ impl App {
             ))
         })
         .await
+    }
+}
+
+impl App {
+    /// Deletes this install's RingCentral webhook subscription, when it has credentials; a
+    /// failure is logged (the subscription then expires by itself).
+    async fn remove_own_subscription(&self, config: &callpop_engine::config::Config) {
+        let platform = match &*self.state.lock().await {
+            State::Running(r) => r.platform.clone(),
+            State::Stopped(_) => None,
+        };
+        let Some(platform) = platform else {
+            return;
+        };
+        let reading = config.clone();
+        let state = self
+            .read(move |store| {
+                Ok(store
+                    .state_get(callpop_engine::subscriptions::STATE_KEY)
+                    .ok()
+                    .flatten()
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default())
+            })
+            .await
+            .unwrap_or_default();
+        let token = tokio::task::spawn_blocking(move || {
+            callpop_engine::secrets::webhook_tokens(&reading)
+                .ok()
+                .and_then(|t| t.ringcentral)
+        })
+        .await
+        .ok()
+        .flatten();
+        let mut keeper =
+            callpop_engine::subscriptions::Keeper::for_install(config, platform, token, state);
+        match tokio::time::timeout(std::time::Duration::from_secs(15), keeper.remove_ours()).await {
+            Ok(Ok(ids)) if !ids.is_empty() => {
+                tracing::info!(removed = ids.len(), "removed this desk's own RingCentral subscription");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot remove this desk's own RingCentral subscription; it expires by itself"),
+            Err(_) => tracing::warn!("removing this desk's own RingCentral subscription took too long; it expires by itself"),
+        }
     }
 }
 
