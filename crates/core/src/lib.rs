@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod calls;
+pub mod contacts;
 pub mod crm;
 pub mod lines;
 pub mod links;
