@@ -51,6 +51,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: DeskAction,
     },
+    /// Contacts: names for the numbers that call (import a CRM or spreadsheet file, list).
+    Contacts {
+        #[command(subcommand)]
+        action: ContactsAction,
+    },
     /// List and search the call history, newest first.
     Calls(CallsArgs),
     /// Show stored deliveries and quarantined bodies, or replay them.
@@ -290,6 +295,27 @@ pub(crate) enum DeskAction {
         #[arg(long, default_value_t = 3, value_name = "N")]
         seconds: u64,
         /// One JSON object per hub.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ContactsAction {
+    /// Import contacts from a CSV (any column order, `,` or `;`) or vCard file: all rows or none.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object: new, updated, unchanged, rejected (each with its line and reason).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the contacts, by name.
+    List {
+        /// One JSON object per contact.
         #[arg(long)]
         json: bool,
     },

@@ -12,7 +12,7 @@ mod time_arg;
 use anyhow::Result;
 use clap::Parser;
 
-use args::{Cli, Command, DeskAction, HubAction, TunnelAction};
+use args::{Cli, Command, ContactsAction, DeskAction, HubAction, TunnelAction};
 use callpop_engine::config::{Config, Overrides};
 
 /// mimalloc (also serving SQLite through its `override` feature) halves the time the store
@@ -111,6 +111,17 @@ fn run(cli: Cli) -> Result<()> {
                 HubAction::Pair { name, json } => hub::pair(&config, name, json),
                 HubAction::Desks { json } => hub::desks(&config, json),
                 HubAction::Revoke { name } => hub::revoke(&config, &name),
+            }
+        }
+        Command::Contacts { action } => {
+            let config = Config::load(&overrides(None))?;
+            match action {
+                ContactsAction::Import {
+                    file,
+                    dry_run,
+                    json,
+                } => contacts::import(&config, &file, dry_run, json),
+                ContactsAction::List { json } => contacts::list(&config, json),
             }
         }
         Command::Desk { action } => {

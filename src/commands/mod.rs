@@ -2,6 +2,7 @@
 
 pub(crate) mod backfill;
 pub(crate) mod calls;
+pub(crate) mod contacts;
 pub(crate) mod desk;
 pub(crate) mod events;
 pub(crate) mod hub;

@@ -4,6 +4,7 @@
 //! its whole process at a private D-Bus session.
 
 mod common;
+mod contacts;
 mod crash;
 mod hostile;
 mod hub;

@@ -4,6 +4,7 @@
 //! Only the engine's writer thread writes while `callpop serve` runs; readers (CLI, UI) open
 //! their own connections and see committed data thanks to WAL.
 
+pub mod contacts;
 pub mod export;
 mod feed;
 pub mod hub;

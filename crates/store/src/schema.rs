@@ -227,11 +227,31 @@ CREATE TABLE hub_desks (
     revoked_at   INTEGER
 );
 "#,
+    // 10: contacts (issue 29): names for numbers, from CRM and spreadsheet files. A number
+    // belongs to one contact; calls find their contact by the number's E.164 form.
+    r#"
+CREATE TABLE contacts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT,
+    company     TEXT,
+    owner       TEXT,
+    notes       TEXT,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE contact_numbers (
+    e164        TEXT PRIMARY KEY,
+    contact_id  INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    raw         TEXT NOT NULL,
+    label       TEXT
+);
+CREATE INDEX contact_numbers_contact ON contact_numbers (contact_id);
+"#,
 ];
 
-/// Undoes migration 9, for tests that rebuild a history as an older CallPop left it.
+/// Undoes migrations 9 and 10, for tests that rebuild a history as an older CallPop left it.
 #[cfg(test)]
-pub(crate) const UNDO_FEED: &str = "DROP TABLE changes; DROP TABLE replica_calls;
+pub(crate) const UNDO_FEED: &str = "DROP TABLE contact_numbers; DROP TABLE contacts;
+    DROP TABLE changes; DROP TABLE replica_calls;
     DROP TABLE hub_codes; DROP TABLE hub_desks;
     DELETE FROM sqlite_sequence WHERE name = 'changes';
     DELETE FROM engine_state WHERE key LIKE 'feed.%';";
