@@ -319,4 +319,20 @@ pub(crate) enum ContactsAction {
         #[arg(long)]
         json: bool,
     },
+    /// Find contacts by name, company, owner or notes (any case, accents or not), or by a
+    /// number's digits.
+    Search {
+        /// What to look for.
+        text: String,
+        /// One JSON object per contact.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every contact as CSV (stdout, or --out FILE) that a spreadsheet opens and
+    /// `contacts import` reads back.
+    Export {
+        /// The file to write (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }

@@ -121,7 +121,9 @@ fn run(cli: Cli) -> Result<()> {
                     dry_run,
                     json,
                 } => contacts::import(&config, &file, dry_run, json),
-                ContactsAction::List { json } => contacts::list(&config, json),
+                ContactsAction::List { json } => contacts::list(&config, json, None),
+                ContactsAction::Search { text, json } => contacts::list(&config, json, Some(&text)),
+                ContactsAction::Export { out } => contacts::export(&config, out.as_deref()),
             }
         }
         Command::Desk { action } => {

@@ -43,11 +43,15 @@ pub(crate) fn import(config: &Config, file: &Path, dry_run: bool, json: bool) ->
     Ok(())
 }
 
-/// `callpop contacts list [--json]`.
-pub(crate) fn list(config: &Config, json: bool) -> Result<()> {
+/// `callpop contacts list [--json]` and `callpop contacts search TEXT [--json]`.
+pub(crate) fn list(config: &Config, json: bool, search: Option<&str>) -> Result<()> {
     let store = crate::commands::open_history(config)?;
+    let found = match search {
+        Some(text) => store.search_contacts(text)?,
+        None => store.contacts()?,
+    };
     let mut out = std::io::stdout().lock();
-    for c in store.contacts()? {
+    for c in found {
         if json {
             writeln!(out, "{}", json_line(&serde_json::to_value(&c)?))?;
             continue;
@@ -65,6 +69,24 @@ pub(crate) fn list(config: &Config, json: bool) -> Result<()> {
             truncate(&shown(c.contact.company.as_deref().unwrap_or("")), 24),
             shown(&numbers.join(", "))
         )?;
+    }
+    Ok(())
+}
+
+/// `callpop contacts export [--out FILE]`.
+pub(crate) fn export(config: &Config, file: Option<&Path>) -> Result<()> {
+    let store = crate::commands::open_history(config)?;
+    match file {
+        Some(path) => {
+            let mut bytes = Vec::new();
+            let n = store.export_contacts(&mut bytes)?;
+            callpop_files::write_atomically(path, &bytes, callpop_files::Access::Private)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("Wrote {n} contacts to {}.", path.display());
+        }
+        None => {
+            store.export_contacts(&mut std::io::stdout().lock())?;
+        }
     }
     Ok(())
 }

@@ -57,6 +57,32 @@ fn a_crm_export_is_previewed_imported_once_and_a_bad_file_changes_nothing() {
     assert_eq!(dana["name"], "Dana Whitfield");
     assert_eq!(dana["owner"], "Sarah");
     assert_eq!(dana["phones"][0]["e164"], "+14155550123");
+    // Found by a name typed without care, or by digits; exported and read back unchanged.
+    let found = run(&data, &["contacts", "search", "WHITFIELD"]);
+    assert!(String::from_utf8_lossy(&found.stdout).contains("Dana Whitfield"));
+    let found = run(&data, &["contacts", "search", "555-0123"]);
+    assert!(String::from_utf8_lossy(&found.stdout).contains("Dana Whitfield"));
+    let exported = dir.path().join("contacts.csv");
+    let out = run(
+        &data,
+        &[
+            "contacts",
+            "export",
+            "--out",
+            exported.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, back, _) = import(&data, &exported, &["--dry-run"]);
+    assert_eq!(
+        (back["new"].as_u64(), back["unchanged"].as_u64()),
+        (Some(0), Some(1)),
+        "{back}"
+    );
     // Not UTF-8: refused with a reason, and what is stored stays.
     let bad = dir.path().join("latin1.csv");
     std::fs::write(&bad, b"Name,Phone\nJos\xe9,4155550199\n").expect("write");

@@ -172,6 +172,59 @@ impl Store {
         Ok(summary)
     }
 
+    /// The contacts whose name, company, owner or notes hold `text` (any case and accents), or
+    /// one of whose numbers holds its digits (at least three), by name.
+    pub fn search_contacts(&self, text: &str) -> Result<Vec<ContactRecord>, StoreError> {
+        let words = callpop_core::text::fold_for_search(text.trim());
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        let by_number = digits.len() >= 3 && digits.len() * 2 >= text.trim().len();
+        Ok(self
+            .contacts()?
+            .into_iter()
+            .filter(|c| {
+                let k = &c.contact;
+                let in_text = [&k.name, &k.company, &k.owner, &k.notes]
+                    .into_iter()
+                    .flatten()
+                    .any(|t| callpop_core::text::fold_for_search(t).contains(&words));
+                let in_number = by_number
+                    && k.phones.iter().any(|p| {
+                        p.e164.contains(&digits)
+                            || p.raw
+                                .chars()
+                                .filter(char::is_ascii_digit)
+                                .collect::<String>()
+                                .contains(&digits)
+                    });
+                (!words.is_empty() && in_text) || in_number
+            })
+            .collect())
+    }
+
+    /// Every contact as a CSV a spreadsheet opens and `callpop contacts import` reads back:
+    /// one row per contact, its numbers in one cell separated by ` / `.
+    pub fn export_contacts(&self, out: &mut dyn std::io::Write) -> Result<u64, StoreError> {
+        use crate::export::csv_field;
+        let io = |e: std::io::Error| StoreError::Corrupt(format!("cannot write the file: {e}"));
+        writeln!(out, "Name,Company,Phone,Owner,Notes").map_err(io)?;
+        let mut n = 0;
+        for c in self.contacts()? {
+            let k = c.contact;
+            let phones: Vec<&str> = k.phones.iter().map(|p| p.e164.as_str()).collect();
+            let cells = [
+                k.name.unwrap_or_default(),
+                k.company.unwrap_or_default(),
+                phones.join(" / "),
+                k.owner.unwrap_or_default(),
+                k.notes.unwrap_or_default(),
+            ];
+            let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+            writeln!(out, "{}", line.join(",")).map_err(io)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Every contact, by name.
     pub fn contacts(&self) -> Result<Vec<ContactRecord>, StoreError> {
         let ids: Vec<i64> = self
@@ -234,6 +287,47 @@ mod tests {
             .expect("Dana");
         assert_eq!(dana.contact.company.as_deref(), Some("Whitfield Collision"));
         assert_eq!(dana.contact.phones.len(), 3);
+    }
+
+    #[test]
+    fn contacts_are_found_by_name_without_accents_or_by_digits_and_an_export_imports_back_unchanged(
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join(DB_FILE), options()).expect("open");
+        store
+            .import_contacts(
+                &read("Name,Company,Phone,Notes\nJosé Müller,\"Müller, Sons & Co\",(415) 555-0123,=HYPERLINK(\"x\")\nBao Nguyen,,415 555 0199,\n"),
+                false,
+            )
+            .expect("import");
+        let names = |q: &str| -> Vec<String> {
+            store
+                .search_contacts(q)
+                .expect("search")
+                .into_iter()
+                .filter_map(|c| c.contact.name)
+                .collect()
+        };
+        assert_eq!(names("jose"), vec!["José Müller"]);
+        assert_eq!(names("sons & co"), vec!["José Müller"]);
+        assert_eq!(names("555-0199"), vec!["Bao Nguyen"]);
+        assert_eq!(
+            names("5550"),
+            vec!["Bao Nguyen".to_string(), "José Müller".to_string()]
+        );
+        assert!(names("zzz").is_empty());
+        let mut csv = Vec::new();
+        assert_eq!(store.export_contacts(&mut csv).expect("export"), 2);
+        let text = String::from_utf8(csv).expect("utf-8");
+        assert!(text.contains("'=HYPERLINK"), "no formula: {text}");
+        let back = store
+            .import_contacts(&read(&text), true)
+            .expect("read back");
+        assert_eq!(
+            (back.new, back.updated, back.unchanged),
+            (0, 0, 2),
+            "{back:?}"
+        );
     }
 
     #[test]

@@ -136,6 +136,12 @@ pub(super) fn rows(text: &str) -> Result<Vec<RawRow>, ContactsError> {
         };
         let (mut first, mut last) = (None, None);
         for (value, column) in record.iter().zip(&columns) {
+            // A `'` before a formula character is how CallPop's own export (and spreadsheets)
+            // keep a cell from running as a formula: it is not part of the text.
+            let value = match value.strip_prefix('\'') {
+                Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
+                _ => value,
+            };
             let Some(value) = cell(value) else {
                 continue;
             };
