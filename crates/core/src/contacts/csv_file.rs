@@ -175,13 +175,10 @@ pub(super) fn rows(text: &str) -> Result<Vec<RawRow>, ContactsError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{numbers, us};
     use super::super::*;
     use super::column;
     use super::Column;
-
-    fn us() -> Country {
-        Country::from_iso("US").expect("US")
-    }
 
     #[test]
     fn headers_are_read_in_the_words_crms_use() {
@@ -217,12 +214,7 @@ mod tests {
             dana.contact.notes.as_deref(),
             Some("Wants the F-150.\nCall after 3.")
         );
-        let numbers: Vec<(&str, Option<&str>)> = dana
-            .contact
-            .phones
-            .iter()
-            .map(|p| (p.e164.as_str(), p.label.as_deref()))
-            .collect();
+        let numbers = numbers(&dana.contact);
         assert_eq!(
             numbers,
             vec![

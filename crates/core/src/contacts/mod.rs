@@ -192,11 +192,19 @@ fn check(raw: Vec<RawRow>, country: &Country) -> ContactsFile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn us() -> Country {
+    pub(in crate::contacts) fn us() -> Country {
         Country::from_iso("US").expect("US")
+    }
+
+    /// A contact's numbers and their labels, for comparing.
+    pub(in crate::contacts) fn numbers(c: &Contact) -> Vec<(&str, Option<&str>)> {
+        c.phones
+            .iter()
+            .map(|p| (p.e164.as_str(), p.label.as_deref()))
+            .collect()
     }
 
     #[test]

@@ -145,11 +145,8 @@ pub(super) fn rows(text: &str) -> Vec<RawRow> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{numbers, us};
     use super::super::*;
-
-    fn us() -> Country {
-        Country::from_iso("US").expect("US")
-    }
 
     #[test]
     fn vcards_3_and_4_with_several_numbers_folded_lines_and_groups() {
@@ -168,11 +165,7 @@ mod tests {
             dana.notes.as_deref(),
             Some("Wants the F-150, red.\nCall after 3.")
         );
-        let numbers: Vec<(&str, Option<&str>)> = dana
-            .phones
-            .iter()
-            .map(|p| (p.e164.as_str(), p.label.as_deref()))
-            .collect();
+        let numbers = numbers(dana);
         assert_eq!(
             numbers,
             vec![
